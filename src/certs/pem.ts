@@ -1,0 +1,94 @@
+/** Reading PEM files: certificates and private keys, in any order, several to a file. */
+import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { messageOf, usageError } from '../errors.js';
+import { parseCertificate, type Certificate } from './x509.js';
+
+export interface PrivateKeyEntry {
+  /** PEM label, e.g. `PRIVATE KEY`, `RSA PRIVATE KEY`, `ENCRYPTED PRIVATE KEY`. */
+  label: string;
+  /** Protected by a passphrase: Dask has no way to supply one. */
+  encrypted: boolean;
+  /** The usable key; absent when encrypted or unreadable. */
+  key?: KeyObject;
+  error?: string;
+}
+
+export interface PemFile {
+  path: string;
+  certificates: Certificate[];
+  keys: PrivateKeyEntry[];
+  /** Certificate blocks that did not parse, with the reason. */
+  badCertificates: string[];
+  /** Why the file is not PEM at all, when it is not. */
+  notPem?: string;
+}
+
+const BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([\s\S]*?)-----END \1-----/g;
+
+/** Parses PEM text. Never throws: what is wrong is reported in the result. */
+export function parsePem(path: string, text: string): PemFile {
+  const file: PemFile = { path, certificates: [], keys: [], badCertificates: [] };
+  for (const match of text.matchAll(BLOCK)) {
+    const [block, label = '', body = ''] = match;
+    if (label === 'CERTIFICATE' || label === 'X509 CERTIFICATE' || label === 'TRUSTED CERTIFICATE') {
+      try {
+        file.certificates.push(parseCertificate(block));
+      } catch (error) {
+        file.badCertificates.push(messageOf(error));
+      }
+    } else if (label.endsWith('PRIVATE KEY')) {
+      const encrypted = label === 'ENCRYPTED PRIVATE KEY' || /^Proc-Type:\s*4,ENCRYPTED/m.test(body);
+      const entry: PrivateKeyEntry = { label, encrypted };
+      if (!encrypted) {
+        try {
+          entry.key = createPrivateKey(block);
+        } catch (error) {
+          entry.error = messageOf(error);
+        }
+      }
+      file.keys.push(entry);
+    }
+  }
+  if (file.certificates.length === 0 && file.keys.length === 0 && file.badCertificates.length === 0) {
+    file.notPem = text.includes('-----BEGIN')
+      ? 'it holds no certificate or private key'
+      : looksLikeDer(text)
+        ? 'it looks like binary DER, not PEM'
+        : 'it is not a PEM file';
+  }
+  return file;
+}
+
+/** DER starts with a SEQUENCE tag and is full of bytes no text file has. */
+function looksLikeDer(text: string): boolean {
+  const head = [...text.slice(0, 64)].map((char) => char.charCodeAt(0));
+  return head[0] === 0x30 && head.some((code) => code < 0x09 || (code > 0x0d && code < 0x20));
+}
+
+/**
+ * Reads and parses a PEM file. A file that cannot be read at all is the user's mistake in
+ * naming it: a usage error (exit 2) naming the flag it came from.
+ */
+export async function readPemFile(path: string, flag: string): Promise<PemFile> {
+  let buffer: Buffer;
+  try {
+    buffer = await readFile(path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why =
+      code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a folder' : messageOf(error);
+    throw usageError(`cannot read ${flag} ${path}: ${why}`, `check the path given to ${flag}`);
+  }
+  return parsePem(path, buffer.toString('latin1'));
+}
+
+/** `openssl` command that turns a DER or encrypted file into what Dask can load. */
+export function conversionHint(file: PemFile, kind: 'certificate' | 'key'): string {
+  if (file.notPem === 'it looks like binary DER, not PEM') {
+    return kind === 'certificate'
+      ? `convert it: openssl x509 -inform DER -in ${file.path} -out ${file.path}.pem`
+      : `convert it: openssl pkey -inform DER -in ${file.path} -out ${file.path}.pem`;
+  }
+  return 'Dask reads PEM files: text with -----BEGIN CERTIFICATE----- or -----BEGIN PRIVATE KEY----- blocks';
+}

@@ -1,0 +1,259 @@
+/**
+ * "Will Dask accept these files?" Dask loads PEM files into Python's ssl module with
+ * CERT_REQUIRED and no host name check, so this answers with OpenSSL's rules: chain to the CA,
+ * validity, the purpose each role needs, and the key. Python 3.13 also turns on
+ * VERIFY_X509_STRICT; what only strict mode rejects is a warning.
+ */
+import { basename } from 'node:path';
+import { ROLES, type Role } from './authority.js';
+import { conversionHint, readPemFile, type PemFile } from './pem.js';
+import { isoDay } from './validity.js';
+import { isIssuedBy, keyMatches, type Certificate } from './x509.js';
+
+export interface Finding {
+  code: string;
+  message: string;
+  hint: string;
+}
+
+export interface VerifyOptions {
+  ca: string;
+  cert: string;
+  key?: string;
+  role?: Role;
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  /** The role checked for; `any` when neither given nor told by the file name. */
+  role: Role | 'any';
+  files: { ca: string; cert: string; key: string | null };
+  subject: string | null;
+  problems: Finding[];
+  warnings: Finding[];
+}
+
+const STRICT = 'Python 3.13+ rejects it (it verifies with VERIFY_X509_STRICT)';
+const REISSUE = 'reissue it with `dcp certs gen`, whose certificates pass strict checks';
+
+export function isRole(value: string): value is Role {
+  return (ROLES as readonly string[]).includes(value);
+}
+
+/** `scheduler-cert.pem` → scheduler: the `certs gen` layout and most guides name files by role. */
+export function roleFromFileName(path: string): Role | undefined {
+  const name = basename(path).toLowerCase();
+  return ROLES.find((role) => name.startsWith(role));
+}
+
+export async function verifyFiles(options: VerifyOptions, now = new Date()): Promise<VerifyReport> {
+  const [caFile, certFile, keyFile] = await Promise.all([
+    readPemFile(options.ca, '--ca'),
+    readPemFile(options.cert, '--cert'),
+    options.key ? readPemFile(options.key, '--key') : undefined,
+  ]);
+  const role = options.role ?? roleFromFileName(options.cert) ?? 'any';
+  const problems: Finding[] = [];
+  const warnings: Finding[] = [];
+  const leaf = certFile.certificates[0];
+  const anchors = caFile.certificates;
+
+  problems.push(...fileProblems(caFile, 'CA file', 'certificate'), ...fileProblems(certFile, 'certificate file', 'certificate'));
+  if (keyFile) problems.push(...fileProblems(keyFile, 'key file', 'key'));
+
+  if (leaf) {
+    problems.push(...validityProblems(leaf, certFile.path, now), ...purposeProblems(leaf, role));
+    const issuer = anchors.length > 0 ? findChain(leaf, certFile.certificates.slice(1), anchors) : undefined;
+    if (anchors.length > 0 && !issuer) {
+      problems.push({
+        code: 'not-signed-by-ca',
+        message: `${certFile.path} was not signed by the CA in ${caFile.path} (its issuer is "${leaf.issuer}"; the CA is "${anchors.map((a) => a.subject).join('", "')}")`,
+        hint: `pass the CA that issued it with --ca, or issue a new one from this CA: dcp certs gen --ca-cert ${caFile.path} --ca-key CA-KEY`,
+      });
+    }
+    warnings.push(...leafStrictWarnings(leaf, certFile.path));
+    if (leaf.selfSigned && leaf.basicConstraints?.ca) {
+      warnings.push({
+        code: 'shared-ca-key',
+        message: `${certFile.path} is its own CA: whoever holds its key can pose as any scheduler, worker or client`,
+        hint: 'give each role its own certificate from a CA whose key stays on your machine: dcp certs gen',
+      });
+    }
+    for (const ca of issuer ? [issuer] : anchors) {
+      problems.push(...caProblems(ca, caFile.path, now));
+      warnings.push(...caStrictWarnings(ca, caFile.path));
+    }
+    problems.push(...keyProblems(leaf, certFile, keyFile, warnings));
+  }
+
+  return {
+    ok: problems.length === 0,
+    role,
+    files: { ca: caFile.path, cert: certFile.path, key: keyFile?.path ?? null },
+    subject: leaf?.subject ?? null,
+    problems,
+    warnings,
+  };
+}
+
+function fileProblems(file: PemFile, what: string, kind: 'certificate' | 'key'): Finding[] {
+  const found: Finding[] = file.badCertificates.map((reason) => ({
+    code: 'bad-certificate',
+    message: `${what} ${file.path} holds a certificate that does not parse: ${reason}`,
+    hint: 'check that the file was copied whole',
+  }));
+  if (file.notPem) {
+    found.push({ code: 'not-pem', message: `${what} ${file.path} is not usable: ${file.notPem}`, hint: conversionHint(file, kind) });
+  } else if (kind === 'certificate' && file.certificates.length === 0 && file.badCertificates.length === 0) {
+    found.push({
+      code: 'no-certificate',
+      message: `${what} ${file.path} holds no certificate`,
+      hint: 'pass the file with the -----BEGIN CERTIFICATE----- block',
+    });
+  }
+  return found;
+}
+
+function validityProblems(cert: Certificate, path: string, now: Date): Finding[] {
+  if (cert.notAfter <= now) {
+    return [{ code: 'expired', message: `${path} expired on ${isoDay(cert.notAfter)}`, hint: 'issue a new certificate: dcp certs gen' }];
+  }
+  if (cert.notBefore > now) {
+    return [
+      {
+        code: 'not-yet-valid',
+        message: `${path} is not valid until ${cert.notBefore.toISOString()}`,
+        hint: "check this machine's clock, or issue a certificate valid from now",
+      },
+    ];
+  }
+  return [];
+}
+
+/**
+ * OpenSSL's purpose checks: a peer accepting connections needs serverAuth, one making them
+ * clientAuth; schedulers and workers do both. An absent extension allows everything.
+ */
+function purposeProblems(cert: Certificate, role: Role | 'any'): Finding[] {
+  const found: Finding[] = [];
+  const who = role === 'any' ? 'a scheduler or worker' : `a ${role}`;
+  const needed = role === 'client' ? ['clientAuth'] : ['serverAuth', 'clientAuth'];
+  const missing = cert.extKeyUsage ? needed.filter((usage) => !cert.extKeyUsage!.includes(usage)) : [];
+  if (missing.length > 0) {
+    found.push({
+      code: 'extended-key-usage',
+      message: `extended key usage (${cert.extKeyUsage!.join(', ') || 'empty'}) lacks ${missing.join(' and ')}, which ${who} needs${role === 'client' ? '' : ': it both accepts and makes TLS connections'}`,
+      hint: `reissue it with extendedKeyUsage = ${needed.join(', ')}, or without the extension (dcp certs gen does this)`,
+    });
+  }
+  if (cert.keyUsage && !cert.keyUsage.usages.includes('digitalSignature') && !cert.keyUsage.usages.includes('keyAgreement')) {
+    found.push({
+      code: 'key-usage',
+      message: `key usage (${cert.keyUsage.usages.join(', ') || 'empty'}) lacks digitalSignature, which TLS needs to authenticate ${who}`,
+      hint: 'reissue it with keyUsage = digitalSignature, keyEncipherment',
+    });
+  }
+  return found;
+}
+
+/** The CA certificate in `anchors` that signed `leaf`, directly or through `intermediates`. */
+function findChain(leaf: Certificate, intermediates: Certificate[], anchors: Certificate[]): Certificate | undefined {
+  let current = leaf;
+  const unused = [...intermediates];
+  for (;;) {
+    const anchor = anchors.find((ca) => isIssuedBy(current, ca));
+    if (anchor) return anchor;
+    const next = unused.findIndex((ca) => isIssuedBy(current, ca));
+    if (next < 0) return undefined;
+    current = unused.splice(next, 1)[0]!;
+  }
+}
+
+function caProblems(ca: Certificate, path: string, now: Date): Finding[] {
+  const found: Finding[] = [];
+  if (!ca.basicConstraints?.ca) {
+    found.push({
+      code: 'ca-not-ca',
+      message: `the CA certificate in ${path} ("${ca.subject}") lacks basicConstraints CA:TRUE, so OpenSSL will not trust what it signed`,
+      hint: 'use a real CA certificate (basicConstraints=critical,CA:TRUE): dcp certs gen makes one',
+    });
+  }
+  if (ca.keyUsage && !ca.keyUsage.usages.includes('keyCertSign')) {
+    found.push({
+      code: 'ca-key-usage',
+      message: `the CA certificate in ${path} has key usage without keyCertSign, so it may not sign certificates`,
+      hint: 'reissue the CA with keyUsage = critical, keyCertSign, cRLSign',
+    });
+  }
+  if (ca.notAfter <= now) {
+    found.push({ code: 'ca-expired', message: `the CA certificate in ${path} expired on ${isoDay(ca.notAfter)}`, hint: 'make a new CA and reissue: dcp certs gen' });
+  }
+  return found;
+}
+
+function caStrictWarnings(ca: Certificate, path: string): Finding[] {
+  const found: Finding[] = [];
+  if (ca.basicConstraints?.ca && !ca.basicConstraints.critical) {
+    found.push({ code: 'strict-basic-constraints', message: `the CA's basicConstraints in ${path} is not marked critical: ${STRICT}`, hint: REISSUE });
+  }
+  if (!ca.keyUsage) {
+    found.push({ code: 'strict-ca-key-usage', message: `the CA certificate in ${path} has no keyUsage extension: ${STRICT}`, hint: REISSUE });
+  }
+  if (!ca.subjectKeyId) {
+    found.push({ code: 'strict-subject-key-id', message: `the CA certificate in ${path} has no subjectKeyIdentifier: ${STRICT}`, hint: REISSUE });
+  }
+  return found;
+}
+
+function leafStrictWarnings(leaf: Certificate, path: string): Finding[] {
+  const found: Finding[] = [];
+  if (!leaf.selfSigned && !leaf.authorityKeyId) {
+    found.push({ code: 'strict-authority-key-id', message: `${path} has no authorityKeyIdentifier: ${STRICT}`, hint: REISSUE });
+  }
+  if (!leaf.basicConstraints?.ca && leaf.keyUsage?.usages.includes('keyCertSign')) {
+    found.push({ code: 'strict-key-cert-sign', message: `${path} is not a CA but its key usage has keyCertSign: ${STRICT}`, hint: REISSUE });
+  }
+  if (leaf.subject === '' && !leaf.subjectAltNameCritical) {
+    found.push({ code: 'strict-empty-subject', message: `${path} has an empty subject and a non-critical subjectAltName: ${STRICT}`, hint: REISSUE });
+  }
+  return found;
+}
+
+function keyProblems(leaf: Certificate, certFile: PemFile, keyFile: PemFile | undefined, warnings: Finding[]): Finding[] {
+  const source = keyFile ?? certFile;
+  const entry = source.keys[0];
+  if (!entry) {
+    if (!keyFile) {
+      warnings.push({
+        code: 'key-not-checked',
+        message: `no private key was checked: ${certFile.path} holds none and --key was not given`,
+        hint: 'pass --key FILE to check that the key matches and that Dask can load it',
+      });
+    }
+    return keyFile && !keyFile.notPem
+      ? [{ code: 'no-key', message: `key file ${keyFile.path} holds no private key`, hint: 'pass the file with the -----BEGIN PRIVATE KEY----- block' }]
+      : [];
+  }
+  if (entry.encrypted) {
+    return [
+      {
+        code: 'key-encrypted',
+        message: `the private key in ${source.path} is encrypted with a passphrase, and Dask has no way to supply one`,
+        hint: `store it unencrypted with mode 0600: openssl pkey -in ${source.path} -out ${source.path}.plain && chmod 600 ${source.path}.plain`,
+      },
+    ];
+  }
+  if (!entry.key) {
+    return [{ code: 'bad-key', message: `the private key in ${source.path} cannot be read: ${entry.error ?? 'unknown format'}`, hint: 'check that the file was copied whole' }];
+  }
+  if (!keyMatches(leaf, entry.key)) {
+    return [
+      {
+        code: 'key-mismatch',
+        message: `the private key in ${source.path} does not belong to the certificate in ${certFile.path}`,
+        hint: 'pass the key that was made with this certificate (compare: dcp certs inspect on both)',
+      },
+    ];
+  }
+  return [];
+}

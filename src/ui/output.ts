@@ -1,0 +1,44 @@
+/**
+ * Where a command's words go. The result goes to stdout: one JSON document with --json, text
+ * otherwise. Warnings and progress go to stderr, so a --json stdout stays parseable.
+ */
+import { colorEnabled, createStyle, type Style } from './style.js';
+
+export interface GlobalOptions {
+  json: boolean;
+  yes: boolean;
+  verbose: boolean;
+  color: boolean;
+}
+
+export interface Output {
+  readonly json: boolean;
+  readonly verbose: boolean;
+  /** Styles for stdout. */
+  readonly style: Style;
+  /** Styles for stderr. */
+  readonly errStyle: Style;
+  result(data: unknown, human: () => string): void;
+  warn(message: string, hint?: string): void;
+  progress(message: string): void;
+}
+
+export function createOutput(options: GlobalOptions, streams = { out: process.stdout, err: process.stderr }): Output {
+  const style = createStyle(colorEnabled(streams.out, options.color));
+  const errStyle = createStyle(colorEnabled(streams.err, options.color));
+  return {
+    json: options.json,
+    verbose: options.verbose,
+    style,
+    errStyle,
+    result(data, human) {
+      streams.out.write(options.json ? `${JSON.stringify(data, null, 2)}\n` : human());
+    },
+    warn(message, hint) {
+      streams.err.write(`${errStyle.yellow('warning:')} ${message}\n${hint ? `  ${errStyle.dim(`hint: ${hint}`)}\n` : ''}`);
+    },
+    progress(message) {
+      if (!options.json) streams.err.write(`${errStyle.dim(message)}\n`);
+    },
+  };
+}

@@ -1,0 +1,89 @@
+/** Writing a set of files so that a reader sees either the old ones or the new ones. */
+import { randomBytes } from 'node:crypto';
+import { chmod, link, lstat, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { usageError } from '../errors.js';
+
+export const PRIVATE_FILE = 0o600;
+export const PUBLIC_FILE = 0o644;
+export const PRIVATE_DIR = 0o700;
+
+export interface FileToWrite {
+  path: string;
+  content: string;
+  mode: number;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Creates `dir` (0700) when missing. Returns a warning when an existing folder lets other
+ * users in: its keys stay 0600, but their names and the certificates are visible.
+ */
+export async function ensurePrivateDir(dir: string): Promise<string | undefined> {
+  await mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
+  const mode = (await stat(dir)).mode & 0o777;
+  if (mode & 0o077) {
+    return `${dir} is open to other users (mode ${mode.toString(8)}); consider: chmod 700 ${dir}`;
+  }
+  return undefined;
+}
+
+/**
+ * Writes every file through a temporary file in its own folder, created with its final mode,
+ * so a private key is never readable by others, not even for a moment. Without `overwrite`,
+ * an existing file is never replaced (checked up front, and again atomically by link(2));
+ * with it, each file is replaced atomically by rename(2). On failure nothing new is left.
+ */
+export async function writeFilesAtomically(files: FileToWrite[], options: { overwrite: boolean }): Promise<void> {
+  if (!options.overwrite) {
+    const taken = (await Promise.all(files.map(async (f) => ((await exists(f.path)) ? f.path : null)))).filter(
+      (path): path is string => path !== null,
+    );
+    if (taken.length > 0) {
+      const where = [...new Set(taken.map((path) => dirname(path)))].join(', ');
+      const names = taken.map((path) => basename(path)).join(', ');
+      throw usageError(`${names} already exist${taken.length === 1 ? 's' : ''} in ${where}; nothing was written`, 'pass --force to replace them, or --out another folder');
+    }
+  }
+  const temps: string[] = [];
+  const placed: string[] = [];
+  try {
+    for (const file of files) {
+      const temp = join(dirname(file.path), `.${basename(file.path)}.${randomBytes(6).toString('hex')}.tmp`);
+      temps.push(temp);
+      const handle = await open(temp, 'wx', file.mode);
+      try {
+        await handle.writeFile(file.content);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      // The umask may have narrowed the mode at creation; certificates must stay readable.
+      await chmod(temp, file.mode);
+    }
+    for (const [index, file] of files.entries()) {
+      if (options.overwrite) {
+        await rename(temps[index]!, file.path);
+      } else {
+        await link(temps[index]!, file.path);
+        placed.push(file.path);
+      }
+    }
+  } catch (error) {
+    await Promise.all(placed.map((path) => unlink(path).catch(() => undefined)));
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST' && !options.overwrite) {
+      throw usageError('another process wrote the same files at the same time; nothing was written', 'run the command again');
+    }
+    throw error;
+  } finally {
+    await Promise.all(temps.map((temp) => unlink(temp).catch(() => undefined)));
+  }
+}
