@@ -81,6 +81,14 @@ function bytes(buffer: Buffer): forge.util.ByteStringBuffer {
   return forge.util.createBuffer(buffer.toString('binary'));
 }
 
+/**
+ * DER to ASN.1 without looking inside BIT STRINGs: forge would otherwise try to decode a key
+ * in them. (The options object is real; forge's type definitions only know a boolean.)
+ */
+function fromDer(der: Buffer): Asn1 {
+  return (asn1.fromDer as unknown as (input: forge.util.ByteStringBuffer, options: object) => Asn1)(bytes(der), { decodeBitStrings: false });
+}
+
 function fromBinary(value: string): Buffer {
   return Buffer.from(value, 'binary');
 }
@@ -88,7 +96,7 @@ function fromBinary(value: string): Buffer {
 /** Parses one PEM certificate block. Throws on anything that is not a well-formed certificate. */
 export function parseCertificate(pem: string): Certificate {
   const x509 = new X509Certificate(pem);
-  const tbsFields = (asn1.fromDer(bytes(x509.raw), { decodeBitStrings: false }).value as Asn1[])[0]!.value as Asn1[];
+  const tbsFields = (fromDer(x509.raw).value as Asn1[])[0]!.value as Asn1[];
   const isTagged = (node: Asn1, tag: number) =>
     node.tagClass === asn1.Class.CONTEXT_SPECIFIC && node.type === tag;
   const offset = isTagged(tbsFields[0]!, 0) ? 1 : 0;
@@ -197,8 +205,7 @@ export function describeKey(key: KeyObject): string {
 
 /** RFC 5280 method 1: SHA-1 of the subjectPublicKey bits. */
 export function keyIdentifier(publicKey: KeyObject): Buffer {
-  // Leave the BIT STRING as bytes: forge would otherwise try to decode an RSA key inside it.
-  const spki = asn1.fromDer(bytes(publicKey.export({ type: 'spki', format: 'der' })), { decodeBitStrings: false });
+  const spki = fromDer(publicKey.export({ type: 'spki', format: 'der' }));
   const bitString = (spki.value as Asn1[])[1]!.value as string;
   return createHash('sha1').update(fromBinary(bitString.slice(1))).digest();
 }
@@ -261,7 +268,7 @@ export function buildCertificate(spec: CertificateSpec): string {
     },
   ]);
   const subjectName = forge.pki.distinguishedNameToAsn1(holder.subject);
-  const issuerName = spec.issuer ? asn1.fromDer(bytes(spec.issuer.certificate.subjectNameDer)) : subjectName;
+  const issuerName = spec.issuer ? fromDer(spec.issuer.certificate.subjectNameDer) : subjectName;
 
   const tbs = sequence([
     asn1.create(asn1.Class.CONTEXT_SPECIFIC, 0, true, [integer(Buffer.from([2]))]),
@@ -270,7 +277,7 @@ export function buildCertificate(spec: CertificateSpec): string {
     issuerName,
     sequence([time(spec.notBefore), time(spec.notAfter)]),
     subjectName,
-    asn1.fromDer(bytes(spec.publicKey.export({ type: 'spki', format: 'der' })), { decodeBitStrings: false }),
+    fromDer(spec.publicKey.export({ type: 'spki', format: 'der' })),
     asn1.create(asn1.Class.CONTEXT_SPECIFIC, 3, true, [
       pkiExtensions.certificateExtensionsToAsn1(holder.extensions).value[0] as Asn1,
     ]),
