@@ -1,0 +1,52 @@
+/** Runs the built `dcp` as a user would: a separate process, no TTY, CI set, a private HOME. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import { afterAll } from 'vitest';
+
+export const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+
+const made: string[] = [];
+afterAll(() => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A fresh folder removed after the file's tests. */
+export function tempDir(prefix = 'dcp-test-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+}
+
+export interface RunOptions {
+  env?: Record<string, string | undefined>;
+  /** Home folder for the run; a fresh one when omitted. */
+  home?: string;
+  nodeArgs?: string[];
+  timeoutMs?: number;
+}
+
+export async function dcp(args: string[], options: RunOptions = {}) {
+  const home = options.home ?? tempDir('dcp-home-');
+  const result = await execa(process.execPath, [...(options.nodeArgs ?? []), CLI, ...args], {
+    reject: false,
+    stdin: 'ignore',
+    timeout: options.timeoutMs ?? 60_000,
+    extendEnv: false,
+    env: {
+      PATH: process.env.PATH,
+      HOME: home,
+      XDG_STATE_HOME: join(home, '.local', 'state'),
+      CI: 'true',
+      ...options.env,
+    },
+  });
+  return { exitCode: result.exitCode ?? -1, stdout: result.stdout, stderr: result.stderr, home };
+}
+
+/** Parses stdout as exactly one JSON document (fails the test otherwise). */
+export function json<T = Record<string, unknown>>(stdout: string): T {
+  return JSON.parse(stdout) as T;
+}

@@ -1,0 +1,133 @@
+/**
+ * Real Dask for tests: finds a Python that imports `distributed`, picks free loopback ports,
+ * starts schedulers and workers in their own process groups, and always kills what it started
+ * (the group, so a nanny's worker goes too). Later issues reuse it for clusters made by dcp.
+ */
+import { spawnSync } from 'node:child_process';
+import { createServer } from 'node:net';
+import { execa, type ResultPromise } from 'execa';
+import { afterAll, describe } from 'vitest';
+
+/** Debian's python3-distributed lives under /usr/bin/python3; a pyenv `python3` first on PATH may lack it. */
+function findDaskPython(): string | null {
+  for (const candidate of [process.env.DCP_TEST_PYTHON, '/usr/bin/python3', 'python3']) {
+    if (!candidate) continue;
+    const probe = spawnSync(candidate, ['-c', 'import distributed'], { stdio: 'ignore', timeout: 30_000 });
+    if (probe.status === 0) return candidate;
+  }
+  return null;
+}
+
+export const daskPython = findDaskPython();
+
+/**
+ * `describe` for tests that need real Dask. In CI a missing Dask is a failure, not a skip;
+ * elsewhere the skip is announced loudly.
+ */
+export function describeWithDask(name: string, body: () => void): void {
+  if (!daskPython) {
+    if (process.env.CI) throw new Error('python3-distributed is not installed, and CI must run the real-Dask tests: apt-get install -y python3-distributed');
+    console.warn(`\n*** SKIPPING "${name}": no python3 with distributed (apt-get install -y python3-distributed) ***\n`);
+  }
+  describe.skipIf(!daskPython)(name, body);
+}
+
+export function python(): string {
+  if (!daskPython) throw new Error('no python3 with distributed');
+  return daskPython;
+}
+
+/** A TCP port free on 127.0.0.1 right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export interface Started {
+  process: ResultPromise;
+  /** Everything it printed so far, stdout and stderr interleaved. */
+  log(): string;
+}
+
+const running = new Set<ResultPromise>();
+
+function killGroup(child: ResultPromise, signal: NodeJS.Signals): void {
+  try {
+    if (child.pid) process.kill(-child.pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+/** SIGTERM to the whole group, SIGKILL after `graceMs`. */
+export async function stop(child: ResultPromise, graceMs = 5_000): Promise<void> {
+  killGroup(child, 'SIGTERM');
+  const timer = setTimeout(() => killGroup(child, 'SIGKILL'), graceMs);
+  await child.catch(() => undefined);
+  clearTimeout(timer);
+  killGroup(child, 'SIGKILL');
+  running.delete(child);
+}
+
+afterAll(async () => {
+  await Promise.all([...running].map((child) => stop(child, 2_000)));
+});
+
+/** Starts `python3 args...` in its own process group, and waits for `ready` in its output. */
+export async function startPython(args: string[], ready: RegExp, timeoutMs = 30_000): Promise<Started> {
+  const child = execa(python(), args, { detached: true, reject: false, all: true, stdin: 'ignore', env: { PYTHONUNBUFFERED: '1' } });
+  running.add(child);
+  let output = '';
+  child.all?.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`not ready after ${timeoutMs} ms: ${args.join(' ')}\n${output}`)), timeoutMs);
+    const check = () => {
+      if (ready.test(output)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.all?.on('data', check);
+    void child.then(() => {
+      clearTimeout(timer);
+      reject(new Error(`exited before it was ready: ${args.join(' ')}\n${output}`));
+    });
+  });
+  return { process: child, log: () => output };
+}
+
+export interface TlsFiles {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+const tlsArgs = (tls: TlsFiles) => ['--tls-ca-file', tls.ca, '--tls-cert', tls.cert, '--tls-key', tls.key];
+
+/** `dask scheduler` on 127.0.0.1 with TLS; resolves once it listens. */
+export async function startScheduler(tls: TlsFiles): Promise<Started & { address: string }> {
+  const [port, dashboard] = await Promise.all([freePort(), freePort()]);
+  const started = await startPython(
+    ['-m', 'dask', 'scheduler', '--host', '127.0.0.1', '--port', String(port), '--protocol', 'tls', '--dashboard-address', `127.0.0.1:${dashboard}`, ...tlsArgs(tls)],
+    /Scheduler at:/,
+  );
+  return { ...started, address: `tls://127.0.0.1:${port}` };
+}
+
+/** `dask worker` connected to `address`; resolves once it registered. */
+export function startWorker(address: string, tls: TlsFiles): Promise<Started> {
+  return startPython(['-m', 'dask', 'worker', address, '--host', '127.0.0.1', '--nthreads', '1', '--no-dashboard', ...tlsArgs(tls)], /Registered to:/);
+}
+
+/** Runs Python code; never throws for a non-zero exit. */
+export function runPython(code: string, timeoutMs = 60_000) {
+  return execa(python(), ['-c', code], { reject: false, all: true, timeout: timeoutMs, env: { PYTHONUNBUFFERED: '1' } });
+}
