@@ -174,7 +174,10 @@ function caProblems(ca: Certificate, path: string, now: Date): Finding[] {
   if (!ca.basicConstraints?.ca) {
     found.push({
       code: 'ca-not-ca',
-      message: `the CA certificate in ${path} ("${ca.subject}") lacks basicConstraints CA:TRUE, so OpenSSL will not trust what it signed`,
+      message:
+        ca.version === 1
+          ? `the CA certificate in ${path} ("${ca.subject}") is an X.509 v1 certificate without basicConstraints CA:TRUE: only old OpenSSL versions trust it, ${STRICT}`
+          : `the CA certificate in ${path} ("${ca.subject}") lacks basicConstraints CA:TRUE, so OpenSSL will not trust what it signed`,
       hint: 'use a real CA certificate (basicConstraints=critical,CA:TRUE): dcp certs gen makes one',
     });
   }

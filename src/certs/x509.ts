@@ -65,6 +65,8 @@ export interface Certificate {
   readonly publicKey: KeyObject;
   readonly keyDescription: string;
   readonly selfSigned: boolean;
+  /** X.509 version: 1 (no extensions possible) or 3. */
+  readonly version: number;
   readonly basicConstraints: { ca: boolean; critical: boolean; pathLen?: number } | undefined;
   readonly keyUsage: { critical: boolean; usages: KeyUsage[] } | undefined;
   /** Names (serverAuth, clientAuth, ...) or dotted OIDs; undefined when the extension is absent. */
@@ -129,6 +131,7 @@ export function parseCertificate(pem: string): Certificate {
     publicKey,
     keyDescription: describeKey(publicKey),
     selfSigned: isIssuedBy({ x509, issuer }, { subject, publicKey }),
+    version: offset === 1 ? asn1.derToInteger(((tbsFields[0]!.value as Asn1[])[0]!.value as string)) + 1 : 1,
     basicConstraints: bc && {
       ca: bc.cA === true,
       critical: bc.critical,

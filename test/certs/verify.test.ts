@@ -1,0 +1,234 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { generateRsaKey, privateKeyPem } from '../../src/certs/authority.js';
+import { parsePem } from '../../src/certs/pem.js';
+import { buildCertificate } from '../../src/certs/x509.js';
+import { dcp, json, tempDir } from '../helpers/cli.js';
+import { makeCert, opensslOk } from '../helpers/openssl.js';
+
+interface Report {
+  ok: boolean;
+  role: string;
+  problems: { code: string; message: string; hint: string }[];
+  warnings: { code: string; message: string; hint: string }[];
+}
+
+let dir: string;
+let tls: string;
+let other: string;
+
+async function verify(args: string[]) {
+  const run = await dcp(['certs', 'verify', ...args, '--json']);
+  return { exitCode: run.exitCode, report: run.stdout ? json<Report>(run.stdout) : undefined, stderr: run.stderr };
+}
+
+const codes = (findings: { code: string }[]) => findings.map((f) => f.code);
+
+beforeAll(async () => {
+  dir = tempDir();
+  tls = join(dir, 'tls');
+  other = join(dir, 'other');
+  const [a, b] = await Promise.all([dcp(['certs', 'gen', '--out', tls]), dcp(['certs', 'gen', '--out', other])]);
+  expect(a.exitCode, a.stderr).toBe(0);
+  expect(b.exitCode, b.stderr).toBe(0);
+});
+
+describe('dcp certs verify: a good set', () => {
+  it.each(['scheduler', 'worker', 'client'])('accepts the %s files, with no warnings', async (role) => {
+    const { exitCode, report } = await verify(['--ca', join(tls, 'ca.pem'), '--cert', join(tls, `${role}.pem`), '--key', join(tls, `${role}-key.pem`)]);
+    expect(exitCode).toBe(0);
+    expect(report).toMatchObject({ ok: true, role, problems: [], warnings: [] });
+  });
+
+  it('accepts a file holding both certificate and key, without --key', async () => {
+    const combined = join(dir, 'combined.pem');
+    writeFileSync(combined, readFileSync(join(tls, 'worker.pem'), 'utf8') + readFileSync(join(tls, 'worker-key.pem'), 'utf8'));
+    const { exitCode, report } = await verify(['--ca', join(tls, 'ca.pem'), '--cert', combined, '--role', 'worker']);
+    expect(exitCode).toBe(0);
+    expect(report?.warnings).toEqual([]);
+  });
+
+  it('says so in one line for a person', async () => {
+    const run = await dcp(['certs', 'verify', '--ca', join(tls, 'ca.pem'), '--cert', join(tls, 'client.pem'), '--key', join(tls, 'client-key.pem')]);
+    expect(run.exitCode).toBe(0);
+    expect(run.stdout).toBe(`✓ Dask will accept ${join(tls, 'client.pem')} as the client (CN=dask-client, O=dcp)`);
+  });
+});
+
+describe('dcp certs verify: each problem, exit 1 with a hint', () => {
+  it('a key that does not match the certificate', async () => {
+    const { exitCode, report } = await verify(['--ca', join(tls, 'ca.pem'), '--cert', join(tls, 'scheduler.pem'), '--key', join(tls, 'worker-key.pem')]);
+    expect(exitCode).toBe(1);
+    expect(codes(report!.problems)).toEqual(['key-mismatch']);
+    expect(report!.problems[0]!.hint).toBeTruthy();
+  });
+
+  it('a certificate not signed by that CA', async () => {
+    const { exitCode, report } = await verify(['--ca', join(other, 'ca.pem'), '--cert', join(tls, 'client.pem'), '--key', join(tls, 'client-key.pem')]);
+    expect(exitCode).toBe(1);
+    expect(codes(report!.problems)).toEqual(['not-signed-by-ca']);
+    expect(report!.problems[0]!.message).toMatch(/was not signed by the CA in .*other\/ca\.pem/);
+  });
+
+  it('an expired certificate, and one not valid yet', async () => {
+    const ca = parsePem('ca', readFileSync(join(tls, 'ca.pem'), 'utf8')).certificates[0]!;
+    const caKey = parsePem('ca-key', readFileSync(join(tls, 'ca-key.pem'), 'utf8')).keys[0]!.key!;
+    const day = 86_400_000;
+    for (const [name, from, to, code] of [
+      ['expired', Date.now() - 30 * day, Date.now() - day, 'expired'],
+      ['future', Date.now() + day, Date.now() + 30 * day, 'not-yet-valid'],
+    ] as const) {
+      const keys = await generateRsaKey();
+      const cert = join(dir, `${name}.pem`);
+      const key = join(dir, `${name}-key.pem`);
+      writeFileSync(
+        cert,
+        buildCertificate({
+          subject: { commonName: name },
+          publicKey: keys.publicKey,
+          issuer: { certificate: ca, key: caKey },
+          notBefore: new Date(from),
+          notAfter: new Date(to),
+          ca: false,
+          altNames: [],
+        }),
+      );
+      writeFileSync(key, privateKeyPem(keys.privateKey));
+      const { exitCode, report } = await verify(['--ca', join(tls, 'ca.pem'), '--cert', cert, '--key', key, '--role', 'client']);
+      expect(exitCode, name).toBe(1);
+      expect(codes(report!.problems)).toEqual([code]);
+    }
+  });
+
+  describe('extended key usage against the role', () => {
+    let caFiles: { cert: string; key: string };
+    const leaf = (name: string, eku?: string) =>
+      makeCert(dir, name, {
+        ca: caFiles,
+        extensions: ['basicConstraints = CA:FALSE', 'subjectKeyIdentifier = hash', 'authorityKeyIdentifier = keyid', ...(eku ? [`extendedKeyUsage = ${eku}`] : [])],
+      });
+
+    beforeAll(() => {
+      caFiles = { cert: join(tls, 'ca.pem'), key: join(tls, 'ca-key.pem') };
+    });
+
+    it.each([
+      ['serverAuth', 'worker', 'lacks clientAuth'],
+      ['serverAuth', 'client', 'lacks clientAuth'],
+      ['clientAuth', 'scheduler', 'lacks serverAuth'],
+      ['codeSigning', 'worker', 'lacks serverAuth and clientAuth'],
+    ])('%s is unfit for a %s', async (eku, role, why) => {
+      const files = await leaf(`eku-${eku}-${role}`, eku);
+      const { exitCode, report } = await verify(['--ca', caFiles.cert, '--cert', files.cert, '--key', files.key, '--role', role]);
+      expect(exitCode).toBe(1);
+      expect(codes(report!.problems)).toEqual(['extended-key-usage']);
+      expect(report!.problems[0]!.message).toContain(why);
+    });
+
+    it.each([
+      ['clientAuth', 'client'],
+      ['serverAuth, clientAuth', 'scheduler'],
+      ['no extension', 'worker'],
+    ])('%s is fit for a %s', async (eku, role) => {
+      const files = await leaf(`eku-ok-${role}`, eku === 'no extension' ? undefined : eku);
+      const { exitCode, report } = await verify(['--ca', caFiles.cert, '--cert', files.cert, '--key', files.key, '--role', role]);
+      expect(report!.problems).toEqual([]);
+      expect(exitCode).toBe(0);
+    });
+  });
+
+  it('a CA without basicConstraints CA:TRUE', async () => {
+    const fake = await makeCert(dir, 'not-a-ca', { extensions: ['basicConstraints = critical, CA:FALSE', 'subjectKeyIdentifier = hash'] });
+    const leaf = await makeCert(dir, 'signed-by-not-a-ca', { ca: fake, extensions: ['authorityKeyIdentifier = keyid'] });
+    const { exitCode, report } = await verify(['--ca', fake.cert, '--cert', leaf.cert, '--key', leaf.key]);
+    expect(exitCode).toBe(1);
+    expect(codes(report!.problems)).toEqual(['ca-not-ca']);
+  });
+
+  it('a private key encrypted with a passphrase', async () => {
+    const encrypted = join(dir, 'encrypted-key.pem');
+    await opensslOk(['pkey', '-in', join(tls, 'worker-key.pem'), '-aes256', '-passout', 'pass:secret', '-out', encrypted]);
+    const { exitCode, report } = await verify(['--ca', join(tls, 'ca.pem'), '--cert', join(tls, 'worker.pem'), '--key', encrypted]);
+    expect(exitCode).toBe(1);
+    expect(codes(report!.problems)).toEqual(['key-encrypted']);
+    expect(report!.problems[0]!.hint).toContain('openssl pkey -in');
+  });
+
+  it('a traditional (PKCS#1) encrypted key is caught too', async () => {
+    const encrypted = join(dir, 'encrypted-traditional.pem');
+    await opensslOk(['rsa', '-in', join(tls, 'worker-key.pem'), '-aes256', '-traditional', '-passout', 'pass:secret', '-out', encrypted]);
+    expect(readFileSync(encrypted, 'utf8')).toContain('Proc-Type: 4,ENCRYPTED');
+    const { report } = await verify(['--ca', join(tls, 'ca.pem'), '--cert', join(tls, 'worker.pem'), '--key', encrypted]);
+    expect(codes(report!.problems)).toEqual(['key-encrypted']);
+  });
+
+  it('files that are not PEM: DER, and plain text', async () => {
+    const der = join(dir, 'worker.der');
+    await opensslOk(['x509', '-in', join(tls, 'worker.pem'), '-outform', 'DER', '-out', der]);
+    const derRun = await verify(['--ca', join(tls, 'ca.pem'), '--cert', der, '--key', join(tls, 'worker-key.pem')]);
+    expect(derRun.exitCode).toBe(1);
+    expect(codes(derRun.report!.problems)).toEqual(['not-pem']);
+    expect(derRun.report!.problems[0]!.message).toContain('binary DER');
+    expect(derRun.report!.problems[0]!.hint).toContain('openssl x509 -inform DER');
+
+    const textFile = join(dir, 'readme.txt');
+    writeFileSync(textFile, 'not a certificate\n');
+    const textRun = await verify(['--ca', textFile, '--cert', join(tls, 'worker.pem'), '--key', join(tls, 'worker-key.pem')]);
+    expect(textRun.exitCode).toBe(1);
+    expect(codes(textRun.report!.problems)).toEqual(['not-pem']);
+  });
+
+  it('prints one line per problem, each with a hint', async () => {
+    const run = await dcp(['certs', 'verify', '--ca', join(other, 'ca.pem'), '--cert', join(tls, 'scheduler.pem'), '--key', join(tls, 'client-key.pem')]);
+    expect(run.exitCode).toBe(1);
+    const lines = run.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^✗ Dask will reject .*scheduler\.pem as the scheduler: 2 problems$/);
+    expect(lines.slice(1).filter((l) => l.startsWith('  ✗ '))).toHaveLength(2);
+    expect(lines.slice(1).filter((l) => /^\s+hint: /.test(l))).toHaveLength(2);
+  });
+});
+
+describe('dcp certs verify: strict-verification gaps are warnings naming Python 3.13', () => {
+  it.each([
+    ['a CA whose basicConstraints is not critical', ['basicConstraints = CA:TRUE', 'keyUsage = critical, keyCertSign', 'subjectKeyIdentifier = hash'], 'strict-basic-constraints'],
+    ['a CA without keyUsage', ['basicConstraints = critical, CA:TRUE', 'subjectKeyIdentifier = hash'], 'strict-ca-key-usage'],
+    ['a CA without subjectKeyIdentifier', ['basicConstraints = critical, CA:TRUE', 'keyUsage = critical, keyCertSign', 'subjectKeyIdentifier = none'], 'strict-subject-key-id'],
+  ])('%s', async (name, caExtensions, code) => {
+    const ca = await makeCert(dir, `strict-${code}`, { extensions: caExtensions });
+    const leaf = await makeCert(dir, `strict-${code}-leaf`, { ca, extensions: ['basicConstraints = CA:FALSE', 'authorityKeyIdentifier = keyid, issuer'] });
+    const { exitCode, report } = await verify(['--ca', ca.cert, '--cert', leaf.cert, '--key', leaf.key]);
+    expect(report!.problems, name).toEqual([]);
+    expect(exitCode).toBe(0);
+    expect(codes(report!.warnings)).toContain(code);
+    expect(report!.warnings.find((w) => w.code === code)!.message).toContain('Python 3.13');
+  });
+
+  it('a certificate without authorityKeyIdentifier', async () => {
+    const ca = await makeCert(dir, 'aki-ca', { extensions: ['basicConstraints = critical, CA:TRUE', 'keyUsage = critical, keyCertSign', 'subjectKeyIdentifier = hash'] });
+    const leaf = await makeCert(dir, 'aki-leaf', { ca, extensions: ['basicConstraints = CA:FALSE', 'authorityKeyIdentifier = none'] });
+    const { exitCode, report } = await verify(['--ca', ca.cert, '--cert', leaf.cert, '--key', leaf.key]);
+    expect(exitCode).toBe(0);
+    expect(codes(report!.warnings)).toEqual(['strict-authority-key-id']);
+  });
+});
+
+describe('dcp certs verify: bad arguments exit 2', () => {
+  it('a --ca that does not exist', async () => {
+    const run = await dcp(['certs', 'verify', '--ca', join(dir, 'missing.pem'), '--cert', join(tls, 'worker.pem')]);
+    expect(run.exitCode).toBe(2);
+    expect(run.stderr).toMatch(/^error: cannot read --ca .*missing\.pem: no such file/);
+  });
+
+  it('an unknown --role', async () => {
+    const run = await dcp(['certs', 'verify', '--ca', join(tls, 'ca.pem'), '--cert', join(tls, 'worker.pem'), '--role', 'nanny']);
+    expect(run.exitCode).toBe(2);
+    expect(run.stderr).toContain("argument 'nanny' is invalid. Allowed choices are scheduler, worker, client");
+  });
+
+  it('no --cert', async () => {
+    const run = await dcp(['certs', 'verify', '--ca', join(tls, 'ca.pem')]);
+    expect(run.exitCode).toBe(2);
+    expect(run.stderr).toContain("required option '--cert <file>' not specified");
+  });
+});
