@@ -1,0 +1,85 @@
+/** The command-line contract every command keeps (DESIGN.md section 3). */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { dcp, json, tempDir } from './helpers/cli.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+const TRACE = fileURLToPath(new URL('./helpers/trace-imports.mjs', import.meta.url));
+
+/** The module URLs a run of dcp loaded. */
+async function importsOf(args: string[]) {
+  const log = join(tempDir(), 'imports.log');
+  const run = await dcp(args, { nodeArgs: ['--import', TRACE], env: { DCP_TRACE_IMPORTS: log } });
+  return { run, urls: readFileSync(log, 'utf8').split('\n').filter(Boolean) };
+}
+
+const INTERACTIVE = /\/node_modules\/(ink|react|react-dom|@inquirer)\//;
+
+describe('dcp', () => {
+  it('--version prints the version', async () => {
+    const run = await dcp(['--version']);
+    expect(run).toMatchObject({ exitCode: 0, stdout: pkg.version });
+  });
+
+  it('--help lists the commands, global options and examples', async () => {
+    const run = await dcp(['--help']);
+    expect(run.exitCode).toBe(0);
+    for (const text of ['certs', '--json', '--yes', '--verbose', '--no-color', 'Examples:']) expect(run.stdout).toContain(text);
+  });
+
+  it('each command has --help with examples and the global options', async () => {
+    for (const command of [['certs'], ['certs', 'gen'], ['certs', 'inspect'], ['certs', 'verify']]) {
+      const run = await dcp([...command, '--help']);
+      expect(run.exitCode, command.join(' ')).toBe(0);
+      expect(run.stdout, command.join(' ')).toContain('Examples:');
+    }
+    const gen = await dcp(['certs', 'gen', '--help']);
+    for (const flag of ['--out', '--san', '--days', '--ca-days', '--ca-cert', '--ca-key', '--force', 'Global Options:', '--json']) expect(gen.stdout).toContain(flag);
+  });
+
+  it('a mistyped command or option is a usage error (exit 2) with a suggestion', async () => {
+    const command = await dcp(['certs', 'gne']);
+    expect(command.exitCode).toBe(2);
+    expect(command.stderr).toContain("error: unknown command 'gne'");
+    expect(command.stderr).toContain('Did you mean gen?');
+    const option = await dcp(['certs', 'gen', '--dayz', '3']);
+    expect(option.exitCode).toBe(2);
+    expect(option.stderr).toContain("error: unknown option '--dayz'");
+  });
+
+  it('with --json, even a usage error is one JSON document on stdout', async () => {
+    const run = await dcp(['certs', 'gne', '--json']);
+    expect(run.exitCode).toBe(2);
+    expect(json<{ error: { exit_code: number } }>(run.stdout).error.exit_code).toBe(2);
+  });
+
+  it('--version and --help load neither the certificate code nor the terminal UI', async () => {
+    for (const args of [['--version'], ['--help'], ['certs', 'gen', '--help']]) {
+      const { run, urls } = await importsOf(args);
+      expect(run.exitCode).toBe(0);
+      expect(urls.some((url) => url.includes('/dist/cli.js'))).toBe(true);
+      expect(urls.filter((url) => url.includes('node-forge') || url.includes('/dist/certs/')), args.join(' ')).toEqual([]);
+      expect(urls.filter((url) => INTERACTIVE.test(url))).toEqual([]);
+    }
+  });
+
+  it('a non-TTY --json run loads what its command needs and no terminal UI', async () => {
+    const { run, urls } = await importsOf(['certs', 'gen', '--out', join(tempDir(), 't'), '--json']);
+    expect(run.exitCode).toBe(0);
+    expect(urls.some((url) => url.includes('/dist/commands/certs.js'))).toBe(true);
+    expect(urls.filter((url) => INTERACTIVE.test(url))).toEqual([]);
+  });
+
+  it('colours only when allowed: FORCE_COLOR yes, NO_COLOR and --no-color no', async () => {
+    const args = ['certs', 'gen', '--out', join(tempDir(), 'c')];
+    const colored = await dcp([...args, '--force'], { env: { FORCE_COLOR: '1' } });
+    expect(colored.stdout).toContain('\x1b[');
+    for (const [extra, env] of [[['--no-color'], { FORCE_COLOR: '1' }], [[], { FORCE_COLOR: '1', NO_COLOR: '1' }], [[], {}]] as const) {
+      const run = await dcp([...args, '--force', ...extra], { env });
+      expect(run.exitCode).toBe(0);
+      expect(run.stdout + run.stderr).not.toContain('\x1b[');
+    }
+  });
+});
