@@ -6,7 +6,6 @@ import { generateKeyPair, randomBytes, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 import { usageError } from '../errors.js';
 import { readPemFile } from './pem.js';
-import { formatAltName } from './names.js';
 import { addDays, isoDay } from './validity.js';
 import { buildCertificate, keyMatches, parseCertificate, type AltName, type Certificate } from './x509.js';
 
@@ -136,8 +135,4 @@ export async function loadAuthority(certPath: string, keyPath: string, now = new
     throw usageError(`--ca-key ${keyPath} is not the key of --ca-cert ${certPath}`, 'pass the key that belongs to this CA certificate');
   }
   return { certificate, key: entry.key };
-}
-
-export function describeAltNames(names: AltName[]): string {
-  return names.map(formatAltName).join(', ');
 }

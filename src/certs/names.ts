@@ -35,7 +35,3 @@ export function parseAltNames(values: string[]): AltName[] {
   const names = values.flatMap((value) => value.split(',')).filter((value) => value.trim() !== '').map(parseAltName);
   return names.filter((name, index) => names.findIndex((other) => other.type === name.type && other.value === name.value) === index);
 }
-
-export function formatAltName(name: AltName): string {
-  return `${name.type === 'ip' ? 'IP' : 'DNS'}:${name.value}`;
-}

@@ -36,10 +36,6 @@ export interface VerifyReport {
 const STRICT = 'Python 3.13+ rejects it (it verifies with VERIFY_X509_STRICT)';
 const REISSUE = 'reissue it with `dcp certs gen`, whose certificates pass strict checks';
 
-export function isRole(value: string): value is Role {
-  return (ROLES as readonly string[]).includes(value);
-}
-
 /** `scheduler-cert.pem` → scheduler: the `certs gen` layout and most guides name files by role. */
 export function roleFromFileName(path: string): Role | undefined {
   const name = basename(path).toLowerCase();
