@@ -12,6 +12,17 @@ import { createStyle, colorEnabled } from './ui/style.js';
 
 const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
+/** The settings keys, for `dcp config --help` (a test keeps this in step with the schema). */
+export const SETTINGS_HELP = `  provider        local | aws | gcp | azure | digitalocean   (default local)
+  workers         number of workers (default 2)            threads    threads per worker
+  networking      public | private (default public)        ingress    [{ports, cidr}], see set ingress
+  tls             auto | byo | off (default auto)          tls_dir    folder in the certs gen layout
+  image           Docker image for cloud VMs               idle_timeout  e.g. 30m, 1h (default 1h)
+  aws.            region, vpc, subnet, instance_type, scheduler_instance_type, ami
+  gcp.            project, zone, network, subnetwork, machine_type
+  azure.          subscription_id, resource_group, location, vnet, subnet, security_group, vm_size
+  digitalocean.   region, size, image, vpc`;
+
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
@@ -97,6 +108,81 @@ export function buildProgram(): Command {
     )
     .action((options: { ca: string; cert: string; key?: string; role?: 'scheduler' | 'worker' | 'client' }, command: Command) =>
       run(async () => (await import('./commands/certs.js')).verify(options, outputFor(command))),
+    );
+
+  const config = program
+    .command('config')
+    .description("dcp's settings, kept in Dask's config folder (dcp.yaml, under the key dcp:)")
+    .addHelpText(
+      'after',
+      `\nSettings:\n${SETTINGS_HELP}\n\nPrecedence: flags > DCP_* variables (DCP_AWS_REGION) > project file (.dcprc, .dcprc.yaml, dcp.config.js, package.json#dcp) > dcp.yaml > defaults.\n` +
+        examples([
+          'dcp config set workers 4',
+          'dcp config set aws.region eu-west-1',
+          'dcp config set ingress --cidr 10.1.0.0/16 --ports 8786,8787',
+          'dcp config list --show-origin',
+          'dcp config export cloudprovider --provider aws',
+        ]),
+    );
+
+  config
+    .command('get')
+    .description('print the value of one setting (or a group like aws)')
+    .argument('<key>', 'a setting, e.g. workers or aws.region')
+    .addHelpText('after', examples(['dcp config get workers', 'dcp config get aws --json']))
+    .action((key: string, _options: unknown, command: Command) => run(async () => (await import('./commands/config.js')).get(key, outputFor(command))));
+
+  config
+    .command('set')
+    .description('save a setting in dcp.yaml; for ingress, firewall rules in Coiled\'s {ports, cidr} shape')
+    .argument('<key>', 'a setting, e.g. workers, aws.region, ingress')
+    .argument('[value]', "its value; for ingress, Coiled's JSON list instead of --cidr")
+    .option('--cidr <cidr>', 'ingress: a source network like 10.1.0.0/16, or me for your own address (repeatable)', collect, [])
+    .option('--ports <list>', 'ingress: comma-separated ports (default 8786,8787)')
+    .option('--append', 'ingress: add to the saved rules instead of replacing them', false)
+    .option('--allow-anywhere', 'ingress: allow 0.0.0.0/0 or ::/0, the whole internet', false)
+    .addHelpText(
+      'after',
+      examples([
+        'dcp config set provider aws',
+        'dcp config set idle_timeout 30m',
+        'dcp config set ingress --cidr me',
+        'dcp config set ingress --cidr 10.1.0.0/16 --cidr 10.32.0.0/16 --ports 8786 --append',
+        `dcp config set ingress '[{"ports": [8786], "cidr": "10.1.0.0/16"}, {"ports": [8787], "cidr": "10.32.0.0/16"}]'`,
+      ]),
+    )
+    .action((key: string, value: string | undefined, options: { cidr: string[]; ports?: string; append: boolean; allowAnywhere: boolean }, command: Command) =>
+      run(async () => (await import('./commands/config.js')).set(key, value, options, outputFor(command))),
+    );
+
+  config
+    .command('unset')
+    .description('remove a setting (or a group) from dcp.yaml')
+    .argument('<key>', 'a setting, e.g. aws.region')
+    .addHelpText('after', examples(['dcp config unset aws.region', 'dcp config unset ingress']))
+    .action((key: string, _options: unknown, command: Command) => run(async () => (await import('./commands/config.js')).unset(key, outputFor(command))));
+
+  config
+    .command('list')
+    .description('every setting in effect')
+    .option('--show-origin', 'say where each value comes from: flag, variable, which file, or default', false)
+    .addHelpText('after', examples(['dcp config list', 'dcp config list --show-origin --json']))
+    .action((options: { showOrigin: boolean }, command: Command) => run(async () => (await import('./commands/config.js')).list(options.showOrigin, outputFor(command))));
+
+  config
+    .command('path')
+    .description('where dcp reads and writes settings, Dask config and state')
+    .addHelpText('after', examples(['dcp config path', 'dcp config path --json']))
+    .action((_options: unknown, command: Command) => run(async () => (await import('./commands/config.js')).path(outputFor(command))));
+
+  config
+    .command('export')
+    .description("merge the equivalent dask-cloudprovider keys into cloudprovider.yaml, keeping everything else in it")
+    .argument('<target>', 'cloudprovider')
+    .addOption(new Option('--provider <provider>', 'which cloud (default: the configured provider)').choices(['aws', 'gcp', 'azure', 'digitalocean']))
+    .addHelpText('after', examples(['dcp config export cloudprovider', 'dcp config export cloudprovider --provider gcp --json']))
+    .action((target: string, options: { provider?: string }, command: Command) =>
+      run(async () => (await import('./commands/config.js')).exportSettings(target, options.provider, outputFor(command))),
     );
 
   return program;

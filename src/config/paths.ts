@@ -1,6 +1,6 @@
 /** Where dcp keeps things on this machine (DESIGN.md section 4). */
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 
 /** `$XDG_STATE_HOME/dcp`, else `~/.local/state/dcp`: cluster state, certificates, logs. */
 export function stateDir(env = process.env): string {
@@ -11,4 +11,19 @@ export function stateDir(env = process.env): string {
 /** Where `dcp certs gen` writes when not told otherwise. */
 export function defaultCertsDir(env = process.env): string {
   return join(stateDir(env), 'certs');
+}
+
+/** Dask's user config folder: `DASK_CONFIG` when set (as Dask reads it), else `~/.config/dask`. */
+export function daskConfigDir(env = process.env): string {
+  return env.DASK_CONFIG ? resolve(env.DASK_CONFIG) : join(homedir(), '.config', 'dask');
+}
+
+/** dcp's own settings, under the top-level key `dcp:` so Dask reads them too. */
+export function userSettingsFile(env = process.env): string {
+  return join(daskConfigDir(env), 'dcp.yaml');
+}
+
+/** dask-cloudprovider's settings, which `dcp config export cloudprovider` merges into. */
+export function cloudproviderFile(env = process.env): string {
+  return join(daskConfigDir(env), 'cloudprovider.yaml');
 }

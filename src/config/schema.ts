@@ -1,0 +1,128 @@
+/**
+ * dcp's settings (DESIGN.md section 4): one zod schema, from which the list of keys, the
+ * parsing of `dcp config set KEY VALUE` and the validation of every file and variable follow.
+ */
+import { closest as closestMatch, distance } from 'fastest-levenshtein';
+import { z } from 'zod';
+import { usageError } from '../errors.js';
+import { ingressRuleSchema } from './ingress.js';
+
+export const PROVIDERS = ['local', 'aws', 'gcp', 'azure', 'digitalocean'] as const;
+export type ProviderName = (typeof PROVIDERS)[number];
+
+const text = z.string().trim().min(1, { error: 'must not be empty' });
+const wholeNumber = (min: number, max: number) =>
+  z.number({ error: `must be a whole number from ${min} to ${max}` }).int({ error: `must be a whole number from ${min} to ${max}` }).min(min, { error: `must be at least ${min}` }).max(max, { error: `must be at most ${max}` });
+const oneOf = <T extends readonly [string, ...string[]]>(values: T) => z.enum(values, { error: `must be one of ${values.join(', ')}` });
+
+/** Dask's own duration strings: `90s`, `30m`, `1h`, `2 days`, or plain seconds. */
+const duration = z
+  .string()
+  .trim()
+  .regex(/^\d+(\.\d+)?\s*(s|sec|seconds?|m|min|minutes?|h|hours?|d|days?)?$/i, { error: 'must be a duration like 30m, 1h or 2d' });
+
+export const settingsSchema = z
+  .object({
+    provider: oneOf(PROVIDERS),
+    workers: wholeNumber(1, 1000),
+    threads: wholeNumber(1, 1024),
+    networking: oneOf(['public', 'private'] as const),
+    ingress: z.array(ingressRuleSchema, { error: 'must be a list of {ports, cidr} rules' }),
+    tls: oneOf(['auto', 'byo', 'off'] as const),
+    tls_dir: text,
+    image: text,
+    idle_timeout: duration,
+    aws: z.object({ region: text, vpc: text, subnet: text, instance_type: text, scheduler_instance_type: text, ami: text }).partial().strict(),
+    gcp: z.object({ project: text, zone: text, network: text, subnetwork: text, machine_type: text }).partial().strict(),
+    azure: z
+      .object({ subscription_id: text, resource_group: text, location: text, vnet: text, subnet: text, security_group: text, vm_size: text })
+      .partial()
+      .strict(),
+    digitalocean: z.object({ region: text, size: text, image: text, vpc: text }).partial().strict(),
+  })
+  .partial()
+  .strict();
+
+export type Settings = z.infer<typeof settingsSchema>;
+
+/** What holds when nobody said otherwise: a local cluster of 2 workers with TLS. */
+export const DEFAULTS: Settings = { provider: 'local', workers: 2, networking: 'public', tls: 'auto', idle_timeout: '1h' };
+
+type Leaf = z.ZodType;
+
+function unwrap(schema: z.ZodType): z.ZodType {
+  return schema instanceof z.ZodOptional ? (schema.unwrap() as z.ZodType) : schema;
+}
+
+/** Every settable key (`workers`, `aws.region`, ...) with the schema of its value. */
+export const SETTING_KEYS: ReadonlyMap<string, Leaf> = new Map(
+  Object.entries(settingsSchema.shape).flatMap(([name, schema]): [string, Leaf][] => {
+    const inner = unwrap(schema as z.ZodType);
+    return inner instanceof z.ZodObject
+      ? Object.entries(inner.shape as Record<string, z.ZodType>).map(([child, leaf]): [string, Leaf] => [`${name}.${child}`, unwrap(leaf)])
+      : [[name, inner]];
+  }),
+);
+
+export const GROUPS = ['aws', 'gcp', 'azure', 'digitalocean'] as const;
+
+/** `aws.regoin` → a usage error that names the closest key. */
+export function requireKey(key: string, { allowGroups = false } = {}): string {
+  if (SETTING_KEYS.has(key) || (allowGroups && (GROUPS as readonly string[]).includes(key))) return key;
+  if ((GROUPS as readonly string[]).includes(key)) {
+    throw usageError(`${key} is a group of settings, not one`, `set one of: ${[...SETTING_KEYS.keys()].filter((k) => k.startsWith(`${key}.`)).join(', ')}`);
+  }
+  const suggestion = closest(key, [...SETTING_KEYS.keys()]);
+  throw usageError(`unknown setting ${JSON.stringify(key)}`, suggestion ? `did you mean ${suggestion}? (dcp config --help lists them all)` : 'dcp config --help lists the settings');
+}
+
+function closest(word: string, candidates: string[]): string | undefined {
+  const best = closestMatch(word, candidates);
+  return distance(word, best) <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
+}
+
+/**
+ * A value typed on the command line or in a `DCP_*` variable, as its key's type: numbers for
+ * numbers, JSON for lists, text for the rest. `source` names it in the error (`workers`,
+ * `DCP_WORKERS`).
+ */
+export function parseSettingValue(key: string, raw: string, source = key): unknown {
+  const schema = SETTING_KEYS.get(requireKey(key))!;
+  let value: unknown = raw;
+  if (schema instanceof z.ZodNumber) {
+    value = /^\s*-?\d+(\.\d+)?\s*$/.test(raw) ? Number(raw) : raw;
+  } else if (schema instanceof z.ZodArray) {
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      throw usageError(`${source}: ${JSON.stringify(raw)} is not a JSON list`, `for example '[{"ports": [8786, 8787], "cidr": "10.1.0.0/16"}]'`);
+    }
+  }
+  return validateSetting(key, value, source);
+}
+
+/** Checks one key's value; a bad one is a usage error naming where it came from. */
+export function validateSetting(key: string, value: unknown, source = key): unknown {
+  const result = SETTING_KEYS.get(requireKey(key))!.safeParse(value);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const where = issue.path.length > 0 ? `${source}[${issue.path.join('.')}]` : source;
+    throw usageError(`${where}: ${JSON.stringify(value)} ${issue.message}`, `dcp config --help lists what each setting takes`);
+  }
+  return result.data;
+}
+
+/** Checks a whole settings object from a file; errors name the file and the key. */
+export function validateSettings(value: unknown, file: string, prefix: string): Settings {
+  const result = settingsSchema.safeParse(value ?? {});
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const path = [prefix, ...issue.path].filter(Boolean).join('.');
+    const what =
+      issue.code === 'unrecognized_keys'
+        ? `unknown setting ${[path, issue.keys[0]].filter(Boolean).join('.')}`
+        : `${path}: ${issue.message}`;
+    throw usageError(`${file}: ${what}`, 'fix it with dcp config set/unset, or edit the file');
+  }
+  return result.data;
+}

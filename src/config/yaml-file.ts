@@ -1,0 +1,96 @@
+/**
+ * Reading and changing Dask's YAML files without losing anything of the user's: a file that
+ * does not parse is refused (file and line named, nothing changed); comments, key order and
+ * unrelated keys survive (yaml's Document API); the previous version is kept as `.bak`; the new
+ * one replaces it atomically; and a lock makes concurrent dcp processes take turns, each
+ * re-reading the file inside the lock so no update is lost.
+ */
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { lock } from 'proper-lockfile';
+import { Document, isMap, isScalar, parseDocument, visit } from 'yaml';
+import { DcpError, messageOf, usageError } from '../errors.js';
+import { writeFilesAtomically } from '../util/files.js';
+
+async function readText(path: string): Promise<string | null> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new DcpError(`cannot read ${path}: ${messageOf(error)}`, { hint: 'check its permissions' });
+  }
+}
+
+/** Parses YAML text, refusing anything dcp could not safely change. */
+export function parseYaml(path: string, text: string | null): Document {
+  if (text === null) return new Document({});
+  const doc = parseDocument(text, { prettyErrors: true });
+  const [error] = doc.errors;
+  if (error) {
+    const line = error.linePos?.[0].line;
+    const reason = error.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+    throw usageError(`${path}${line ? `:${line}` : ''}: the YAML does not parse: ${reason}`, 'fix or move the file; dcp changed nothing');
+  }
+  if (doc.contents !== null && !isMap(doc.contents)) {
+    throw usageError(`${path}: the top level is not a mapping of keys`, 'fix or move the file; dcp changed nothing');
+  }
+  return doc;
+}
+
+/**
+ * Sets `path` to `value`, making the mappings on the way; refuses to replace a scalar or a list
+ * that stands where a mapping should be (it is the user's, and not ours to guess about).
+ */
+export function setIn(doc: Document, path: string[], value: unknown): void {
+  for (let depth = 1; depth < path.length; depth++) {
+    const prefix = path.slice(0, depth);
+    const node = doc.getIn(prefix, true);
+    if (node === undefined || (isScalar(node) && node.value === null)) doc.setIn(prefix, doc.createNode({}));
+    else if (!isMap(node)) throw usageError(`${prefix.join('.')} is not a mapping in this file, so ${path.join('.')} cannot be set`, 'fix or move the file; dcp changed nothing');
+  }
+  const node = doc.createNode(value);
+  // Lists of plain values read best inline, as Coiled's docs write them: ports: [8786, 8787].
+  visit(node, {
+    Seq(_, seq) {
+      if (seq.items.every((item) => isScalar(item))) seq.flow = true;
+    },
+  });
+  doc.setIn(path, node);
+}
+
+/** The file's settings as plain data, or undefined when the file does not exist. */
+export async function readYaml(path: string): Promise<Record<string, unknown> | undefined> {
+  const text = await readText(path);
+  if (text === null) return undefined;
+  return (parseYaml(path, text).toJS() as Record<string, unknown> | null) ?? {};
+}
+
+/**
+ * Applies `change` to the file's document under a lock. Returns whether the file changed;
+ * `change` may throw (a usage error, say), and then nothing is written.
+ */
+export async function updateYaml(path: string, change: (doc: Document) => void): Promise<boolean> {
+  // Dask's folder holds nobody else's secrets, but ours may name key files: keep it private.
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  let release: () => Promise<void>;
+  try {
+    release = await lock(path, { realpath: false, stale: 10_000, update: 2_000, retries: { retries: 200, factor: 1.1, minTimeout: 5, maxTimeout: 100 } });
+  } catch (error) {
+    throw new DcpError(`another process is still writing ${path}: ${messageOf(error)}`, { hint: `try again; if no dcp is running, remove ${path}.lock` });
+  }
+  try {
+    const before = await readText(path);
+    const doc = parseYaml(path, before);
+    change(doc);
+    const after = doc.toString();
+    if (after === before) return false;
+    const mode = before === null ? 0o644 : (await stat(path)).mode & 0o777;
+    await writeFilesAtomically(
+      [...(before === null ? [] : [{ path: `${path}.bak`, content: before, mode }]), { path, content: after, mode }],
+      { overwrite: true },
+    );
+    return true;
+  } finally {
+    await release();
+  }
+}
