@@ -8,20 +8,10 @@ import { Command, CommanderError, Option } from 'commander';
 import { defaultCertsDir } from './config/paths.js';
 import { DcpError, ExitCode, messageOf } from './errors.js';
 import { createOutput, type GlobalOptions, type Output } from './ui/output.js';
+import { examples, SETTINGS_HELP } from './ui/help.js';
 import { createStyle, colorEnabled } from './ui/style.js';
 
 const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-
-/** The settings keys, for `dcp config --help` (a test keeps this in step with the schema). */
-export const SETTINGS_HELP = `  provider        local | aws | gcp | azure | digitalocean   (default local)
-  workers         number of workers (default 2)            threads    threads per worker
-  networking      public | private (default public)        ingress    [{ports, cidr}], see set ingress
-  tls             auto | byo | off (default auto)          tls_dir    folder in the certs gen layout
-  image           Docker image for cloud VMs               idle_timeout  e.g. 30m, 1h (default 1h)
-  aws.            region, vpc, subnet, instance_type, scheduler_instance_type, ami
-  gcp.            project, zone, network, subnetwork, machine_type
-  azure.          subscription_id, resource_group, location, vnet, subnet, security_group, vm_size
-  digitalocean.   region, size, image, vpc`;
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -36,9 +26,6 @@ async function run(task: () => Promise<ExitCode>): Promise<void> {
   process.exitCode = await task();
 }
 
-function examples(lines: string[]): string {
-  return `\nExamples:\n${lines.map((line) => `  ${line}`).join('\n')}\n`;
-}
 
 export function buildProgram(): Command {
   const program = new Command('dcp')

@@ -2,7 +2,7 @@
 import { isMap } from 'yaml';
 import { userSettingsFile } from './paths.js';
 import { validateSettings, type Settings } from './schema.js';
-import { setIn, updateYaml } from './yaml-file.js';
+import { deleteIn, setIn, updateYaml } from './yaml-file.js';
 
 /** New values by key (`aws.region`); `undefined` removes the key. */
 export type SettingChanges = Map<string, unknown>;
@@ -21,7 +21,7 @@ export async function changeUserSettings(
     for (const [key, value] of changes(current)) {
       const path = ['dcp', ...key.split('.')];
       if (value === undefined) {
-        doc.deleteIn(path);
+        deleteIn(doc, path);
         // Leave no empty `aws: {}` behind.
         const parent = path.slice(0, -1);
         const group = doc.getIn(parent);

@@ -21,10 +21,16 @@ async function readText(path: string): Promise<string | null> {
   }
 }
 
+/**
+ * Dask reads its files with PyYAML, which speaks YAML 1.1: there `off`, `yes` and `no` are
+ * booleans. Reading and writing as 1.1 makes dcp see what Dask sees, and quote such strings.
+ */
+const YAML_OPTIONS = { version: '1.1', prettyErrors: true } as const;
+
 /** Parses YAML text, refusing anything dcp could not safely change. */
 export function parseYaml(path: string, text: string | null): Document {
-  if (text === null) return new Document({});
-  const doc = parseDocument(text, { prettyErrors: true });
+  if (text === null) return new Document({}, YAML_OPTIONS);
+  const doc = parseDocument(text, YAML_OPTIONS);
   const [error] = doc.errors;
   if (error) {
     const line = error.linePos?.[0].line;
@@ -48,6 +54,11 @@ export function setIn(doc: Document, path: string[], value: unknown): void {
     if (node === undefined || (isScalar(node) && node.value === null)) doc.setIn(prefix, doc.createNode({}));
     else if (!isMap(node)) throw usageError(`${prefix.join('.')} is not a mapping in this file, so ${path.join('.')} cannot be set`, 'fix or move the file; dcp changed nothing');
   }
+  const existing = doc.getIn(path, true);
+  if (isScalar(existing) && (value === null || typeof value !== 'object')) {
+    existing.value = value; // in place, so a comment on that line stays
+    return;
+  }
   const node = doc.createNode(value);
   // Lists of plain values read best inline, as Coiled's docs write them: ports: [8786, 8787].
   visit(node, {
@@ -56,6 +67,11 @@ export function setIn(doc: Document, path: string[], value: unknown): void {
     },
   });
   doc.setIn(path, node);
+}
+
+/** Removes `path` if it is there. */
+export function deleteIn(doc: Document, path: string[]): void {
+  if (doc.hasIn(path)) doc.deleteIn(path);
 }
 
 /** The file's settings as plain data, or undefined when the file does not exist. */

@@ -26,6 +26,8 @@ export interface RunOptions {
   home?: string;
   nodeArgs?: string[];
   timeoutMs?: number;
+  /** Working folder; a fresh empty one when omitted, so no project settings file is found. */
+  cwd?: string;
 }
 
 export async function dcp(args: string[], options: RunOptions = {}) {
@@ -33,6 +35,7 @@ export async function dcp(args: string[], options: RunOptions = {}) {
   const result = await execa(process.execPath, [...(options.nodeArgs ?? []), CLI, ...args], {
     reject: false,
     stdin: 'ignore',
+    cwd: options.cwd ?? tempDir('dcp-cwd-'),
     timeout: options.timeoutMs ?? 60_000,
     extendEnv: false,
     env: {

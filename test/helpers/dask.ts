@@ -128,6 +128,6 @@ export function startWorker(address: string, tls: TlsFiles): Promise<Started> {
 }
 
 /** Runs Python code; never throws for a non-zero exit. */
-export function runPython(code: string, timeoutMs = 60_000) {
-  return execa(python(), ['-c', code], { reject: false, all: true, timeout: timeoutMs, env: { PYTHONUNBUFFERED: '1' } });
+export function runPython(code: string, options: { timeoutMs?: number; env?: Record<string, string> } = {}) {
+  return execa(python(), ['-c', code], { reject: false, all: true, timeout: options.timeoutMs ?? 60_000, env: { PYTHONUNBUFFERED: '1', ...options.env } });
 }

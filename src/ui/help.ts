@@ -1,0 +1,17 @@
+/** Help text pieces, kept out of cli.ts so tests can read them without running the CLI. */
+
+/** The settings keys, for `dcp config --help` (a test keeps this in step with the schema). */
+export const SETTINGS_HELP = `  provider        local | aws | gcp | azure | digitalocean   (default local)
+  workers         number of workers (default 2)            threads    threads per worker
+  networking      public | private (default public)        ingress    [{ports, cidr}], see set ingress
+  tls             auto | byo | off (default auto)          tls_dir    folder in the certs gen layout
+  image           Docker image for cloud VMs               idle_timeout  e.g. 30m, 1h (default 1h)
+  aws.            region, vpc, subnet, instance_type, scheduler_instance_type, ami
+  gcp.            project, zone, network, subnetwork, machine_type
+  azure.          subscription_id, resource_group, location, vnet, subnet, security_group, vm_size
+  digitalocean.   region, size, image, vpc`;
+
+/** An `Examples:` block for --help. */
+export function examples(lines: string[]): string {
+  return `\nExamples:\n${lines.map((line) => `  ${line}`).join('\n')}\n`;
+}
