@@ -8,7 +8,9 @@ import { Command, CommanderError, Option } from 'commander';
 import { defaultCertsDir } from './config/paths.js';
 import { DcpError, ExitCode, messageOf } from './errors.js';
 import { createOutput, type GlobalOptions, type Output } from './ui/output.js';
+import type { UpFlags } from './cluster/spec.js';
 import { examples, SETTINGS_HELP } from './ui/help.js';
+import { installInterruptHandlers } from './util/interrupt.js';
 import { createStyle, colorEnabled } from './ui/style.js';
 
 const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -41,6 +43,85 @@ export function buildProgram(): Command {
     .exitOverride()
     .showSuggestionAfterError(true)
     .addHelpText('after', examples(['dcp certs gen --san scheduler.example.com', 'dcp certs verify --ca ca.pem --cert client.pem --key client-key.pem']));
+
+  program
+    .command('up')
+    .description('create a TLS-secured Dask cluster, wait until it is ready, and print how to connect')
+    .option('--name <name>', 'cluster name (default: made up, like dask-swift-otter)')
+    .addOption(new Option('--provider <provider>', 'where the cluster runs').choices(['local', 'aws', 'gcp', 'azure', 'digitalocean']))
+    .option('--workers <n>', 'number of workers (default 2)')
+    .option('--threads <n>', 'threads per worker (default: Dask decides from the CPUs)')
+    .option('--memory-limit <size>', 'memory per worker, e.g. 4GiB (local)')
+    .option('--public', 'scheduler reachable on a public IP (clouds; ingress decides from where)')
+    .option('--private', 'scheduler on the private network only (clouds)')
+    .addOption(new Option('--tls <mode>', 'auto: a fresh CA and certificates; byo: your own files; off: plain TCP').choices(['auto', 'byo', 'off']))
+    .option('--tls-dir <dir>', 'your files in the dcp certs gen layout (ca.pem, scheduler.pem, ...)')
+    .option('--tls-ca <file>', 'your CA certificate (with --tls-cert/--tls-key: one pair for every role)')
+    .option('--tls-cert <file>', 'your certificate, used by every role')
+    .option('--tls-key <file>', 'its private key')
+    .option('--timeout <duration>', 'how long to wait for readiness before rolling back (default 60s local, 10m clouds)')
+    .option('--no-wait', 'return once the resources exist, without waiting for readiness')
+    .option('--wait-workers <n>', 'ready once this many workers are connected (default: all)')
+    .option('--insecure', 'allow --tls off on a public network', false)
+    .option('--python <path>', 'the Python with distributed to run Dask with (local; or DCP_PYTHON)')
+    .addHelpText(
+      'after',
+      examples([
+        'dcp up                                     # local, 2 workers, TLS with a fresh CA',
+        'dcp up --name analytics --workers 4 --threads 2',
+        'dcp up --tls byo --tls-dir ./tls',
+        'dcp up --tls-ca ca.pem --tls-cert dask.pem --tls-key dask-key.pem',
+        'dcp up --json --timeout 2m',
+      ]),
+    )
+    .action((options: UpFlags, command: Command) =>
+      run(async () => (await import('./commands/cluster.js')).up(options, outputFor(command))),
+    );
+
+  program
+    .command('down')
+    .description('tear a cluster down completely; safe to repeat, and after a failed up')
+    .argument('[name]', 'the cluster')
+    .option('--all', 'every cluster on this machine', false)
+    .addHelpText('after', examples(['dcp down dask-swift-otter', 'dcp down --all --yes']))
+    .action((name: string | undefined, options: { all: boolean }, command: Command) =>
+      run(async () => (await import('./commands/cluster.js')).down(name, options, outputFor(command))),
+    );
+
+  program
+    .command('list')
+    .description('the clusters this machine knows')
+    .addHelpText('after', examples(['dcp list', 'dcp list --json']))
+    .action((_options: unknown, command: Command) => run(async () => (await import('./commands/cluster.js')).list(outputFor(command))));
+
+  program
+    .command('status')
+    .description('is the scheduler reachable, and how many workers are connected (asked live)')
+    .argument('[name]', 'the cluster (default: the only one)')
+    .addHelpText('after', examples(['dcp status', 'dcp status analytics --json']) + '\nExit status: 0 reachable, 1 not reachable.\n')
+    .action((name: string | undefined, _options: unknown, command: Command) =>
+      run(async () => (await import('./commands/cluster.js')).status(name, outputFor(command))),
+    );
+
+  program
+    .command('snippet')
+    .description('how to connect: Python code, environment variables, or Dask YAML')
+    .argument('[name]', 'the cluster (default: the only one)')
+    .addOption(new Option('--format <format>', 'python, env or yaml').choices(['python', 'env', 'yaml']).default('python'))
+    .addHelpText('after', examples(['dcp snippet > connect.py', 'dcp snippet analytics --format env']))
+    .action((name: string | undefined, options: { format: 'python' | 'env' | 'yaml' }, command: Command) =>
+      run(async () => (await import('./commands/cluster.js')).snippet(name, options.format, outputFor(command))),
+    );
+
+  program
+    .command('dashboard')
+    .description("open the cluster's dashboard in a browser (or print its URL)")
+    .argument('[name]', 'the cluster (default: the only one)')
+    .option('--no-open', 'only print the URL')
+    .addHelpText('after', examples(['dcp dashboard', 'dcp dashboard analytics --no-open']))
+    .action((name: string | undefined, options: { open: boolean }, command: Command) =>
+      run(async () => (await import('./commands/cluster.js')).dashboard(name, options, outputFor(command))),
+    );
 
   const certs = program
     .command('certs')
@@ -192,10 +273,7 @@ function report(error: unknown, json: boolean, verbose: boolean): ExitCode {
 }
 
 export async function main(argv = process.argv): Promise<void> {
-  process.once('SIGINT', () => {
-    process.stderr.write('\ninterrupted\n');
-    process.exit(ExitCode.interrupted);
-  });
+  installInterruptHandlers();
   const program = buildProgram();
   try {
     await program.parseAsync(argv);

@@ -16,10 +16,11 @@ function pyString(value: string): string {
   return JSON.stringify(value);
 }
 
-/** Python that connects as-is and defines `client`. */
-export function pythonClientSnippet(address: string, tls: ClientTls | null): string {
+/** Python that connects as-is and defines `client`; `clientArgs` are extra keyword arguments. */
+export function pythonClientSnippet(address: string, tls: ClientTls | null, clientArgs: string[] = []): string {
+  const args = (first: string[]) => [...first, ...clientArgs].join(', ');
   if (!tls) {
-    return ['from distributed import Client', '', `client = Client(${pyString(address)})`, ''].join('\n');
+    return ['from distributed import Client', '', `client = Client(${args([pyString(address)])})`, ''].join('\n');
   }
   return [
     'from distributed import Client, Security',
@@ -30,7 +31,7 @@ export function pythonClientSnippet(address: string, tls: ClientTls | null): str
     `    tls_client_key=${pyString(tls.clientKey)},`,
     '    require_encryption=True,',
     ')',
-    `client = Client(${pyString(address)}, security=security)`,
+    `client = Client(${args([pyString(address), 'security=security'])})`,
     '',
   ].join('\n');
 }
@@ -42,4 +43,17 @@ export function shellQuote(word: string): string {
 
 export function shellCommand(argv: string[]): string {
   return argv.map(shellQuote).join(' ');
+}
+
+/** The same connection as environment variables Dask reads (`DASK_` + key path, `__` between levels). */
+export function envSnippet(address: string, tls: ClientTls | null): string {
+  const exports = tls
+    ? [
+        `export DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION=True`,
+        `export DASK_DISTRIBUTED__COMM__TLS__CA_FILE=${shellQuote(tls.caFile)}`,
+        `export DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT=${shellQuote(tls.clientCert)}`,
+        `export DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY=${shellQuote(tls.clientKey)}`,
+      ]
+    : [];
+  return [...exports, `python3 -c ${shellQuote(`from distributed import Client; client = Client(${pyString(address)}); print(client)`)}`, ''].join('\n');
 }

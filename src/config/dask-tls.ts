@@ -1,4 +1,5 @@
 /** The client side of a TLS cluster in Dask's own keys, so a plain `Client("tls://...")` works. */
+import { Document } from 'yaml';
 import { setIn, updateYaml } from './yaml-file.js';
 
 export interface DaskClientTls {
@@ -7,10 +8,15 @@ export interface DaskClientTls {
   clientKey: string;
 }
 
-/** `distributed.comm.*` keys and values; `min-version` is a float, as distributed expects. */
-export function daskTlsValues(tls: DaskClientTls): [string[], unknown][] {
+/**
+ * `distributed.comm.*` keys and values; `min-version` is a float, as distributed expects.
+ * `requireEncryption` makes every Dask connection of whoever reads the file refuse plain TCP,
+ * which breaks a user's ordinary `LocalCluster()`: right for a per-cluster file, wrong for a
+ * file every Dask program reads.
+ */
+export function daskTlsValues(tls: DaskClientTls, requireEncryption = true): [string[], unknown][] {
   return [
-    [['distributed', 'comm', 'require-encryption'], true],
+    ...(requireEncryption ? [[['distributed', 'comm', 'require-encryption'], true] as [string[], unknown]] : []),
     [['distributed', 'comm', 'tls', 'ca-file'], tls.caFile],
     [['distributed', 'comm', 'tls', 'client', 'cert'], tls.clientCert],
     [['distributed', 'comm', 'tls', 'client', 'key'], tls.clientKey],
@@ -19,8 +25,16 @@ export function daskTlsValues(tls: DaskClientTls): [string[], unknown][] {
 }
 
 /** Writes them into `file` (a Dask YAML file), keeping whatever else it holds. */
-export function writeDaskTlsConfig(file: string, tls: DaskClientTls): Promise<boolean> {
+export function writeDaskTlsConfig(file: string, tls: DaskClientTls, options: { requireEncryption?: boolean; comment?: string } = {}): Promise<boolean> {
   return updateYaml(file, (doc) => {
-    for (const [path, value] of daskTlsValues(tls)) setIn(doc, path, value);
+    if (options.comment !== undefined) doc.commentBefore = options.comment;
+    for (const [path, value] of daskTlsValues(tls, options.requireEncryption ?? true)) setIn(doc, path, value);
   });
+}
+
+/** The keys as a YAML document, for `dcp snippet --format yaml`. */
+export function daskTlsYaml(tls: DaskClientTls): string {
+  const doc = new Document({}, { version: '1.1' });
+  for (const [path, value] of daskTlsValues(tls)) setIn(doc, path, value);
+  return doc.toString();
 }

@@ -5,6 +5,7 @@
 import { closest as closestMatch, distance } from 'fastest-levenshtein';
 import { z } from 'zod';
 import { usageError } from '../errors.js';
+import { parseDuration } from '../util/duration.js';
 import { ingressRuleSchema } from './ingress.js';
 
 export const PROVIDERS = ['local', 'aws', 'gcp', 'azure', 'digitalocean'] as const;
@@ -19,7 +20,7 @@ const oneOf = <T extends readonly [string, ...string[]]>(values: T) => z.enum(va
 const duration = z
   .string()
   .trim()
-  .regex(/^\d+(\.\d+)?\s*(s|sec|seconds?|m|min|minutes?|h|hours?|d|days?)?$/i, { error: 'must be a duration like 30m, 1h or 2d' });
+  .refine((value) => parseDuration(value) !== undefined, { error: 'must be a duration like 30m, 1h or 2d' });
 
 export const settingsSchema = z
   .object({

@@ -14,6 +14,9 @@ export interface GlobalOptions {
 export interface Output {
   readonly json: boolean;
   readonly verbose: boolean;
+  readonly yes: boolean;
+  /** A person at a terminal who may be asked questions: not CI, not --json, not --yes. */
+  readonly interactive: boolean;
   /** Styles for stdout. */
   readonly style: Style;
   /** Styles for stderr. */
@@ -23,12 +26,18 @@ export interface Output {
   progress(message: string): void;
 }
 
+export function isInteractive(options: GlobalOptions, env = process.env, stdin: { isTTY?: boolean } = process.stdin, stdout: { isTTY?: boolean } = process.stdout): boolean {
+  return !options.json && !options.yes && !env.CI && stdin.isTTY === true && stdout.isTTY === true;
+}
+
 export function createOutput(options: GlobalOptions, streams = { out: process.stdout, err: process.stderr }): Output {
   const style = createStyle(colorEnabled(streams.out, options.color));
   const errStyle = createStyle(colorEnabled(streams.err, options.color));
   return {
-    json: options.json,
-    verbose: options.verbose,
+    json: options.json ?? false,
+    verbose: options.verbose ?? false,
+    yes: options.yes ?? false,
+    interactive: isInteractive(options),
     style,
     errStyle,
     result(data, human) {

@@ -1,0 +1,186 @@
+/**
+ * The cluster lifecycle, the same for every provider: claim the name, make or check the TLS
+ * files, let the provider create resources (each journaled before the next), wait until the
+ * scheduler answers a mutual-TLS handshake and the workers are in, and point Dask's client
+ * config at it. Any failure, timeout or Ctrl-C rolls back everything the journal lists.
+ */
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeDaskTlsConfig } from '../config/dask-tls.js';
+import { daskConfigDir } from '../config/paths.js';
+import { DcpError, ExitCode, messageOf } from '../errors.js';
+import { loadProvider } from '../providers/index.js';
+import type { ClusterTls, CreateContext, ProgressEvent, Provider } from '../providers/provider.js';
+import { formatDuration } from '../util/duration.js';
+import type { Interrupted } from '../util/interrupt.js';
+import { findPython } from './python.js';
+import { waitForScheduler, waitForWorkers } from './readiness.js';
+import type { UpPlan } from './spec.js';
+import { claimClusterDir, clusterDir, listClusterNames, readJournal, readRecord, recordResource, removeClusterDir, writeRecord, type ClusterRecord } from './state.js';
+import { clientTls, prepareTls } from './tls.js';
+
+export interface Hooks {
+  progress(event: ProgressEvent): void;
+}
+
+/** The dcp-owned Dask config file that lets a plain `Client("tls://...")` reach the newest cluster. */
+export function clientConfigFile(env = process.env): string {
+  return join(daskConfigDir(env), 'dcp-client.yaml');
+}
+
+class TimedOut extends Error {}
+
+async function waitUntilReady(plan: UpPlan, provider: Provider, context: CreateContext, record: ClusterRecord, hooks: Hooks): Promise<void> {
+  const address = record.scheduler_address!;
+  const tls = record.tls;
+  // Health checks run beside the waiting, so a member that dies fails `up` at once, not at the
+  // timeout. This promise only ever rejects; it stops checking once the signal fires.
+  const health = new Promise<never>((_resolve, reject) => {
+    const check = async () => {
+      if (context.signal.aborted) return;
+      try {
+        await provider.checkHealth(context);
+        setTimeout(check, 500).unref();
+      } catch (error) {
+        reject(error);
+      }
+    };
+    setTimeout(check, 500).unref();
+  });
+  const ready = (async () => {
+    hooks.progress({ step: 'scheduler', status: 'start', detail: `waiting for ${address} to answer over ${tls ? 'mutual TLS' : 'TCP'}` });
+    await waitForScheduler(address, tls, context.signal);
+    hooks.progress({ step: 'scheduler', status: 'done', detail: `${address} answered${tls ? ' the client certificate' : ''}` });
+    if (plan.waitWorkers > 0) {
+      hooks.progress({ step: 'workers', status: 'start', detail: `0/${plan.waitWorkers}` });
+      await waitForWorkers(context.python, address, tls, plan.waitWorkers, context.signal, (count) =>
+        hooks.progress({ step: 'workers', status: 'info', detail: `${count.workers}/${plan.waitWorkers} connected` }),
+      );
+      hooks.progress({ step: 'workers', status: 'done', detail: `${plan.waitWorkers}/${plan.waitWorkers} connected` });
+    }
+  })();
+  await Promise.race([ready, health]);
+}
+
+/** Creates the cluster, or rolls everything back and throws saying what failed and what was removed. */
+export async function createCluster(plan: UpPlan, provider: Provider, hooks: Hooks, interrupt: AbortSignal, env = process.env): Promise<ClusterRecord> {
+  const { spec } = plan;
+  provider.plan(spec);
+  const python = (await findPython(spec.python, env)).executable;
+  const dir = await claimClusterDir(spec.name, env);
+  const timeoutMs = plan.timeoutMs ?? provider.defaultTimeoutMs;
+  const timeout = new AbortController();
+  const timer = setTimeout(() => timeout.abort(new TimedOut()), timeoutMs);
+  // Fired when `up` ends either way, so probes and health checks never outlive it.
+  const finished = new AbortController();
+  const signal = AbortSignal.any([interrupt, timeout.signal, finished.signal]);
+  const record: ClusterRecord = {
+    name: spec.name,
+    provider: spec.provider,
+    status: 'creating',
+    created_at: new Date().toISOString(),
+    workers: spec.workers,
+    scheduler_address: null,
+    dashboard_url: null,
+    tls: null,
+    dask_config_file: null,
+    details: {},
+  };
+  let tls: ClusterTls | null = null;
+  const context: CreateContext = {
+    spec,
+    dir,
+    logsDir: join(dir, 'logs'),
+    get tls() {
+      return tls;
+    },
+    python,
+    record: (resource) => recordResource(dir, resource),
+    progress: hooks.progress,
+    signal,
+  };
+  try {
+    await writeRecord(record, env);
+    if (plan.tls.mode !== 'off') hooks.progress({ step: 'certificates', status: 'start', detail: plan.tls.mode === 'auto' ? 'a fresh CA and scheduler, worker, client certificates' : 'checking your files' });
+    tls = await prepareTls(plan.tls, dir);
+    if (tls) hooks.progress({ step: 'certificates', status: 'done', detail: plan.tls.mode === 'auto' ? join(dir, 'tls') : tls.caFile });
+    signal.throwIfAborted();
+
+    hooks.progress({ step: 'create', status: 'start', detail: provider.plan(spec).join('; ') });
+    const endpoints = await provider.create(context);
+    Object.assign(record, {
+      status: 'running',
+      scheduler_address: endpoints.schedulerAddress,
+      dashboard_url: endpoints.dashboardUrl,
+      tls: tls && clientTls(tls),
+      details: endpoints.details,
+    });
+    await writeRecord(record, env);
+    hooks.progress({ step: 'create', status: 'done' });
+
+    if (plan.wait) await waitUntilReady(plan, provider, context, record, hooks);
+    if (record.tls) {
+      const file = clientConfigFile(env);
+      await writeDaskTlsConfig(file, record.tls, {
+        requireEncryption: false,
+        comment: ` Written by dcp for cluster ${spec.name}: a plain Client("${record.scheduler_address}") uses these files.\n dcp down ${spec.name} removes this file. dcp's own settings are in dcp.yaml.`,
+      });
+      record.dask_config_file = file;
+    }
+    record.status = plan.wait ? 'ready' : 'running';
+    await writeRecord(record, env);
+    return record;
+  } catch (error) {
+    finished.abort();
+    const interrupted = interrupt.aborted ? (interrupt.reason as Interrupted) : undefined;
+    const timedOut = !interrupted && timeout.signal.aborted;
+    const why = interrupted
+      ? interrupted.message
+      : timedOut
+        ? `${spec.name} was not ready within ${formatDuration(timeoutMs)}`
+        : messageOf(error);
+    const logs = interrupted || (error instanceof DcpError && error.exitCode === ExitCode.usage) ? '' : await provider.diagnostics(dir);
+    hooks.progress({ step: 'roll back', status: 'start', detail: why });
+    const removed = await destroyFromState(spec.name, provider, hooks, env);
+    hooks.progress({ step: 'roll back', status: 'done', detail: removed.length ? `removed ${removed.join(', ')}` : 'nothing had been created' });
+    const rolledBack = `rolled back: ${removed.length > 0 ? `removed ${removed.join(', ')}` : 'nothing had been created yet'}`;
+    const hint = error instanceof DcpError && error.hint && !interrupted && !timedOut ? error.hint : undefined;
+    throw new DcpError(`${why}\n${logs ? `${logs}\n` : ''}${rolledBack}`, {
+      hint: hint ?? (timedOut ? 'a slow machine may need a longer --timeout; the log lines above say what the members were doing' : interrupted ? undefined : 'the log lines above say what went wrong'),
+      exitCode: interrupted ? ExitCode.interrupted : error instanceof DcpError ? error.exitCode : ExitCode.failed,
+      cause: error,
+    });
+  } finally {
+    clearTimeout(timer);
+    finished.abort();
+  }
+}
+
+/** Everything the journal lists, the client config that points here, and the state folder. */
+async function destroyFromState(name: string, provider: Provider, hooks: Hooks, env: NodeJS.ProcessEnv): Promise<string[]> {
+  const dir = clusterDir(name, env);
+  const record = await readRecord(name, env).catch(() => undefined);
+  const removed = await provider.destroy(await readJournal(dir), { name, dir, progress: hooks.progress });
+  if (record?.tls) {
+    const file = clientConfigFile(env);
+    const text = await readFile(file, 'utf8').catch(() => '');
+    if (text.includes(record.tls.caFile)) {
+      await rm(file, { force: true });
+      await rm(`${file}.bak`, { force: true });
+    }
+  }
+  await removeClusterDir(name, env);
+  return removed;
+}
+
+/**
+ * Tears a cluster down from its state on this machine. Idempotent: a cluster that is already
+ * gone, or was half made, is a quiet success. Returns undefined when there was nothing to do.
+ */
+export async function destroyCluster(name: string, hooks: Hooks, env = process.env): Promise<string[] | undefined> {
+  const record = await readRecord(name, env).catch(() => undefined);
+  const resources = await readJournal(clusterDir(name, env));
+  if (!record && resources.length === 0 && !(await listClusterNames(env)).includes(name)) return undefined;
+  const provider = await loadProvider(record?.provider ?? 'local');
+  return destroyFromState(name, provider, hooks, env);
+}

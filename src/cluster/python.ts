@@ -1,0 +1,81 @@
+/**
+ * Which Python runs Dask here (the local provider's processes, and the readiness probe):
+ * --python, then DCP_PYTHON, then the interpreter behind `dask` on PATH, then python3. Each is asked (cheaply, without importing it) whether it has distributed.
+ */
+import { access, readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { execa } from 'execa';
+import { DcpError } from '../errors.js';
+
+export interface PythonInfo {
+  executable: string;
+  distributed: string;
+}
+
+const PROBE = [
+  'import importlib.util, importlib.metadata, json, sys',
+  'found = importlib.util.find_spec("distributed") is not None',
+  'print(json.dumps({"executable": sys.executable, "distributed": importlib.metadata.version("distributed") if found else None}))',
+].join('\n');
+
+async function probe(python: string): Promise<PythonInfo | { error: string }> {
+  const result = await execa(python, ['-c', PROBE], { reject: false, timeout: 30_000 });
+  if (result.exitCode !== 0) return { error: result.failed && result.code === 'ENOENT' ? 'not found' : (result.stderr.trim().split('\n').at(-1) ?? `exit ${result.exitCode}`) };
+  try {
+    const info = JSON.parse(result.stdout) as { executable: string; distributed: string | null };
+    return info.distributed ? { executable: info.executable, distributed: info.distributed } : { error: 'no distributed module' };
+  } catch {
+    return { error: 'did not answer like Python' };
+  }
+}
+
+/** `dask` on PATH → the interpreter in its `#!` line. */
+async function pythonBehindDask(path: string | undefined): Promise<string | undefined> {
+  for (const dir of (path ?? '').split(delimiter).filter(Boolean)) {
+    const candidate = join(dir, 'dask');
+    try {
+      await access(candidate, constants.X_OK);
+    } catch {
+      continue;
+    }
+    const firstLine = (await readFile(candidate, 'utf8').catch(() => '')).split('\n')[0] ?? '';
+    const shebang = firstLine.match(/^#!\s*(\S+)(?:\s+(\S+))?/);
+    if (!shebang) return undefined;
+    return shebang[1]!.endsWith('/env') ? shebang[2] : shebang[1];
+  }
+  return undefined;
+}
+
+export async function findPython(explicit: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<PythonInfo> {
+  const tried: string[] = [];
+  const ask = async (python: string, from: string) => {
+    const result = await probe(python);
+    if ('executable' in result) return result;
+    tried.push(`${python} (${from}): ${result.error}`);
+    return undefined;
+  };
+  // A Python named by the user is the one to use, or an error; never a silent substitute.
+  for (const [python, from] of [
+    [explicit, '--python'],
+    [env.DCP_PYTHON, 'DCP_PYTHON'],
+  ] as const) {
+    if (python) {
+      const found = await ask(python, from);
+      if (found) return found;
+      throw new DcpError(`${from} ${python} cannot run Dask: ${tried.at(-1)!.split(': ').slice(1).join(': ')}`, { hint: `install distributed for it (${python} -m pip install distributed), or point ${from} at another Python` });
+    }
+  }
+  for (const [python, from] of [
+    [await pythonBehindDask(env.PATH), 'behind dask on PATH'],
+    ['python3', 'on PATH'],
+  ] as const) {
+    if (python && !tried.some((t) => t.startsWith(`${python} `))) {
+      const found = await ask(python, from);
+      if (found) return found;
+    }
+  }
+  throw new DcpError(`no Python with Dask's distributed found (tried ${tried.join('; ') || 'nothing'})`, {
+    hint: "install it: python3 -m pip install 'distributed[complete]', or on Debian/Ubuntu: sudo apt-get install python3-distributed; or pass --python PATH",
+  });
+}

@@ -1,0 +1,107 @@
+/** `dcp up | down | list | status | snippet | dashboard`: parse → core → render. */
+import { countWorkers, schedulerAnswers } from '../cluster/readiness.js';
+import { createCluster, destroyCluster } from '../cluster/engine.js';
+import { findPython } from '../cluster/python.js';
+import { planUp, type UpFlags } from '../cluster/spec.js';
+import { clusterDir, listClusterNames, readJournal, readRecord, type ClusterRecord } from '../cluster/state.js';
+import { ExitCode, usageError } from '../errors.js';
+import { loadProvider } from '../providers/index.js';
+import { clusterJson, progressLine, renderList, renderStatus, renderUp, snippetFor, type SnippetFormat, type StatusReport } from '../ui/cluster.js';
+import type { Output } from '../ui/output.js';
+import { confirm } from '../ui/prompts.js';
+import { interruptible } from '../util/interrupt.js';
+
+function hooks(out: Output) {
+  return { progress: (event: Parameters<typeof progressLine>[0]) => out.progress(progressLine(event, out.errStyle)) };
+}
+
+/** The cluster a command is about: the one named, or the only one there is. */
+async function resolveCluster(name: string | undefined): Promise<ClusterRecord> {
+  if (name !== undefined) {
+    const record = await readRecord(name);
+    if (!record) throw usageError(`no cluster named ${name} on this machine`, 'dcp list shows the clusters');
+    return record;
+  }
+  const names = await listClusterNames();
+  if (names.length === 0) throw usageError('there are no clusters on this machine', 'create one with: dcp up');
+  if (names.length > 1) throw usageError(`there are ${names.length} clusters: ${names.join(', ')}`, 'name the one you mean');
+  return resolveCluster(names[0]);
+}
+
+export async function up(flags: UpFlags, out: Output): Promise<ExitCode> {
+  const plan = await planUp(flags);
+  for (const warning of plan.warnings) out.warn(warning);
+  const provider = await loadProvider(plan.spec.provider);
+  out.progress(progressLine({ step: `up ${plan.spec.name}`, status: 'start', detail: provider.plan(plan.spec).join('; ') }, out.errStyle));
+  const record = await interruptible((signal) => createCluster(plan, provider, hooks(out), signal));
+  out.result(clusterJson(record), () => renderUp(record, out.style));
+  return ExitCode.ok;
+}
+
+export async function down(name: string | undefined, options: { all: boolean }, out: Output): Promise<ExitCode> {
+  if (name !== undefined && options.all) throw usageError('name a cluster or pass --all, not both', 'dcp down NAME, or dcp down --all');
+  if (name === undefined && !options.all) throw usageError('which cluster?', 'dcp down NAME, or dcp down --all (dcp list shows them)');
+  const names = options.all ? await listClusterNames() : [name!];
+  if (options.all && names.length > 0 && !(await confirm(out, `Tear down ${names.length} cluster${names.length === 1 ? '' : 's'} (${names.join(', ')})?`, '--yes'))) {
+    return ExitCode.failed;
+  }
+  if (!options.all && (await readRecord(name!)) && !(await confirm(out, `Tear down ${name}?`, '--yes'))) return ExitCode.failed;
+  const results: { name: string; found: boolean; removed: string[] }[] = [];
+  for (const each of names) {
+    const removed = await destroyCluster(each, hooks(out));
+    results.push({ name: each, found: removed !== undefined, removed: removed ?? [] });
+  }
+  out.result({ clusters: results }, () =>
+    results.length === 0
+      ? 'No clusters to tear down.\n'
+      : results.map((r) => (r.found ? `${out.style.green('✓')} ${r.name} is gone${r.removed.length ? ` (stopped ${r.removed.join(', ')})` : ''}` : `${r.name}: nothing to tear down`)).join('\n') + '\n',
+  );
+  return ExitCode.ok;
+}
+
+export async function list(out: Output): Promise<ExitCode> {
+  const records = (await Promise.all((await listClusterNames()).map((name) => readRecord(name).catch(() => undefined)))).filter((r): r is ClusterRecord => r !== undefined);
+  out.result({ clusters: records.map(clusterJson) }, () => renderList(records, out.style));
+  return ExitCode.ok;
+}
+
+export async function status(name: string | undefined, out: Output): Promise<ExitCode> {
+  const record = await resolveCluster(name);
+  const provider = await loadProvider(record.provider);
+  const address = record.scheduler_address;
+  const reachable = address !== null && (await schedulerAnswers(address, record.tls));
+  const recordedPython = typeof record.details.python === 'string' ? record.details.python : undefined;
+  const count = reachable ? await countWorkers((await findPython(recordedPython)).executable, address, record.tls) : { workers: 0, threads: 0 };
+  const report: StatusReport = {
+    name: record.name,
+    provider: record.provider,
+    scheduler_address: address,
+    dashboard_url: record.dashboard_url,
+    reachable,
+    workers: count.workers,
+    expected_workers: record.workers,
+    threads: count.threads,
+    members: await provider.members(record, await readJournal(clusterDir(record.name))),
+  };
+  out.result(report, () => renderStatus(report, out.style));
+  return reachable ? ExitCode.ok : ExitCode.failed;
+}
+
+export async function snippet(name: string | undefined, format: SnippetFormat, out: Output): Promise<ExitCode> {
+  const record = await resolveCluster(name);
+  const text = snippetFor(record, format);
+  out.result({ name: record.name, format, snippet: text }, () => text);
+  return ExitCode.ok;
+}
+
+export async function dashboard(name: string | undefined, options: { open: boolean }, out: Output): Promise<ExitCode> {
+  const record = await resolveCluster(name);
+  const url = record.dashboard_url!;
+  if (options.open && out.interactive) {
+    const { default: open } = await import('open');
+    await open(url);
+    out.progress(`opened ${url}`);
+  }
+  out.result({ name: record.name, dashboard_url: url }, () => `${url}\n`);
+  return ExitCode.ok;
+}

@@ -1,0 +1,149 @@
+/**
+ * The local provider: a real Dask scheduler and workers as processes on this machine, bound to
+ * 127.0.0.1, detached from dcp so they outlive it, logging into the cluster's state folder.
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { basename, join } from 'node:path';
+import { DcpError } from '../../errors.js';
+import { daskTlsArgs } from '../../cluster/snippet.js';
+import { readJournal, type ClusterRecord, type Resource } from '../../cluster/state.js';
+import type { ClusterTls, CreateContext, DestroyContext, Endpoints, MemberStatus, Provider } from '../provider.js';
+import { isRunning, spawnDetached, stopProcess, type ProcessIdentity } from './process.js';
+
+const HOST = '127.0.0.1';
+
+interface ProcessResource extends Resource {
+  kind: 'process';
+  data: { role: string; pid: number; startTime: string; log: string };
+}
+
+function processes(resources: Resource[]): ProcessResource[] {
+  return resources.filter((r): r is ProcessResource => r.kind === 'process');
+}
+
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, HOST, () => server.close(() => resolve(true)));
+  });
+}
+
+/** Dask's usual port when it is free, else any free one. */
+async function choosePort(preferred: number, taken: number[]): Promise<number> {
+  if (!taken.includes(preferred) && (await portIsFree(preferred))) return preferred;
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const server = createServer();
+      server.once('error', reject);
+      server.listen(0, HOST, () => {
+        const address = server.address();
+        server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+      });
+    });
+    if (!taken.includes(port)) return port;
+  }
+}
+
+function roleTlsArgs(tls: ClusterTls | null, role: 'scheduler' | 'worker'): string[] {
+  return tls ? daskTlsArgs({ caFile: tls.caFile, cert: tls.cert[role], key: tls.key[role] }) : [];
+}
+
+/** The last `count` lines of a log, for error messages. */
+async function tail(path: string, count = 12): Promise<string> {
+  const text = await readFile(path, 'utf8').catch(() => '');
+  return text.trimEnd().split('\n').slice(-count).join('\n');
+}
+
+export const localProvider: Provider = {
+  name: 'local',
+  defaultTimeoutMs: 60_000,
+
+  plan(spec) {
+    return [
+      `start a Dask scheduler and ${spec.workers} worker${spec.workers === 1 ? '' : 's'}${spec.threads ? ` of ${spec.threads} thread${spec.threads === 1 ? '' : 's'}` : ''} as processes on this machine`,
+      `bind them to ${HOST} only: nothing is reachable from other machines`,
+    ];
+  },
+
+  async create(context: CreateContext): Promise<Endpoints> {
+    const { spec, tls, python, logsDir } = context;
+    const schedulerPort = await choosePort(8786, []);
+    const dashboardPort = await choosePort(8787, [schedulerPort]);
+    const address = `${tls ? 'tls' : 'tcp'}://${HOST}:${schedulerPort}`;
+
+    const start = async (role: string, args: string[]) => {
+      context.signal.throwIfAborted();
+      const log = join(logsDir, `${role}.log`);
+      const identity = await spawnDetached(python, ['-m', 'dask', ...args], log, { ...process.env, PYTHONUNBUFFERED: '1' });
+      await context.record({ kind: 'process', id: String(identity.pid), data: { role, ...identity, log } });
+      context.progress({ step: `start ${role}`, status: 'done', detail: `pid ${identity.pid}` });
+    };
+
+    await start('scheduler', [
+      'scheduler',
+      '--host', HOST,
+      '--port', String(schedulerPort),
+      '--dashboard-address', `${HOST}:${dashboardPort}`,
+      '--protocol', tls ? 'tls' : 'tcp',
+      ...roleTlsArgs(tls, 'scheduler'),
+    ]);
+    // Workers start at once: they retry until the scheduler listens, which saves a round of waiting.
+    for (let i = 1; i <= spec.workers; i++) {
+      await start(`worker-${i}`, [
+        'worker', address,
+        '--host', HOST,
+        '--name', `${spec.name}-worker-${i}`,
+        '--no-dashboard',
+        ...(spec.threads ? ['--nthreads', String(spec.threads)] : []),
+        ...(spec.memoryLimit ? ['--memory-limit', spec.memoryLimit] : []),
+        ...roleTlsArgs(tls, 'worker'),
+      ]);
+    }
+    return {
+      schedulerAddress: address,
+      dashboardUrl: `http://${HOST}:${dashboardPort}/status`,
+      details: { python, scheduler_port: schedulerPort, dashboard_port: dashboardPort },
+    };
+  },
+
+  async checkHealth(context) {
+    for (const resource of processes(await readJournal(context.dir))) {
+      if (!(await isRunning(resource.data))) {
+        throw new DcpError(`the ${resource.data.role} process exited during start-up (pid ${resource.data.pid})`, {
+          hint: `its log: ${resource.data.log}\n${await tail(resource.data.log)}`,
+        });
+      }
+    }
+  },
+
+  async diagnostics(dir) {
+    const logsDir = join(dir, 'logs');
+    const logs = (await readdir(logsDir).catch(() => [])).filter((f) => f.endsWith('.log')).sort((a, b) => (a === 'scheduler.log' ? -1 : b === 'scheduler.log' ? 1 : a.localeCompare(b)));
+    const parts = await Promise.all(logs.map(async (file) => `--- ${basename(file, '.log')} (last lines of ${join(logsDir, file)}) ---\n${await tail(join(logsDir, file), 8)}`));
+    return parts.join('\n');
+  },
+
+  async destroy(resources: Resource[], context: DestroyContext): Promise<string[]> {
+    const removed: string[] = [];
+    // Workers first, then the scheduler, so workers do not spend the grace period reconnecting.
+    await Promise.all(
+      processes(resources)
+        .reverse()
+        .filter((r) => r.data.role !== 'scheduler')
+        .map(async (r) => {
+          if (await stopProcess(r.data as ProcessIdentity)) removed.push(`${r.data.role} (pid ${r.data.pid})`);
+        }),
+    );
+    for (const r of processes(resources).filter((p) => p.data.role === 'scheduler')) {
+      if (await stopProcess(r.data as ProcessIdentity)) removed.push(`${r.data.role} (pid ${r.data.pid})`);
+    }
+    if (removed.length > 0) context.progress({ step: 'stop processes', status: 'done', detail: removed.join(', ') });
+    return removed;
+  },
+
+  async members(_record: ClusterRecord, resources: Resource[]): Promise<MemberStatus[]> {
+    return Promise.all(processes(resources).map(async (r) => ({ role: r.data.role, id: `pid ${r.data.pid}`, running: await isRunning(r.data) })));
+  },
+};

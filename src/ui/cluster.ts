@@ -1,0 +1,100 @@
+/** How clusters look: progress lines, the `up` summary, tables, status. */
+import { daskTlsYaml } from '../config/dask-tls.js';
+import type { ClusterRecord } from '../cluster/state.js';
+import { envSnippet, pythonClientSnippet } from '../cluster/snippet.js';
+import type { MemberStatus, ProgressEvent } from '../providers/provider.js';
+import type { Style } from './style.js';
+
+export type SnippetFormat = 'python' | 'env' | 'yaml';
+
+export function snippetFor(record: ClusterRecord, format: SnippetFormat): string {
+  const address = record.scheduler_address ?? '';
+  switch (format) {
+    case 'python':
+      return pythonClientSnippet(address, record.tls);
+    case 'env':
+      return envSnippet(address, record.tls);
+    case 'yaml':
+      return record.tls ? daskTlsYaml(record.tls) : '# TLS is off: no Dask configuration is needed\n';
+  }
+}
+
+export function clusterJson(record: ClusterRecord) {
+  return {
+    name: record.name,
+    provider: record.provider,
+    status: record.status,
+    scheduler_address: record.scheduler_address,
+    dashboard_url: record.dashboard_url,
+    workers: record.workers,
+    tls: record.tls && { ca_file: record.tls.caFile, client_cert: record.tls.clientCert, client_key: record.tls.clientKey },
+    dask_config_file: record.dask_config_file,
+    created_at: record.created_at,
+    snippet: snippetFor(record, 'python'),
+  };
+}
+
+/** One stderr line per engine event, for runs without the terminal UI. */
+export function progressLine(event: ProgressEvent, style: Style): string {
+  const mark = event.status === 'done' ? style.green('✓') : event.status === 'start' ? style.cyan('›') : style.dim('·');
+  return `${mark} ${event.step}${event.detail ? style.dim(`: ${event.detail}`) : ''}`;
+}
+
+const indent = (text: string) => text.trimEnd().replace(/^(?=.)/gm, '    ');
+
+export function renderUp(record: ClusterRecord, style: Style): string {
+  const rows: [string, string][] = [
+    ['scheduler', record.scheduler_address ?? ''],
+    ['dashboard', record.dashboard_url ?? ''],
+    ['workers', String(record.workers)],
+    ['TLS', record.tls ? `CA ${record.tls.caFile}\n             client ${record.tls.clientCert} + ${record.tls.clientKey}` : style.yellow('off')],
+    ...(record.dask_config_file ? ([['Dask config', `${record.dask_config_file} (a plain Client("${record.scheduler_address}") works now)`]] as [string, string][]) : []),
+  ];
+  return [
+    `${style.green('✓')} Cluster ${style.bold(record.name)} is ${record.status === 'ready' ? 'ready' : 'starting (not waited for)'} (${record.provider}, ${record.workers} worker${record.workers === 1 ? '' : 's'}, ${record.tls ? 'TLS' : 'no TLS'})`,
+    '',
+    ...rows.map(([label, value]) => `  ${label.padEnd(11)} ${value}`),
+    '',
+    style.bold('Connect from Python:'),
+    indent(snippetFor(record, 'python')),
+    '',
+    style.bold('Or with environment variables:'),
+    indent(snippetFor(record, 'env')),
+    '',
+    `${style.bold('Next:')} dcp status ${record.name}  ·  dcp dashboard ${record.name}  ·  dcp down ${record.name}`,
+    '',
+  ].join('\n');
+}
+
+export function renderList(records: ClusterRecord[], style: Style): string {
+  if (records.length === 0) return `No clusters. Create one with: dcp up\n`;
+  const rows = [
+    ['NAME', 'PROVIDER', 'STATUS', 'SCHEDULER', 'WORKERS', 'CREATED'],
+    ...records.map((r) => [r.name, r.provider, r.status, r.scheduler_address ?? '-', String(r.workers), r.created_at.replace('T', ' ').slice(0, 16)]),
+  ];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  return rows.map((row, i) => row.map((cell, j) => (i === 0 ? style.bold(cell.padEnd(widths[j]!)) : cell.padEnd(widths[j]!))).join('  ').trimEnd()).join('\n') + '\n';
+}
+
+export interface StatusReport {
+  name: string;
+  provider: string;
+  scheduler_address: string | null;
+  dashboard_url: string | null;
+  reachable: boolean;
+  workers: number;
+  expected_workers: number;
+  threads: number;
+  members: MemberStatus[];
+}
+
+export function renderStatus(status: StatusReport, style: Style): string {
+  const healthy = status.reachable && status.workers >= status.expected_workers;
+  return [
+    `${healthy ? style.green('✓') : style.yellow('!')} ${style.bold(status.name)} (${status.provider}): scheduler ${status.reachable ? 'reachable' : style.red('not reachable')} at ${status.scheduler_address}`,
+    `  workers     ${status.workers}/${status.expected_workers} connected${status.reachable ? `, ${status.threads} threads` : ''}`,
+    `  dashboard   ${status.dashboard_url}`,
+    ...status.members.map((m) => `  ${m.role.padEnd(11)} ${m.id} ${m.running ? 'running' : style.red('not running')}`),
+    '',
+  ].join('\n');
+}

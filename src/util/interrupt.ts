@@ -1,0 +1,42 @@
+/**
+ * Ctrl-C and SIGTERM. Work that can be undone (creating a cluster) registers a handler and is
+ * told to stop, so it can roll back and exit 130; with no handler registered, or on a second
+ * signal, the process exits 130 at once.
+ */
+import { ExitCode } from '../errors.js';
+
+type Handler = (signal: NodeJS.Signals) => void;
+const handlers = new Set<Handler>();
+let received: NodeJS.Signals | undefined;
+
+export function installInterruptHandlers(): void {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      if (received || handlers.size === 0) {
+        process.stderr.write(`\n${signal === 'SIGINT' ? 'interrupted' : 'terminated'}\n`);
+        process.exit(ExitCode.interrupted);
+      }
+      received = signal;
+      for (const handler of handlers) handler(signal);
+    });
+  }
+}
+
+/** An AbortSignal that fires on Ctrl-C/SIGTERM while `work` runs. */
+export async function interruptible<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const handler: Handler = (signal) => controller.abort(new Interrupted(signal));
+  handlers.add(handler);
+  try {
+    return await work(controller.signal);
+  } finally {
+    handlers.delete(handler);
+  }
+}
+
+export class Interrupted extends Error {
+  constructor(readonly signal: NodeJS.Signals) {
+    super(signal === 'SIGINT' ? 'interrupted (Ctrl-C)' : `interrupted (${signal})`);
+    this.name = 'Interrupted';
+  }
+}
