@@ -14,17 +14,18 @@ export interface PythonInfo {
 }
 
 const PROBE = [
-  'import importlib.util, importlib.metadata, json, sys',
+  'import importlib.util, importlib.metadata, json',
   'found = importlib.util.find_spec("distributed") is not None',
-  'print(json.dumps({"executable": sys.executable, "distributed": importlib.metadata.version("distributed") if found else None}))',
+  'print(json.dumps({"distributed": importlib.metadata.version("distributed") if found else None}))',
 ].join('\n');
 
 async function probe(python: string): Promise<PythonInfo | { error: string }> {
   const result = await execa(python, ['-c', PROBE], { reject: false, timeout: 30_000 });
   if (result.exitCode !== 0) return { error: result.failed && result.code === 'ENOENT' ? 'not found' : (result.stderr.trim().split('\n').at(-1) ?? `exit ${result.exitCode}`) };
   try {
-    const info = JSON.parse(result.stdout) as { executable: string; distributed: string | null };
-    return info.distributed ? { executable: info.executable, distributed: info.distributed } : { error: 'no distributed module' };
+    const info = JSON.parse(result.stdout) as { distributed: string | null };
+    // The path as given, not sys.executable: a wrapper or venv shim is what the user chose.
+    return info.distributed ? { executable: python, distributed: info.distributed } : { error: 'no distributed module' };
   } catch {
     return { error: 'did not answer like Python' };
   }

@@ -32,7 +32,6 @@ export async function up(flags: UpFlags, out: Output): Promise<ExitCode> {
   const plan = await planUp(flags);
   for (const warning of plan.warnings) out.warn(warning);
   const provider = await loadProvider(plan.spec.provider);
-  out.progress(progressLine({ step: `up ${plan.spec.name}`, status: 'start', detail: provider.plan(plan.spec).join('; ') }, out.errStyle));
   const record = await interruptible((signal) => createCluster(plan, provider, hooks(out), signal));
   out.result(clusterJson(record), () => renderUp(record, out.style));
   return ExitCode.ok;

@@ -47,7 +47,7 @@ export function createOutput(options: GlobalOptions, streams = { out: process.st
       streams.err.write(`${errStyle.yellow('warning:')} ${message}\n${hint ? `  ${errStyle.dim(`hint: ${hint}`)}\n` : ''}`);
     },
     progress(message) {
-      if (!options.json) streams.err.write(`${errStyle.dim(message)}\n`);
+      streams.err.write(`${message}\n`);
     },
   };
 }

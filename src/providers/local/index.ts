@@ -76,7 +76,9 @@ export const localProvider: Provider = {
     const start = async (role: string, args: string[]) => {
       context.signal.throwIfAborted();
       const log = join(logsDir, `${role}.log`);
-      const identity = await spawnDetached(python, ['-m', 'dask', ...args], log, { ...process.env, PYTHONUNBUFFERED: '1' });
+      const identity = await spawnDetached(python, ['-m', 'dask', ...args], log, { ...process.env, PYTHONUNBUFFERED: '1' }).catch((error: unknown) => {
+        throw new DcpError(`the ${role} process exited during start-up: ${(error as Error).message}`);
+      });
       await context.record({ kind: 'process', id: String(identity.pid), data: { role, ...identity, log } });
       context.progress({ step: `start ${role}`, status: 'done', detail: `pid ${identity.pid}` });
     };
@@ -111,9 +113,7 @@ export const localProvider: Provider = {
   async checkHealth(context) {
     for (const resource of processes(await readJournal(context.dir))) {
       if (!(await isRunning(resource.data))) {
-        throw new DcpError(`the ${resource.data.role} process exited during start-up (pid ${resource.data.pid})`, {
-          hint: `its log: ${resource.data.log}\n${await tail(resource.data.log)}`,
-        });
+        throw new DcpError(`the ${resource.data.role} process exited during start-up (pid ${resource.data.pid})`);
       }
     }
   },
@@ -121,7 +121,7 @@ export const localProvider: Provider = {
   async diagnostics(dir) {
     const logsDir = join(dir, 'logs');
     const logs = (await readdir(logsDir).catch(() => [])).filter((f) => f.endsWith('.log')).sort((a, b) => (a === 'scheduler.log' ? -1 : b === 'scheduler.log' ? 1 : a.localeCompare(b)));
-    const parts = await Promise.all(logs.map(async (file) => `--- ${basename(file, '.log')} (last lines of ${join(logsDir, file)}) ---\n${await tail(join(logsDir, file), 8)}`));
+    const parts = await Promise.all(logs.map(async (file) => `--- ${basename(file, '.log')}: the last lines of its log ---\n${(await tail(join(logsDir, file), 8)) || '(empty)'}`));
     return parts.join('\n');
   },
 

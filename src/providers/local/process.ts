@@ -45,7 +45,7 @@ export async function spawnDetached(command: string, args: string[], logFile: st
     child.unref();
     const pid = child.pid!;
     const startTime = await processStartTime(pid);
-    if (startTime === undefined) throw new Error(`${command} exited at once (see ${logFile})`);
+    if (startTime === undefined) throw new Error(`it exited at once`);
     return { pid, startTime };
   } finally {
     closeSync(log);
