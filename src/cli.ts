@@ -261,7 +261,9 @@ function report(error: unknown, json: boolean, verbose: boolean): ExitCode {
   if (error instanceof CommanderError) {
     // Commander has printed help, the version, or its one-line usage error already.
     if (error.exitCode === 0) return ExitCode.ok;
-    if (json) process.stdout.write(`${JSON.stringify({ error: { message: error.message.replace(/^error: /, ''), hint: 'see --help', exit_code: ExitCode.usage } })}\n`);
+    // A group run without a command shows its help; that help is the answer, not an error text.
+    const message = error.code === 'commander.help' ? 'a command is required' : error.message.replace(/^error: /, '');
+    if (json) process.stdout.write(`${JSON.stringify({ error: { message, hint: 'see --help', exit_code: ExitCode.usage } })}\n`);
     return ExitCode.usage;
   }
   const known = error instanceof DcpError ? error : new DcpError(`unexpected error: ${messageOf(error)}`, { hint: 'run again with --verbose, and report it with that output' });

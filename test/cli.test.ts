@@ -55,6 +55,14 @@ describe('dcp', () => {
     expect(json<{ error: { exit_code: number } }>(run.stdout).error.exit_code).toBe(2);
   });
 
+  it('a group without its command: help on stderr, and with --json an error document', async () => {
+    for (const args of [['--json'], ['certs', '--json']]) {
+      const run = await dcp(args);
+      expect(run.exitCode).toBe(2);
+      expect(json(run.stdout)).toEqual({ error: { message: 'a command is required', hint: 'see --help', exit_code: 2 } });
+    }
+  });
+
   it('--version and --help load neither the certificate code nor the terminal UI', async () => {
     for (const args of [['--version'], ['--help'], ['certs', 'gen', '--help']]) {
       const { run, urls } = await importsOf(args);

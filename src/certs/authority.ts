@@ -5,12 +5,13 @@
 import { generateKeyPair, randomBytes, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 import { usageError } from '../errors.js';
-import { readPemFile } from './pem.js';
+import { uniqueAltNames } from './names.js';
+import type { Role } from './roles.js';
+import { notPemMessage, readPemFile } from './pem.js';
+import { caProblems } from './verify.js';
 import { addDays, isoDay } from './validity.js';
-import { buildCertificate, keyMatches, parseCertificate, type AltName, type Certificate } from './x509.js';
+import { buildCertificate, canSignWith, describeKey, keyMatches, parseCertificate, type AltName, type Certificate } from './x509.js';
 
-export const ROLES = ['scheduler', 'worker', 'client'] as const;
-export type Role = (typeof ROLES)[number];
 
 /** Names every server certificate carries, so the loopback dashboard can be checked too. */
 const LOOPBACK_NAMES: AltName[] = [
@@ -37,6 +38,10 @@ export function generateRsaKey(): Promise<KeyPair> {
 export interface Authority {
   certificate: Certificate;
   key: KeyObject;
+  /** What goes into ca.pem: the CA and any certificates above it that came with it. */
+  bundlePem: string;
+  /** Set when nothing in the bundle is a self-signed root. */
+  partialChain?: boolean;
 }
 
 export interface IssuedPem {
@@ -61,14 +66,13 @@ export function createAuthority(keys: KeyPair, days: number, now = new Date()): 
     altNames: [],
   });
   const certificate = parseCertificate(certPem);
-  return { certificate, certPem, key: keys.privateKey, keyPem: privateKeyPem(keys.privateKey) };
+  return { certificate, certPem, bundlePem: certPem, key: keys.privateKey, keyPem: privateKeyPem(keys.privateKey) };
 }
 
 /** The names a role's certificate carries: the user's first (they name the scheduler's address). */
 export function altNamesFor(role: Role, extra: AltName[]): AltName[] {
   if (role === 'client') return [{ type: 'dns', value: 'dask-client' }];
-  const names = [...extra, { type: 'dns' as const, value: `dask-${role}` }, ...LOOPBACK_NAMES];
-  return names.filter((name, i) => names.findIndex((o) => o.type === name.type && o.value === name.value) === i);
+  return uniqueAltNames([...extra, { type: 'dns', value: `dask-${role}` }, ...LOOPBACK_NAMES]);
 }
 
 /** A certificate for one role, signed by the authority. */
@@ -107,22 +111,15 @@ export async function loadAuthority(certPath: string, keyPath: string, now = new
   const certificate = certFile.certificates[0];
   if (!certificate) {
     throw usageError(
-      `--ca-cert ${certPath} holds no certificate: ${certFile.notPem ?? certFile.badCertificates[0] ?? 'only keys'}`,
+      `--ca-cert ${certPath} holds no certificate: ${certFile.notPem ? notPemMessage(certFile.notPem) : (certFile.badCertificates[0] ?? 'only keys')}`,
       'pass the CA certificate in PEM form (-----BEGIN CERTIFICATE-----)',
     );
   }
-  if (!certificate.basicConstraints?.ca) {
-    throw usageError(
-      `--ca-cert ${certPath} is not a CA certificate (no basicConstraints CA:TRUE)`,
-      'make a CA with `dcp certs gen`, or pass the certificate of the CA itself',
-    );
-  }
-  if (certificate.notAfter <= now) {
-    throw usageError(`--ca-cert ${certPath} expired on ${isoDay(certificate.notAfter)}`, 'make a new CA with `dcp certs gen`');
-  }
+  const [problem] = caProblems(certificate, certPath, 'any', now);
+  if (problem) throw usageError(`--ca-cert: ${problem.message}`, problem.hint);
   const entry = keyFile.keys[0];
   if (!entry) {
-    throw usageError(`--ca-key ${keyPath} holds no private key: ${keyFile.notPem ?? 'only certificates'}`, 'pass the CA private key in PEM form');
+    throw usageError(`--ca-key ${keyPath} holds no private key: ${keyFile.notPem ? notPemMessage(keyFile.notPem) : 'only certificates'}`, 'pass the CA private key in PEM form');
   }
   if (entry.encrypted) {
     throw usageError(
@@ -131,8 +128,12 @@ export async function loadAuthority(certPath: string, keyPath: string, now = new
     );
   }
   if (!entry.key) throw usageError(`--ca-key ${keyPath} cannot be read: ${entry.error ?? 'unknown key format'}`);
+  if (!canSignWith(entry.key)) {
+    throw usageError(`--ca-key ${keyPath}: dcp cannot sign with ${describeKey(entry.key)} keys`, 'use a CA with an RSA, EC (P-256, P-384, P-521) or Ed25519 key');
+  }
   if (!keyMatches(certificate, entry.key)) {
     throw usageError(`--ca-key ${keyPath} is not the key of --ca-cert ${certPath}`, 'pass the key that belongs to this CA certificate');
   }
-  return { certificate, key: entry.key };
+  const bundle = certFile.certificates;
+  return { certificate, key: entry.key, bundlePem: bundle.map((c) => c.pem).join(''), partialChain: !bundle.some((c) => c.selfSigned) };
 }

@@ -1,9 +1,10 @@
 /** `dcp certs gen`: a CA and a certificate + key per role, in the layout `--tls-dir` takes. */
 import { resolve, join } from 'node:path';
-import { realpath } from 'node:fs/promises';
+import { realpath, rm } from 'node:fs/promises';
 import { usageError } from '../errors.js';
 import { ensurePrivateDir, PRIVATE_FILE, PUBLIC_FILE, writeFilesAtomically, type FileToWrite } from '../util/files.js';
-import { createAuthority, generateRsaKey, issue, loadAuthority, ROLES, type Authority, type Role } from './authority.js';
+import { createAuthority, generateRsaKey, issue, loadAuthority, type Authority } from './authority.js';
+import { ROLES, type Role } from './roles.js';
 import { parseAltNames } from './names.js';
 import { parseDays } from './validity.js';
 import type { AltName } from './x509.js';
@@ -68,13 +69,20 @@ export async function generateCertificateSet(options: GenOptions): Promise<GenRe
   const toWrite: FileToWrite[] = [];
   // A CA given from the same folder stays as it is; one from elsewhere is copied, its key never.
   const caIsInPlace = options.caCert !== undefined && (await samePath(options.caCert, files.ca));
-  if (!caIsInPlace) toWrite.push({ path: files.ca, content: authority.certificate.pem, mode: PUBLIC_FILE });
+  if (!caIsInPlace) toWrite.push({ path: files.ca, content: authority.bundlePem, mode: PUBLIC_FILE });
+  if (authority.partialChain) {
+    warnings.push(`${options.caCert} is not a self-signed root and holds none: Python before 3.13 will reject these certificates; put the CA's chain up to its root in the --ca-cert file`);
+  }
   if (created) toWrite.push({ path: files.caKey, content: created.keyPem, mode: PRIVATE_FILE });
   for (const { role, certPem, keyPem } of issued) {
     toWrite.push({ path: files.cert[role], content: certPem, mode: PUBLIC_FILE });
     toWrite.push({ path: files.key[role], content: keyPem, mode: PRIVATE_FILE });
   }
   await writeFilesAtomically(toWrite, { overwrite: options.force });
+  // A CA key left from an earlier set no longer matches ca.pem: a key nobody needs, and a trap.
+  if (existing && options.force && !(await samePath(options.caKey!, files.caKey)) && (await rm(files.caKey).then(() => true, () => false))) {
+    warnings.push(`removed ${files.caKey}: it belonged to the CA these files no longer use`);
+  }
 
   return {
     dir,

@@ -1,5 +1,5 @@
 /** `dcp certs inspect`: what is in a PEM file, in the terms the verify checks use. Never key material. */
-import { readPemFile } from './pem.js';
+import { notPemMessage, readPemFile } from './pem.js';
 import { daysBetween } from './validity.js';
 import { describeKey, keyMatches, type Certificate } from './x509.js';
 
@@ -68,6 +68,6 @@ export async function inspectFiles(paths: string[], now = new Date()): Promise<F
         error: entry.error ?? null,
       };
     }),
-    problems: [...(file.notPem ? [file.notPem] : []), ...file.badCertificates.map((reason) => `a certificate does not parse: ${reason}`)],
+    problems: [...(file.notPem ? [notPemMessage(file.notPem)] : []), ...file.badCertificates.map((reason) => `a certificate does not parse: ${reason}`)],
   }));
 }

@@ -12,7 +12,8 @@ const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/i;
 export function parseAltName(value: string): AltName {
   const text = value.trim();
   const bare = text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text;
-  if (ipaddr.isValid(bare) && (bare.includes(':') || ipaddr.IPv4.isValidFourPartDecimal(bare))) {
+  // A zone (fe80::1%eth0) names an interface on one machine; a certificate cannot carry it.
+  if (!bare.includes('%') && ipaddr.isValid(bare) && (bare.includes(':') || ipaddr.IPv4.isValidFourPartDecimal(bare))) {
     return { type: 'ip', value: ipaddr.parse(bare).toString() };
   }
   const labels = (text.startsWith('*.') ? text.slice(2) : text).replace(/\.$/, '').split('.');
@@ -30,8 +31,12 @@ export function parseAltName(value: string): AltName {
   return { type: 'dns', value: text.replace(/\.$/, '').toLowerCase() };
 }
 
+/** The distinct names, in order. */
+export function uniqueAltNames(names: AltName[]): AltName[] {
+  return names.filter((name, index) => names.findIndex((other) => other.type === name.type && other.value === name.value) === index);
+}
+
 /** `--san a,b --san c` → the distinct names, in order. */
 export function parseAltNames(values: string[]): AltName[] {
-  const names = values.flatMap((value) => value.split(',')).filter((value) => value.trim() !== '').map(parseAltName);
-  return names.filter((name, index) => names.findIndex((other) => other.type === name.type && other.value === name.value) === index);
+  return uniqueAltNames(values.flatMap((value) => value.split(',')).filter((value) => value.trim() !== '').map(parseAltName));
 }

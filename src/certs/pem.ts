@@ -14,6 +14,12 @@ export interface PrivateKeyEntry {
   error?: string;
 }
 
+export type NotPemReason = 'der' | 'no-blocks' | 'text';
+
+export function notPemMessage(reason: NotPemReason): string {
+  return { der: 'it looks like binary DER, not PEM', 'no-blocks': 'it holds no certificate or private key', text: 'it is not a PEM file' }[reason];
+}
+
 export interface PemFile {
   path: string;
   certificates: Certificate[];
@@ -21,7 +27,7 @@ export interface PemFile {
   /** Certificate blocks that did not parse, with the reason. */
   badCertificates: string[];
   /** Why the file is not PEM at all, when it is not. */
-  notPem?: string;
+  notPem?: NotPemReason;
 }
 
 const BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([\s\S]*?)-----END \1-----/g;
@@ -51,11 +57,7 @@ export function parsePem(path: string, text: string): PemFile {
     }
   }
   if (file.certificates.length === 0 && file.keys.length === 0 && file.badCertificates.length === 0) {
-    file.notPem = text.includes('-----BEGIN')
-      ? 'it holds no certificate or private key'
-      : looksLikeDer(text)
-        ? 'it looks like binary DER, not PEM'
-        : 'it is not a PEM file';
+    file.notPem = text.includes('-----BEGIN') ? 'no-blocks' : looksLikeDer(text) ? 'der' : 'text';
   }
   return file;
 }
@@ -85,7 +87,7 @@ export async function readPemFile(path: string, flag: string): Promise<PemFile> 
 
 /** `openssl` command that turns a DER or encrypted file into what Dask can load. */
 export function conversionHint(file: PemFile, kind: 'certificate' | 'key'): string {
-  if (file.notPem === 'it looks like binary DER, not PEM') {
+  if (file.notPem === 'der') {
     return kind === 'certificate'
       ? `convert it: openssl x509 -inform DER -in ${file.path} -out ${file.path}.pem`
       : `convert it: openssl pkey -inform DER -in ${file.path} -out ${file.path}.pem`;

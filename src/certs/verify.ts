@@ -5,8 +5,8 @@
  * VERIFY_X509_STRICT; what only strict mode rejects is a warning.
  */
 import { basename } from 'node:path';
-import { ROLES, type Role } from './authority.js';
-import { conversionHint, readPemFile, type PemFile } from './pem.js';
+import { ROLES, type Role } from './roles.js';
+import { conversionHint, notPemMessage, readPemFile, type PemFile } from './pem.js';
 import { isoDay } from './validity.js';
 import { isIssuedBy, keyMatches, type Certificate } from './x509.js';
 
@@ -52,21 +52,12 @@ export async function verifyFiles(options: VerifyOptions, now = new Date()): Pro
   const problems: Finding[] = [];
   const warnings: Finding[] = [];
   const leaf = certFile.certificates[0];
-  const anchors = caFile.certificates;
 
   problems.push(...fileProblems(caFile, 'CA file', 'certificate'), ...fileProblems(certFile, 'certificate file', 'certificate'));
   if (keyFile) problems.push(...fileProblems(keyFile, 'key file', 'key'));
 
   if (leaf) {
-    problems.push(...validityProblems(leaf, certFile.path, now), ...purposeProblems(leaf, role));
-    const issuer = anchors.length > 0 ? findChain(leaf, certFile.certificates.slice(1), anchors) : undefined;
-    if (anchors.length > 0 && !issuer) {
-      problems.push({
-        code: 'not-signed-by-ca',
-        message: `${certFile.path} was not signed by the CA in ${caFile.path} (its issuer is "${leaf.issuer}"; the CA is "${anchors.map((a) => a.subject).join('", "')}")`,
-        hint: `pass the CA that issued it with --ca, or issue a new one from this CA: dcp certs gen --ca-cert ${caFile.path} --ca-key CA-KEY`,
-      });
-    }
+    problems.push(...validityProblems(leaf, certFile.path, now), ...purposeProblems(leaf, role), ...criticalProblems(leaf, certFile.path));
     warnings.push(...leafStrictWarnings(leaf, certFile.path));
     if (leaf.selfSigned && leaf.basicConstraints?.ca) {
       warnings.push({
@@ -75,9 +66,27 @@ export async function verifyFiles(options: VerifyOptions, now = new Date()): Pro
         hint: 'give each role its own certificate from a CA whose key stays on your machine: dcp certs gen',
       });
     }
-    for (const ca of issuer ? [issuer] : anchors) {
-      problems.push(...caProblems(ca, caFile.path, now));
-      warnings.push(...caStrictWarnings(ca, caFile.path));
+    const chain = caFile.certificates.length > 0 ? buildChain(leaf, certFile.certificates.slice(1), caFile.certificates) : undefined;
+    if (caFile.certificates.length > 0 && !chain) {
+      problems.push({
+        code: 'not-signed-by-ca',
+        message: `${certFile.path} was not signed by the CA in ${caFile.path} (its issuer is "${leaf.issuer}"; the CA is "${caFile.certificates.map((a) => a.subject).join('", "')}")`,
+        hint: `pass the CA that issued it with --ca, or issue a new one from this CA: dcp certs gen --ca-cert ${caFile.path} --ca-key CA-KEY`,
+      });
+    }
+    // Every CA on the way is held to OpenSSL's rules for the purposes the role needs.
+    for (const ca of chain?.cas ?? []) {
+      const where = caFile.certificates.includes(ca) ? caFile.path : certFile.path;
+      problems.push(...caProblems(ca, where, role, now));
+      warnings.push(...caStrictWarnings(ca, where));
+    }
+    if (chain?.partial) {
+      const top = chain.cas.at(-1)!;
+      warnings.push({
+        code: 'partial-chain',
+        message: `the chain ends at "${top.subject}", which is not a self-signed root: Python before 3.13 rejects it (only 3.13+ verifies partial chains)`,
+        hint: `add the root CA certificate to ${caFile.path}`,
+      });
     }
     problems.push(...keyProblems(leaf, certFile, keyFile, warnings));
   }
@@ -92,6 +101,32 @@ export async function verifyFiles(options: VerifyOptions, now = new Date()): Pro
   };
 }
 
+const isSame = (a: Certificate, b: Certificate) => a.fingerprint256 === b.fingerprint256;
+
+/**
+ * The CAs from `leaf` up to a trusted certificate, as OpenSSL builds the chain: through
+ * `intermediates` (sent with the leaf) and the trusted `anchors` (the CA file, any of which may
+ * serve on the way). A trusted self-signed certificate ends it; ending at a trusted certificate
+ * that is not self-signed is a partial chain. Undefined when nothing trusted signed it. A leaf
+ * that is itself trusted (a pinned certificate) has no CAs to check.
+ */
+function buildChain(leaf: Certificate, intermediates: Certificate[], anchors: Certificate[]): { cas: Certificate[]; partial: boolean } | undefined {
+  if (anchors.some((anchor) => isSame(anchor, leaf))) return { cas: [], partial: false };
+  const cas: Certificate[] = [];
+  let current = leaf;
+  for (;;) {
+    const candidates = [...anchors, ...intermediates].filter((c) => !isSame(c, current) && !cas.some((seen) => isSame(seen, c)));
+    const issuer = candidates.find((c) => isIssuedBy(current, c));
+    if (!issuer) {
+      const trusted = cas.length > 0 && anchors.some((anchor) => isSame(anchor, current));
+      return trusted ? { cas, partial: true } : undefined;
+    }
+    cas.push(issuer);
+    if (issuer.selfSigned) return anchors.some((anchor) => isSame(anchor, issuer)) ? { cas, partial: false } : undefined;
+    current = issuer;
+  }
+}
+
 function fileProblems(file: PemFile, what: string, kind: 'certificate' | 'key'): Finding[] {
   const found: Finding[] = file.badCertificates.map((reason) => ({
     code: 'bad-certificate',
@@ -99,7 +134,7 @@ function fileProblems(file: PemFile, what: string, kind: 'certificate' | 'key'):
     hint: 'check that the file was copied whole',
   }));
   if (file.notPem) {
-    found.push({ code: 'not-pem', message: `${what} ${file.path} is not usable: ${file.notPem}`, hint: conversionHint(file, kind) });
+    found.push({ code: 'not-pem', message: `${what} ${file.path} is not usable: ${notPemMessage(file.notPem)}`, hint: conversionHint(file, kind) });
   } else if (kind === 'certificate' && file.certificates.length === 0 && file.badCertificates.length === 0) {
     found.push({
       code: 'no-certificate',
@@ -152,46 +187,60 @@ function purposeProblems(cert: Certificate, role: Role | 'any'): Finding[] {
   return found;
 }
 
-/** The CA certificate in `anchors` that signed `leaf`, directly or through `intermediates`. */
-function findChain(leaf: Certificate, intermediates: Certificate[], anchors: Certificate[]): Certificate | undefined {
-  let current = leaf;
-  const unused = [...intermediates];
-  for (;;) {
-    const anchor = anchors.find((ca) => isIssuedBy(current, ca));
-    if (anchor) return anchor;
-    const next = unused.findIndex((ca) => isIssuedBy(current, ca));
-    if (next < 0) return undefined;
-    current = unused.splice(next, 1)[0]!;
-  }
+function criticalProblems(cert: Certificate, path: string): Finding[] {
+  return cert.unhandledCritical.length > 0
+    ? [
+        {
+          code: 'unknown-critical-extension',
+          message: `"${cert.subject}" in ${path} has a critical extension OpenSSL does not know (${cert.unhandledCritical.join(', ')}), so it rejects the certificate`,
+          hint: 'reissue it without marking that extension critical',
+        },
+      ]
+    : [];
 }
 
-function caProblems(ca: Certificate, path: string, now: Date): Finding[] {
+/**
+ * What makes OpenSSL refuse a CA on the chain (its check_ca and purpose checks): basicConstraints
+ * CA:FALSE, no sign of being a CA at all, key usage without keyCertSign, an extended key usage
+ * without the purposes the role needs, dates, and unknown critical extensions. Exported for
+ * `certs gen --ca-cert`, which must not issue from a CA Dask would refuse.
+ */
+export function caProblems(ca: Certificate, path: string, role: Role | 'any', now: Date): Finding[] {
   const found: Finding[] = [];
-  if (!ca.basicConstraints?.ca) {
+  const name = `the CA certificate "${ca.subject}" in ${path}`;
+  const tolerated = !ca.basicConstraints && ((ca.version === 1 && ca.selfSigned) || ca.keyUsage?.usages.includes('keyCertSign'));
+  if (ca.basicConstraints ? !ca.basicConstraints.ca : !tolerated) {
     found.push({
       code: 'ca-not-ca',
-      message:
-        ca.version === 1
-          ? `the CA certificate in ${path} ("${ca.subject}") is an X.509 v1 certificate without basicConstraints CA:TRUE: only old OpenSSL versions trust it, ${STRICT}`
-          : `the CA certificate in ${path} ("${ca.subject}") lacks basicConstraints CA:TRUE, so OpenSSL will not trust what it signed`,
+      message: `${name} ${ca.basicConstraints ? 'says basicConstraints CA:FALSE' : 'lacks basicConstraints CA:TRUE'}, so OpenSSL will not trust what it signed`,
       hint: 'use a real CA certificate (basicConstraints=critical,CA:TRUE): dcp certs gen makes one',
     });
   }
   if (ca.keyUsage && !ca.keyUsage.usages.includes('keyCertSign')) {
+    found.push({ code: 'ca-key-usage', message: `${name} has key usage without keyCertSign, so it may not sign certificates`, hint: 'reissue the CA with keyUsage = critical, keyCertSign, cRLSign' });
+  }
+  const needed = role === 'client' ? ['clientAuth'] : ['serverAuth', 'clientAuth'];
+  const missing = ca.extKeyUsage ? needed.filter((usage) => !ca.extKeyUsage!.includes(usage)) : [];
+  if (missing.length > 0) {
     found.push({
-      code: 'ca-key-usage',
-      message: `the CA certificate in ${path} has key usage without keyCertSign, so it may not sign certificates`,
-      hint: 'reissue the CA with keyUsage = critical, keyCertSign, cRLSign',
+      code: 'ca-extended-key-usage',
+      message: `${name} limits its extended key usage to ${ca.extKeyUsage!.join(', ') || 'nothing'}, and OpenSSL holds what it signs to that: no ${missing.join(' or ')}`,
+      hint: 'use a CA without an extendedKeyUsage extension, or one that allows serverAuth and clientAuth',
     });
   }
   if (ca.notAfter <= now) {
-    found.push({ code: 'ca-expired', message: `the CA certificate in ${path} expired on ${isoDay(ca.notAfter)}`, hint: 'make a new CA and reissue: dcp certs gen' });
+    found.push({ code: 'ca-expired', message: `${name} expired on ${isoDay(ca.notAfter)}`, hint: 'make a new CA and reissue: dcp certs gen' });
+  } else if (ca.notBefore > now) {
+    found.push({ code: 'ca-not-yet-valid', message: `${name} is not valid until ${ca.notBefore.toISOString()}`, hint: "check this machine's clock" });
   }
-  return found;
+  return [...found, ...criticalProblems(ca, path)];
 }
 
 function caStrictWarnings(ca: Certificate, path: string): Finding[] {
   const found: Finding[] = [];
+  if (!ca.basicConstraints && ((ca.version === 1 && ca.selfSigned) || ca.keyUsage?.usages.includes('keyCertSign'))) {
+    found.push({ code: 'strict-ca-basic-constraints', message: `the CA certificate in ${path} has no basicConstraints CA:TRUE, which only lenient OpenSSL tolerates: ${STRICT}`, hint: REISSUE });
+  }
   if (ca.basicConstraints?.ca && !ca.basicConstraints.critical) {
     found.push({ code: 'strict-basic-constraints', message: `the CA's basicConstraints in ${path} is not marked critical: ${STRICT}`, hint: REISSUE });
   }

@@ -29,6 +29,23 @@ const OID = {
   ed25519: '1.3.101.112',
 } as const;
 
+/** Extensions OpenSSL understands (X509_supported_extension); any other marked critical fails verification. */
+const OPENSSL_HANDLED = new Set([
+  '2.16.840.1.113730.1.1', // nsCertType
+  '2.5.29.15', // keyUsage
+  '2.5.29.17', // subjectAltName
+  '2.5.29.19', // basicConstraints
+  '2.5.29.32', // certificatePolicies
+  '2.5.29.37', // extKeyUsage
+  '1.3.6.1.5.5.7.1.7', // sbgp-ipAddrBlock
+  '1.3.6.1.5.5.7.1.8', // sbgp-autonomousSysNum
+  '2.5.29.36', // policyConstraints
+  '1.3.6.1.5.5.7.1.14', // proxyCertInfo
+  '2.5.29.33', // policyMappings
+  '2.5.29.54', // inhibitAnyPolicy
+  '2.5.29.30', // nameConstraints
+]);
+
 const EXTENDED_KEY_USAGES: Record<string, string> = {
   '1.3.6.1.5.5.7.3.1': 'serverAuth',
   '1.3.6.1.5.5.7.3.2': 'clientAuth',
@@ -77,6 +94,9 @@ export interface Certificate {
   readonly authorityKeyId: string | undefined;
   /** The DER subject Name, reused verbatim as the issuer of certificates this one signs. */
   readonly subjectNameDer: Buffer;
+  readonly issuerNameDer: Buffer;
+  /** OIDs of critical extensions OpenSSL does not know, each a reason to reject the certificate. */
+  readonly unhandledCritical: string[];
 }
 
 function bytes(buffer: Buffer): forge.util.ByteStringBuffer {
@@ -103,6 +123,7 @@ export function parseCertificate(pem: string): Certificate {
     node.tagClass === asn1.Class.CONTEXT_SPECIFIC && node.type === tag;
   const offset = isTagged(tbsFields[0]!, 0) ? 1 : 0;
   const subjectName = tbsFields[offset + 4]!;
+  const issuerName = tbsFields[offset + 2]!;
   const extensionsNode = tbsFields.find((node) => isTagged(node, 3));
   const extensions = extensionsNode
     ? pkiExtensions.certificateExtensionsFromAsn1(extensionsNode)
@@ -119,7 +140,7 @@ export function parseCertificate(pem: string): Certificate {
   const publicKey = x509.publicKey;
   const subject = oneLineName(x509.subject);
   const issuer = oneLineName(x509.issuer);
-  return {
+  const certificate: Certificate = {
     x509,
     pem: x509.toString(),
     subject,
@@ -130,7 +151,7 @@ export function parseCertificate(pem: string): Certificate {
     fingerprint256: x509.fingerprint256,
     publicKey,
     keyDescription: describeKey(publicKey),
-    selfSigned: isIssuedBy({ x509, issuer }, { subject, publicKey }),
+    selfSigned: false,
     version: offset === 1 ? asn1.derToInteger(((tbsFields[0]!.value as Asn1[])[0]!.value as string)) + 1 : 1,
     basicConstraints: bc && {
       ca: bc.cA === true,
@@ -149,7 +170,10 @@ export function parseCertificate(pem: string): Certificate {
     subjectKeyId: ski?.subjectKeyIdentifier,
     authorityKeyId: aki && authorityKeyIdOf(aki.value),
     subjectNameDer: fromBinary(asn1.toDer(subjectName).getBytes()),
+    issuerNameDer: fromBinary(asn1.toDer(issuerName).getBytes()),
+    unhandledCritical: extensions.filter((e) => e.critical && !OPENSSL_HANDLED.has(e.id)).map((e) => e.id),
   };
+  return { ...certificate, selfSigned: isIssuedBy(certificate, certificate) };
 }
 
 interface RawExtension {
@@ -296,6 +320,11 @@ export function buildCertificate(spec: CertificateSpec): string {
   return `-----BEGIN CERTIFICATE-----\n${der.toString('base64').replace(/.{64}/g, '$&\n').replace(/\n?$/, '\n')}-----END CERTIFICATE-----\n`;
 }
 
+/** Whether buildCertificate can sign with this key. */
+export function canSignWith(key: KeyObject): boolean {
+  return key.asymmetricKeyType === 'rsa' || key.asymmetricKeyType === 'ed25519' || (key.asymmetricKeyType === 'ec' && ['prime256v1', 'secp384r1', 'secp521r1'].includes(key.asymmetricKeyDetails?.namedCurve ?? ''));
+}
+
 function signatureAlgorithm(key: KeyObject): { identifier: Asn1; hash: string | null } {
   const oid = (value: string) => asn1.create(asn1.Class.UNIVERSAL, asn1.Type.OID, false, asn1.oidToDer(value).getBytes());
   switch (key.asymmetricKeyType) {
@@ -360,12 +389,18 @@ export function keyMatches(certificate: Certificate, key: KeyObject): boolean {
 }
 
 /**
- * Whether `issuer` signed `certificate`: names chain and the signature checks out. Key usage
- * is left to the caller, so that a CA that may not sign is reported as such, not as a stranger.
+ * Whether `issuer` signed `certificate`, as OpenSSL decides it: the issuer name matches, the
+ * authority key identifier (when both sides have one) matches, and the signature checks out.
+ * Key usage is left to the caller, so a CA that may not sign is reported as such, not as a stranger.
  */
-export function isIssuedBy(certificate: { x509: X509Certificate; issuer: string }, issuer: { subject: string; publicKey: KeyObject }): boolean {
+export function isIssuedBy(
+  certificate: Pick<Certificate, 'x509' | 'issuer' | 'issuerNameDer' | 'authorityKeyId'>,
+  issuer: Pick<Certificate, 'subject' | 'subjectNameDer' | 'subjectKeyId' | 'publicKey'>,
+): boolean {
+  const namesMatch = certificate.issuerNameDer.equals(issuer.subjectNameDer) || certificate.issuer.toLowerCase() === issuer.subject.toLowerCase();
+  const keyIdsMatch = !certificate.authorityKeyId || !issuer.subjectKeyId || certificate.authorityKeyId === issuer.subjectKeyId;
   try {
-    return certificate.issuer === issuer.subject && certificate.x509.verify(issuer.publicKey);
+    return namesMatch && keyIdsMatch && certificate.x509.verify(issuer.publicKey);
   } catch {
     return false;
   }

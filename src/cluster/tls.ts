@@ -4,7 +4,7 @@
  * with the `certs verify` rules before anything starts; `off` is plain TCP.
  */
 import { join } from 'node:path';
-import { ROLES, type Role } from '../certs/authority.js';
+import { ROLES, type Role } from '../certs/roles.js';
 import { generateCertificateSet, tlsFilesIn } from '../certs/gen.js';
 import { verifyFiles } from '../certs/verify.js';
 import { usageError } from '../errors.js';

@@ -9,7 +9,8 @@ import type { Style } from './style.js';
 
 /** What to run next with a generated set: flags for Dask's CLI, and the Python client. */
 export function daskUsage(result: GenResult) {
-  const host = result.altNames[0]?.value ?? '127.0.0.1';
+  // The first name the user gave that a client can dial: a wildcard cannot be.
+  const host = result.altNames.find((name) => !name.value.startsWith('*'))?.value ?? '127.0.0.1';
   const address = `tls://${host.includes(':') ? `[${host}]` : host}:8786`;
   const { files } = result;
   return {

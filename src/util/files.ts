@@ -2,7 +2,9 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, link, lstat, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { usageError } from '../errors.js';
+import { rmSync } from 'node:fs';
+import { DcpError, usageError } from '../errors.js';
+import { onInterruptCleanup } from './interrupt.js';
 
 export const PRIVATE_FILE = 0o600;
 export const PUBLIC_FILE = 0o644;
@@ -28,19 +30,43 @@ async function exists(path: string): Promise<boolean> {
  * users in: its keys stay 0600, but their names and the certificates are visible.
  */
 export async function ensurePrivateDir(dir: string): Promise<string | undefined> {
-  await mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
-  const mode = (await stat(dir)).mode & 0o777;
+  try {
+    await mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
+  } catch (error) {
+    throw usageError(`cannot use ${dir} as a folder: ${describeErrno(error)}`, 'pick another folder with --out');
+  }
+  const info = await stat(dir);
+  if (process.getuid && info.uid !== process.getuid()) {
+    return `${dir} belongs to another user (uid ${info.uid}), who can replace what is written there`;
+  }
+  const mode = info.mode & 0o777;
   if (mode & 0o077) {
     return `${dir} is open to other users (mode ${mode.toString(8)}); consider: chmod 700 ${dir}`;
   }
   return undefined;
 }
 
+/** A system error in words a user acts on. */
+export function describeErrno(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  const words: Record<string, string> = {
+    EACCES: 'permission denied',
+    EPERM: 'not permitted',
+    EEXIST: 'a file of that name is in the way',
+    ENOTDIR: 'part of the path is a file, not a folder',
+    ENOSPC: 'no space left on the device',
+    EROFS: 'the file system is read-only',
+    EDQUOT: 'over the disk quota',
+  };
+  return (code && words[code]) ?? (error instanceof Error ? error.message : String(error));
+}
+
 /**
  * Writes every file through a temporary file in its own folder, created with its final mode,
  * so a private key is never readable by others, not even for a moment. Without `overwrite`,
- * an existing file is never replaced (checked up front, and again atomically by link(2));
- * with it, each file is replaced atomically by rename(2). On failure nothing new is left.
+ * an existing file is never replaced (checked up front, and again atomically by link(2)), and
+ * on failure or Ctrl-C nothing new is left. With it, each file is replaced atomically by
+ * rename(2), one after another; temporary files never outlive a failure or an interrupt.
  */
 export async function writeFilesAtomically(files: FileToWrite[], options: { overwrite: boolean }): Promise<void> {
   if (!options.overwrite) {
@@ -55,6 +81,9 @@ export async function writeFilesAtomically(files: FileToWrite[], options: { over
   }
   const temps: string[] = [];
   const placed: string[] = [];
+  const unregister = onInterruptCleanup(() => {
+    for (const path of [...temps, ...placed]) rmSync(path, { force: true });
+  });
   try {
     for (const file of files) {
       const temp = join(dirname(file.path), `.${basename(file.path)}.${randomBytes(6).toString('hex')}.tmp`);
@@ -82,8 +111,9 @@ export async function writeFilesAtomically(files: FileToWrite[], options: { over
     if ((error as NodeJS.ErrnoException).code === 'EEXIST' && !options.overwrite) {
       throw usageError('another process wrote the same files at the same time; nothing was written', 'run the command again');
     }
-    throw error;
+    throw new DcpError(`cannot write ${dirname(files[temps.length - 1]?.path ?? '.')}: ${describeErrno(error)}`, { hint: 'check the folder and the disk', cause: error });
   } finally {
+    unregister();
     await Promise.all(temps.map((temp) => unlink(temp).catch(() => undefined)));
   }
 }

@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -185,14 +185,72 @@ describe('dcp certs gen --ca-cert/--ca-key', () => {
   });
 });
 
+describe('dcp certs gen: CAs that are not simple roots', () => {
+  const CA_EXT = ['basicConstraints = critical, CA:TRUE', 'keyUsage = critical, keyCertSign, cRLSign', 'subjectKeyIdentifier = hash', 'authorityKeyIdentifier = keyid'];
+
+  it('an intermediate CA with its root in the --ca-cert file: ca.pem holds both, and strict verification passes', async () => {
+    const dir = tempDir();
+    const root = await makeCert(dir, 'root', { extensions: CA_EXT, days: 3650 });
+    const intermediate = await makeCert(dir, 'intermediate', { ca: root, extensions: CA_EXT, days: 1000 });
+    const bundle = join(dir, 'bundle.pem');
+    writeFileSync(bundle, readFileSync(intermediate.cert, 'utf8') + readFileSync(root.cert, 'utf8'));
+    const out = join(dir, 'out');
+    const run = await dcp(['certs', 'gen', '--out', out, '--ca-cert', bundle, '--ca-key', intermediate.key, '--days', '30']);
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(run.stderr).not.toContain('warning');
+    expect((await openssl(['verify', '-x509_strict', '-CAfile', join(out, 'ca.pem'), join(out, 'worker.pem')])).exitCode).toBe(0);
+  });
+
+  it('an intermediate alone: a warning that Python before 3.13 will reject the set', async () => {
+    const dir = tempDir();
+    const root = await makeCert(dir, 'root', { extensions: CA_EXT, days: 3650 });
+    const intermediate = await makeCert(dir, 'intermediate', { ca: root, extensions: CA_EXT, days: 1000 });
+    const run = await dcp(['certs', 'gen', '--out', join(dir, 'out'), '--ca-cert', intermediate.cert, '--ca-key', intermediate.key, '--days', '30']);
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(run.stderr).toMatch(/warning: .* is not a self-signed root and holds none: Python before 3.13 will reject/);
+  });
+
+  it('replacing the set from another CA removes the old CA key, which no longer matches', async () => {
+    const dir = tempDir();
+    const out = join(dir, 'out');
+    expect((await dcp(['certs', 'gen', '--out', out])).exitCode).toBe(0);
+    const corp = await makeCert(dir, 'corp', { extensions: CA_EXT });
+    const run = await dcp(['certs', 'gen', '--out', out, '--ca-cert', corp.cert, '--ca-key', corp.key, '--days', '20', '--force']);
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(existsSync(join(out, 'ca-key.pem'))).toBe(false);
+    expect(run.stderr).toContain('it belonged to the CA these files no longer use');
+  });
+
+  it('a wildcard name is written into the certificates but never used as the address', async () => {
+    const run = await dcp(['certs', 'gen', '--out', join(tempDir(), 'w'), '--san', '*.dask.internal', '--san', '10.0.0.5', '--json']);
+    expect(json<GenJson>(run.stdout).dask.scheduler_address).toBe('tls://10.0.0.5:8786');
+  });
+
+  it('no temporary key files are left when interrupted at any moment', async () => {
+    const out = join(tempDir(), 'interrupted');
+    for (let i = 0; i < 12; i++) {
+      const child = execa(process.execPath, [CLI, 'certs', 'gen', '--out', out, '--force'], { reject: false, env: { HOME: tempDir(), CI: 'true' } });
+      await new Promise((resolve) => setTimeout(resolve, 250 + i * 60));
+      child.kill('SIGINT');
+      const result = await child;
+      expect([0, 130]).toContain(result.exitCode);
+      if (existsSync(out)) expect(readdirSync(out).filter((name) => name.endsWith('.tmp'))).toEqual([]);
+    }
+  });
+});
+
 describe('dcp certs gen: bad input exits 2 with a one-line reason and writes nothing', () => {
   let notPem: string;
   let leafOnly: { cert: string; key: string };
   let encryptedKey: string;
   let otherKey: string;
+  let ed448: { cert: string; key: string };
 
   beforeAll(async () => {
     const dir = tempDir();
+    const ed448Key = join(dir, 'ed448-key.pem');
+    await opensslOk(['genpkey', '-algorithm', 'ED448', '-out', ed448Key]);
+    ed448 = await makeCert(dir, 'ed448-ca', { key: ed448Key, extensions: ['basicConstraints = critical, CA:TRUE', 'keyUsage = critical, keyCertSign', 'subjectKeyIdentifier = hash'] });
     notPem = join(dir, 'notes.txt');
     await execa('sh', ['-c', `echo "just some text" > ${notPem}`]);
     leafOnly = await makeCert(dir, 'leaf', { extensions: ['basicConstraints = CA:FALSE'] });
@@ -210,9 +268,11 @@ describe('dcp certs gen: bad input exits 2 with a one-line reason and writes not
     ['a mistyped IP as SAN', () => ['--san', '10.0.0.300'], /--san "10.0.0.300" is neither/],
     ['an unreadable --ca-cert', () => ['--ca-cert', '/nonexistent/ca.pem', '--ca-key', otherKey], /cannot read --ca-cert \/nonexistent\/ca.pem: no such file/],
     ['a non-PEM --ca-cert', () => ['--ca-cert', notPem, '--ca-key', otherKey], /--ca-cert .* holds no certificate: it is not a PEM file/],
-    ['a --ca-cert that is no CA', () => ['--ca-cert', leafOnly.cert, '--ca-key', leafOnly.key], /is not a CA certificate/],
+    ['a --ca-cert that is no CA', () => ['--ca-cert', leafOnly.cert, '--ca-key', leafOnly.key], /--ca-cert: the CA certificate "CN=leaf" in .* says basicConstraints CA:FALSE/],
     ['--ca-cert without --ca-key', () => ['--ca-cert', leafOnly.cert], /--ca-cert and --ca-key go together/],
     ['leaves that outlive the CA', () => ['--days', '400', '--ca-days', '300'], /would outlive its CA/],
+    ['a SAN with an interface zone', () => ['--san', 'fe80::1%eth0'], /--san "fe80::1%eth0" is neither/],
+    ['a CA key dcp cannot sign with', () => ['--ca-cert', ed448.cert, '--ca-key', ed448.key], /--ca-key .*: dcp cannot sign with ed448 keys/],
   ];
 
   it.each(cases)('%s', async (_name, args, reason) => {
@@ -242,6 +302,14 @@ describe('dcp certs gen: bad input exits 2 with a one-line reason and writes not
       expect(run.stderr.split('\n')[0]).toMatch(reason);
       expect(existsSync(out)).toBe(false);
     }
+  });
+
+  it('an --out that is a file', async () => {
+    const file = join(tempDir(), 'a-file');
+    writeFileSync(file, 'x');
+    const run = await dcp(['certs', 'gen', '--out', join(file, 'tls')]);
+    expect(run.exitCode).toBe(2);
+    expect(run.stderr.split('\n')[0]).toMatch(/^error: cannot use .*a-file\/tls as a folder: part of the path is a file, not a folder$/);
   });
 
   it('--json still prints one JSON document: the error', async () => {

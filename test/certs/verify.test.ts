@@ -1,11 +1,11 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { generateRsaKey, privateKeyPem } from '../../src/certs/authority.js';
 import { parsePem } from '../../src/certs/pem.js';
 import { buildCertificate } from '../../src/certs/x509.js';
 import { dcp, json, tempDir } from '../helpers/cli.js';
-import { makeCert, opensslOk } from '../helpers/openssl.js';
+import { makeCert, openssl, opensslOk } from '../helpers/openssl.js';
 
 interface Report {
   ok: boolean;
@@ -202,6 +202,9 @@ describe('dcp certs verify: strict-verification gaps are warnings naming Python 
     expect(exitCode).toBe(0);
     expect(codes(report!.warnings)).toContain(code);
     expect(report!.warnings.find((w) => w.code === code)!.message).toContain('Python 3.13');
+    // What the warning says is what OpenSSL does: fine when lenient, refused when strict.
+    expect((await openssl(['verify', '-CAfile', ca.cert, leaf.cert])).exitCode).toBe(0);
+    expect((await openssl(['verify', '-x509_strict', '-CAfile', ca.cert, leaf.cert])).exitCode).not.toBe(0);
   });
 
   it('a certificate without authorityKeyIdentifier', async () => {
@@ -210,6 +213,8 @@ describe('dcp certs verify: strict-verification gaps are warnings naming Python 
     const { exitCode, report } = await verify(['--ca', ca.cert, '--cert', leaf.cert, '--key', leaf.key]);
     expect(exitCode).toBe(0);
     expect(codes(report!.warnings)).toEqual(['strict-authority-key-id']);
+    expect((await openssl(['verify', '-CAfile', ca.cert, leaf.cert])).exitCode).toBe(0);
+    expect((await openssl(['verify', '-x509_strict', '-CAfile', ca.cert, leaf.cert])).exitCode).not.toBe(0);
   });
 });
 
@@ -230,5 +235,154 @@ describe('dcp certs verify: bad arguments exit 2', () => {
     const run = await dcp(['certs', 'verify', '--ca', join(tls, 'ca.pem')]);
     expect(run.exitCode).toBe(2);
     expect(run.stderr).toContain("required option '--cert <file>' not specified");
+  });
+});
+
+describe('dcp certs verify: chains and CAs, judged as OpenSSL judges them', () => {
+  const CA_EXT = ['basicConstraints = critical, CA:TRUE', 'keyUsage = critical, keyCertSign, cRLSign', 'subjectKeyIdentifier = hash'];
+  const LEAF_EXT = ['basicConstraints = CA:FALSE', 'subjectKeyIdentifier = hash', 'authorityKeyIdentifier = keyid'];
+  let root: { cert: string; key: string };
+  let intermediate: { cert: string; key: string };
+  let leaf: { cert: string; key: string };
+
+  /** `openssl verify` with OpenSSL's own purpose check, strict or not. */
+  const opensslAccepts = async (ca: string, cert: string, options: { strict?: boolean; untrusted?: string; purpose?: string } = {}) =>
+    (
+      await openssl([
+        'verify',
+        ...(options.strict ? ['-x509_strict'] : []),
+        '-purpose',
+        options.purpose ?? 'sslclient',
+        ...(options.untrusted ? ['-untrusted', options.untrusted] : []),
+        '-CAfile',
+        ca,
+        cert,
+      ])
+    ).exitCode === 0;
+
+  beforeAll(async () => {
+    root = await makeCert(dir, 'chain-root', { extensions: [...CA_EXT, 'authorityKeyIdentifier = keyid'], days: 3650 });
+    intermediate = await makeCert(dir, 'chain-intermediate', { ca: root, extensions: [...CA_EXT, 'authorityKeyIdentifier = keyid'], days: 1000 });
+    leaf = await makeCert(dir, 'chain-leaf', { ca: intermediate, extensions: LEAF_EXT });
+  });
+
+  it('a leaf sent with its intermediate, trusted through the root', async () => {
+    const withChain = join(dir, 'chain-leaf-full.pem');
+    writeFileSync(withChain, readFileSync(leaf.cert, 'utf8') + readFileSync(intermediate.cert, 'utf8'));
+    const { exitCode, report } = await verify(['--ca', root.cert, '--cert', withChain, '--key', leaf.key, '--role', 'client']);
+    expect(report!.problems).toEqual([]);
+    expect(exitCode).toBe(0);
+    expect(await opensslAccepts(root.cert, leaf.cert, { untrusted: intermediate.cert, strict: true })).toBe(true);
+  });
+
+  it('a CA file with only the intermediate: a partial chain, which only Python 3.13+ accepts', async () => {
+    const { exitCode, report } = await verify(['--ca', intermediate.cert, '--cert', leaf.cert, '--key', leaf.key, '--role', 'client']);
+    expect(exitCode).toBe(0);
+    expect(codes(report!.warnings)).toEqual(['partial-chain']);
+    expect(report!.warnings[0]!.message).toContain('Python before 3.13');
+    expect(await opensslAccepts(intermediate.cert, leaf.cert)).toBe(false);
+    expect((await openssl(['verify', '-partial_chain', '-CAfile', intermediate.cert, leaf.cert])).exitCode).toBe(0);
+  });
+
+  it('an intermediate that is no CA, sent along with the leaf', async () => {
+    const fake = await makeCert(dir, 'chain-fake-intermediate', { ca: root, extensions: ['basicConstraints = CA:FALSE', 'subjectKeyIdentifier = hash', 'authorityKeyIdentifier = keyid'] });
+    const below = await makeCert(dir, 'chain-below-fake', { ca: fake, extensions: LEAF_EXT });
+    const withChain = join(dir, 'chain-below-fake-full.pem');
+    writeFileSync(withChain, readFileSync(below.cert, 'utf8') + readFileSync(fake.cert, 'utf8'));
+    const { exitCode, report } = await verify(['--ca', root.cert, '--cert', withChain, '--key', below.key, '--role', 'client']);
+    expect(exitCode).toBe(1);
+    expect(codes(report!.problems)).toEqual(['ca-not-ca']);
+    expect(await opensslAccepts(root.cert, below.cert, { untrusted: fake.cert })).toBe(false);
+  });
+
+  it('a CA whose extended key usage leaves out what the role needs', async () => {
+    const narrow = await makeCert(dir, 'eku-ca', { extensions: [...CA_EXT, 'extendedKeyUsage = clientAuth'] });
+    const server = await makeCert(dir, 'eku-ca-leaf', { ca: narrow, extensions: LEAF_EXT });
+    const { exitCode, report } = await verify(['--ca', narrow.cert, '--cert', server.cert, '--key', server.key, '--role', 'scheduler']);
+    expect(exitCode).toBe(1);
+    expect(codes(report!.problems)).toEqual(['ca-extended-key-usage']);
+    expect(await opensslAccepts(narrow.cert, server.cert, { purpose: 'sslserver' })).toBe(false);
+    // For a client, clientAuth is all it takes, and OpenSSL agrees.
+    expect((await verify(['--ca', narrow.cert, '--cert', server.cert, '--key', server.key, '--role', 'client'])).exitCode).toBe(0);
+    expect(await opensslAccepts(narrow.cert, server.cert, { purpose: 'sslclient' })).toBe(true);
+  });
+
+  it('a CA that is not valid yet', async () => {
+    const keys = await generateRsaKey();
+    const caPem = buildCertificate({
+      subject: { commonName: 'future CA' },
+      publicKey: keys.publicKey,
+      selfSigningKey: keys.privateKey,
+      notBefore: new Date(Date.now() + 86_400_000),
+      notAfter: new Date(Date.now() + 30 * 86_400_000),
+      ca: true,
+      altNames: [],
+    });
+    const caPath = join(dir, 'future-ca.pem');
+    writeFileSync(caPath, caPem);
+    const leafKeys = await generateRsaKey();
+    const leafPath = join(dir, 'future-leaf.pem');
+    writeFileSync(
+      leafPath,
+      buildCertificate({
+        subject: { commonName: 'leaf of a future CA' },
+        publicKey: leafKeys.publicKey,
+        issuer: { certificate: parsePem(caPath, caPem).certificates[0]!, key: keys.privateKey },
+        notBefore: new Date(Date.now() - 86_400_000),
+        notAfter: new Date(Date.now() + 10 * 86_400_000),
+        ca: false,
+        altNames: [],
+      }),
+    );
+    const { exitCode, report } = await verify(['--ca', caPath, '--cert', leafPath, '--role', 'client']);
+    expect(exitCode).toBe(1);
+    expect(codes(report!.problems)).toEqual(['ca-not-yet-valid']);
+    expect(await opensslAccepts(caPath, leafPath)).toBe(false);
+  });
+
+  it('a CA with the right name and key whose key identifier is not the one the leaf names', async () => {
+    const caKey = join(dir, 'akid-ca-key.pem');
+    await opensslOk(['genpkey', '-algorithm', 'RSA', '-out', caKey]);
+    const first = await makeCert(dir, 'akid-ca', { key: caKey, extensions: ['basicConstraints = critical, CA:TRUE', 'keyUsage = critical, keyCertSign', 'subjectKeyIdentifier = 01:02:03:04'] });
+    const signed = await makeCert(dir, 'akid-leaf', { ca: first, extensions: ['basicConstraints = CA:FALSE', 'authorityKeyIdentifier = keyid'] });
+    const other = join(dir, 'akid-other');
+    mkdirSync(other);
+    const second = await makeCert(other, 'akid-ca', { key: caKey, extensions: ['basicConstraints = critical, CA:TRUE', 'keyUsage = critical, keyCertSign', 'subjectKeyIdentifier = 0A:0B:0C:0D'] });
+    expect((await verify(['--ca', first.cert, '--cert', signed.cert, '--key', signed.key, '--role', 'client'])).exitCode).toBe(0);
+    const { exitCode, report } = await verify(['--ca', second.cert, '--cert', signed.cert, '--key', signed.key, '--role', 'client']);
+    expect(exitCode).toBe(1);
+    expect(codes(report!.problems)).toEqual(['not-signed-by-ca']);
+    expect(await opensslAccepts(second.cert, signed.cert)).toBe(false);
+  });
+
+  it('an unknown extension marked critical', async () => {
+    const odd = await makeCert(dir, 'critical-leaf', { ca: root, extensions: [...LEAF_EXT, '1.2.3.4 = critical, ASN1:UTF8String:surprise'] });
+    const { exitCode, report } = await verify(['--ca', root.cert, '--cert', odd.cert, '--key', odd.key, '--role', 'client']);
+    expect(exitCode).toBe(1);
+    expect(codes(report!.problems)).toEqual(['unknown-critical-extension']);
+    expect(await opensslAccepts(root.cert, odd.cert)).toBe(false);
+  });
+
+  it('a self-signed certificate trusted as itself (pinned), even without CA:TRUE', async () => {
+    const pinned = await makeCert(dir, 'pinned', { extensions: ['basicConstraints = critical, CA:FALSE', 'subjectKeyIdentifier = hash'] });
+    const { exitCode, report } = await verify(['--ca', pinned.cert, '--cert', pinned.cert, '--key', pinned.key, '--role', 'client']);
+    expect(report!.problems).toEqual([]);
+    expect(exitCode).toBe(0);
+    expect(await opensslAccepts(pinned.cert, pinned.cert, { strict: true })).toBe(true);
+  });
+
+  it('a version 1 root: tolerated by lenient OpenSSL, a warning naming Python 3.13', async () => {
+    const v1Key = join(dir, 'v1-root-key.pem');
+    const v1 = join(dir, 'v1-root.pem');
+    await opensslOk(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', v1Key, '-out', v1, '-days', '30', '-subj', '/CN=v1 root', '-config', '/dev/null']);
+    const text = await opensslOk(['x509', '-in', v1, '-noout', '-text']);
+    expect(text).toMatch(/Version: 1 \(0x0\)/);
+    const signed = await makeCert(dir, 'v1-leaf', { ca: { cert: v1, key: v1Key }, extensions: ['basicConstraints = CA:FALSE', 'subjectKeyIdentifier = hash'] });
+    const { exitCode, report } = await verify(['--ca', v1, '--cert', signed.cert, '--key', signed.key, '--role', 'client']);
+    expect(report!.problems).toEqual([]);
+    expect(exitCode).toBe(0);
+    expect(codes(report!.warnings)).toContain('strict-ca-basic-constraints');
+    expect(await opensslAccepts(v1, signed.cert)).toBe(true);
+    expect(await opensslAccepts(v1, signed.cert, { strict: true })).toBe(false);
   });
 });
