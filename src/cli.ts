@@ -138,6 +138,7 @@ export function buildProgram(): Command {
     .option('--ca-cert <file>', 'issue from this existing CA certificate (with --ca-key) instead of a new CA')
     .option('--ca-key <file>', 'the private key of --ca-cert; it is used, never copied')
     .option('--force', 'replace files that already exist (atomically)', false)
+    .addOption(new Option('--key-type <type>', 'rsa: RSA 2048; ec: ECDSA P-256, smaller and faster').choices(['rsa', 'ec']).default('rsa'))
     .addHelpText(
       'after',
       examples([
@@ -147,7 +148,7 @@ export function buildProgram(): Command {
         'dcp certs gen --out ./tls --force --json',
       ]),
     )
-    .action((options: { out: string; san: string[]; days: string; caDays: string; caCert?: string; caKey?: string; force: boolean }, command: Command) =>
+    .action((options: { out: string; san: string[]; days: string; caDays: string; caCert?: string; caKey?: string; force: boolean; keyType: string }, command: Command) =>
       run(async () => (await import('./commands/certs.js')).gen(options, outputFor(command))),
     );
 

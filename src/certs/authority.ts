@@ -30,9 +30,13 @@ export interface KeyPair {
   publicKey: KeyObject;
 }
 
-/** RSA 2048 from Node's native crypto, off the main thread. */
-export function generateRsaKey(): Promise<KeyPair> {
-  return generateKeyPairAsync('rsa', { modulusLength: 2048 });
+export const KEY_TYPES = ['rsa', 'ec'] as const;
+/** `rsa`: RSA 2048, what every TLS stack takes. `ec`: ECDSA P-256, as strong as RSA 3072 and made in a millisecond. */
+export type KeyType = (typeof KEY_TYPES)[number];
+
+/** A key from Node's native crypto, off the main thread. */
+export function generateKey(type: KeyType = 'rsa'): Promise<KeyPair> {
+  return type === 'ec' ? generateKeyPairAsync('ec', { namedCurve: 'P-256' }) : generateKeyPairAsync('rsa', { modulusLength: 2048 });
 }
 
 export interface Authority {

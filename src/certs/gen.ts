@@ -3,7 +3,7 @@ import { resolve, join } from 'node:path';
 import { realpath, rm } from 'node:fs/promises';
 import { usageError } from '../errors.js';
 import { ensurePrivateDir, PRIVATE_FILE, PUBLIC_FILE, writeFilesAtomically, type FileToWrite } from '../util/files.js';
-import { createAuthority, generateRsaKey, issue, loadAuthority, type Authority } from './authority.js';
+import { createAuthority, generateKey, issue, KEY_TYPES, loadAuthority, type Authority, type KeyType } from './authority.js';
 import { ROLES, type Role } from './roles.js';
 import { parseAltNames } from './names.js';
 import { parseDays } from './validity.js';
@@ -17,6 +17,7 @@ export interface GenOptions {
   caCert?: string;
   caKey?: string;
   force: boolean;
+  keyType?: string;
 }
 
 /** Where each file of a set lives; `dcp up --tls-dir` reads the same names. */
@@ -49,6 +50,8 @@ export async function generateCertificateSet(options: GenOptions): Promise<GenRe
   const days = parseDays(options.days, '--days');
   const caDays = parseDays(options.caDays, '--ca-days');
   const altNames = parseAltNames(options.san);
+  const keyType = (options.keyType ?? 'rsa') as KeyType;
+  if (!(KEY_TYPES as readonly string[]).includes(keyType)) throw usageError(`--key-type ${JSON.stringify(options.keyType)} is not one of ${KEY_TYPES.join(', ')}`, '--key-type rsa (the default) or --key-type ec');
   if (Boolean(options.caCert) !== Boolean(options.caKey)) {
     throw usageError('--ca-cert and --ca-key go together', 'pass both to issue from your own CA, or neither for a new CA');
   }
@@ -57,7 +60,7 @@ export async function generateCertificateSet(options: GenOptions): Promise<GenRe
   const now = new Date();
 
   const existing = options.caCert && options.caKey ? await loadAuthority(options.caCert, options.caKey, now) : undefined;
-  const [caKeys, ...roleKeys] = await Promise.all([existing ? undefined : generateRsaKey(), ...ROLES.map(() => generateRsaKey())]);
+  const [caKeys, ...roleKeys] = await Promise.all([existing ? undefined : generateKey(keyType), ...ROLES.map(() => generateKey(keyType))]);
   const created = existing ? undefined : createAuthority(caKeys!, caDays, now);
   const authority: Authority = existing ?? created!;
   const issued = ROLES.map((role, i) => ({ role, ...issue(authority, role, roleKeys[i]!, { days, altNames, now }) }));

@@ -278,7 +278,8 @@ export function buildCertificate(spec: CertificateSpec): string {
       : { name: 'basicConstraints', critical: true, cA: false },
     spec.ca
       ? { name: 'keyUsage', critical: true, keyCertSign: true, cRLSign: true }
-      : { name: 'keyUsage', critical: true, digitalSignature: true, keyEncipherment: true },
+      : // RSA keys may also encrypt a key exchange; EC keys only sign (RFC 5480).
+        { name: 'keyUsage', critical: true, digitalSignature: true, ...(spec.publicKey.asymmetricKeyType === 'rsa' ? { keyEncipherment: true } : {}) },
     ...(spec.ca ? [] : [{ name: 'extKeyUsage', serverAuth: true, clientAuth: true }]),
     ...(spec.altNames.length > 0
       ? [

@@ -13,11 +13,9 @@ import { loadProvider } from '../providers/index.js';
 import type { ClusterTls, CreateContext, ProgressEvent, Provider } from '../providers/provider.js';
 import { formatDuration } from '../util/duration.js';
 import type { Interrupted } from '../util/interrupt.js';
-import { findPython } from './python.js';
 import { waitForScheduler, waitForWorkers } from './readiness.js';
 import type { UpPlan } from './spec.js';
 import { claimClusterDir, clusterDir, listClusterNames, readJournal, readRecord, recordResource, removeClusterDir, writeRecord, type ClusterRecord } from './state.js';
-import { clientTls, prepareTls } from './tls.js';
 
 export interface Hooks {
   progress(event: ProgressEvent): void;
@@ -47,26 +45,31 @@ async function waitUntilReady(plan: UpPlan, provider: Provider, context: CreateC
     };
     setTimeout(check, 500).unref();
   });
-  const ready = (async () => {
-    hooks.progress({ step: 'scheduler', status: 'start', detail: `waiting for ${address} to answer over ${tls ? 'mutual TLS' : 'TCP'}` });
-    await waitForScheduler(address, tls, context.signal);
-    hooks.progress({ step: 'scheduler', status: 'done', detail: `${address} answered${tls ? ' the client certificate' : ''}` });
-    if (plan.waitWorkers > 0) {
+  // Both waits start at once: the worker probe spends its first second importing distributed,
+  // which overlaps the scheduler's own start-up.
+  const ready = Promise.all([
+    (async () => {
+      hooks.progress({ step: 'scheduler', status: 'start', detail: `waiting for ${address} to answer over ${tls ? 'mutual TLS' : 'TCP'}` });
+      await waitForScheduler(address, tls, context.signal);
+      hooks.progress({ step: 'scheduler', status: 'done', detail: `${address} answered${tls ? ' the client certificate' : ''}` });
+    })(),
+    (async () => {
+      if (plan.waitWorkers === 0) return;
       hooks.progress({ step: 'workers', status: 'start', detail: `0/${plan.waitWorkers}` });
-      await waitForWorkers(context.python, address, tls, plan.waitWorkers, context.signal, (count) =>
+      await waitForWorkers(record.dashboard_url!, plan.waitWorkers, context.signal, (count) =>
         hooks.progress({ step: 'workers', status: 'info', detail: `${count.workers}/${plan.waitWorkers} connected` }),
       );
       hooks.progress({ step: 'workers', status: 'done', detail: `${plan.waitWorkers}/${plan.waitWorkers} connected` });
-    }
-  })();
+    })(),
+  ]);
   await Promise.race([ready, health]);
 }
 
 /** Creates the cluster, or rolls everything back and throws saying what failed and what was removed. */
 export async function createCluster(plan: UpPlan, provider: Provider, hooks: Hooks, interrupt: AbortSignal, env = process.env): Promise<ClusterRecord> {
-  const { spec } = plan;
-  provider.plan(spec);
-  const python = (await findPython(spec.python, env)).executable;
+  // The certificate code (node-forge) loads while the provider looks for what it needs.
+  const tlsModule = import('./tls.js');
+  const spec = await provider.prepare(plan.spec);
   const dir = await claimClusterDir(spec.name, env);
   const timeoutMs = plan.timeoutMs ?? provider.defaultTimeoutMs;
   const timeout = new AbortController();
@@ -94,7 +97,6 @@ export async function createCluster(plan: UpPlan, provider: Provider, hooks: Hoo
     get tls() {
       return tls;
     },
-    python,
     record: (resource) => recordResource(dir, resource),
     progress: hooks.progress,
     signal,
@@ -102,6 +104,7 @@ export async function createCluster(plan: UpPlan, provider: Provider, hooks: Hoo
   try {
     await writeRecord(record, env);
     if (plan.tls.mode !== 'off') hooks.progress({ step: 'certificates', status: 'start', detail: plan.tls.mode === 'auto' ? 'a fresh CA and scheduler, worker, client certificates' : 'checking your files' });
+    const { clientTls, prepareTls } = await tlsModule;
     tls = await prepareTls(plan.tls, dir);
     if (tls) hooks.progress({ step: 'certificates', status: 'done', detail: plan.tls.mode === 'auto' ? join(dir, 'tls') : tls.caFile });
     signal.throwIfAborted();

@@ -1,7 +1,6 @@
 /** `dcp up | down | list | status | snippet | dashboard`: parse → core → render. */
 import { countWorkers, schedulerAnswers } from '../cluster/readiness.js';
 import { createCluster, destroyCluster } from '../cluster/engine.js';
-import { findPython } from '../cluster/python.js';
 import { planUp, type UpFlags } from '../cluster/spec.js';
 import { clusterDir, listClusterNames, readJournal, readRecord, type ClusterRecord } from '../cluster/state.js';
 import { ExitCode, usageError } from '../errors.js';
@@ -69,8 +68,7 @@ export async function status(name: string | undefined, out: Output): Promise<Exi
   const provider = await loadProvider(record.provider);
   const address = record.scheduler_address;
   const reachable = address !== null && (await schedulerAnswers(address, record.tls));
-  const recordedPython = typeof record.details.python === 'string' ? record.details.python : undefined;
-  const count = reachable ? await countWorkers((await findPython(recordedPython)).executable, address, record.tls) : { workers: 0, threads: 0 };
+  const count = (reachable && record.dashboard_url ? await countWorkers(record.dashboard_url) : undefined) ?? { workers: 0, threads: 0 };
   const report: StatusReport = {
     name: record.name,
     provider: record.provider,

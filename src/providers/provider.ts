@@ -20,7 +20,7 @@ export interface ClusterSpec {
   threads?: number;
   memoryLimit?: string;
   networking: 'public' | 'private';
-  /** Local: the interpreter chosen by --python / DCP_PYTHON. */
+  /** Local: the interpreter given by --python; after `prepare`, the one found. */
   python?: string;
 }
 
@@ -35,8 +35,6 @@ export interface CreateContext {
   dir: string;
   logsDir: string;
   tls: ClusterTls | null;
-  /** The Python with distributed that dcp found on this machine. */
-  python: string;
   record(resource: Resource): Promise<void>;
   progress(event: ProgressEvent): void;
   signal: AbortSignal;
@@ -65,8 +63,13 @@ export interface Provider {
   readonly name: ProviderName;
   /** How long `up` waits for readiness when --timeout is not given. */
   readonly defaultTimeoutMs: number;
-  /** Plain words for what `up` will create, after checking the spec is possible. */
+  /** Plain words for what `up` will create. */
   plan(spec: ClusterSpec): string[];
+  /**
+   * Finds what the provider needs (credentials, an SDK, a Python) before anything is created,
+   * and returns the spec completed with it; throws with an install hint when something is missing.
+   */
+  prepare(spec: ClusterSpec): Promise<ClusterSpec>;
   create(context: CreateContext): Promise<Endpoints>;
   /** Throws with the reason (and log lines) when a member has already failed. */
   checkHealth(context: CreateContext): Promise<void>;

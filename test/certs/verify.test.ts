@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { generateRsaKey, privateKeyPem } from '../../src/certs/authority.js';
+import { generateKey, privateKeyPem } from '../../src/certs/authority.js';
 import { parsePem } from '../../src/certs/pem.js';
 import { buildCertificate } from '../../src/certs/x509.js';
 import { dcp, json, tempDir } from '../helpers/cli.js';
@@ -79,7 +79,7 @@ describe('dcp certs verify: each problem, exit 1 with a hint', () => {
       ['expired', Date.now() - 30 * day, Date.now() - day, 'expired'],
       ['future', Date.now() + day, Date.now() + 30 * day, 'not-yet-valid'],
     ] as const) {
-      const keys = await generateRsaKey();
+      const keys = await generateKey();
       const cert = join(dir, `${name}.pem`);
       const key = join(dir, `${name}-key.pem`);
       writeFileSync(
@@ -308,7 +308,7 @@ describe('dcp certs verify: chains and CAs, judged as OpenSSL judges them', () =
   });
 
   it('a CA that is not valid yet', async () => {
-    const keys = await generateRsaKey();
+    const keys = await generateKey();
     const caPem = buildCertificate({
       subject: { commonName: 'future CA' },
       publicKey: keys.publicKey,
@@ -320,7 +320,7 @@ describe('dcp certs verify: chains and CAs, judged as OpenSSL judges them', () =
     });
     const caPath = join(dir, 'future-ca.pem');
     writeFileSync(caPath, caPem);
-    const leafKeys = await generateRsaKey();
+    const leafKeys = await generateKey();
     const leafPath = join(dir, 'future-leaf.pem');
     writeFileSync(
       leafPath,

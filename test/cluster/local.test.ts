@@ -95,6 +95,19 @@ describeWithDask('dcp up / status / down with the local provider', () => {
     expect(status.exitCode, status.stderr).toBe(0);
     expect(json(status.stdout)).toMatchObject({ name: cluster.name, reachable: true, workers: 2, expected_workers: 2 });
 
+    const dashboard = await run(['dashboard', '--no-open']);
+    expect(dashboard).toMatchObject({ exitCode: 0, stdout: cluster.dashboard_url });
+    const page = await fetch(cluster.dashboard_url);
+    expect(page.status).toBe(200);
+
+    // The env form, executed as printed: the exports, then the plain Client line.
+    const envForm = (await run(['snippet', '--format', 'env'])).stdout;
+    const viaEnv = await execa('bash', ['-c', envForm], { reject: false, env: { HOME: home, PATH: `/usr/bin:${process.env.PATH}` } });
+    expect(viaEnv.stdout, viaEnv.stderr).toMatch(/<Client: 'tls:\/\/127\.0\.0\.1:\d+' processes=2/);
+    const yamlForm = (await run(['snippet', '--format', 'yaml'])).stdout;
+    expect(yamlForm).toContain(`ca-file: ${cluster.tls!.ca_file}`);
+    expect(yamlForm).toContain('require-encryption: true');
+
     const list = await run(['list', '--json']);
     expect(json<{ clusters: { name: string }[] }>(list.stdout).clusters.map((c) => c.name)).toEqual([cluster.name]);
 

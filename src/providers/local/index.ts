@@ -10,6 +10,7 @@ import { daskTlsArgs } from '../../cluster/snippet.js';
 import { readJournal, type ClusterRecord, type Resource } from '../../cluster/state.js';
 import type { ClusterTls, CreateContext, DestroyContext, Endpoints, MemberStatus, Provider } from '../provider.js';
 import { isRunning, spawnDetached, stopProcess, type ProcessIdentity } from './process.js';
+import { findPython } from './python.js';
 
 const HOST = '127.0.0.1';
 
@@ -67,8 +68,13 @@ export const localProvider: Provider = {
     ];
   },
 
+  async prepare(spec) {
+    return { ...spec, python: (await findPython(spec.python)).executable };
+  },
+
   async create(context: CreateContext): Promise<Endpoints> {
-    const { spec, tls, python, logsDir } = context;
+    const { spec, tls, logsDir } = context;
+    const python = spec.python!;
     const schedulerPort = await choosePort(8786, []);
     const dashboardPort = await choosePort(8787, [schedulerPort]);
     const address = `${tls ? 'tls' : 'tcp'}://${HOST}:${schedulerPort}`;

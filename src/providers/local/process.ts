@@ -3,11 +3,11 @@
  * file, and remembered by pid *and* start time, so a later `down` never signals a process that
  * merely reused the pid.
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { execa } from 'execa';
+import { promisify } from 'node:util';
 
 export interface ProcessIdentity {
   pid: number;
@@ -24,9 +24,8 @@ export async function processStartTime(pid: number): Promise<string | undefined>
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT' && process.platform === 'linux') return undefined;
   }
-  const ps = await execa('ps', ['-o', 'stat=,lstart=', '-p', String(pid)], { reject: false });
-  const line = ps.stdout.trim();
-  return ps.exitCode === 0 && line && !line.startsWith('Z') ? line.replace(/^\S+\s+/, '') : undefined;
+  const line = (await promisify(execFile)('ps', ['-o', 'stat=,lstart=', '-p', String(pid)]).catch(() => ({ stdout: '' }))).stdout.trim();
+  return line && !line.startsWith('Z') ? line.replace(/^\S+\s+/, '') : undefined;
 }
 
 export async function isRunning(identity: ProcessIdentity): Promise<boolean> {
