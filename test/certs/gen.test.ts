@@ -147,6 +147,24 @@ describe('dcp certs gen', () => {
   });
 });
 
+describe('dcp certs gen --key-type ec', () => {
+  it('makes ECDSA P-256 keys whose certificates pass strict verification, signing keys only', async () => {
+    const out = join(tempDir(), 'ec');
+    const run = await dcp(['certs', 'gen', '--out', out, '--key-type', 'ec']);
+    expect(run.exitCode, run.stderr).toBe(0);
+    for (const role of ROLES) {
+      const check = await openssl(['verify', '-x509_strict', '-purpose', role === 'client' ? 'sslclient' : 'sslserver', '-CAfile', join(out, 'ca.pem'), join(out, `${role}.pem`)]);
+      expect(check.stdout + check.stderr).toBe(`${join(out, `${role}.pem`)}: OK`);
+    }
+    const leaf = await text(join(out, 'scheduler.pem'));
+    expect(leaf).toMatch(/Public-Key: \(256 bit\)/);
+    expect(leaf).toMatch(/Key Usage: critical\s+Digital Signature\n/);
+    expect(leaf).toContain('ecdsa-with-SHA256');
+    const bad = await dcp(['certs', 'gen', '--out', join(tempDir(), 'x'), '--key-type', 'dsa']);
+    expect(bad.exitCode).toBe(2);
+  });
+});
+
 describe('dcp certs gen --ca-cert/--ca-key', () => {
   it.each([
     ['RSA', ['-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048']],
