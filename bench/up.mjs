@@ -10,6 +10,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { compare, time } from './compare.mjs';
 
 const rounds = Number(process.argv[2] ?? 5);
 const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
@@ -46,47 +47,24 @@ function start(args, ready) {
 async function byHand() {
   const [port, dashboard] = await Promise.all([freePort(), freePort()]);
   const files = (role) => ['--tls-ca-file', join(tls, 'ca.pem'), '--tls-cert', join(tls, `${role}.pem`), '--tls-key', join(tls, `${role}-key.pem`)];
-  const began = process.hrtime.bigint();
-  const scheduler = await start(['scheduler', '--host', '127.0.0.1', '--port', String(port), '--dashboard-address', `127.0.0.1:${dashboard}`, '--protocol', 'tls', ...files('scheduler')], /Scheduler at:/);
-  const address = `tls://127.0.0.1:${port}`;
-  const workers = await Promise.all([1, 2].map(() => start(['worker', address, '--host', '127.0.0.1', '--no-dashboard', ...files('worker')], /Registered to:/)));
-  const elapsed = Number(process.hrtime.bigint() - began) / 1e6;
-  for (const child of [...workers, scheduler]) {
+  let children = [];
+  const elapsed = await time(async () => {
+    const scheduler = await start(['scheduler', '--host', '127.0.0.1', '--port', String(port), '--dashboard-address', `127.0.0.1:${dashboard}`, '--protocol', 'tls', ...files('scheduler')], /Scheduler at:/);
+    const address = `tls://127.0.0.1:${port}`;
+    children = [scheduler, ...(await Promise.all([1, 2].map(() => start(['worker', address, '--host', '127.0.0.1', '--no-dashboard', ...files('worker')], /Registered to:/))))];
+  });
+  for (const child of children) {
     child.removeAllListeners('exit');
     process.kill(-child.pid, 'SIGKILL');
   }
   return elapsed;
 }
 
-function withDcp(round) {
-  const began = process.hrtime.bigint();
-  execFileSync(process.execPath, [cli, 'up', '--provider', 'local', '--workers', '2', '--name', `bench-${round}`, '--json'], { env, stdio: 'ignore' });
-  const elapsed = Number(process.hrtime.bigint() - began) / 1e6;
+async function withDcp(round) {
+  const elapsed = await time(() => execFileSync(process.execPath, [cli, 'up', '--provider', 'local', '--workers', '2', '--name', `bench-${round}`, '--json'], { env, stdio: 'ignore' }));
   execFileSync(process.execPath, [cli, 'down', `bench-${round}`, '--yes'], { env, stdio: 'ignore' });
   return elapsed;
 }
 
-const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
-const dcp = [];
-const hand = [];
-for (let i = 0; i < rounds; i++) {
-  if (i % 2 === 0) {
-    dcp.push(withDcp(i));
-    hand.push(await byHand());
-  } else {
-    hand.push(await byHand());
-    dcp.push(withDcp(i));
-  }
-}
+await compare({ bench: 'up-local', rounds, reference: 'by_hand', goal: 1.25, measureDcp: withDcp, measureReference: byHand });
 rmSync(home, { recursive: true, force: true });
-
-const result = {
-  bench: 'up-local',
-  rounds,
-  dcp_median_ms: Math.round(median(dcp)),
-  by_hand_median_ms: Math.round(median(hand)),
-  ratio: Number((median(dcp) / median(hand)).toFixed(2)),
-  goal: '<= 1.25',
-};
-console.log(JSON.stringify(result));
-process.exitCode = result.ratio <= 1.25 ? 0 : 1;
