@@ -1,5 +1,5 @@
 /** The command-line contract every command keeps (DESIGN.md section 3). */
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -78,6 +78,18 @@ describe('dcp', () => {
     expect(run.exitCode).toBe(0);
     expect(urls.some((url) => url.includes('/dist/commands/certs.js'))).toBe(true);
     expect(urls.filter((url) => INTERACTIVE.test(url))).toEqual([]);
+  });
+
+  it('a question nobody can answer is a usage error naming --yes, and loads no prompt library', async () => {
+    const home = tempDir('dcp-home-');
+    const state = join(home, '.local', 'state', 'dcp', 'clusters', 'idle');
+    mkdirSync(state, { recursive: true });
+    writeFileSync(join(state, 'cluster.json'), JSON.stringify({ name: 'idle', provider: 'local', status: 'ready', workers: 1, tls: null, details: {} }));
+    const log = join(tempDir(), 'imports.log');
+    const run = await dcp(['down', 'idle'], { home, nodeArgs: ['--import', TRACE], env: { DCP_TRACE_IMPORTS: log } });
+    expect(run.exitCode).toBe(2);
+    expect(run.stderr).toContain('hint: pass --yes to go ahead without asking');
+    expect(readFileSync(log, 'utf8').split('\n').filter((url) => INTERACTIVE.test(url))).toEqual([]);
   });
 
   it('colours only when allowed: FORCE_COLOR yes, NO_COLOR and --no-color no', async () => {
