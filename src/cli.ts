@@ -10,7 +10,7 @@ import { DcpError, ExitCode, messageOf } from './errors.js';
 import { createOutput, type GlobalOptions, type Output } from './ui/output.js';
 import type { UpFlags } from './cluster/spec.js';
 import { examples, SETTINGS_HELP } from './ui/help.js';
-import { installInterruptHandlers } from './util/interrupt.js';
+import { installInterruptHandlers, Interrupted } from './util/interrupt.js';
 import { createStyle, colorEnabled } from './ui/style.js';
 
 const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -266,6 +266,11 @@ function report(error: unknown, json: boolean, verbose: boolean): ExitCode {
     const message = error.code === 'commander.help' ? 'a command is required' : error.message.replace(/^error: /, '');
     if (json) process.stdout.write(`${JSON.stringify({ error: { message, hint: 'see --help', exit_code: ExitCode.usage } })}\n`);
     return ExitCode.usage;
+  }
+  if (error instanceof Interrupted) {
+    process.stderr.write(`\n${error.message}\n`);
+    if (json) process.stdout.write(`${JSON.stringify({ error: { message: error.message, hint: null, exit_code: ExitCode.interrupted } })}\n`);
+    return ExitCode.interrupted;
   }
   const known = error instanceof DcpError ? error : new DcpError(`unexpected error: ${messageOf(error)}`, { hint: 'run again with --verbose, and report it with that output' });
   const style = createStyle(colorEnabled(process.stderr, !process.argv.includes('--no-color')));

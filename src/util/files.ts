@@ -2,9 +2,8 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, link, lstat, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { rmSync } from 'node:fs';
 import { DcpError, usageError } from '../errors.js';
-import { onInterruptCleanup } from './interrupt.js';
+import { interruptible, Interrupted } from './interrupt.js';
 
 export const PRIVATE_FILE = 0o600;
 export const PUBLIC_FILE = 0o644;
@@ -79,41 +78,44 @@ export async function writeFilesAtomically(files: FileToWrite[], options: { over
       throw usageError(`${names} already exist${taken.length === 1 ? 's' : ''} in ${where}; nothing was written`, 'pass --force to replace them, or --out another folder');
     }
   }
-  const temps: string[] = [];
-  const placed: string[] = [];
-  const unregister = onInterruptCleanup(() => {
-    for (const path of [...temps, ...placed]) rmSync(path, { force: true });
+  // Ctrl-C is honoured between steps, never in the middle of one, so the clean-up below always
+  // sees every file this call created.
+  await interruptible(async (signal) => {
+    const temps: string[] = [];
+    const placed: string[] = [];
+    try {
+      for (const file of files) {
+        signal.throwIfAborted();
+        const temp = join(dirname(file.path), `.${basename(file.path)}.${randomBytes(6).toString('hex')}.tmp`);
+        temps.push(temp);
+        const handle = await open(temp, 'wx', file.mode);
+        try {
+          await handle.writeFile(file.content);
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+        // The umask may have narrowed the mode at creation; certificates must stay readable.
+        await chmod(temp, file.mode);
+      }
+      for (const [index, file] of files.entries()) {
+        signal.throwIfAborted();
+        if (options.overwrite) {
+          await rename(temps[index]!, file.path);
+        } else {
+          await link(temps[index]!, file.path);
+          placed.push(file.path);
+        }
+      }
+    } catch (error) {
+      await Promise.all(placed.map((path) => unlink(path).catch(() => undefined)));
+      if (error instanceof Interrupted) throw error;
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST' && !options.overwrite) {
+        throw usageError('another process wrote the same files at the same time; nothing was written', 'run the command again');
+      }
+      throw new DcpError(`cannot write ${dirname(files[temps.length - 1]?.path ?? '.')}: ${describeErrno(error)}`, { hint: 'check the folder and the disk', cause: error });
+    } finally {
+      await Promise.all(temps.map((temp) => unlink(temp).catch(() => undefined)));
+    }
   });
-  try {
-    for (const file of files) {
-      const temp = join(dirname(file.path), `.${basename(file.path)}.${randomBytes(6).toString('hex')}.tmp`);
-      temps.push(temp);
-      const handle = await open(temp, 'wx', file.mode);
-      try {
-        await handle.writeFile(file.content);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      // The umask may have narrowed the mode at creation; certificates must stay readable.
-      await chmod(temp, file.mode);
-    }
-    for (const [index, file] of files.entries()) {
-      if (options.overwrite) {
-        await rename(temps[index]!, file.path);
-      } else {
-        await link(temps[index]!, file.path);
-        placed.push(file.path);
-      }
-    }
-  } catch (error) {
-    await Promise.all(placed.map((path) => unlink(path).catch(() => undefined)));
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST' && !options.overwrite) {
-      throw usageError('another process wrote the same files at the same time; nothing was written', 'run the command again');
-    }
-    throw new DcpError(`cannot write ${dirname(files[temps.length - 1]?.path ?? '.')}: ${describeErrno(error)}`, { hint: 'check the folder and the disk', cause: error });
-  } finally {
-    unregister();
-    await Promise.all(temps.map((temp) => unlink(temp).catch(() => undefined)));
-  }
 }

@@ -7,29 +7,12 @@ import { ExitCode } from '../errors.js';
 
 type Handler = (signal: NodeJS.Signals) => void;
 const handlers = new Set<Handler>();
-const cleanups = new Set<() => void>();
 let received: NodeJS.Signals | undefined;
-
-/**
- * A synchronous tidy-up (removing temporary files) that runs if the process has to exit on a
- * signal while it is registered. Returns the function that unregisters it.
- */
-export function onInterruptCleanup(cleanup: () => void): () => void {
-  cleanups.add(cleanup);
-  return () => cleanups.delete(cleanup);
-}
 
 export function installInterruptHandlers(): void {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.on(signal, () => {
       if (received || handlers.size === 0) {
-        for (const cleanup of cleanups) {
-          try {
-            cleanup();
-          } catch {
-            // exiting anyway; the rest still get their turn
-          }
-        }
         process.stderr.write(`\n${signal === 'SIGINT' ? 'interrupted' : 'terminated'}\n`);
         process.exit(ExitCode.interrupted);
       }
