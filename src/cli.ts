@@ -52,8 +52,15 @@ export function buildProgram(): Command {
     .option('--workers <n>', 'number of workers (default 2)')
     .option('--threads <n>', 'threads per worker (default: Dask decides from the CPUs)')
     .option('--memory-limit <size>', 'memory per worker, e.g. 4GiB (local)')
+    .option('--region <region>', 'cloud region (aws, azure, digitalocean)')
+    .option('--zone <zone>', 'cloud zone (gcp)')
+    .option('--instance-type <type>', 'VM size for the workers (aws instance type, gcp machine type, azure VM size, droplet size)')
     .option('--public', 'scheduler reachable on a public IP (clouds; ingress decides from where)')
     .option('--private', 'scheduler on the private network only (clouds)')
+    .option('--vpc <id>', 'the VPC (aws), network (gcp), vnet (azure) or VPC (digitalocean) to use')
+    .option('--subnet <id>', 'the subnet (aws, gcp, azure) to use')
+    .option('--ingress <cidr[:ports]>', 'who may reach the scheduler: a CIDR, or me, with ports (default 8786,8787); repeatable', collect, [])
+    .option('--allow-anywhere', 'allow --ingress 0.0.0.0/0 or ::/0, the whole internet', false)
     .addOption(new Option('--tls <mode>', 'auto: a fresh CA and certificates; byo: your own files; off: plain TCP').choices(['auto', 'byo', 'off']))
     .option('--tls-dir <dir>', 'your files in the dcp certs gen layout (ca.pem, scheduler.pem, ...)')
     .option('--tls-ca <file>', 'your CA certificate (with --tls-cert/--tls-key: one pair for every role)')
@@ -64,6 +71,7 @@ export function buildProgram(): Command {
     .option('--wait-workers <n>', 'ready once this many workers are connected (default: all)')
     .option('--insecure', 'allow --tls off on a public network', false)
     .option('--python <path>', 'the Python with distributed to run Dask with (local; or DCP_PYTHON)')
+    .option('--save', 'save these choices as your defaults (dcp.yaml, and cloudprovider.yaml for clouds)', false)
     .addHelpText(
       'after',
       examples([
@@ -72,7 +80,9 @@ export function buildProgram(): Command {
         'dcp up --tls byo --tls-dir ./tls',
         'dcp up --tls-ca ca.pem --tls-cert dask.pem --tls-key dask-key.pem',
         'dcp up --json --timeout 2m',
-      ]),
+        'dcp up --provider aws --region eu-west-1 --public --ingress me --ingress 10.1.0.0/16:8786',
+        'dcp up --provider gcp --zone europe-west1-b --private --vpc dask-net --instance-type e2-standard-4',
+      ]) + '\nOn a terminal, dcp up asks for whatever these flags and your settings leave open; with --yes, in CI or\nwithout a terminal it never asks, and a missing answer is an error naming the flag.\n',
     )
     .action((options: UpFlags, command: Command) =>
       run(async () => (await import('./commands/cluster.js')).up(options, outputFor(command))),
@@ -274,7 +284,7 @@ function report(error: unknown, json: boolean, verbose: boolean): ExitCode {
   }
   const known = error instanceof DcpError ? error : new DcpError(`unexpected error: ${messageOf(error)}`, { hint: 'run again with --verbose, and report it with that output' });
   const style = createStyle(colorEnabled(process.stderr, !process.argv.includes('--no-color')));
-  process.stderr.write(`${style.red('error:')} ${known.message}\n${known.hint ? `  ${style.dim(`hint: ${known.hint}`)}\n` : ''}`);
+  if (!known.shown) process.stderr.write(`${style.red('error:')} ${known.message}\n${known.hint ? `  ${style.dim(`hint: ${known.hint}`)}\n` : ''}`);
   if (verbose && error instanceof Error && error.stack) process.stderr.write(`${style.dim(error.stack)}\n`);
   if (json) process.stdout.write(`${JSON.stringify({ error: { message: known.message, hint: known.hint ?? null, exit_code: known.exitCode } })}\n`);
   return known.exitCode;

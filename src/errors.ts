@@ -14,6 +14,8 @@ export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 export class DcpError extends Error {
   readonly hint: string | undefined;
   readonly exitCode: ExitCode;
+  /** Set once the error has been shown to the user (by the live view), so it is not shown twice. */
+  shown = false;
 
   constructor(message: string, options: { hint?: string; exitCode?: ExitCode; cause?: unknown } = {}) {
     super(message, { cause: options.cause });

@@ -109,7 +109,7 @@ export async function createCluster(plan: UpPlan, provider: Provider, hooks: Hoo
     if (tls) hooks.progress({ step: 'certificates', status: 'done', detail: plan.tls.mode === 'auto' ? join(dir, 'tls') : tls.caFile });
     signal.throwIfAborted();
 
-    hooks.progress({ step: 'create', status: 'start', detail: provider.plan(spec).join('; ') });
+    hooks.progress({ step: 'create', status: 'start', detail: `a scheduler and ${spec.workers} worker${spec.workers === 1 ? '' : 's'} (${spec.provider})` });
     const endpoints = await provider.create(context);
     Object.assign(record, {
       status: 'running',

@@ -4,7 +4,8 @@
  */
 import { resolve } from 'node:path';
 import { loadSettings } from '../config/load.js';
-import { parseSettingValue, type Settings } from '../config/schema.js';
+import { buildIngressRules, DASK_PORTS, ME } from '../config/ingress.js';
+import { parseSettingValue, type ProviderName, type Settings } from '../config/schema.js';
 import { usageError } from '../errors.js';
 import type { ClusterSpec } from '../providers/provider.js';
 import { parseDuration } from '../util/duration.js';
@@ -29,6 +30,42 @@ export interface UpFlags {
   waitWorkers?: string;
   insecure: boolean;
   python?: string;
+  region?: string;
+  zone?: string;
+  instanceType?: string;
+  vpc?: string;
+  subnet?: string;
+  /** `CIDR[:PORTS]`, repeatable; `me` is your public address. */
+  ingress?: string[];
+  allowAnywhere?: boolean;
+  save?: boolean;
+}
+
+type CloudFlag = 'region' | 'zone' | 'instanceType' | 'vpc' | 'subnet';
+
+/** Which setting each cloud flag sets, per provider; a flag missing here does not apply there. */
+const CLOUD_FLAG_KEYS: Record<Exclude<ProviderName, 'local'>, Partial<Record<CloudFlag, string>>> = {
+  aws: { region: 'aws.region', instanceType: 'aws.instance_type', vpc: 'aws.vpc', subnet: 'aws.subnet' },
+  gcp: { zone: 'gcp.zone', instanceType: 'gcp.machine_type', vpc: 'gcp.network', subnet: 'gcp.subnetwork' },
+  azure: { region: 'azure.location', instanceType: 'azure.vm_size', vpc: 'azure.vnet', subnet: 'azure.subnet' },
+  digitalocean: { region: 'digitalocean.region', instanceType: 'digitalocean.size', vpc: 'digitalocean.vpc' },
+};
+
+const FLAG_NAMES: Record<CloudFlag, string> = { region: '--region', zone: '--zone', instanceType: '--instance-type', vpc: '--vpc', subnet: '--subnet' };
+
+/** Where each cloud must be told to go: the flag that says it, and the variables its SDK also reads. */
+const REQUIRED: Record<Exclude<ProviderName, 'local'>, { flag: CloudFlag; env: string[] }> = {
+  aws: { flag: 'region', env: ['AWS_REGION', 'AWS_DEFAULT_REGION'] },
+  gcp: { flag: 'zone', env: [] },
+  azure: { flag: 'region', env: [] },
+  digitalocean: { flag: 'region', env: [] },
+};
+
+/** `10.1.0.0/16:8786,8787`, `fd00::/8:8786`, `me`, `203.0.113.7:8786` → Coiled's {cidr, ports}. */
+export function parseIngressFlag(value: string): { cidr: string; ports?: string } {
+  const slash = value.indexOf('/');
+  const colon = slash >= 0 ? value.indexOf(':', slash) : value.includes('::') || value.split(':').length > 2 ? -1 : value.lastIndexOf(':');
+  return colon < 0 ? { cidr: value } : { cidr: value.slice(0, colon), ports: value.slice(colon + 1) };
 }
 
 export interface UpPlan {
@@ -36,6 +73,9 @@ export interface UpPlan {
   tls: TlsChoice;
   /** Undefined: the provider's default. */
   timeoutMs: number | undefined;
+  /** Every setting in effect, and the ones the flags chose (what --save keeps). */
+  settings: Settings;
+  chosen: Settings;
   wait: boolean;
   waitWorkers: number;
   warnings: string[];
@@ -55,7 +95,27 @@ function settingsFromFlags(flags: UpFlags): Settings {
   for (const [key, value, flag] of given) {
     if (value !== undefined) settings[key] = parseSettingValue(key, value, flag);
   }
+  if (flags.ingress && flags.ingress.length > 0) {
+    settings.ingress = flags.ingress.flatMap((value) => {
+      const { cidr, ports } = parseIngressFlag(value);
+      return buildIngressRules({ cidrs: [cidr], ports, allowAnywhere: flags.allowAnywhere ?? false }).rules;
+    });
+  }
   return settings as Settings;
+}
+
+/** --region, --zone, --instance-type, --vpc, --subnet: into the chosen cloud's own settings. */
+function cloudSettings(provider: ProviderName, flags: UpFlags, settings: Settings): Settings {
+  const merged = structuredClone(settings) as Record<string, Record<string, unknown> | unknown>;
+  for (const flag of Object.keys(FLAG_NAMES) as CloudFlag[]) {
+    const value = flags[flag];
+    if (value === undefined) continue;
+    const key = provider === 'local' ? undefined : CLOUD_FLAG_KEYS[provider][flag];
+    if (!key) throw usageError(`${FLAG_NAMES[flag]} does not apply to the ${provider} provider`, provider === 'local' ? 'the local provider runs on this machine; drop it' : `see dcp up --help`);
+    const [group, name] = key.split('.') as [string, string];
+    merged[group] = { ...(merged[group] as Record<string, unknown> | undefined), [name]: parseSettingValue(key, value, FLAG_NAMES[flag]) };
+  }
+  return merged as Settings;
 }
 
 export async function planUp(flags: UpFlags, env = process.env): Promise<UpPlan> {
@@ -65,12 +125,25 @@ export async function planUp(flags: UpFlags, env = process.env): Promise<UpPlan>
   if (trio.every(Boolean) && flags.tlsDir) throw usageError('--tls-dir and --tls-ca/--tls-cert/--tls-key exclude each other', 'pass one or the other');
   // Naming your own files means bring-your-own, unless --tls says otherwise.
   const tlsFlag = flags.tls ?? (flags.tlsDir || trio.every(Boolean) ? 'byo' : undefined);
-  const { settings } = await loadSettings({ flags: settingsFromFlags({ ...flags, tls: tlsFlag }), env });
-
-  const provider = settings.provider ?? 'local';
+  const flagSettings = settingsFromFlags({ ...flags, tls: tlsFlag });
+  const loaded = await loadSettings({ flags: flagSettings, env });
+  const provider = loaded.settings.provider ?? 'local';
+  const settings = cloudSettings(provider, flags, loaded.settings);
+  const chosen = cloudSettings(provider, flags, flagSettings);
+  if (provider !== 'local') {
+    const { flag, env: variables } = REQUIRED[provider];
+    const key = CLOUD_FLAG_KEYS[provider][flag]!;
+    const [group, name] = key.split('.') as [keyof Settings, string];
+    const known = (settings[group] as Record<string, unknown> | undefined)?.[name] ?? variables.map((v) => env[v]).find(Boolean);
+    if (!known) {
+      throw usageError(`no ${flag} is known for ${provider}`, `pass ${FLAG_NAMES[flag]}, or save one: dcp config set ${key} ...${variables.length ? ` (or set ${variables.join(' or ')})` : ''}`);
+    }
+  }
   const workers = settings.workers ?? 2;
   const name = flags.name === undefined ? generateName() : validateName(flags.name);
   const warnings: string[] = [];
+  if (provider === 'local' && (flags.ingress?.length ?? 0) > 0) warnings.push('--ingress does not apply to the local provider: it listens on 127.0.0.1 only');
+  const networking = settings.networking ?? 'public';
 
   let tls: TlsChoice;
   switch (settings.tls ?? 'auto') {
@@ -111,11 +184,15 @@ export async function planUp(flags: UpFlags, env = process.env): Promise<UpPlan>
       workers,
       ...(settings.threads === undefined ? {} : { threads: settings.threads }),
       ...(flags.memoryLimit === undefined ? {} : { memoryLimit: flags.memoryLimit.trim() }),
-      networking: settings.networking ?? 'public',
+      networking,
+      // A public cloud scheduler is open to the caller's own address unless told otherwise.
+      ingress: provider === 'local' ? [] : (settings.ingress ?? (networking === 'public' ? [{ ports: DASK_PORTS, cidr: ME }] : [])),
       ...(flags.python === undefined ? {} : { python: flags.python }),
     },
     tls,
     timeoutMs,
+    settings,
+    chosen,
     wait: flags.wait,
     waitWorkers,
     warnings,

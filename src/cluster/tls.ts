@@ -21,7 +21,8 @@ export function clientTls(tls: ClusterTls): ClientTls {
   return { caFile: tls.caFile, clientCert: tls.cert.client, clientKey: tls.key.client };
 }
 
-async function checkByo(files: ClusterTls, source: string): Promise<void> {
+/** What Dask would reject in these files, one line per problem, by the `certs verify` rules. */
+export async function tlsProblems(files: ClusterTls): Promise<string[]> {
   const lines: string[] = [];
   const checked = new Set<string>();
   for (const role of ROLES) {
@@ -30,11 +31,19 @@ async function checkByo(files: ClusterTls, source: string): Promise<void> {
     checked.add(key);
     // One pair for every role must suit the most demanding role, the scheduler.
     const report = await verifyFiles({ ca: files.caFile, cert: files.cert[role], key: files.key[role], role: files.cert.scheduler === files.cert.client ? 'scheduler' : role });
-    lines.push(...report.problems.map((p) => `  - ${p.message} (${p.hint})`));
+    lines.push(...report.problems.map((p) => `${p.message} (${p.hint})`));
   }
-  if (lines.length > 0) {
-    throw usageError(`the TLS files given with ${source} would not work with Dask:\n${lines.join('\n')}`, 'fix them, or use --tls auto to have dcp make a fresh set');
+  return lines;
+}
+
+/** The files of a BYO choice, in the per-role shape. */
+export function byoFiles(choice: { dir: string } | { ca: string; cert: string; key: string }): ClusterTls {
+  if ('dir' in choice) {
+    const files = tlsFilesIn(choice.dir);
+    return { caFile: files.ca, cert: files.cert, key: files.key };
   }
+  const every = (path: string) => Object.fromEntries(ROLES.map((role) => [role, path])) as Record<Role, string>;
+  return { caFile: choice.ca, cert: every(choice.cert), key: every(choice.key) };
 }
 
 export async function prepareTls(choice: TlsChoice, clusterDir: string): Promise<ClusterTls | null> {
@@ -47,15 +56,12 @@ export async function prepareTls(choice: TlsChoice, clusterDir: string): Promise
       return { caFile: result.files.ca, cert: result.files.cert, key: result.files.key };
     }
     case 'byo': {
-      if ('dir' in choice) {
-        const files = tlsFilesIn(choice.dir);
-        const tls = { caFile: files.ca, cert: files.cert, key: files.key };
-        await checkByo(tls, `--tls-dir ${choice.dir}`);
-        return tls;
+      const tls = byoFiles(choice);
+      const problems = await tlsProblems(tls);
+      if (problems.length > 0) {
+        const source = 'dir' in choice ? `--tls-dir ${choice.dir}` : '--tls-ca/--tls-cert/--tls-key';
+        throw usageError(`the TLS files given with ${source} would not work with Dask:\n${problems.map((p) => `  - ${p}`).join('\n')}`, 'fix them, or use --tls auto to have dcp make a fresh set');
       }
-      const every = (path: string) => Object.fromEntries(ROLES.map((role) => [role, path])) as Record<Role, string>;
-      const tls = { caFile: choice.ca, cert: every(choice.cert), key: every(choice.key) };
-      await checkByo(tls, '--tls-ca/--tls-cert/--tls-key');
       return tls;
     }
   }

@@ -1,11 +1,14 @@
 /** `dcp up | down | list | status | snippet | dashboard`: parse → core → render. */
 import { countWorkers, schedulerAnswers } from '../cluster/readiness.js';
-import { createCluster, destroyCluster } from '../cluster/engine.js';
+import { clientConfigFile, createCluster, destroyCluster } from '../cluster/engine.js';
 import { planUp, type UpFlags } from '../cluster/spec.js';
 import { clusterDir, listClusterNames, readJournal, readRecord, type ClusterRecord } from '../cluster/state.js';
-import { ExitCode, usageError } from '../errors.js';
-import { loadProvider } from '../providers/index.js';
-import { clusterJson, progressLine, renderList, renderStatus, renderUp, snippetFor, type SnippetFormat, type StatusReport } from '../ui/cluster.js';
+import { exportCloudprovider } from '../config/cloudprovider.js';
+import { loadSettings } from '../config/load.js';
+import { saveSettings } from '../config/store.js';
+import { DcpError, ExitCode, messageOf, usageError } from '../errors.js';
+import { loadProvider, unavailableReason } from '../providers/index.js';
+import { clusterJson, progressLine, renderList, renderStatus, renderUp, reviewLines, snippetFor, type SnippetFormat, type StatusReport } from '../ui/cluster.js';
 import type { Output } from '../ui/output.js';
 import { confirm } from '../ui/prompts.js';
 import { interruptible } from '../util/interrupt.js';
@@ -27,11 +30,59 @@ async function resolveCluster(name: string | undefined): Promise<ClusterRecord> 
   return resolveCluster(names[0]);
 }
 
-export async function up(flags: UpFlags, out: Output): Promise<ExitCode> {
+/** The plan in plain words, for the wizard's review. */
+async function review(flags: UpFlags): Promise<string[]> {
   const plan = await planUp(flags);
-  for (const warning of plan.warnings) out.warn(warning);
+  const providerPlan = unavailableReason(plan.spec.provider)
+    ? [`create a scheduler and ${plan.spec.workers} workers on ${plan.spec.provider}`]
+    : (await loadProvider(plan.spec.provider)).plan(plan.spec);
+  return reviewLines(plan, providerPlan, clusterDir(plan.spec.name), clientConfigFile());
+}
+
+/** The questions, on a terminal: only what flags and settings leave open. */
+async function ask(flags: UpFlags): Promise<UpFlags> {
+  const [{ runWizard }, { inquirerPrompter, isPromptExit }, { tlsProblems, byoFiles }] = await Promise.all([
+    import('../ui/wizard.js'),
+    import('../ui/prompts.js'),
+    import('../cluster/tls.js'),
+  ]);
+  try {
+    const context = { flags, loaded: await loadSettings(), unavailable: unavailableReason, checkTls: async (files: Parameters<typeof byoFiles>[0]) => tlsProblems(byoFiles(files)), plan: review };
+    return (await runWizard(context, await inquirerPrompter())).flags;
+  } catch (error) {
+    if (isPromptExit(error)) throw new DcpError('interrupted: nothing was created', { exitCode: ExitCode.interrupted });
+    throw error;
+  }
+}
+
+export async function up(options: UpFlags, out: Output): Promise<ExitCode> {
+  const flags = out.interactive ? await ask(options) : options;
+  const plan = await planUp(flags);
   const provider = await loadProvider(plan.spec.provider);
-  const record = await interruptible((signal) => createCluster(plan, provider, hooks(out), signal));
+  if (flags.save) {
+    const saved = await saveSettings(plan.chosen);
+    const exported = plan.spec.provider === 'local' ? undefined : await exportCloudprovider(plan.settings, plan.spec.provider);
+    out.progress(progressLine({ step: 'saved your defaults', status: 'done', detail: [saved.file, exported?.file].filter(Boolean).join(', ') }, out.errStyle));
+  }
+  // Questions are over before live progress starts: never a prompt and Ink at once.
+  const view = out.live ? (await import('../ui/progress.js')).startUpView() : undefined;
+  for (const warning of plan.warnings) (view ?? out).warn(warning);
+  let record;
+  try {
+    record = await interruptible((signal) => createCluster(plan, provider, view ?? hooks(out), signal));
+  } catch (error) {
+    if (view) {
+      const shown = error instanceof DcpError ? error : new DcpError(messageOf(error));
+      await view.fail({ message: shown.message, ...(shown.hint ? { hint: shown.hint } : {}) });
+      shown.shown = true;
+      throw shown;
+    }
+    throw error;
+  }
+  if (view) {
+    await view.finish(record);
+    return ExitCode.ok;
+  }
   out.result(clusterJson(record), () => renderUp(record, out.style));
   return ExitCode.ok;
 }

@@ -1,6 +1,7 @@
 /** Changing the user's settings in `dcp.yaml` (under `dcp:`), through the safe YAML writer. */
 import { isMap } from 'yaml';
 import { userSettingsFile } from './paths.js';
+import { flatten } from './load.js';
 import { validateSettings, type Settings } from './schema.js';
 import { deleteIn, setIn, updateYaml } from './yaml-file.js';
 
@@ -33,4 +34,9 @@ export async function changeUserSettings(
     validateSettings((doc.toJS() as { dcp?: unknown } | null)?.dcp, file, 'dcp');
   });
   return { file, changed };
+}
+
+/** Keeps `settings` as the user's defaults (what `dcp up --save` and the wizard's "save?" do). */
+export function saveSettings(settings: Settings, env = process.env): Promise<{ file: string; changed: boolean }> {
+  return changeUserSettings(() => flatten(settings), env);
 }

@@ -3,11 +3,13 @@ import type { ProviderName } from '../config/schema.js';
 import { usageError } from '../errors.js';
 import type { Provider } from './provider.js';
 
+/** Why a provider cannot be used from here, or undefined when it can. */
+export function unavailableReason(name: ProviderName): string | undefined {
+  return name === 'local' ? undefined : 'not part of this version of dcp yet';
+}
+
 export async function loadProvider(name: ProviderName): Promise<Provider> {
-  switch (name) {
-    case 'local':
-      return (await import('./local/index.js')).localProvider;
-    default:
-      throw usageError(`the ${name} provider is not part of this version of dcp yet`, 'use --provider local for now; cloud providers are being built');
-  }
+  const reason = unavailableReason(name);
+  if (reason) throw usageError(`the ${name} provider is ${reason}`, 'use --provider local for now; cloud providers are being built');
+  return (await import('./local/index.js')).localProvider;
 }

@@ -4,6 +4,7 @@
  * check health while waiting, destroy from the journal, and report status.
  */
 import type { ClusterRecord, Resource } from '../cluster/state.js';
+import type { IngressRule } from '../config/ingress.js';
 import type { ProviderName } from '../config/schema.js';
 
 /** Files per role for a TLS cluster; the CA key only when dcp made the CA. */
@@ -20,6 +21,8 @@ export interface ClusterSpec {
   threads?: number;
   memoryLimit?: string;
   networking: 'public' | 'private';
+  /** Who may reach the scheduler (clouds); `me` is resolved at creation. */
+  ingress: IngressRule[];
   /** Local: the interpreter given by --python; after `prepare`, the one found. */
   python?: string;
 }

@@ -1,5 +1,6 @@
 /** How clusters look: progress lines, the `up` summary, tables, status. */
 import { daskTlsYaml } from '../config/dask-tls.js';
+import type { UpPlan } from '../cluster/spec.js';
 import type { ClusterRecord } from '../cluster/state.js';
 import { envSnippet, pythonClientSnippet } from '../cluster/snippet.js';
 import type { MemberStatus, ProgressEvent } from '../providers/provider.js';
@@ -64,6 +65,28 @@ export function renderUp(record: ClusterRecord, style: Style): string {
     `${style.bold('Next:')} dcp status ${record.name}  ·  dcp dashboard ${record.name}  ·  dcp down ${record.name}`,
     '',
   ].join('\n');
+}
+
+/** The review before `up` creates anything: what, where, open to whom, and where keys go. */
+export function reviewLines(plan: UpPlan, providerPlan: string[], clusterStateDir: string, clientConfig: string): string[] {
+  const { spec, tls } = plan;
+  const cloud = spec.provider !== 'local';
+  const lines = [...providerPlan];
+  if (cloud) {
+    if (spec.networking === 'private') lines.push('give no VM a public IP: the scheduler is reachable inside its network only');
+    for (const rule of spec.ingress) {
+      lines.push(`open ports ${rule.ports.join(', ')} to ${rule.cidr === 'me' ? 'your public address only (looked up now)' : rule.cidr}`);
+    }
+  }
+  lines.push(
+    tls.mode === 'auto'
+      ? `TLS: a fresh CA and certificates in ${clusterStateDir}/tls; the CA key never leaves this machine`
+      : tls.mode === 'byo'
+        ? `TLS: your files (${'dir' in tls ? tls.dir : `${tls.ca}, ${tls.cert}, ${tls.key}`}), checked before anything starts`
+        : 'TLS off: plain TCP, unencrypted and unauthenticated',
+  );
+  if (tls.mode !== 'off') lines.push(`point plain Client("tls://...") at it in ${clientConfig}`);
+  return lines;
 }
 
 export function renderList(records: ClusterRecord[], style: Style): string {

@@ -17,6 +17,8 @@ export interface Output {
   readonly yes: boolean;
   /** A person at a terminal who may be asked questions: not CI, not --json, not --yes. */
   readonly interactive: boolean;
+  /** A terminal that can show live progress (Ink): not CI, not --json, not a pipe. */
+  readonly live: boolean;
   /** Styles for stdout. */
   readonly style: Style;
   /** Styles for stderr. */
@@ -38,6 +40,7 @@ export function createOutput(options: GlobalOptions, streams = { out: process.st
     verbose: options.verbose ?? false,
     yes: options.yes ?? false,
     interactive: isInteractive(options),
+    live: !options.json && !process.env.CI && process.env.TERM !== 'dumb' && process.stdout.isTTY === true && process.stderr.isTTY === true,
     style,
     errStyle,
     result(data, human) {

@@ -1,0 +1,267 @@
+/**
+ * The questions `dcp up` asks on a terminal: only what flags and settings leave open, each with
+ * a default, each answered by a flag too. The answers come back as flags, so a guided run and a
+ * scripted one go through the same checks. The questions are put by a `Prompter`, which tests
+ * replace with recorded answers.
+ */
+import type { LoadedSettings } from '../config/load.js';
+import { parseCidr } from '../config/ingress.js';
+import { PROVIDERS, type ProviderName } from '../config/schema.js';
+import type { UpFlags } from '../cluster/spec.js';
+import { generateName, validateName } from '../cluster/names.js';
+import { shellCommand } from '../cluster/snippet.js';
+import { DcpError, messageOf } from '../errors.js';
+
+export interface Choice<T> {
+  value: T;
+  name: string;
+  description?: string;
+  /** Shown, but not selectable, with this reason. */
+  disabled?: string;
+}
+
+export interface Prompter {
+  select<T extends string>(question: { message: string; choices: Choice<T>[]; default?: T }): Promise<T>;
+  input(question: { message: string; default?: string; validate?: (value: string) => true | string }): Promise<string>;
+  confirm(question: { message: string; default: boolean }): Promise<boolean>;
+  /** Text between questions: problems to fix, the review. */
+  say(text: string): void;
+}
+
+export interface WizardContext {
+  flags: UpFlags;
+  loaded: LoadedSettings;
+  /** Why a provider cannot be used here, or undefined when it can. */
+  unavailable(provider: ProviderName): string | undefined;
+  /** Problems Dask would have with these files (the `certs verify` logic); empty when fine. */
+  checkTls(files: { dir: string } | { ca: string; cert: string; key: string }): Promise<string[]>;
+  /** The provider's plan in plain words, for the review. */
+  plan(flags: UpFlags): Promise<string[]>;
+}
+
+export interface WizardResult {
+  flags: UpFlags;
+}
+
+const PROVIDER_NAMES: Record<ProviderName, string> = {
+  local: 'local: processes on this machine',
+  aws: 'AWS EC2',
+  gcp: 'Google Cloud (GCE)',
+  azure: 'Azure VMs',
+  digitalocean: 'DigitalOcean droplets',
+};
+
+const REGION_QUESTION: Record<Exclude<ProviderName, 'local'>, { flag: 'region' | 'zone'; message: string }> = {
+  aws: { flag: 'region', message: 'AWS region' },
+  gcp: { flag: 'zone', message: 'GCP zone' },
+  azure: { flag: 'region', message: 'Azure location' },
+  digitalocean: { flag: 'region', message: 'DigitalOcean region' },
+};
+
+const INSTANCE_KEYS: Record<Exclude<ProviderName, 'local'>, [string, string]> = {
+  aws: ['aws', 'instance_type'],
+  gcp: ['gcp', 'machine_type'],
+  azure: ['azure', 'vm_size'],
+  digitalocean: ['digitalocean', 'size'],
+};
+
+/** The non-interactive command line that does what the answers say. */
+export function equivalentCommand(flags: UpFlags): string {
+  const args = ['dcp', 'up'];
+  const add = (flag: string, value: string | undefined) => {
+    if (value !== undefined && value !== '') args.push(flag, value);
+  };
+  add('--provider', flags.provider);
+  add('--region', flags.region);
+  add('--zone', flags.zone);
+  if (flags.public) args.push('--public');
+  if (flags.private) args.push('--private');
+  add('--vpc', flags.vpc);
+  add('--subnet', flags.subnet);
+  for (const rule of flags.ingress ?? []) add('--ingress', rule);
+  if (flags.allowAnywhere) args.push('--allow-anywhere');
+  add('--tls', flags.tls);
+  add('--tls-dir', flags.tlsDir);
+  add('--tls-ca', flags.tlsCa);
+  add('--tls-cert', flags.tlsCert);
+  add('--tls-key', flags.tlsKey);
+  if (flags.insecure) args.push('--insecure');
+  add('--workers', flags.workers);
+  add('--threads', flags.threads);
+  add('--instance-type', flags.instanceType);
+  add('--name', flags.name);
+  if (flags.save) args.push('--save');
+  return shellCommand(args);
+}
+
+const wholeNumber = (min: number, max: number) => (value: string) =>
+  /^\d+$/.test(value.trim()) && Number(value) >= min && Number(value) <= max ? true : `a whole number from ${min} to ${max}`;
+
+export class WizardCancelled extends DcpError {
+  constructor() {
+    super('nothing was created: you said no at the review', { hint: 'run dcp up again, or pass the flags the review showed' });
+  }
+}
+
+export async function runWizard(context: WizardContext, prompter: Prompter): Promise<WizardResult> {
+  const flags: UpFlags = { ...context.flags, ingress: [...(context.flags.ingress ?? [])] };
+  const { settings, origins } = context.loaded;
+  /** A setting counts as answered when a flag or a file set it, not when it is only the default. */
+  const open = (key: string) => (origins.get(key)?.source ?? 'default') === 'default';
+
+  // 1. Provider.
+  if (flags.provider === undefined && open('provider')) {
+    flags.provider = await prompter.select<ProviderName>({
+      message: 'Where should the cluster run?',
+      choices: PROVIDERS.map((value) => {
+        const reason = context.unavailable(value);
+        return { value, name: PROVIDER_NAMES[value], ...(reason ? { disabled: reason } : {}) };
+      }),
+      default: settings.provider ?? 'local',
+    });
+  }
+  const provider = (flags.provider ?? settings.provider ?? 'local') as ProviderName;
+
+  // 2. Networking, for clouds.
+  let isPublic = false;
+  if (provider !== 'local') {
+    const { flag, message } = REGION_QUESTION[provider];
+    const [group, key] = flag === 'zone' ? ['gcp', 'zone'] : provider === 'azure' ? ['azure', 'location'] : [provider, 'region'];
+    const saved = (settings[group as 'aws'] as Record<string, string> | undefined)?.[key];
+    if (flags[flag] === undefined && !saved) {
+      flags[flag] = await prompter.input({ message, validate: (v) => (v.trim() ? true : `the cluster needs a ${flag}`) });
+    }
+    if (!flags.public && !flags.private && open('networking')) {
+      const networking = await prompter.select<'public' | 'private'>({
+        message: 'How will you reach the scheduler?',
+        choices: [
+          { value: 'public', name: 'public IP, open only to the addresses you allow' },
+          { value: 'private', name: 'private network (VPC) only: you connect from inside it, or over a VPN' },
+        ],
+        default: settings.networking ?? 'public',
+      });
+      flags[networking] = true;
+    }
+    isPublic = flags.public ?? (!flags.private && (settings.networking ?? 'public') === 'public');
+    if (isPublic && flags.ingress!.length === 0 && open('ingress')) {
+      const who = await prompter.select<'me' | 'cidrs'>({
+        message: 'Who may connect to ports 8786 (scheduler) and 8787 (dashboard)?',
+        choices: [
+          { value: 'me', name: 'only this machine’s public address (looked up when the cluster is made)' },
+          { value: 'cidrs', name: 'networks I type (CIDR blocks)' },
+        ],
+        default: 'me',
+      });
+      if (who === 'me') {
+        flags.ingress!.push('me');
+      } else {
+        const typed = await prompter.input({
+          message: 'CIDR blocks, comma-separated (e.g. 203.0.113.0/24, 10.1.0.0/16)',
+          validate: (value) => {
+            try {
+              const cidrs = value.split(',').map((c) => c.trim()).filter(Boolean);
+              if (cidrs.length === 0) return 'at least one CIDR block';
+              for (const cidr of cidrs) if (parseCidr(cidr).anywhere) return `${cidr} is the whole internet; use --ingress ${cidr} --allow-anywhere if you mean it`;
+              return true;
+            } catch (error) {
+              return messageOf(error);
+            }
+          },
+        });
+        flags.ingress!.push(...typed.split(',').map((c) => c.trim()).filter(Boolean));
+      }
+    }
+    if (!isPublic && flags.vpc === undefined) {
+      const vpc = await prompter.input({ message: 'Which VPC/network? (empty: the default one)', default: '' });
+      if (vpc.trim()) flags.vpc = vpc.trim();
+    }
+  }
+
+  // 3. TLS.
+  const tlsGiven = flags.tls !== undefined || flags.tlsDir !== undefined || flags.tlsCa !== undefined || !open('tls');
+  while (!tlsGiven && flags.tls === undefined) {
+    const mode = await prompter.select<'auto' | 'byo' | 'off'>({
+      message: 'TLS for scheduler, workers and client?',
+      choices: [
+        { value: 'auto', name: 'auto: a fresh CA and certificates for this cluster (recommended)' },
+        { value: 'byo', name: 'bring your own PEM files' },
+        { value: 'off', name: 'off: plain TCP, unencrypted and unauthenticated' },
+      ],
+      default: 'auto',
+    });
+    if (mode === 'off') {
+      if (isPublic && !flags.insecure) {
+        prompter.say('TLS off is refused on a public network: anyone who can reach the scheduler could run code on it. Choose another mode (or pass --tls off --insecure).');
+        continue;
+      }
+      if (!(await prompter.confirm({ message: 'Really turn TLS off? Anyone who can reach the scheduler can run code on it.', default: false }))) continue;
+    }
+    if (mode === 'byo') await askForFiles(context, prompter, flags);
+    flags.tls = mode;
+  }
+
+  // 4. Size and name.
+  if (flags.workers === undefined && open('workers')) {
+    flags.workers = await prompter.input({ message: 'How many workers?', default: String(settings.workers ?? 2), validate: wholeNumber(1, 1000) });
+  }
+  if (flags.threads === undefined && open('threads')) {
+    const threads = await prompter.input({ message: 'Threads per worker? (empty: Dask decides from the CPUs)', default: '', validate: (v) => (v.trim() === '' ? true : wholeNumber(1, 1024)(v)) });
+    if (threads.trim()) flags.threads = threads.trim();
+  }
+  if (provider !== 'local' && flags.instanceType === undefined) {
+    const [group, key] = INSTANCE_KEYS[provider];
+    const saved = (settings[group as 'aws'] as Record<string, string> | undefined)?.[key];
+    const type = await prompter.input({ message: 'Instance type for the workers? (empty: the provider’s default)', default: saved ?? '' });
+    if (type.trim() && type.trim() !== saved) flags.instanceType = type.trim();
+  }
+  if (flags.name === undefined) {
+    flags.name = await prompter.input({
+      message: 'Cluster name?',
+      default: generateName(),
+      validate: (value) => {
+        try {
+          validateName(value);
+          return true;
+        } catch (error) {
+          return messageOf(error);
+        }
+      },
+    });
+  }
+
+  // 5. Review.
+  const plan = await context.plan(flags);
+  prompter.say(['', 'This will:', ...plan.map((line) => `  • ${line}`), '', 'The same without questions:', `  ${equivalentCommand(flags)}`, ''].join('\n'));
+  if (!flags.save) flags.save = await prompter.confirm({ message: 'Save these choices as your defaults?', default: false });
+  if (!(await prompter.confirm({ message: 'Create it?', default: true }))) throw new WizardCancelled();
+  return { flags };
+}
+
+/** BYO files: asked, checked on the spot with the verify rules, and asked again until they work. */
+async function askForFiles(context: WizardContext, prompter: Prompter, flags: UpFlags): Promise<void> {
+  const layout = await prompter.select<'dir' | 'files'>({
+    message: 'Your files are…',
+    choices: [
+      { value: 'dir', name: 'a folder in the dcp certs gen layout (ca.pem, scheduler.pem, scheduler-key.pem, …)' },
+      { value: 'files', name: 'one CA, certificate and key, used by every role' },
+    ],
+    default: 'dir',
+  });
+  for (;;) {
+    const files =
+      layout === 'dir'
+        ? { dir: await prompter.input({ message: 'Folder with the files' }) }
+        : {
+            ca: await prompter.input({ message: 'CA certificate (PEM)' }),
+            cert: await prompter.input({ message: 'Certificate (PEM)' }),
+            key: await prompter.input({ message: 'Private key (PEM)' }),
+          };
+    const problems = await context.checkTls(files);
+    if (problems.length === 0) {
+      if ('dir' in files) flags.tlsDir = files.dir;
+      else Object.assign(flags, { tlsCa: files.ca, tlsCert: files.cert, tlsKey: files.key });
+      return;
+    }
+    prompter.say(`Dask would not accept these files:\n${problems.map((p) => `  ✗ ${p}`).join('\n')}\nTry again.`);
+  }
+}
