@@ -1,0 +1,78 @@
+import { stripVTControlCharacters } from 'node:util';
+import { render } from 'ink-testing-library';
+import { describe, expect, it } from 'vitest';
+import type { ClusterRecord } from '../cluster/state.js';
+import { applyEvent, Summary, TaskList, UpView, type Task } from './progress.js';
+
+const frame = (node: React.ReactElement) => stripVTControlCharacters(render(node).lastFrame() ?? '');
+
+describe('TaskList', () => {
+  it('a running step has a spinner and its time so far; a finished one a tick and its time', () => {
+    const tasks: Task[] = [
+      { step: 'certificates', status: 'done', detail: '/state/tls', startedAt: 0, endedAt: 100 },
+      { step: 'scheduler', status: 'running', detail: 'waiting for tls://127.0.0.1:8786', startedAt: 1000 },
+    ];
+    const lines = frame(<TaskList tasks={tasks} now={3500} />).split('\n');
+    expect(lines[0]).toBe('✓ certificates  0.1s  /state/tls');
+    expect(lines[1]).toMatch(/^[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] scheduler  2\.5s  waiting for tls:\/\/127\.0\.0\.1:8786$/);
+  });
+
+  it('workers join as n/N, from the engine events', () => {
+    let tasks: Task[] = [];
+    tasks = applyEvent(tasks, { step: 'workers', status: 'start', detail: '0/3' }, 0);
+    tasks = applyEvent(tasks, { step: 'workers', status: 'info', detail: '2/3 connected' }, 500);
+    expect(frame(<TaskList tasks={tasks} now={800} />)).toMatch(/workers {2}0\.8s {2}2\/3 connected$/);
+    tasks = applyEvent(tasks, { step: 'workers', status: 'done', detail: '3/3 connected' }, 1000);
+    expect(frame(<TaskList tasks={tasks} now={5000} />)).toBe('✓ workers  1.0s  3/3 connected');
+  });
+
+  it('a rollback fails what was still running, and shows itself as it happens', () => {
+    let tasks: Task[] = [{ step: 'workers', status: 'running', detail: '1/2 connected', startedAt: 0 }];
+    tasks = applyEvent(tasks, { step: 'roll back', status: 'start', detail: 'interrupted (Ctrl-C)' }, 2000);
+    const lines = frame(<TaskList tasks={tasks} now={2500} />).split('\n');
+    expect(lines[0]).toBe('✗ workers  2.0s  1/2 connected');
+    expect(lines[1]).toMatch(/^. roll back {2}0\.5s {2}interrupted \(Ctrl-C\)$/);
+  });
+});
+
+describe('UpView', () => {
+  it('shows warnings inline and an error with its hint', () => {
+    const text = frame(
+      <UpView
+        state={{
+          tasks: [{ step: 'create', status: 'failed', startedAt: 0, endedAt: 10 }],
+          warnings: ['TLS is off: traffic is unencrypted'],
+          error: { message: 'the worker-1 process exited during start-up', hint: 'the log lines above say what went wrong' },
+        }}
+        now={20}
+      />,
+    );
+    expect(text).toBe(['✗ create  0.0s', '! TLS is off: traffic is unencrypted', '', '✗ the worker-1 process exited during start-up', '  hint: the log lines above say what went wrong'].join('\n'));
+  });
+});
+
+describe('Summary', () => {
+  const record: ClusterRecord = {
+    name: 'analytics',
+    provider: 'local',
+    status: 'ready',
+    created_at: '2026-11-22T08:00:00.000Z',
+    workers: 2,
+    scheduler_address: 'tls://127.0.0.1:8786',
+    dashboard_url: 'http://127.0.0.1:8787/status',
+    tls: { caFile: '/s/tls/ca.pem', clientCert: '/s/tls/client.pem', clientKey: '/s/tls/client-key.pem' },
+    dask_config_file: '/h/.config/dask/dcp-client.yaml',
+    details: {},
+  };
+
+  it('address, dashboard, TLS files, a snippet that connects, and what to run next', () => {
+    const text = frame(<Summary record={record} />);
+    expect(text).toContain('✓ analytics is ready (local, 2 workers, TLS)');
+    expect(text).toMatch(/scheduler\s+tls:\/\/127\.0\.0\.1:8786/);
+    expect(text).toMatch(/dashboard\s+http:\/\/127\.0\.0\.1:8787\/status/);
+    expect(text).toMatch(/TLS\s+CA \/s\/tls\/ca\.pem/);
+    expect(text).toContain('client = Client("tls://127.0.0.1:8786", security=security)');
+    expect(text).toContain('tls_client_key="/s/tls/client-key.pem"');
+    expect(text).toContain('Next: dcp status analytics · dcp dashboard analytics · dcp down analytics');
+  });
+});

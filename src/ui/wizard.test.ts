@@ -1,0 +1,229 @@
+import { describe, expect, it } from 'vitest';
+import type { LoadedSettings, Origin } from '../config/load.js';
+import { DEFAULTS, type ProviderName, type Settings } from '../config/schema.js';
+import type { UpFlags } from '../cluster/spec.js';
+import { equivalentCommand, runWizard, WizardCancelled, type Choice, type Prompter, type WizardContext } from './wizard.js';
+
+/** Answers by question: a string picks a choice or types text, a boolean confirms; Enter is `undefined`. */
+type Script = [RegExp, string | boolean | undefined][];
+
+function scripted(script: Script) {
+  const asked: string[] = [];
+  const said: string[] = [];
+  const next = (message: string) => {
+    asked.push(message);
+    const index = script.findIndex(([pattern]) => pattern.test(message));
+    if (index < 0) throw new Error(`unexpected question: ${message}`);
+    const [[, answer]] = script.splice(index, 1) as [[RegExp, string | boolean | undefined]];
+    return answer;
+  };
+  const prompter: Prompter = {
+    async select<T extends string>(q: { message: string; choices: Choice<T>[]; default?: T }) {
+      const answer = next(q.message) as T | undefined;
+      const value = answer ?? q.default ?? q.choices[0]!.value;
+      const choice = q.choices.find((c) => c.value === value);
+      if (!choice || choice.disabled) throw new Error(`cannot pick ${value} for ${q.message}`);
+      return value;
+    },
+    async input(q) {
+      const answer = (next(q.message) as string | undefined) ?? q.default ?? '';
+      const valid = q.validate?.(answer) ?? true;
+      if (valid !== true) throw new Error(`invalid answer ${answer}: ${valid}`);
+      return answer;
+    },
+    async confirm(q) {
+      const answer = next(q.message) as boolean | undefined;
+      return answer ?? q.default;
+    },
+    say: (text) => said.push(text),
+  };
+  return { prompter, asked, said, left: script };
+}
+
+function loaded(settings: Settings = {}, from: Origin = { source: 'user', file: '/home/u/.config/dask/dcp.yaml' }): LoadedSettings {
+  const origins = new Map<string, Origin>();
+  for (const key of Object.keys(DEFAULTS)) origins.set(key, { source: 'default' });
+  for (const key of Object.keys(settings)) origins.set(key, from);
+  return { settings: { ...DEFAULTS, ...settings }, origins, files: { user: '/home/u/.config/dask/dcp.yaml', project: null } };
+}
+
+function context(overrides: Partial<WizardContext> = {}): WizardContext {
+  return {
+    flags: { wait: true, insecure: false },
+    loaded: loaded(),
+    unavailable: () => undefined,
+    checkTls: async () => [],
+    plan: async () => ['start things'],
+    ...overrides,
+  };
+}
+
+const ENTER = undefined;
+const REVIEW: Script = [
+  [/Save these choices/, ENTER],
+  [/Create it\?/, ENTER],
+];
+
+describe('the wizard', () => {
+  it('Enter at every question, with nothing configured: a local TLS cluster of 2 workers', async () => {
+    const { prompter, asked, said, left } = scripted([
+      [/Where should the cluster run/, ENTER],
+      [/TLS for scheduler/, ENTER],
+      [/How many workers/, ENTER],
+      [/Threads per worker/, ENTER],
+      [/Cluster name/, ENTER],
+      ...REVIEW,
+    ]);
+    const { flags } = await runWizard(context(), prompter);
+    expect(left).toEqual([]);
+    expect(asked).toHaveLength(7);
+    expect(flags).toMatchObject({ provider: 'local', tls: 'auto', workers: '2', save: false });
+    expect(flags.name).toMatch(/^dask-[a-z]+-[a-z]+$/);
+    expect(flags.threads).toBeUndefined();
+    expect(said.join('\n')).toContain(`dcp up --provider local --tls auto --workers 2 --name ${flags.name}`);
+  });
+
+  it('lists a provider that cannot be used, with the reason, and will not pick it', async () => {
+    let shown: Choice<string>[] = [];
+    const { prompter } = scripted([[/Where should the cluster run/, ENTER], [/TLS/, ENTER], [/workers/, ENTER], [/Threads/, ENTER], [/name/, ENTER], ...REVIEW]);
+    const spy: Prompter = {
+      ...prompter,
+      select: async (q) => {
+        if (/Where/.test(q.message)) shown = q.choices;
+        return prompter.select(q);
+      },
+    };
+    await runWizard(context({ unavailable: (p) => (p === 'local' ? undefined : 'no credentials found') }), spy);
+    expect(shown.find((c) => c.value === 'aws')?.disabled).toBe('no credentials found');
+    const { prompter: picksAws } = scripted([[/Where should the cluster run/, 'aws']]);
+    await expect(runWizard(context({ unavailable: (p) => (p === 'aws' ? 'no credentials found' : undefined) }), picksAws)).rejects.toThrow(/cannot pick aws/);
+  });
+
+  it.each([
+    ['aws', /AWS region/, 'region', 'eu-west-1'],
+    ['gcp', /GCP zone/, 'zone', 'europe-west1-b'],
+    ['azure', /Azure location/, 'region', 'westeurope'],
+    ['digitalocean', /DigitalOcean region/, 'region', 'ams3'],
+  ] as const)('%s, public: its %s, networking, and ingress for my address by default', async (provider, question, flag, value) => {
+    const { prompter, left } = scripted([
+      [/Where should the cluster run/, provider],
+      [question, value],
+      [/How will you reach the scheduler/, ENTER],
+      [/Who may connect/, ENTER],
+      [/TLS for scheduler/, ENTER],
+      [/How many workers/, '4'],
+      [/Threads per worker/, '2'],
+      [/Instance type/, 'big-one'],
+      [/Cluster name/, 'analytics'],
+      ...REVIEW,
+    ]);
+    const { flags } = await runWizard(context(), prompter);
+    expect(left).toEqual([]);
+    expect(flags).toMatchObject({ provider, [flag]: value, public: true, ingress: ['me'], tls: 'auto', workers: '4', threads: '2', instanceType: 'big-one', name: 'analytics' });
+    expect(equivalentCommand(flags)).toBe(`dcp up --provider ${provider} --${flag} ${value} --public --ingress me --tls auto --workers 4 --threads 2 --instance-type big-one --name analytics`);
+  });
+
+  it('public with networks typed in, the whole internet refused', async () => {
+    const { prompter } = scripted([[/Who may connect/, 'cidrs'], [/CIDR blocks/, '0.0.0.0/0']]);
+    const ctx = context({ flags: { wait: true, insecure: false, provider: 'aws', region: 'eu-west-1', public: true } });
+    await expect(runWizard(ctx, prompter)).rejects.toThrow(/the whole internet/);
+    const typed = scripted([[/Who may connect/, 'cidrs'], [/CIDR blocks/, '203.0.113.0/24, 10.1.0.0/16'], [/TLS/, ENTER], [/workers/, ENTER], [/Threads/, ENTER], [/Instance type/, ENTER], [/name/, 'x1'], ...REVIEW]);
+    const { flags } = await runWizard(ctx, typed.prompter);
+    expect(flags.ingress).toEqual(['203.0.113.0/24', '10.1.0.0/16']);
+  });
+
+  it('private: asks for the network instead of ingress', async () => {
+    const { prompter, asked } = scripted([
+      [/How will you reach the scheduler/, 'private'],
+      [/Which VPC/, 'vpc-0abc'],
+      [/TLS/, ENTER],
+      [/workers/, ENTER],
+      [/Threads/, ENTER],
+      [/Instance type/, ENTER],
+      [/name/, 'x2'],
+      ...REVIEW,
+    ]);
+    const { flags } = await runWizard(context({ flags: { wait: true, insecure: false, provider: 'aws', region: 'eu-west-1' } }), prompter);
+    expect(flags).toMatchObject({ private: true, vpc: 'vpc-0abc', ingress: [] });
+    expect(asked.some((q) => /Who may connect/.test(q))).toBe(false);
+  });
+
+  it('bring-your-own files: a bad folder is explained and asked again', async () => {
+    const { prompter, said } = scripted([
+      [/TLS for scheduler/, 'byo'],
+      [/Your files are/, 'dir'],
+      [/Folder with the files/, '/bad'],
+      [/Folder with the files/, '/good'],
+      [/workers/, ENTER],
+      [/Threads/, ENTER],
+      [/name/, 'x3'],
+      ...REVIEW,
+    ]);
+    const checkTls = async (files: { dir: string } | { ca: string; cert: string; key: string }) => ('dir' in files && files.dir === '/bad' ? ['the key does not belong to the certificate'] : []);
+    const { flags } = await runWizard(context({ flags: { wait: true, insecure: false, provider: 'local' }, checkTls }), prompter);
+    expect(said.join('\n')).toContain('Dask would not accept these files:\n  ✗ the key does not belong to the certificate\nTry again.');
+    expect(flags).toMatchObject({ tls: 'byo', tlsDir: '/good' });
+  });
+
+  it('bring-your-own: one CA, certificate and key for every role', async () => {
+    const { prompter } = scripted([
+      [/TLS for scheduler/, 'byo'],
+      [/Your files are/, 'files'],
+      [/CA certificate/, '/ca.pem'],
+      [/^Certificate/, '/dask.pem'],
+      [/Private key/, '/dask-key.pem'],
+      [/workers/, ENTER],
+      [/Threads/, ENTER],
+      [/name/, 'x4'],
+      ...REVIEW,
+    ]);
+    const { flags } = await runWizard(context({ flags: { wait: true, insecure: false, provider: 'local' } }), prompter);
+    expect(flags).toMatchObject({ tls: 'byo', tlsCa: '/ca.pem', tlsCert: '/dask.pem', tlsKey: '/dask-key.pem' });
+  });
+
+  it('TLS off: refused on a public network, then asked again', async () => {
+    const { prompter, said, asked } = scripted([
+      [/TLS for scheduler/, 'off'],
+      [/TLS for scheduler/, 'auto'],
+      [/workers/, ENTER],
+      [/Threads/, ENTER],
+      [/Instance type/, ENTER],
+      [/name/, 'x5'],
+      ...REVIEW,
+    ]);
+    const { flags } = await runWizard(context({ flags: { wait: true, insecure: false, provider: 'gcp', zone: 'z', public: true, ingress: ['me'] } }), prompter);
+    expect(said.join('\n')).toContain('TLS off is refused on a public network');
+    expect(asked.some((q) => /Really turn TLS off/.test(q))).toBe(false);
+    expect(flags.tls).toBe('auto');
+  });
+
+  it('TLS off where allowed needs an explicit yes', async () => {
+    const declined = scripted([[/TLS for scheduler/, 'off'], [/Really turn TLS off/, ENTER], [/TLS for scheduler/, 'off'], [/Really turn TLS off/, true], [/workers/, ENTER], [/Threads/, ENTER], [/name/, 'x6'], ...REVIEW]);
+    const { flags } = await runWizard(context({ flags: { wait: true, insecure: false, provider: 'local' } }), declined.prompter);
+    expect(flags.tls).toBe('off');
+    expect(declined.left).toEqual([]);
+  });
+
+  it('asks nothing that flags or saved settings answer', async () => {
+    const { prompter, asked } = scripted([[/Threads/, ENTER], ...REVIEW]);
+    const flags: UpFlags = { wait: true, insecure: false, provider: 'local', tls: 'auto', name: 'given' };
+    await runWizard(context({ flags, loaded: loaded({ workers: 3 }) }), prompter);
+    expect(asked).toEqual(['Threads per worker? (empty: Dask decides from the CPUs)', 'Save these choices as your defaults?', 'Create it?']);
+  });
+
+  it('a saved provider is not asked again, and its settings fill the defaults', async () => {
+    const { prompter, asked } = scripted([[/How will you reach/, ENTER], [/Who may connect/, ENTER], [/TLS/, ENTER], [/workers/, ENTER], [/Threads/, ENTER], [/Instance type/, ENTER], [/name/, 'x7'], ...REVIEW]);
+    const saved: Settings = { provider: 'aws' as ProviderName, aws: { region: 'eu-west-1', instance_type: 't3.large' } };
+    const { flags } = await runWizard(context({ loaded: loaded(saved) }), prompter);
+    expect(asked.some((q) => /Where should|AWS region/.test(q))).toBe(false);
+    expect(flags.instanceType).toBeUndefined(); // the saved one stays in effect
+  });
+
+  it('saying yes to saving sets --save; saying no at the review creates nothing', async () => {
+    const saving = scripted([[/Threads/, ENTER], [/Save these choices/, true], [/Create it\?/, ENTER]]);
+    const base: UpFlags = { wait: true, insecure: false, provider: 'local', tls: 'auto', name: 'n1', workers: '2' };
+    expect((await runWizard(context({ flags: base }), saving.prompter)).flags.save).toBe(true);
+    const refusing = scripted([[/Threads/, ENTER], [/Save these choices/, ENTER], [/Create it\?/, false]]);
+    await expect(runWizard(context({ flags: base }), refusing.prompter)).rejects.toBeInstanceOf(WizardCancelled);
+  });
+});
