@@ -14,7 +14,7 @@ describe('TaskList', () => {
     ];
     const lines = frame(<TaskList tasks={tasks} now={3500} />).split('\n');
     expect(lines[0]).toBe('✓ certificates  0.1s  /state/tls');
-    expect(lines[1]).toMatch(/^[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] scheduler  2\.5s  waiting for tls:\/\/127\.0\.0\.1:8786$/);
+    expect(lines[1]).toMatch(/^[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] scheduler {2}2\.5s {2}waiting for tls:\/\/127\.0\.0\.1:8786$/);
   });
 
   it('workers join as n/N, from the engine events', () => {
