@@ -10,9 +10,10 @@ import { writeDaskTlsConfig } from '../config/dask-tls.js';
 import { daskConfigDir } from '../config/paths.js';
 import { DcpError, ExitCode, messageOf } from '../errors.js';
 import { loadProvider } from '../providers/index.js';
-import type { ClusterTls, CreateContext, ProgressEvent, Provider } from '../providers/provider.js';
+import type { ClusterSpec, ClusterTls, CreateContext, ProgressEvent, Provider } from '../providers/provider.js';
 import { formatDuration } from '../util/duration.js';
 import type { Interrupted } from '../util/interrupt.js';
+import { generateName } from './names.js';
 import { waitForScheduler, waitForWorkers } from './readiness.js';
 import type { UpPlan } from './spec.js';
 import { claimClusterDir, clusterDir, listClusterNames, readJournal, readRecord, recordResource, removeClusterDir, writeRecord, type ClusterRecord } from './state.js';
@@ -65,12 +66,24 @@ async function waitUntilReady(plan: UpPlan, provider: Provider, context: CreateC
   await Promise.race([ready, health]);
 }
 
+/** Claims the cluster's name; a made-up name that happens to be taken is made up again. */
+async function claimName(spec: ClusterSpec, generated: boolean, env: NodeJS.ProcessEnv): Promise<string> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await claimClusterDir(spec.name, env);
+    } catch (error) {
+      if (!generated || attempt >= 5 || !(error instanceof DcpError) || error.exitCode !== ExitCode.usage) throw error;
+      spec.name = generateName();
+    }
+  }
+}
+
 /** Creates the cluster, or rolls everything back and throws saying what failed and what was removed. */
 export async function createCluster(plan: UpPlan, provider: Provider, hooks: Hooks, interrupt: AbortSignal, env = process.env): Promise<ClusterRecord> {
   // The certificate code (node-forge) loads while the provider looks for what it needs.
   const tlsModule = import('./tls.js');
   const spec = await provider.prepare(plan.spec);
-  const dir = await claimClusterDir(spec.name, env);
+  const dir = await claimName(spec, plan.nameGenerated, env);
   const timeoutMs = plan.timeoutMs ?? provider.defaultTimeoutMs;
   const timeout = new AbortController();
   const timer = setTimeout(() => timeout.abort(new TimedOut()), timeoutMs);

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from 'node:tls';
-import type { ClientTls } from './snippet.js';
+import type { ClientTls } from '../config/dask-tls.js';
 
 function hostPort(address: string): { host: string; port: number } {
   const url = new URL(address.replace(/^(tls|tcp):/, 'http:'));
@@ -16,7 +16,9 @@ function hostPort(address: string): { host: string; port: number } {
 
 /**
  * One handshake: true when the scheduler accepted our client certificate and proved its own
- * against the CA; false when it cannot be reached or the handshake fails.
+ * against the CA; false when it cannot be reached or the handshake fails. Under TLS 1.3 the
+ * client finishes before the server has judged the client certificate, so success waits for the
+ * server's session ticket, which it sends only once it accepted us (a refusal arrives as an alert).
  */
 export async function schedulerAnswers(address: string, tls: ClientTls | null, timeoutMs = 5_000): Promise<boolean> {
   const { host, port } = hostPort(address);
@@ -26,14 +28,29 @@ export async function schedulerAnswers(address: string, tls: ClientTls | null, t
       ? // Dask checks the peer against the CA, never the host name; so does this.
         connect({ host, port, ...options, rejectUnauthorized: true, checkServerIdentity: () => undefined })
       : createConnection({ host, port });
+    let settled = false;
     const done = (ok: boolean) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
+      // A polite close: the scheduler then has no failed handshake to log.
+      socket.end();
       socket.destroy();
       resolve(ok);
     };
     const timer = setTimeout(() => done(false), timeoutMs);
-    socket.once(options ? 'secureConnect' : 'connect', () => done(options ? (socket as ReturnType<typeof connect>).authorized : true));
+    if (options) {
+      const tlsSocket = socket as ReturnType<typeof connect>;
+      tlsSocket.once('secureConnect', () => {
+        if (!tlsSocket.authorized) done(false);
+        else if (tlsSocket.getProtocol() !== 'TLSv1.3') done(true);
+      });
+      tlsSocket.once('session', () => done(tlsSocket.authorized));
+    } else {
+      socket.once('connect', () => done(true));
+    }
     socket.once('error', () => done(false));
+    socket.once('close', () => done(false));
   });
 }
 

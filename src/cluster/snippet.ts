@@ -1,10 +1,6 @@
 /** How Dask is told to use a set of TLS files: command-line flags and a Python Client snippet. */
+import type { ClientTls } from '../config/dask-tls.js';
 
-export interface ClientTls {
-  caFile: string;
-  clientCert: string;
-  clientKey: string;
-}
 
 /** The flags `dask scheduler` and `dask worker` take for TLS. */
 export function daskTlsArgs(files: { caFile: string; cert: string; key: string }): string[] {

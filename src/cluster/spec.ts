@@ -73,6 +73,8 @@ export interface UpPlan {
   tls: TlsChoice;
   /** Undefined: the provider's default. */
   timeoutMs: number | undefined;
+  /** True when dcp made the name up, so another made-up name may replace it if it is taken. */
+  nameGenerated: boolean;
   /** Every setting in effect, and the ones the flags chose (what --save keeps). */
   settings: Settings;
   chosen: Settings;
@@ -191,6 +193,7 @@ export async function planUp(flags: UpFlags, env = process.env): Promise<UpPlan>
     },
     tls,
     timeoutMs,
+    nameGenerated: flags.name === undefined,
     settings,
     chosen,
     wait: flags.wait,

@@ -9,7 +9,7 @@ import type { ProviderName } from '../config/schema.js';
 import { stateDir } from '../config/paths.js';
 import { DcpError, usageError } from '../errors.js';
 import { PRIVATE_DIR, PRIVATE_FILE, writeFilesAtomically } from '../util/files.js';
-import type { ClientTls } from './snippet.js';
+import type { ClientTls } from '../config/dask-tls.js';
 
 export type ClusterStatus = 'creating' | 'running' | 'ready';
 

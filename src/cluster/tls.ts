@@ -9,7 +9,7 @@ import { generateCertificateSet, tlsFilesIn } from '../certs/gen.js';
 import { verifyFiles } from '../certs/verify.js';
 import { usageError } from '../errors.js';
 import type { ClusterTls } from '../providers/provider.js';
-import type { ClientTls } from './snippet.js';
+import type { ClientTls } from '../config/dask-tls.js';
 
 export type TlsChoice =
   | { mode: 'auto' }

@@ -1,10 +1,11 @@
 /** `dcp up | down | list | status | snippet | dashboard`: parse → core → render. */
 import { countWorkers, schedulerAnswers } from '../cluster/readiness.js';
 import { clientConfigFile, createCluster, destroyCluster } from '../cluster/engine.js';
+import { validateName } from '../cluster/names.js';
 import { planUp, type UpFlags } from '../cluster/spec.js';
 import { clusterDir, listClusterNames, readJournal, readRecord, type ClusterRecord } from '../cluster/state.js';
 import { exportCloudprovider } from '../config/cloudprovider.js';
-import { loadSettings } from '../config/load.js';
+import { explicitSettings, loadSettings } from '../config/load.js';
 import { saveSettings } from '../config/store.js';
 import { DcpError, ExitCode, messageOf, usageError } from '../errors.js';
 import { loadProvider, unavailableReason } from '../providers/index.js';
@@ -20,6 +21,7 @@ function hooks(out: Output) {
 /** The cluster a command is about: the one named, or the only one there is. */
 async function resolveCluster(name: string | undefined): Promise<ClusterRecord> {
   if (name !== undefined) {
+    validateName(name);
     const record = await readRecord(name);
     if (!record) throw usageError(`no cluster named ${name} on this machine`, 'dcp list shows the clusters');
     return record;
@@ -61,7 +63,7 @@ export async function up(options: UpFlags, out: Output): Promise<ExitCode> {
   const provider = await loadProvider(plan.spec.provider);
   if (flags.save) {
     const saved = await saveSettings(plan.chosen);
-    const exported = plan.spec.provider === 'local' ? undefined : await exportCloudprovider(plan.settings, plan.spec.provider);
+    const exported = plan.spec.provider === 'local' ? undefined : await exportCloudprovider(explicitSettings(await loadSettings()), plan.spec.provider);
     out.progress(progressLine({ step: 'saved your defaults', status: 'done', detail: [saved.file, exported?.file].filter(Boolean).join(', ') }, out.errStyle));
   }
   // Questions are over before live progress starts: never a prompt and Ink at once.
@@ -90,7 +92,7 @@ export async function up(options: UpFlags, out: Output): Promise<ExitCode> {
 export async function down(name: string | undefined, options: { all: boolean }, out: Output): Promise<ExitCode> {
   if (name !== undefined && options.all) throw usageError('name a cluster or pass --all, not both', 'dcp down NAME, or dcp down --all');
   if (name === undefined && !options.all) throw usageError('which cluster?', 'dcp down NAME, or dcp down --all (dcp list shows them)');
-  const names = options.all ? await listClusterNames() : [name!];
+  const names = options.all ? await listClusterNames() : [validateName(name!)];
   if (options.all && names.length > 0 && !(await confirm(out, `Tear down ${names.length} cluster${names.length === 1 ? '' : 's'} (${names.join(', ')})?`, '--yes'))) {
     return ExitCode.failed;
   }

@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { exportCloudprovider, exportProvider } from '../config/cloudprovider.js';
 import { buildIngressRules, dedupe, type IngressRule } from '../config/ingress.js';
-import { loadSettings, describeOrigin } from '../config/load.js';
+import { describeOrigin, explicitSettings, loadSettings } from '../config/load.js';
 import { cloudproviderFile, daskConfigDir, stateDir } from '../config/paths.js';
 import { parseSettingValue, requireKey } from '../config/schema.js';
 import { changeUserSettings } from '../config/store.js';
@@ -35,7 +35,8 @@ export async function get(key: string, out: Output): Promise<ExitCode> {
 
 /** Tells the user when what they just saved is hidden by a variable or a project file. */
 async function warnIfOverridden(key: string, out: Output): Promise<void> {
-  const origin = (await loadSettings()).origins.get(key);
+  // The value is saved; a broken variable or project file elsewhere is the next command's news.
+  const origin = (await loadSettings().catch(() => undefined))?.origins.get(key);
   if (origin && (origin.source === 'env' || origin.source === 'project')) {
     out.warn(`saved, but ${describeOrigin(origin)} overrides it here`);
   }
@@ -105,8 +106,8 @@ export async function path(out: Output): Promise<ExitCode> {
 
 export async function exportSettings(target: string, provider: string | undefined, out: Output): Promise<ExitCode> {
   if (target !== 'cloudprovider') throw usageError(`cannot export to ${JSON.stringify(target)}`, 'dcp config export cloudprovider [--provider aws|gcp|azure|digitalocean]');
-  const { settings } = await loadSettings();
-  const result = await exportCloudprovider(settings, exportProvider(settings, provider));
+  const loaded = await loadSettings();
+  const result = await exportCloudprovider(explicitSettings(loaded), exportProvider(loaded.settings, provider));
   const values = Object.fromEntries([...result.values].map(([k, v]) => [`cloudprovider.${k}`, v]));
   out.result({ file: result.file, provider: result.provider, values, changed: result.changed }, () =>
     [

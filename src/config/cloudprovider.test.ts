@@ -44,7 +44,8 @@ describe('cloudproviderValues: dask-cloudprovider key names for each cloud', () 
   });
 
   it('leaves out what the settings do not say, so the user’s own values stay', () => {
-    expect([...cloudproviderValues({}, 'aws').keys()]).toEqual(['ec2.use_private_ip']);
+    expect([...cloudproviderValues({}, 'aws').keys()]).toEqual([]);
+    expect(Object.fromEntries(cloudproviderValues({ networking: 'private' }, 'aws'))).toEqual({ 'ec2.use_private_ip': true });
   });
 
   it('picks the configured cloud, and refuses local', () => {

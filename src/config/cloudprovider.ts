@@ -11,9 +11,12 @@ import { setIn, updateYaml } from './yaml-file.js';
 export type CloudProvider = Exclude<ProviderName, 'local'>;
 export const CLOUD_PROVIDERS: readonly CloudProvider[] = ['aws', 'gcp', 'azure', 'digitalocean'];
 
-/** `cloudprovider.<path>` → value, for the keys the settings give a value for. */
+/**
+ * `cloudprovider.<path>` → value, for the keys the settings give a value for. Pass only what the
+ * user chose (not dcp's defaults), so a value of theirs in the file is never replaced by a default.
+ */
 export function cloudproviderValues(settings: Settings, provider: CloudProvider): Map<string, unknown> {
-  const isPublic = (settings.networking ?? 'public') === 'public';
+  const isPublic = settings.networking === undefined ? undefined : settings.networking === 'public';
   const entries: [string, unknown][] = (() => {
     switch (provider) {
       case 'aws': {
@@ -22,7 +25,7 @@ export function cloudproviderValues(settings: Settings, provider: CloudProvider)
           ['ec2.region', aws.region],
           ['ec2.vpc', aws.vpc],
           ['ec2.subnet_id', aws.subnet],
-          ['ec2.use_private_ip', !isPublic],
+          ['ec2.use_private_ip', isPublic === undefined ? undefined : !isPublic],
           // EC2Cluster reads the scheduler and worker types from config, not instance_type.
           ['ec2.instance_type', aws.instance_type],
           ['ec2.scheduler_instance_type', aws.scheduler_instance_type ?? aws.instance_type],

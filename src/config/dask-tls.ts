@@ -2,7 +2,8 @@
 import { Document } from 'yaml';
 import { setIn, updateYaml } from './yaml-file.js';
 
-export interface DaskClientTls {
+/** The files a Dask client presents and trusts. */
+export interface ClientTls {
   caFile: string;
   clientCert: string;
   clientKey: string;
@@ -14,7 +15,7 @@ export interface DaskClientTls {
  * which breaks a user's ordinary `LocalCluster()`: right for a per-cluster file, wrong for a
  * file every Dask program reads.
  */
-export function daskTlsValues(tls: DaskClientTls, requireEncryption = true): [string[], unknown][] {
+export function daskTlsValues(tls: ClientTls, requireEncryption = true): [string[], unknown][] {
   return [
     ...(requireEncryption ? [[['distributed', 'comm', 'require-encryption'], true] as [string[], unknown]] : []),
     [['distributed', 'comm', 'tls', 'ca-file'], tls.caFile],
@@ -25,7 +26,7 @@ export function daskTlsValues(tls: DaskClientTls, requireEncryption = true): [st
 }
 
 /** Writes them into `file` (a Dask YAML file), keeping whatever else it holds. */
-export function writeDaskTlsConfig(file: string, tls: DaskClientTls, options: { requireEncryption?: boolean; comment?: string } = {}): Promise<boolean> {
+export function writeDaskTlsConfig(file: string, tls: ClientTls, options: { requireEncryption?: boolean; comment?: string } = {}): Promise<boolean> {
   return updateYaml(file, (doc) => {
     if (options.comment !== undefined) doc.commentBefore = options.comment;
     for (const [path, value] of daskTlsValues(tls, options.requireEncryption ?? true)) setIn(doc, path, value);
@@ -33,7 +34,7 @@ export function writeDaskTlsConfig(file: string, tls: DaskClientTls, options: { 
 }
 
 /** The keys as a YAML document, for `dcp snippet --format yaml`. */
-export function daskTlsYaml(tls: DaskClientTls): string {
+export function daskTlsYaml(tls: ClientTls): string {
   const doc = new Document({}, { version: '1.1' });
   for (const [path, value] of daskTlsValues(tls)) setIn(doc, path, value);
   return doc.toString();

@@ -120,3 +120,8 @@ export function describeOrigin(origin: Origin): string {
       return 'default';
   }
 }
+
+/** Only what flags, variables and files set: the settings without dcp's defaults. */
+export function explicitSettings(loaded: LoadedSettings): Settings {
+  return unflatten(new Map([...flatten(loaded.settings)].filter(([key]) => loaded.origins.get(key)?.source !== 'default')));
+}

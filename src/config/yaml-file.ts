@@ -5,10 +5,10 @@
  * one replaces it atomically; and a lock makes concurrent dcp processes take turns, each
  * re-reading the file inside the lock so no update is lost.
  */
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, readFile, realpath, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { lock } from 'proper-lockfile';
-import { Document, isMap, isScalar, parseDocument, visit } from 'yaml';
+import { Document, isMap, isScalar, parseDocument, visit, YAMLMap } from 'yaml';
 import { DcpError, messageOf, usageError } from '../errors.js';
 import { writeFilesAtomically } from '../util/files.js';
 
@@ -29,7 +29,7 @@ const YAML_OPTIONS = { version: '1.1', prettyErrors: true } as const;
 
 /** Parses YAML text, refusing anything dcp could not safely change. */
 export function parseYaml(path: string, text: string | null): Document {
-  if (text === null) return new Document({}, YAML_OPTIONS);
+  if (text === null) return new Document(new YAMLMap(), YAML_OPTIONS);
   const doc = parseDocument(text, YAML_OPTIONS);
   const [error] = doc.errors;
   if (error) {
@@ -40,6 +40,8 @@ export function parseYaml(path: string, text: string | null): Document {
   if (doc.contents !== null && !isMap(doc.contents)) {
     throw usageError(`${path}: the top level is not a mapping of keys`, 'fix or move the file; dcp changed nothing');
   }
+  // An empty or comments-only file: give it the mapping Dask expects, keeping its comments.
+  if (doc.contents === null) doc.contents = new YAMLMap() as unknown as typeof doc.contents;
   return doc;
 }
 
@@ -85,7 +87,9 @@ export async function readYaml(path: string): Promise<Record<string, unknown> | 
  * Applies `change` to the file's document under a lock. Returns whether the file changed;
  * `change` may throw (a usage error, say), and then nothing is written.
  */
-export async function updateYaml(path: string, change: (doc: Document) => void): Promise<boolean> {
+export async function updateYaml(link: string, change: (doc: Document) => void): Promise<boolean> {
+  // A file kept elsewhere and linked here (dotfiles) is changed where it lives, and the link stays.
+  const path = await realpath(link).catch(() => link);
   // Dask's folder holds nobody else's secrets, but ours may name key files: keep it private.
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   let release: () => Promise<void>;
@@ -99,7 +103,8 @@ export async function updateYaml(path: string, change: (doc: Document) => void):
     const doc = parseYaml(path, before);
     change(doc);
     const after = doc.toString();
-    if (after === before) return false;
+    // Nothing to say and no file yet: leave it that way.
+    if (after === before || (before === null && isMap(doc.contents) && doc.contents.items.length === 0)) return false;
     const mode = before === null ? 0o644 : (await stat(path)).mode & 0o777;
     await writeFilesAtomically(
       [...(before === null ? [] : [{ path: `${path}.bak`, content: before, mode }]), { path, content: after, mode }],

@@ -4,10 +4,12 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { lock } from 'proper-lockfile';
 import { basename, join } from 'node:path';
 import { DcpError } from '../../errors.js';
 import { daskTlsArgs } from '../../cluster/snippet.js';
-import { readJournal, type ClusterRecord, type Resource } from '../../cluster/state.js';
+import { clustersDir, readJournal, type ClusterRecord, type Resource } from '../../cluster/state.js';
 import type { ClusterTls, CreateContext, DestroyContext, Endpoints, MemberStatus, Provider } from '../provider.js';
 import { isRunning, spawnDetached, stopProcess, type ProcessIdentity } from './process.js';
 import { findPython } from './python.js';
@@ -47,6 +49,18 @@ async function choosePort(preferred: number, taken: number[]): Promise<number> {
   }
 }
 
+/**
+ * Waits until the port is bound (tried by binding it, which the scheduler never notices, unlike
+ * a connection it would log as a failed handshake), failing early if a member died.
+ */
+async function untilListening(port: number, context: CreateContext): Promise<void> {
+  while (await portIsFree(port)) {
+    context.signal.throwIfAborted();
+    await localProvider.checkHealth(context);
+    await sleep(50, undefined, { signal: context.signal });
+  }
+}
+
 function roleTlsArgs(tls: ClusterTls | null, role: 'scheduler' | 'worker'): string[] {
   return tls ? daskTlsArgs({ caFile: tls.caFile, cert: tls.cert[role], key: tls.key[role] }) : [];
 }
@@ -75,39 +89,54 @@ export const localProvider: Provider = {
   async create(context: CreateContext): Promise<Endpoints> {
     const { spec, tls, logsDir } = context;
     const python = spec.python!;
-    const schedulerPort = await choosePort(8786, []);
-    const dashboardPort = await choosePort(8787, [schedulerPort]);
-    const address = `${tls ? 'tls' : 'tcp'}://${HOST}:${schedulerPort}`;
 
     const start = async (role: string, args: string[]) => {
       context.signal.throwIfAborted();
       const log = join(logsDir, `${role}.log`);
-      const identity = await spawnDetached(python, ['-m', 'dask', ...args], log, { ...process.env, PYTHONUNBUFFERED: '1' }).catch((error: unknown) => {
+      // Run from the state folder: Python puts the working folder first on its import path.
+      const identity = await spawnDetached(python, ['-m', 'dask', ...args], log, { ...process.env, PYTHONUNBUFFERED: '1' }, context.dir).catch((error: unknown) => {
         throw new DcpError(`the ${role} process exited during start-up: ${(error as Error).message}`);
       });
       await context.record({ kind: 'process', id: String(identity.pid), data: { role, ...identity, log } });
       context.progress({ step: `start ${role}`, status: 'done', detail: `pid ${identity.pid}` });
     };
 
-    await start('scheduler', [
-      'scheduler',
-      '--host', HOST,
-      '--port', String(schedulerPort),
-      '--dashboard-address', `${HOST}:${dashboardPort}`,
-      '--protocol', tls ? 'tls' : 'tcp',
-      ...roleTlsArgs(tls, 'scheduler'),
-    ]);
-    // Workers start at once: they retry until the scheduler listens, which saves a round of waiting.
-    for (let i = 1; i <= spec.workers; i++) {
-      await start(`worker-${i}`, [
-        'worker', address,
+    // Two `up`s at once must not both take 8786: choosing the ports and binding them is one
+    // step for every dcp on this machine, under a lock. Workers start meanwhile: they retry
+    // until the scheduler listens, which saves them a round of waiting.
+    const release = await lock(join(clustersDir(), 'local-ports'), { realpath: false, stale: 30_000, update: 5_000, retries: { retries: 600, minTimeout: 50, maxTimeout: 100 } });
+    let address: string;
+    let schedulerPort: number;
+    let dashboardPort: number;
+    try {
+      schedulerPort = await choosePort(8786, []);
+      dashboardPort = await choosePort(8787, [schedulerPort]);
+      address = `${tls ? 'tls' : 'tcp'}://${HOST}:${schedulerPort}`;
+      await start('scheduler', [
+        'scheduler',
         '--host', HOST,
-        '--name', `${spec.name}-worker-${i}`,
-        '--no-dashboard',
-        ...(spec.threads ? ['--nthreads', String(spec.threads)] : []),
-        ...(spec.memoryLimit ? ['--memory-limit', spec.memoryLimit] : []),
-        ...roleTlsArgs(tls, 'worker'),
+        '--port', String(schedulerPort),
+        '--dashboard-address', `${HOST}:${dashboardPort}`,
+        '--protocol', tls ? 'tls' : 'tcp',
+        ...roleTlsArgs(tls, 'scheduler'),
       ]);
+      for (let i = 1; i <= spec.workers; i++) {
+        await start(`worker-${i}`, [
+          'worker', address,
+          '--host', HOST,
+          '--name', `${spec.name}-worker-${i}`,
+          // --no-dashboard still leaves the worker's HTTP server (/health, /metrics) listening on
+          // every interface; this keeps it on loopback with the rest.
+          '--no-dashboard',
+          '--dashboard-address', `${HOST}:0`,
+          ...(spec.threads ? ['--nthreads', String(spec.threads)] : []),
+          ...(spec.memoryLimit ? ['--memory-limit', spec.memoryLimit] : []),
+          ...roleTlsArgs(tls, 'worker'),
+        ]);
+      }
+      await untilListening(schedulerPort, context);
+    } finally {
+      await release();
     }
     return {
       schedulerAddress: address,
@@ -133,18 +162,13 @@ export const localProvider: Provider = {
 
   async destroy(resources: Resource[], context: DestroyContext): Promise<string[]> {
     const removed: string[] = [];
+    const stop = async (r: ProcessResource) => {
+      const stopped = await stopProcess(r.data as ProcessIdentity);
+      removed.push(`${r.data.role} (pid ${r.data.pid}${stopped ? '' : ', had exited'})`);
+    };
     // Workers first, then the scheduler, so workers do not spend the grace period reconnecting.
-    await Promise.all(
-      processes(resources)
-        .reverse()
-        .filter((r) => r.data.role !== 'scheduler')
-        .map(async (r) => {
-          if (await stopProcess(r.data as ProcessIdentity)) removed.push(`${r.data.role} (pid ${r.data.pid})`);
-        }),
-    );
-    for (const r of processes(resources).filter((p) => p.data.role === 'scheduler')) {
-      if (await stopProcess(r.data as ProcessIdentity)) removed.push(`${r.data.role} (pid ${r.data.pid})`);
-    }
+    await Promise.all(processes(resources).reverse().filter((r) => r.data.role !== 'scheduler').map(stop));
+    for (const r of processes(resources).filter((p) => p.data.role === 'scheduler')) await stop(r);
     if (removed.length > 0) context.progress({ step: 'stop processes', status: 'done', detail: removed.join(', ') });
     return removed;
   },

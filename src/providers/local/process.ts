@@ -33,10 +33,10 @@ export async function isRunning(identity: ProcessIdentity): Promise<boolean> {
 }
 
 /** Starts `command` detached from dcp, its output appended to `logFile`. */
-export async function spawnDetached(command: string, args: string[], logFile: string, env: NodeJS.ProcessEnv = process.env): Promise<ProcessIdentity> {
+export async function spawnDetached(command: string, args: string[], logFile: string, env: NodeJS.ProcessEnv, cwd: string): Promise<ProcessIdentity> {
   const log = openSync(logFile, 'a', 0o600);
   try {
-    const child = spawn(command, args, { detached: true, stdio: ['ignore', log, log], env });
+    const child = spawn(command, args, { detached: true, stdio: ['ignore', log, log], env, cwd });
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
       child.once('error', reject);
@@ -54,8 +54,9 @@ export async function spawnDetached(command: string, args: string[], logFile: st
 function signalGroup(pid: number, signal: NodeJS.Signals): void {
   try {
     process.kill(-pid, signal);
-  } catch {
-    // the group is gone already
+  } catch (error) {
+    // ESRCH: the group is gone already. Anything else (EPERM) means it is not ours to stop.
+    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
   }
 }
 
@@ -72,6 +73,10 @@ export async function stopProcess(identity: ProcessIdentity, graceMs = 5_000): P
     await sleep(50);
   }
   signalGroup(identity.pid, 'SIGKILL');
-  while (await isRunning(identity)) await sleep(20);
+  const killDeadline = Date.now() + 5_000;
+  while (await isRunning(identity)) {
+    if (Date.now() > killDeadline) throw new Error(`pid ${identity.pid} is still running after SIGKILL`);
+    await sleep(20);
+  }
   return true;
 }

@@ -6,6 +6,7 @@ import { access, readFile } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { execFile } from 'node:child_process';
+import { tmpdir } from 'node:os';
 import { promisify } from 'node:util';
 import { DcpError } from '../../errors.js';
 
@@ -18,7 +19,8 @@ const PROBE = 'import importlib.util, sys; sys.exit(0 if importlib.util.find_spe
 
 async function probe(python: string): Promise<PythonInfo | { error: string }> {
   try {
-    await promisify(execFile)(python, ['-c', PROBE], { timeout: 30_000 });
+    // Not from the user's folder: a `distributed/` there would shadow the real one.
+    await promisify(execFile)(python, ['-c', PROBE], { timeout: 30_000, cwd: tmpdir() });
     // The path as given, not sys.executable: a wrapper or venv shim is what the user chose.
     return { executable: python };
   } catch (error) {
@@ -40,9 +42,10 @@ async function pythonBehindDask(path: string | undefined): Promise<string | unde
       continue;
     }
     const firstLine = (await readFile(candidate, 'utf8').catch(() => '')).split('\n')[0] ?? '';
-    const shebang = firstLine.match(/^#!\s*(\S+)(?:\s+(\S+))?/);
-    if (!shebang) return undefined;
-    return shebang[1]!.endsWith('/env') ? shebang[2] : shebang[1];
+    // `#!/usr/bin/python3`, `#!/usr/bin/env python3`, `#!/usr/bin/env -S python3 -u`
+    const words = firstLine.startsWith('#!') ? firstLine.slice(2).trim().split(/\s+/) : [];
+    const interpreter = words[0]?.endsWith('/env') ? words.slice(1).find((word) => !word.startsWith('-')) : words[0];
+    if (interpreter) return interpreter;
   }
   return undefined;
 }
