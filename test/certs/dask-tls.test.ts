@@ -101,6 +101,13 @@ describeWithDask('a real dask scheduler and worker started with the generated fi
     expect(run.stdout.trim()).toBe('42 1');
   });
 
+  it("dcp's readiness check is refused with another CA's client certificate, and let in with the right one", async () => {
+    const { schedulerAnswers } = await import('../../src/cluster/readiness.js');
+    const ca = join(tls, 'ca.pem');
+    expect(await schedulerAnswers(address, { caFile: ca, clientCert: join(other, 'client.pem'), clientKey: join(other, 'client-key.pem') })).toBe(false);
+    expect(await schedulerAnswers(address, { caFile: ca, clientCert: join(tls, 'client.pem'), clientKey: join(tls, 'client-key.pem') })).toBe(true);
+  });
+
   it('refuses a client whose certificate comes from another CA', async () => {
     const stranger = generated.dask.snippet.replace(generated.dask.scheduler_address, address).replaceAll(join(tls, 'client'), join(other, 'client')).replace('security=security)', 'security=security, timeout=5)');
     const run = await runPython(`import sys\ntry:\n${indent(stranger)}\nexcept OSError as error:\n    print("refused:", error)\n    sys.exit(3)\nprint("connected")`);

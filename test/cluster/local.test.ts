@@ -113,6 +113,17 @@ describeWithDask('dcp up / status / down with the local provider', () => {
 
     const processes = journal(cluster.name);
     expect(processes.map((p) => p.data.role)).toEqual(['scheduler', 'worker-1', 'worker-2']);
+
+    // Every socket any process of the cluster (nannies' children too) listens on is on loopback.
+    const members = (await execa('ps', ['-e', '-o', 'pid=,pgid='])).stdout
+      .split('\n')
+      .map((line) => line.trim().split(/\s+/).map(Number))
+      .filter(([, pgid]) => processes.some((p) => p.data.pid === pgid))
+      .map(([pid]) => pid);
+    expect(members.length).toBeGreaterThanOrEqual(5); // scheduler, and a nanny and a worker each
+    const listening = (await execa('ss', ['-H', '-ltnp'])).stdout.split('\n').filter((line) => members.some((pid) => line.includes(`pid=${pid},`)));
+    expect(listening.length).toBeGreaterThanOrEqual(5);
+    for (const line of listening) expect(line.split(/\s+/)[3], line).toMatch(/^127\.0\.0\.1:\d+$/);
     const [schedulerPort, dashboardPort] = [cluster.scheduler_address, cluster.dashboard_url].map((url) => Number(new URL(url.replace('tls:', 'http:')).port));
 
     const refused = await run(['down', cluster.name]);
@@ -148,6 +159,17 @@ describeWithDask('dcp up / status / down with the local provider', () => {
     expect(human.stdout).toMatch(/workers\s+2\/3 connected, 2 threads/);
     expect(human.stdout).toMatch(/worker-2\s+pid \d+ not running/);
     expect((await run(['down', 'killtest', '--yes'])).exitCode).toBe(0);
+  });
+
+  it('two ups at once get a port each, and both become ready', async () => {
+    const [a, b] = await Promise.all([run(['up', '--name', 'race-a', '--workers', '1', '--json']), run(['up', '--name', 'race-b', '--workers', '1', '--json'])]);
+    expect(a.exitCode, a.stderr).toBe(0);
+    expect(b.exitCode, b.stderr).toBe(0);
+    const [first, second] = [json<UpJson>(a.stdout), json<UpJson>(b.stdout)];
+    expect(first.scheduler_address).not.toBe(second.scheduler_address);
+    const status = await Promise.all(['race-a', 'race-b'].map(async (name) => json<{ workers: number }>((await run(['status', name, '--json'])).stdout).workers));
+    expect(status).toEqual([1, 1]);
+    expect((await run(['down', '--all', '--yes'])).exitCode).toBe(0);
   });
 
   it('a name in use is a usage error, and the first cluster is untouched', async () => {
@@ -275,4 +297,9 @@ it('snippet, dashboard and status name the cluster they need', async () => {
   }
   const unknown = await dcp(['status', 'nope'], { home: empty });
   expect(unknown.stderr).toContain('no cluster named nope');
+  for (const command of [['down', '../..', '--yes'], ['status', '../x'], ['snippet', '/etc']]) {
+    const result = await dcp(command, { home: empty });
+    expect(result.exitCode, command.join(' ')).toBe(2);
+    expect(result.stderr).toContain('is not a valid cluster name');
+  }
 });

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { SETTINGS_HELP } from '../../src/ui/help.js';
@@ -70,6 +70,41 @@ describe('dcp config set/get/unset', () => {
     expect(text).toBe(['# my dcp settings', 'dcp:', '  workers: 8 # enough for now', '  aws:', '    region: eu-west-1', '    instance_type: t3.large', 'other:', '  thing: kept', ''].join('\n'));
     expect(readFileSync(`${settingsFile}.bak`, 'utf8')).toContain('workers: 8');
     expect(readdirSync(join(home, '.config', 'dask')).sort()).toEqual(['dcp.yaml', 'dcp.yaml.bak']);
+  });
+
+  it('an empty or comments-only file becomes a mapping, its comments kept; a linked file is changed where it lives', async () => {
+    writeFileSync(settingsFile, '# nothing yet\n');
+    expect((await run(['config', 'set', 'workers', '5'])).exitCode).toBe(0);
+    expect(readFileSync(settingsFile, 'utf8')).toBe('# nothing yet\n\ndcp:\n  workers: 5\n');
+    writeFileSync(settingsFile, '');
+    expect((await run(['config', 'set', 'workers', '6'])).exitCode).toBe(0);
+    expect(readFileSync(settingsFile, 'utf8')).toBe('dcp:\n  workers: 6\n');
+
+    const dotfiles = tempDir('dcp-dotfiles-');
+    writeFileSync(join(dotfiles, 'dcp.yaml'), 'dcp:\n  workers: 2\n');
+    rmSync(settingsFile);
+    symlinkSync(join(dotfiles, 'dcp.yaml'), settingsFile);
+    expect((await run(['config', 'set', 'threads', '2'])).exitCode).toBe(0);
+    expect(lstatSync(settingsFile).isSymbolicLink()).toBe(true);
+    expect(readFileSync(join(dotfiles, 'dcp.yaml'), 'utf8')).toBe('dcp:\n  workers: 2\n  threads: 2\n');
+  });
+
+  it('unset with no file writes none; set still reports success when an unrelated variable is broken', async () => {
+    const fresh = tempDir('dcp-home-');
+    expect((await dcp(['config', 'unset', 'workers'], { home: fresh })).exitCode).toBe(0);
+    expect(existsSync(join(fresh, '.config', 'dask', 'dcp.yaml'))).toBe(false);
+    const saved = await run(['config', 'set', 'threads', '2'], { env: { DCP_WORKERS: 'abc' } });
+    expect(saved.exitCode, saved.stderr).toBe(0);
+    expect(readFileSync(settingsFile, 'utf8')).toContain('threads: 2');
+  });
+
+  it('export writes only what the user chose, never a default over their own value', async () => {
+    const file = join(home, '.config', 'dask', 'cloudprovider.yaml');
+    writeFileSync(file, 'cloudprovider:\n  ec2:\n    use_private_ip: true  # our VPN\n');
+    expect((await run(['config', 'export', 'cloudprovider', '--provider', 'aws'])).exitCode).toBe(0);
+    const text = readFileSync(file, 'utf8');
+    expect(text).toMatch(/use_private_ip: true\s+# our VPN/);
+    expect(text).toContain('region: eu-west-1');
   });
 
   it('creates ~/.config/dask when missing, and honours DASK_CONFIG as Dask does', async () => {
