@@ -39,6 +39,23 @@ describe('dcp', () => {
     for (const flag of ['--out', '--san', '--days', '--ca-days', '--ca-cert', '--ca-key', '--force', 'Global Options:', '--json']) expect(gen.stdout).toContain(flag);
   });
 
+  it('up: every question of the wizard has a flag, listed with examples', async () => {
+    const help = (await dcp(['up', '--help'])).stdout;
+    for (const flag of ['--provider', '--region', '--zone', '--public', '--private', '--ingress', '--vpc', '--subnet', '--tls', '--tls-dir', '--tls-ca', '--tls-cert', '--tls-key', '--insecure', '--workers', '--threads', '--instance-type', '--name', '--save', '--yes']) {
+      expect(help, flag).toContain(flag);
+    }
+    expect(help).toContain('Examples:');
+    expect(help).toContain('dcp up --provider aws --region eu-west-1');
+  });
+
+  it('up --provider aws in CI with no region known: exit 2 naming --region', async () => {
+    const run = await dcp(['up', '--provider', 'aws']);
+    expect(run.exitCode).toBe(2);
+    expect(run.stderr).toMatch(/^error: no region is known for aws\n\s+hint: pass --region/);
+    const fromEnv = await dcp(['up', '--provider', 'aws'], { env: { AWS_REGION: 'eu-west-1' } });
+    expect(fromEnv.stderr).not.toContain('no region is known');
+  });
+
   it('a mistyped command or option is a usage error (exit 2) with a suggestion', async () => {
     const command = await dcp(['certs', 'gne']);
     expect(command.exitCode).toBe(2);
