@@ -251,7 +251,8 @@ describe('dcp certs gen: CAs that are not simple roots', () => {
       await new Promise((resolve) => setTimeout(resolve, 250 + i * 60));
       child.kill('SIGINT');
       const result = await child;
-      expect([0, 130]).toContain(result.exitCode);
+      // Finished, stopped itself (130), or was signalled before it could listen for signals.
+      expect(result.exitCode === 0 || result.exitCode === 130 || result.signal === 'SIGINT', `${result.exitCode} ${result.signal}`).toBe(true);
       if (existsSync(out)) expect(readdirSync(out).filter((name) => name.endsWith('.tmp'))).toEqual([]);
     }
   });
