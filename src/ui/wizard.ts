@@ -94,6 +94,18 @@ export function equivalentCommand(flags: UpFlags): string {
   return shellCommand(args);
 }
 
+/** A check that throws, as a question's validate function: true, or the reason in words. */
+const validateWith =
+  (check: (value: string) => unknown) =>
+  (value: string): true | string => {
+    try {
+      check(value);
+      return true;
+    } catch (error) {
+      return messageOf(error);
+    }
+  };
+
 const wholeNumber = (min: number, max: number) => (value: string) =>
   /^\d+$/.test(value.trim()) && Number(value) >= min && Number(value) <= max ? true : `a whole number from ${min} to ${max}`;
 
@@ -157,16 +169,11 @@ export async function runWizard(context: WizardContext, prompter: Prompter): Pro
       } else {
         const typed = await prompter.input({
           message: 'CIDR blocks, comma-separated (e.g. 203.0.113.0/24, 10.1.0.0/16)',
-          validate: (value) => {
-            try {
-              const cidrs = value.split(',').map((c) => c.trim()).filter(Boolean);
-              if (cidrs.length === 0) return 'at least one CIDR block';
-              for (const cidr of cidrs) if (parseCidr(cidr).anywhere) return `${cidr} is the whole internet; use --ingress ${cidr} --allow-anywhere if you mean it`;
-              return true;
-            } catch (error) {
-              return messageOf(error);
-            }
-          },
+          validate: validateWith((value) => {
+            const cidrs = value.split(',').map((c) => c.trim()).filter(Boolean);
+            if (cidrs.length === 0) throw new Error('at least one CIDR block');
+            for (const cidr of cidrs) if (parseCidr(cidr).anywhere) throw new Error(`${cidr} is the whole internet; use --ingress ${cidr} --allow-anywhere if you mean it`);
+          }),
         });
         flags.ingress!.push(...typed.split(',').map((c) => c.trim()).filter(Boolean));
       }
@@ -218,14 +225,7 @@ export async function runWizard(context: WizardContext, prompter: Prompter): Pro
     flags.name = await prompter.input({
       message: 'Cluster name?',
       default: generateName(),
-      validate: (value) => {
-        try {
-          validateName(value);
-          return true;
-        } catch (error) {
-          return messageOf(error);
-        }
-      },
+      validate: validateWith(validateName),
     });
   }
 
