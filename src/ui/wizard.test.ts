@@ -136,6 +136,7 @@ describe('the wizard', () => {
     const { prompter, asked } = scripted([
       [/How will you reach the scheduler/, 'private'],
       [/Which VPC/, 'vpc-0abc'],
+      [/Which subnet/, 'subnet-0def'],
       [/TLS/, ENTER],
       [/workers/, ENTER],
       [/Threads/, ENTER],
@@ -144,7 +145,8 @@ describe('the wizard', () => {
       ...REVIEW,
     ]);
     const { flags } = await runWizard(context({ flags: { wait: true, insecure: false, provider: 'aws', region: 'eu-west-1' } }), prompter);
-    expect(flags).toMatchObject({ private: true, vpc: 'vpc-0abc', ingress: [] });
+    expect(flags).toMatchObject({ private: true, vpc: 'vpc-0abc', subnet: 'subnet-0def', ingress: [] });
+    expect(equivalentCommand(flags)).toContain('--private --vpc vpc-0abc --subnet subnet-0def');
     expect(asked.some((q) => /Who may connect/.test(q))).toBe(false);
   });
 

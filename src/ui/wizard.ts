@@ -182,6 +182,10 @@ export async function runWizard(context: WizardContext, prompter: Prompter): Pro
       const vpc = await prompter.input({ message: 'Which VPC/network? (empty: the default one)', default: '' });
       if (vpc.trim()) flags.vpc = vpc.trim();
     }
+    if (!isPublic && flags.subnet === undefined && provider !== 'digitalocean') {
+      const subnet = await prompter.input({ message: 'Which subnet? (empty: one of the network’s own)', default: '' });
+      if (subnet.trim()) flags.subnet = subnet.trim();
+    }
   }
 
   // 3. TLS.

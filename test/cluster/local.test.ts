@@ -274,8 +274,10 @@ describeWithDask('dcp up / status / down with the local provider', () => {
   });
 
   it('--tls off: plain TCP, with a warning', async () => {
-    const result = await run(['up', '--name', 'plain', '--tls', 'off', '--workers', '1', '--json']);
+    const result = await run(['up', '--name', 'plain', '--tls', 'off', '--workers', '1', '--save', '--json']);
     expect(result.exitCode, result.stderr).toBe(0);
+    // --save kept the choices (not the name, which is no setting) as defaults, the Dask way.
+    expect(readFileSync(join(home, '.config', 'dask', 'dcp.yaml'), 'utf8')).toBe('dcp:\n  workers: 1\n  tls: "off"\n');
     const cluster = json<UpJson>(result.stdout);
     expect(cluster.tls).toBeNull();
     expect(cluster.scheduler_address).toMatch(/^tcp:\/\//);
