@@ -146,7 +146,8 @@ export async function snippet(name: string | undefined, format: SnippetFormat, o
 
 export async function dashboard(name: string | undefined, options: { open: boolean }, out: Output): Promise<ExitCode> {
   const record = await resolveCluster(name);
-  const url = record.dashboard_url!;
+  const url = record.dashboard_url;
+  if (!url) throw new DcpError(`${record.name} has no dashboard yet (it is ${record.status})`, { hint: `dcp status ${record.name}, or dcp down ${record.name} if its up failed` });
   if (options.open && out.interactive) {
     const { default: open } = await import('open');
     await open(url);

@@ -119,11 +119,13 @@ export function validateSettings(value: unknown, file: string, prefix: string): 
   if (!result.success) {
     const issue = result.error.issues[0]!;
     const path = [prefix, ...issue.path].filter(Boolean).join('.');
-    const what =
-      issue.code === 'unrecognized_keys'
-        ? `unknown setting ${[path, issue.keys[0]].filter(Boolean).join('.')}`
-        : `${path}: ${issue.message}`;
-    throw usageError(`${file}: ${what}`, 'fix it with dcp config set/unset, or edit the file');
+    if (issue.code === 'unrecognized_keys') {
+      throw usageError(`${file}: unknown setting ${[path, issue.keys[0]].filter(Boolean).join('.')}`, 'remove it from the file: dcp config --help lists the settings');
+    }
+    const given = issue.path.reduce<unknown>((node, key) => (node as Record<PropertyKey, unknown> | undefined)?.[key], value);
+    // YAML 1.1, which Dask reads with, takes a bare off, no or yes for a boolean.
+    const hint = typeof given === 'boolean' ? `quote it in the file ("off", "on", "yes", "no"): unquoted, YAML reads it as ${given}` : 'fix it with dcp config set, or edit the file';
+    throw usageError(`${file}: ${path}: ${issue.message}`, hint);
   }
   return result.data;
 }

@@ -10,6 +10,7 @@ export function parseDuration(text: string): number | undefined {
 
 /** `90000` → `1m30s`, for messages. */
 export function formatDuration(milliseconds: number): string {
+  if (milliseconds < 10_000) return `${Number((milliseconds / 1000).toFixed(1))}s`;
   const seconds = Math.round(milliseconds / 1000);
   if (seconds < 60) return `${seconds}s`;
   const minutes = Math.floor(seconds / 60);

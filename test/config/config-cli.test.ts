@@ -54,6 +54,14 @@ describe('dcp config: bad input exits 2 with a one-line reason and leaves the fi
     }
   });
 
+  it('a bare off in dcp.yaml, which YAML reads as false, gets a hint to quote it', async () => {
+    writeFileSync(settingsFile, 'dcp:\n  tls: off\n');
+    const result = await run(['config', 'list']);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain('dcp.tls: must be one of auto, byo, off');
+    expect(result.stderr).toContain('hint: quote it in the file ("off"');
+  });
+
   it('a dcp.yaml with a value of the wrong type is named by file and key', async () => {
     writeFileSync(settingsFile, 'dcp:\n  workers: many\n');
     const result = await run(['config', 'list']);
