@@ -284,9 +284,11 @@ function report(error: unknown, json: boolean, verbose: boolean): ExitCode {
   }
   const known = error instanceof DcpError ? error : new DcpError(`unexpected error: ${messageOf(error)}`, { hint: 'run again with --verbose, and report it with that output' });
   const style = createStyle(colorEnabled(process.stderr, !process.argv.includes('--no-color')));
-  if (!known.shown) process.stderr.write(`${style.red('error:')} ${known.message}\n${known.hint ? `  ${style.dim(`hint: ${known.hint}`)}\n` : ''}`);
+  if (!known.shown) {
+    process.stderr.write(`${style.red('error:')} ${known.message}\n${known.details ? `${known.details}\n` : ''}${known.hint ? `  ${style.dim(`hint: ${known.hint}`)}\n` : ''}`);
+  }
   if (verbose && error instanceof Error && error.stack) process.stderr.write(`${style.dim(error.stack)}\n`);
-  if (json) process.stdout.write(`${JSON.stringify({ error: { message: known.message, hint: known.hint ?? null, exit_code: known.exitCode } })}\n`);
+  if (json) process.stdout.write(`${JSON.stringify({ error: { message: known.message, hint: known.hint ?? null, ...(known.details ? { details: known.details } : {}), exit_code: known.exitCode } })}\n`);
   return known.exitCode;
 }
 

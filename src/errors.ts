@@ -14,20 +14,23 @@ export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 export class DcpError extends Error {
   readonly hint: string | undefined;
   readonly exitCode: ExitCode;
+  /** Lines that explain the message (log excerpts, a list of problems), shown below it. */
+  readonly details: string | undefined;
   /** Set once the error has been shown to the user (by the live view), so it is not shown twice. */
   shown = false;
 
-  constructor(message: string, options: { hint?: string; exitCode?: ExitCode; cause?: unknown } = {}) {
+  constructor(message: string, options: { hint?: string; exitCode?: ExitCode; cause?: unknown; details?: string } = {}) {
     super(message, { cause: options.cause });
     this.name = 'DcpError';
     this.hint = options.hint;
+    this.details = options.details;
     this.exitCode = options.exitCode ?? ExitCode.failed;
   }
 }
 
 /** Bad flags or bad input: exit 2. */
-export function usageError(message: string, hint?: string): DcpError {
-  return new DcpError(message, { hint, exitCode: ExitCode.usage });
+export function usageError(message: string, hint?: string, details?: string): DcpError {
+  return new DcpError(message, { hint, details, exitCode: ExitCode.usage });
 }
 
 /** The message of anything thrown, for one-line reports. */

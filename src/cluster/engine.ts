@@ -4,9 +4,8 @@
  * scheduler answers a mutual-TLS handshake and the workers are in, and point Dask's client
  * config at it. Any failure, timeout or Ctrl-C rolls back everything the journal lists.
  */
-import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeDaskTlsConfig } from '../config/dask-tls.js';
+import { removeDaskTlsConfigFor, writeDaskTlsConfig } from '../config/dask-tls.js';
 import { daskConfigDir } from '../config/paths.js';
 import { DcpError, ExitCode, messageOf } from '../errors.js';
 import { loadProvider } from '../providers/index.js';
@@ -161,7 +160,9 @@ export async function createCluster(plan: UpPlan, provider: Provider, hooks: Hoo
     hooks.progress({ step: 'roll back', status: 'done', detail: removed.length ? `removed ${removed.join(', ')}` : 'nothing had been created' });
     const rolledBack = `rolled back: ${removed.length > 0 ? `removed ${removed.join(', ')}` : 'nothing had been created yet'}`;
     const hint = error instanceof DcpError && error.hint && !interrupted && !timedOut ? error.hint : undefined;
-    throw new DcpError(`${why}\n${logs ? `${logs}\n` : ''}${rolledBack}`, {
+    const details = [error instanceof DcpError ? error.details : undefined, logs].filter(Boolean).join('\n') || undefined;
+    throw new DcpError(`${why}; ${rolledBack}`, {
+      details,
       hint: hint ?? (timedOut ? 'a slow machine may need a longer --timeout; the log lines above say what the members were doing' : interrupted ? undefined : 'the log lines above say what went wrong'),
       exitCode: interrupted ? ExitCode.interrupted : error instanceof DcpError ? error.exitCode : ExitCode.failed,
       cause: error,
@@ -177,14 +178,7 @@ async function destroyFromState(name: string, provider: Provider, hooks: Hooks, 
   const dir = clusterDir(name, env);
   const record = await readRecord(name, env).catch(() => undefined);
   const removed = await provider.destroy(await readJournal(dir), { name, dir, progress: hooks.progress });
-  if (record?.tls) {
-    const file = clientConfigFile(env);
-    const text = await readFile(file, 'utf8').catch(() => '');
-    if (text.includes(record.tls.caFile)) {
-      await rm(file, { force: true });
-      await rm(`${file}.bak`, { force: true });
-    }
-  }
+  if (record?.tls) await removeDaskTlsConfigFor(clientConfigFile(env), record.tls.caFile);
   await removeClusterDir(name, env);
   return removed;
 }

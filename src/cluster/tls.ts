@@ -60,7 +60,11 @@ export async function prepareTls(choice: TlsChoice, clusterDir: string): Promise
       const problems = await tlsProblems(tls);
       if (problems.length > 0) {
         const source = 'dir' in choice ? `--tls-dir ${choice.dir}` : '--tls-ca/--tls-cert/--tls-key';
-        throw usageError(`the TLS files given with ${source} would not work with Dask:\n${problems.map((p) => `  - ${p}`).join('\n')}`, 'fix them, or use --tls auto to have dcp make a fresh set');
+        throw usageError(
+          `the TLS files given with ${source} would not work with Dask (${problems.length} problem${problems.length === 1 ? '' : 's'})`,
+          'fix them, or use --tls auto to have dcp make a fresh set',
+          problems.map((p) => `  - ${p}`).join('\n'),
+        );
       }
       return tls;
     }

@@ -75,7 +75,7 @@ export async function up(options: UpFlags, out: Output): Promise<ExitCode> {
   } catch (error) {
     if (view) {
       const shown = error instanceof DcpError ? error : new DcpError(messageOf(error));
-      await view.fail({ message: shown.message, ...(shown.hint ? { hint: shown.hint } : {}) });
+      await view.fail({ message: shown.message, ...(shown.hint ? { hint: shown.hint } : {}), ...(shown.details ? { details: shown.details } : {}) });
       shown.shown = true;
       throw shown;
     }

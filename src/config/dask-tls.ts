@@ -1,4 +1,5 @@
 /** The client side of a TLS cluster in Dask's own keys, so a plain `Client("tls://...")` works. */
+import { rm } from 'node:fs/promises';
 import { Document } from 'yaml';
 import { setIn, updateYaml } from './yaml-file.js';
 
@@ -38,4 +39,17 @@ export function daskTlsYaml(tls: ClientTls): string {
   const doc = new Document({}, { version: '1.1' });
   for (const [path, value] of daskTlsValues(tls)) setIn(doc, path, value);
   return doc.toString();
+}
+
+/**
+ * Removes a dcp-owned client config (and its .bak) if it still points at `caFile`: another
+ * cluster's `up` may have taken the file over since, and then it stays.
+ */
+export async function removeDaskTlsConfigFor(file: string, caFile: string): Promise<boolean> {
+  let removed = false;
+  await updateYaml(file, (doc) => {
+    removed = doc.getIn(['distributed', 'comm', 'tls', 'ca-file']) === caFile;
+  });
+  if (removed) await Promise.all([rm(file, { force: true }), rm(`${file}.bak`, { force: true })]);
+  return removed;
 }

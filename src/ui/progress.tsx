@@ -22,7 +22,7 @@ export interface Task {
 export interface ViewState {
   tasks: Task[];
   warnings: string[];
-  error?: { message: string; hint?: string };
+  error?: { message: string; hint?: string; details?: string };
 }
 
 /** The task list after one more engine event. */
@@ -120,6 +120,7 @@ export function UpView({ state, now }: { state: ViewState; now: number }) {
       {state.error ? (
         <Box flexDirection="column" marginTop={1}>
           <Text color="red">{`✗ ${state.error.message}`}</Text>
+          {state.error.details ? <Text>{state.error.details}</Text> : null}
           {state.error.hint ? <Text dimColor>{`  hint: ${state.error.hint}`}</Text> : null}
         </Box>
       ) : null}
@@ -143,7 +144,7 @@ export interface UpViewHandle {
   progress(event: ProgressEvent): void;
   warn(message: string): void;
   /** Shows the error (message, hint) and stops rendering. */
-  fail(error: { message: string; hint?: string }): Promise<void>;
+  fail(error: { message: string; hint?: string; details?: string }): Promise<void>;
   /** Stops rendering the progress, and prints the summary below it. */
   finish(record: ClusterRecord): Promise<void>;
 }

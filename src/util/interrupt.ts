@@ -14,6 +14,8 @@ export function installInterruptHandlers(): void {
     process.on(signal, () => {
       if (received || handlers.size === 0) {
         process.stderr.write(`\n${signal === 'SIGINT' ? 'interrupted' : 'terminated'}\n`);
+        // --json promises a document on stdout, even now.
+        if (process.argv.includes('--json')) process.stdout.write(`${JSON.stringify({ error: { message: `interrupted (${signal})`, hint: null, exit_code: ExitCode.interrupted } })}\n`);
         process.exit(ExitCode.interrupted);
       }
       received = signal;

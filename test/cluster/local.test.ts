@@ -198,8 +198,10 @@ describeWithDask('dcp up / status / down with the local provider', () => {
   });
 
   it('a worker that dies at start: rollback, with its log lines, and nothing left running', async () => {
-    const fake = fakePython(tempDir(), 'fail');
-    const result = await run(['up', '--name', 'dies', '--python', fake]);
+    const dir = tempDir();
+    fakePython(dir, 'fail');
+    // A relative --python is the user's folder's, though Dask runs from the state folder.
+    const result = await dcp(['up', '--name', 'dies', '--python', './python-fail'], { home, cwd: dir });
     expect(result.exitCode).toBe(1);
     expect(result.stderr).toMatch(/^error: the worker-\d process exited during start-up/m);
     expect(result.stderr).toContain('fake failure: this worker cannot start');

@@ -4,7 +4,7 @@
  */
 import { access, readFile } from 'node:fs/promises';
 import { constants } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { delimiter, join, resolve } from 'node:path';
 import { execFile } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { promisify } from 'node:util';
@@ -17,7 +17,9 @@ export interface PythonInfo {
 /** find_spec answers without importing distributed: a few milliseconds instead of a second. */
 const PROBE = 'import importlib.util, sys; sys.exit(0 if importlib.util.find_spec("distributed") else 3)';
 
-async function probe(python: string): Promise<PythonInfo | { error: string }> {
+async function probe(given: string): Promise<PythonInfo | { error: string }> {
+  // A path is made absolute here: the probe, and later Dask, run from other folders.
+  const python = given.includes('/') ? resolve(given) : given;
   try {
     // Not from the user's folder: a `distributed/` there would shadow the real one.
     await promisify(execFile)(python, ['-c', PROBE], { timeout: 30_000, cwd: tmpdir() });
