@@ -17,6 +17,16 @@ async function importsOf(args: string[]) {
 
 const INTERACTIVE = /\/node_modules\/(ink|react|react-dom|@inquirer)\//;
 
+/**
+ * The source files inside the bundled files a run loaded: esbuild marks each one with a
+ * `// path` comment (`// src/certs/x509.ts`, `// node_modules/node-forge/lib/asn1.js`).
+ */
+function bundledSources(urls: string[]): string[] {
+  return urls
+    .filter((url) => url.startsWith('file:') && url.includes('/dist/'))
+    .flatMap((url) => [...readFileSync(fileURLToPath(url), 'utf8').matchAll(/^\/\/ ((?:src|node_modules)\/\S+)$/gm)].map((match) => match[1]!));
+}
+
 describe('dcp', () => {
   it('--version prints the version', async () => {
     const run = await dcp(['--version']);
@@ -85,7 +95,9 @@ describe('dcp', () => {
       const { run, urls } = await importsOf(args);
       expect(run.exitCode).toBe(0);
       expect(urls.some((url) => url.includes('/dist/cli.js'))).toBe(true);
-      expect(urls.filter((url) => url.includes('node-forge') || url.includes('/dist/certs/')), args.join(' ')).toEqual([]);
+      const sources = bundledSources(urls);
+      expect(sources.some((source) => source.startsWith('src/cli.ts'))).toBe(true);
+      expect(sources.filter((source) => source.includes('node-forge') || source.startsWith('src/certs/')), args.join(' ')).toEqual([]);
       expect(urls.filter((url) => INTERACTIVE.test(url))).toEqual([]);
     }
   });
@@ -93,7 +105,9 @@ describe('dcp', () => {
   it('a non-TTY --json run loads what its command needs and no terminal UI', async () => {
     const { run, urls } = await importsOf(['certs', 'gen', '--out', join(tempDir(), 't'), '--json']);
     expect(run.exitCode).toBe(0);
-    expect(urls.some((url) => url.includes('/dist/commands/certs.js'))).toBe(true);
+    const sources = bundledSources(urls);
+    expect(sources).toContain('src/commands/certs.ts');
+    expect(sources.some((source) => source.startsWith('node_modules/node-forge/'))).toBe(true);
     expect(urls.filter((url) => INTERACTIVE.test(url))).toEqual([]);
   });
 
