@@ -5,6 +5,7 @@ import { validateName } from '../cluster/names.js';
 import { planUp, type UpFlags } from '../cluster/spec.js';
 import { clusterDir, listClusterNames, readJournal, readRecord, type ClusterRecord } from '../cluster/state.js';
 import { exportCloudprovider } from '../config/cloudprovider.js';
+import type { ProviderName } from '../config/schema.js';
 import { explicitSettings, loadSettings } from '../config/load.js';
 import { saveSettings } from '../config/store.js';
 import { DcpError, ExitCode, messageOf, usageError } from '../errors.js';
@@ -58,6 +59,9 @@ async function ask(flags: UpFlags): Promise<UpFlags> {
 }
 
 export async function up(options: UpFlags, out: Output): Promise<ExitCode> {
+  // On a terminal, a provider that cannot be used is said before any question, not after all of them.
+  const named = options.provider as ProviderName | undefined;
+  if (out.interactive && named && unavailableReason(named)) await loadProvider(named);
   const flags = out.interactive ? await ask(options) : options;
   const plan = await planUp(flags);
   const provider = await loadProvider(plan.spec.provider);
