@@ -90,7 +90,8 @@ function settingsFromFlags(flags: UpFlags): Settings {
     ['workers', flags.workers, '--workers'],
     ['threads', flags.threads, '--threads'],
     ['tls', flags.tls, '--tls'],
-    ['tls_dir', flags.tlsDir, '--tls-dir'],
+    // Saved settings outlive the folder they were typed in: keep the path absolute.
+    ['tls_dir', flags.tlsDir === undefined ? undefined : resolve(flags.tlsDir), '--tls-dir'],
     ['networking', flags.public ? 'public' : flags.private ? 'private' : undefined, '--public/--private'],
   ];
   const settings: Record<string, unknown> = {};
@@ -131,7 +132,10 @@ export async function planUp(flags: UpFlags, env = process.env): Promise<UpPlan>
   const loaded = await loadSettings({ flags: flagSettings, env });
   const provider = loaded.settings.provider ?? 'local';
   const settings = cloudSettings(provider, flags, loaded.settings);
+  // What --save keeps. `tls: byo` alone would fail every later `up` (one pair of files has no
+  // setting), so it is kept only with a folder.
   const chosen = cloudSettings(provider, flags, flagSettings);
+  if (chosen.tls === 'byo' && !chosen.tls_dir) delete chosen.tls;
   if (provider !== 'local') {
     const { flag, env: variables } = REQUIRED[provider];
     const key = CLOUD_FLAG_KEYS[provider][flag]!;

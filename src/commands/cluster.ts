@@ -50,7 +50,7 @@ async function ask(flags: UpFlags): Promise<UpFlags> {
     import('../cluster/tls.js'),
   ]);
   try {
-    const context = { flags, loaded: await loadSettings(), unavailable: unavailableReason, checkTls: async (files: Parameters<typeof byoFiles>[0]) => tlsProblems(byoFiles(files)), plan: review };
+    const context = { flags, env: process.env, loaded: await loadSettings(), unavailable: unavailableReason, checkTls: async (files: Parameters<typeof byoFiles>[0]) => tlsProblems(byoFiles(files)), plan: review };
     return (await runWizard(context, await inquirerPrompter())).flags;
   } catch (error) {
     if (isPromptExit(error)) throw new DcpError('interrupted: nothing was created', { exitCode: ExitCode.interrupted });
@@ -59,9 +59,11 @@ async function ask(flags: UpFlags): Promise<UpFlags> {
 }
 
 export async function up(options: UpFlags, out: Output): Promise<ExitCode> {
-  // On a terminal, a provider that cannot be used is said before any question, not after all of them.
-  const named = options.provider as ProviderName | undefined;
-  if (out.interactive && named && unavailableReason(named)) await loadProvider(named);
+  // On a terminal, a provider that cannot be used (named, or saved) is said before any question.
+  if (out.interactive) {
+    const provider = (options.provider ?? (await loadSettings()).settings.provider ?? 'local') as ProviderName;
+    if (unavailableReason(provider)) await loadProvider(provider);
+  }
   const flags = out.interactive ? await ask(options) : options;
   const plan = await planUp(flags);
   const provider = await loadProvider(plan.spec.provider);

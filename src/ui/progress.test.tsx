@@ -2,7 +2,7 @@ import { stripVTControlCharacters } from 'node:util';
 import { render } from 'ink-testing-library';
 import { describe, expect, it } from 'vitest';
 import type { ClusterRecord } from '../cluster/state.js';
-import { applyEvent, Summary, TaskList, UpView, type Task } from './progress.js';
+import { applyEvent, applyToView, ErrorReport, Summary, TaskList, UpView, type Task, type ViewState } from './progress.js';
 
 const frame = (node: React.ReactElement) => stripVTControlCharacters(render(node).lastFrame() ?? '');
 
@@ -36,18 +36,21 @@ describe('TaskList', () => {
 });
 
 describe('UpView', () => {
-  it('shows warnings inline and an error with its hint', () => {
-    const text = frame(
-      <UpView
-        state={{
-          tasks: [{ step: 'create', status: 'failed', startedAt: 0, endedAt: 10 }],
-          warnings: ['TLS is off: traffic is unencrypted'],
-          error: { message: 'the worker-1 process exited during start-up', hint: 'the log lines above say what went wrong' },
-        }}
-        now={20}
-      />,
-    );
-    expect(text).toBe(['✗ create  0.0s', '! TLS is off: traffic is unencrypted', '', '✗ the worker-1 process exited during start-up', '  hint: the log lines above say what went wrong'].join('\n'));
+  it('shows finished steps and warnings in the order they happened, then what is still going', () => {
+    let state: ViewState = { tasks: [], settled: [] };
+    state = applyToView(state, { step: 'create', status: 'start' }, 0);
+    state = applyToView(state, { step: 'start worker-1', status: 'done', detail: 'pid 7' }, 10);
+    state = applyToView(state, { step: 'create', status: 'done' }, 20);
+    state = { ...state, settled: [...state.settled, { key: 'w', warning: 'TLS is off: traffic is unencrypted' }] };
+    state = applyToView(state, { step: 'workers', status: 'start', detail: '0/2' }, 30);
+    state = applyToView(state, { step: 'workers', status: 'info', detail: '1/2 connected' }, 40);
+    expect(state.settled.map((item) => ('task' in item ? item.task.step : item.warning))).toEqual(['start worker-1', 'create', 'TLS is off: traffic is unencrypted']);
+    expect(frame(<UpView state={state} now={500} />)).toMatch(/^✓ start worker-1 {2}0\.0s {2}pid 7\n✓ create {2}0\.0s\n! TLS is off: traffic is unencrypted\n. workers {2}0\.5s {2}1\/2 connected$/);
+  });
+
+  it('an error with its details and hint', () => {
+    const text = frame(<ErrorReport error={{ message: 'the worker-1 process exited during start-up', details: '--- worker-1 ---\nboom', hint: 'the log lines above say what went wrong' }} />);
+    expect(text).toBe(['', '✗ the worker-1 process exited during start-up', '--- worker-1 ---', 'boom', '  hint: the log lines above say what went wrong'].join('\n'));
   });
 });
 

@@ -4,7 +4,7 @@
  * rollback shown as it happens; and, at the end, a summary worth copying. It is fed by the same
  * engine events that the plain stderr lines show in CI.
  */
-import { Box, render, Text } from 'ink';
+import { Box, render, renderToString, Static, Text } from 'ink';
 import Spinner from 'ink-spinner';
 import { useEffect, useState } from 'react';
 import type { ClusterRecord } from '../cluster/state.js';
@@ -19,10 +19,20 @@ export interface Task {
   endedAt?: number;
 }
 
+/** A finished step or a warning, printed once, in the order they happened. */
+export type Settled = { key: string; task: Task } | { key: string; warning: string };
+
 export interface ViewState {
   tasks: Task[];
-  warnings: string[];
-  error?: { message: string; hint?: string; details?: string };
+  /** Append-only: Ink's <Static> prints only the items added since its last render. */
+  settled: Settled[];
+}
+
+/** The view after one more engine event: a step that finished joins the settled lines. */
+export function applyToView(state: ViewState, event: ProgressEvent, now: number): ViewState {
+  const tasks = applyEvent(state.tasks, event, now);
+  const finished = event.status === 'done' ? tasks.find((task) => task.step === event.step) : undefined;
+  return { tasks, settled: finished ? [...state.settled, { key: `task:${finished.step}:${now}`, task: finished }] : state.settled };
 }
 
 /** The task list after one more engine event. */
@@ -53,21 +63,27 @@ function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(1)}s`;
 }
 
+function TaskLine({ task, now }: { task: Task; now: number }) {
+  return (
+    <Box>
+      <Box width={2}>
+        {task.status === 'running' ? <Text color="cyan"><Spinner type="dots" /></Text> : task.status === 'done' ? <Text color="green">✓</Text> : <Text color="red">✗</Text>}
+      </Box>
+      {/* One line a step, however narrow the terminal: a wrapped line would confuse the redraw. */}
+      <Text wrap="truncate-end">
+        {task.step}
+        <Text dimColor>{`  ${seconds(Math.max(0, (task.endedAt ?? now) - task.startedAt))}`}</Text>
+        {task.detail ? <Text dimColor>{`  ${task.detail}`}</Text> : null}
+      </Text>
+    </Box>
+  );
+}
+
 export function TaskList({ tasks, now }: { tasks: Task[]; now: number }) {
   return (
     <Box flexDirection="column">
       {tasks.map((task) => (
-        <Box key={task.step}>
-          <Box width={2}>
-            {task.status === 'running' ? <Text color="cyan"><Spinner type="dots" /></Text> : task.status === 'done' ? <Text color="green">✓</Text> : <Text color="red">✗</Text>}
-          </Box>
-          {/* One line a step, however narrow the terminal: a wrapped line would confuse the redraw. */}
-          <Text wrap="truncate-end">
-            {task.step}
-            <Text dimColor>{`  ${seconds(Math.max(0, (task.endedAt ?? now) - task.startedAt))}`}</Text>
-            {task.detail ? <Text dimColor>{`  ${task.detail}`}</Text> : null}
-          </Text>
-        </Box>
+        <TaskLine key={task.step} task={task} now={now} />
       ))}
     </Box>
   );
@@ -110,27 +126,42 @@ export function Summary({ record }: { record: ClusterRecord }) {
   );
 }
 
+/**
+ * Finished steps and warnings are printed once (<Static>); only steps still going are redrawn,
+ * so the redrawn part stays short however many workers there are: Ink clears the whole screen
+ * when it must redraw more lines than the terminal has.
+ */
 export function UpView({ state, now }: { state: ViewState; now: number }) {
   return (
     <Box flexDirection="column">
-      <TaskList tasks={state.tasks} now={now} />
-      {state.warnings.map((warning, i) => (
-        <Text key={i} color="yellow">{`! ${warning}`}</Text>
-      ))}
-      {state.error ? (
-        <Box flexDirection="column" marginTop={1}>
-          <Text color="red">{`✗ ${state.error.message}`}</Text>
-          {state.error.details ? <Text>{state.error.details}</Text> : null}
-          {state.error.hint ? <Text dimColor>{`  hint: ${state.error.hint}`}</Text> : null}
-        </Box>
-      ) : null}
+      <Static items={state.settled}>{(item) => ('task' in item ? <TaskLine key={item.key} task={item.task} now={now} /> : <Text key={item.key} color="yellow">{`! ${item.warning}`}</Text>)}</Static>
+      <TaskList tasks={state.tasks.filter((task) => task.status !== 'done')} now={now} />
     </Box>
   );
 }
 
+/** An error, its details and hint: printed once, below the steps, at full width. */
+export function ErrorReport({ error }: { error: { message: string; hint?: string; details?: string } }) {
+  return (
+    <Box flexDirection="column" marginTop={1}>
+      <Text color="red">{`✗ ${error.message}`}</Text>
+      {error.details ? <Text>{error.details}</Text> : null}
+      {error.hint ? <Text dimColor>{`  hint: ${error.hint}`}</Text> : null}
+    </Box>
+  );
+}
+
+/**
+ * Output to keep: rendered once at a width no terminal has, so Ink inserts no line breaks of its
+ * own (a broken line in the Python snippet would not run), and written as it is.
+ */
+function printOnce(stdout: NodeJS.WriteStream, node: React.ReactElement): void {
+  stdout.write(`${renderToString(node, { columns: 10_000 })}\n`);
+}
+
 /** Re-renders every tick so running steps show their time. */
 function LiveView({ subscribe }: { subscribe: (listener: (state: ViewState) => void) => void }) {
-  const [state, setState] = useState<ViewState>({ tasks: [], warnings: [] });
+  const [state, setState] = useState<ViewState>({ tasks: [], settled: [] });
   const [now, setNow] = useState(Date.now());
   useEffect(() => {
     subscribe(setState);
@@ -154,7 +185,7 @@ export interface UpViewHandle {
  * SIGINT and the rollback shows here as it happens.
  */
 export function startUpView(stdout: NodeJS.WriteStream = process.stdout): UpViewHandle {
-  let state: ViewState = { tasks: [], warnings: [] };
+  let state: ViewState = { tasks: [], settled: [] };
   let listener: ((state: ViewState) => void) | undefined;
   const update = (next: ViewState) => {
     state = next;
@@ -168,18 +199,16 @@ export function startUpView(stdout: NodeJS.WriteStream = process.stdout): UpView
     await instance.waitUntilExit();
   };
   return {
-    progress: (event) => update({ ...state, tasks: applyEvent(state.tasks, event, Date.now()) }),
-    warn: (message) => update({ ...state, warnings: [...state.warnings, message] }),
+    progress: (event) => update(applyToView(state, event, Date.now())),
+    warn: (message) => update({ ...state, settled: [...state.settled, { key: `warning:${state.settled.length}`, warning: message }] }),
     fail: async (error) => {
-      update({ ...state, tasks: failRunning(state.tasks, Date.now()), error });
+      update({ ...state, tasks: failRunning(state.tasks, Date.now()) });
       await stop();
+      printOnce(stdout, <ErrorReport error={error} />);
     },
     finish: async (record) => {
       await stop();
-      // Printed once, not redrawn: it may be taller than the terminal.
-      const summary = render(<Summary record={record} />, { stdout, patchConsole: false });
-      summary.unmount();
-      await summary.waitUntilExit();
+      printOnce(stdout, <Summary record={record} />);
     },
   };
 }

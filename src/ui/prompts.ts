@@ -31,7 +31,8 @@ export async function inquirerPrompter(): Promise<Prompter> {
       }),
     input: (q) => input({ message: q.message, ...(q.default === undefined ? {} : { default: q.default }), ...(q.validate ? { validate: q.validate } : {}) }),
     confirm: (q) => askConfirm(q),
-    say: (text) => process.stderr.write(`${text}\n`),
+    // Where the questions are: the review must be on screen when "Create it?" is asked.
+    say: (text) => process.stdout.write(`${text}\n`),
   };
 }
 

@@ -1,5 +1,9 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { LoadedSettings, Origin } from '../config/load.js';
+import { planUp } from '../cluster/spec.js';
+import { flatten, type LoadedSettings, type Origin } from '../config/load.js';
 import { DEFAULTS, type ProviderName, type Settings } from '../config/schema.js';
 import type { UpFlags } from '../cluster/spec.js';
 import { equivalentCommand, runWizard, WizardCancelled, type Choice, type Prompter, type WizardContext } from './wizard.js';
@@ -43,13 +47,14 @@ function scripted(script: Script) {
 function loaded(settings: Settings = {}, from: Origin = { source: 'user', file: '/home/u/.config/dask/dcp.yaml' }): LoadedSettings {
   const origins = new Map<string, Origin>();
   for (const key of Object.keys(DEFAULTS)) origins.set(key, { source: 'default' });
-  for (const key of Object.keys(settings)) origins.set(key, from);
+  for (const key of flatten(settings).keys()) origins.set(key, from);
   return { settings: { ...DEFAULTS, ...settings }, origins, files: { user: '/home/u/.config/dask/dcp.yaml', project: null } };
 }
 
 function context(overrides: Partial<WizardContext> = {}): WizardContext {
   return {
     flags: { wait: true, insecure: false },
+    env: {},
     loaded: loaded(),
     unavailable: () => undefined,
     checkTls: async () => [],
@@ -63,6 +68,35 @@ const REVIEW: Script = [
   [/Save these choices/, ENTER],
   [/Create it\?/, ENTER],
 ];
+
+describe('the answers, through the same checks as flags', () => {
+  const env = { DASK_CONFIG: mkdtempSync(join(tmpdir(), 'dcp-wizard-')) };
+
+  it('Enter everywhere plans a local TLS cluster of 2 workers', async () => {
+    const { prompter } = scripted([[/Where should/, ENTER], [/TLS for scheduler/, ENTER], [/workers/, ENTER], [/Threads/, ENTER], [/name/, ENTER], ...REVIEW]);
+    const plan = await planUp((await runWizard(context(), prompter)).flags, env);
+    expect(plan.spec).toMatchObject({ provider: 'local', workers: 2 });
+    expect(plan.tls).toEqual({ mode: 'auto' });
+  });
+
+  it('one pair of files, saved: used now, and not saved as a bare `tls: byo`', async () => {
+    const { prompter } = scripted([
+      [/TLS for scheduler/, 'byo'],
+      [/Your files are/, 'files'],
+      [/CA certificate/, 'ca.pem'],
+      [/^Certificate/, 'dask.pem'],
+      [/Private key/, 'dask-key.pem'],
+      [/workers/, ENTER],
+      [/Threads/, ENTER],
+      [/name/, 'pair'],
+      [/Save these choices/, true],
+      [/Create it\?/, ENTER],
+    ]);
+    const plan = await planUp((await runWizard(context({ flags: { wait: true, insecure: false, provider: 'local' } }), prompter)).flags, env);
+    expect(plan.tls).toEqual({ mode: 'byo', ca: resolve('ca.pem'), cert: resolve('dask.pem'), key: resolve('dask-key.pem') });
+    expect(plan.chosen.tls).toBeUndefined();
+  });
+});
 
 describe('the wizard', () => {
   it('Enter at every question, with nothing configured: a local TLS cluster of 2 workers', async () => {
@@ -95,8 +129,7 @@ describe('the wizard', () => {
     };
     await runWizard(context({ unavailable: (p) => (p === 'local' ? undefined : 'no credentials found') }), spy);
     expect(shown.find((c) => c.value === 'aws')?.disabled).toBe('no credentials found');
-    const { prompter: picksAws } = scripted([[/Where should the cluster run/, 'aws']]);
-    await expect(runWizard(context({ unavailable: (p) => (p === 'aws' ? 'no credentials found' : undefined) }), picksAws)).rejects.toThrow(/cannot pick aws/);
+    expect(shown.find((c) => c.value === 'local')?.disabled).toBeUndefined();
   });
 
   it.each([
@@ -155,6 +188,7 @@ describe('the wizard', () => {
       [/TLS for scheduler/, 'byo'],
       [/Your files are/, 'dir'],
       [/Folder with the files/, '/bad'],
+      [/Try other files/, ENTER],
       [/Folder with the files/, '/good'],
       [/workers/, ENTER],
       [/Threads/, ENTER],
@@ -163,8 +197,15 @@ describe('the wizard', () => {
     ]);
     const checkTls = async (files: { dir: string } | { ca: string; cert: string; key: string }) => ('dir' in files && files.dir === '/bad' ? ['the key does not belong to the certificate'] : []);
     const { flags } = await runWizard(context({ flags: { wait: true, insecure: false, provider: 'local' }, checkTls }), prompter);
-    expect(said.join('\n')).toContain('Dask would not accept these files:\n  ✗ the key does not belong to the certificate\nTry again.');
+    expect(said.join('\n')).toContain('Dask would not accept these files:\n  ✗ the key does not belong to the certificate');
     expect(flags).toMatchObject({ tls: 'byo', tlsDir: '/good' });
+  });
+
+  it('bring-your-own files that keep failing: the way out is a fresh set', async () => {
+    const { prompter } = scripted([[/TLS for scheduler/, 'byo'], [/Your files are/, 'dir'], [/Folder with the files/, '/bad'], [/Try other files/, false], [/workers/, ENTER], [/Threads/, ENTER], [/name/, 'x9'], ...REVIEW]);
+    const { flags } = await runWizard(context({ flags: { wait: true, insecure: false, provider: 'local' }, checkTls: async () => ['no'] }), prompter);
+    expect(flags.tls).toBe('auto');
+    expect(flags.tlsDir).toBeUndefined();
   });
 
   it('bring-your-own: one CA, certificate and key for every role', async () => {
@@ -213,12 +254,24 @@ describe('the wizard', () => {
     expect(asked).toEqual(['Threads per worker? (empty: Dask decides from the CPUs)', 'Save these choices as your defaults?', 'Create it?']);
   });
 
-  it('a saved provider is not asked again, and its settings fill the defaults', async () => {
-    const { prompter, asked } = scripted([[/How will you reach/, ENTER], [/Who may connect/, ENTER], [/TLS/, ENTER], [/workers/, ENTER], [/Threads/, ENTER], [/Instance type/, ENTER], [/name/, 'x7'], ...REVIEW]);
+  it('a saved provider, region and instance type are not asked again', async () => {
+    const { prompter, asked } = scripted([[/How will you reach/, ENTER], [/Who may connect/, ENTER], [/TLS/, ENTER], [/workers/, ENTER], [/Threads/, ENTER], [/name/, 'x7'], ...REVIEW]);
     const saved: Settings = { provider: 'aws' as ProviderName, aws: { region: 'eu-west-1', instance_type: 't3.large' } };
     const { flags } = await runWizard(context({ loaded: loaded(saved) }), prompter);
-    expect(asked.some((q) => /Where should|AWS region/.test(q))).toBe(false);
+    expect(asked.some((q) => /Where should|AWS region|Instance type/.test(q))).toBe(false);
     expect(flags.instanceType).toBeUndefined(); // the saved one stays in effect
+  });
+
+  it('AWS_REGION answers the region question, as it satisfies the check', async () => {
+    const { prompter, asked } = scripted([[/How will you reach/, ENTER], [/Who may connect/, ENTER], [/TLS/, ENTER], [/workers/, ENTER], [/Threads/, ENTER], [/Instance type/, ENTER], [/name/, 'x8'], ...REVIEW]);
+    await runWizard(context({ flags: { wait: true, insecure: false, provider: 'aws' }, env: { AWS_REGION: 'eu-west-1' } }), prompter);
+    expect(asked.some((q) => /AWS region/.test(q))).toBe(false);
+  });
+
+  it('a saved byo without its folder answers nothing: TLS is asked', async () => {
+    const { prompter, asked } = scripted([[/TLS for scheduler/, ENTER], [/workers/, ENTER], [/Threads/, ENTER], [/name/, 'x10'], ...REVIEW]);
+    await runWizard(context({ flags: { wait: true, insecure: false, provider: 'local' }, loaded: loaded({ tls: 'byo' }) }), prompter);
+    expect(asked[0]).toMatch(/TLS for scheduler/);
   });
 
   it('saying yes to saving sets --save; saying no at the review creates nothing', async () => {

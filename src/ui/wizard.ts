@@ -30,6 +30,7 @@ export interface Prompter {
 
 export interface WizardContext {
   flags: UpFlags;
+  env: NodeJS.ProcessEnv;
   loaded: LoadedSettings;
   /** Why a provider cannot be used here, or undefined when it can. */
   unavailable(provider: ProviderName): string | undefined;
@@ -89,6 +90,11 @@ export function equivalentCommand(flags: UpFlags): string {
   add('--workers', flags.workers);
   add('--threads', flags.threads);
   add('--instance-type', flags.instanceType);
+  add('--memory-limit', flags.memoryLimit);
+  add('--python', flags.python);
+  add('--timeout', flags.timeout);
+  if (!flags.wait) args.push('--no-wait');
+  add('--wait-workers', flags.waitWorkers);
   add('--name', flags.name);
   if (flags.save) args.push('--save');
   return shellCommand(args);
@@ -140,7 +146,8 @@ export async function runWizard(context: WizardContext, prompter: Prompter): Pro
     const { flag, message } = REGION_QUESTION[provider];
     const [group, key] = flag === 'zone' ? ['gcp', 'zone'] : provider === 'azure' ? ['azure', 'location'] : [provider, 'region'];
     const saved = (settings[group as 'aws'] as Record<string, string> | undefined)?.[key];
-    if (flags[flag] === undefined && !saved) {
+    const fromEnvironment = provider === 'aws' && (context.env.AWS_REGION || context.env.AWS_DEFAULT_REGION);
+    if (flags[flag] === undefined && !saved && !fromEnvironment) {
       flags[flag] = await prompter.input({ message, validate: (v) => (v.trim() ? true : `the cluster needs a ${flag}`) });
     }
     if (!flags.public && !flags.private && open('networking')) {
@@ -188,8 +195,9 @@ export async function runWizard(context: WizardContext, prompter: Prompter): Pro
     }
   }
 
-  // 3. TLS.
-  const tlsGiven = flags.tls !== undefined || flags.tlsDir !== undefined || flags.tlsCa !== undefined || !open('tls');
+  // 3. TLS. A saved `byo` without its folder answers nothing.
+  const savedTls = !open('tls') && !(settings.tls === 'byo' && !settings.tls_dir);
+  const tlsGiven = flags.tls !== undefined || flags.tlsDir !== undefined || flags.tlsCa !== undefined || savedTls;
   while (!tlsGiven && flags.tls === undefined) {
     const mode = await prompter.select<'auto' | 'byo' | 'off'>({
       message: 'TLS for scheduler, workers and client?',
@@ -207,8 +215,7 @@ export async function runWizard(context: WizardContext, prompter: Prompter): Pro
       }
       if (!(await prompter.confirm({ message: 'Really turn TLS off? Anyone who can reach the scheduler can run code on it.', default: false }))) continue;
     }
-    if (mode === 'byo') await askForFiles(context, prompter, flags);
-    flags.tls = mode;
+    flags.tls = mode === 'byo' && !(await askForFiles(context, prompter, flags)) ? 'auto' : mode;
   }
 
   // 4. Size and name.
@@ -219,11 +226,9 @@ export async function runWizard(context: WizardContext, prompter: Prompter): Pro
     const threads = await prompter.input({ message: 'Threads per worker? (empty: Dask decides from the CPUs)', default: '', validate: (v) => (v.trim() === '' ? true : wholeNumber(1, 1024)(v)) });
     if (threads.trim()) flags.threads = threads.trim();
   }
-  if (provider !== 'local' && flags.instanceType === undefined) {
-    const [group, key] = INSTANCE_KEYS[provider];
-    const saved = (settings[group as 'aws'] as Record<string, string> | undefined)?.[key];
-    const type = await prompter.input({ message: 'Instance type for the workers? (empty: the provider’s default)', default: saved ?? '' });
-    if (type.trim() && type.trim() !== saved) flags.instanceType = type.trim();
+  if (provider !== 'local' && flags.instanceType === undefined && open(INSTANCE_KEYS[provider].join('.'))) {
+    const type = await prompter.input({ message: 'Instance type for the workers? (empty: the provider’s default)', default: '' });
+    if (type.trim()) flags.instanceType = type.trim();
   }
   if (flags.name === undefined) {
     flags.name = await prompter.input({
@@ -241,8 +246,11 @@ export async function runWizard(context: WizardContext, prompter: Prompter): Pro
   return { flags };
 }
 
-/** BYO files: asked, checked on the spot with the verify rules, and asked again until they work. */
-async function askForFiles(context: WizardContext, prompter: Prompter, flags: UpFlags): Promise<void> {
+/**
+ * BYO files: asked, checked on the spot with the verify rules, and asked again until they work
+ * or the user lets dcp make a set instead (then false).
+ */
+async function askForFiles(context: WizardContext, prompter: Prompter, flags: UpFlags): Promise<boolean> {
   const layout = await prompter.select<'dir' | 'files'>({
     message: 'Your files are…',
     choices: [
@@ -264,8 +272,9 @@ async function askForFiles(context: WizardContext, prompter: Prompter, flags: Up
     if (problems.length === 0) {
       if ('dir' in files) flags.tlsDir = files.dir;
       else Object.assign(flags, { tlsCa: files.ca, tlsCert: files.cert, tlsKey: files.key });
-      return;
+      return true;
     }
-    prompter.say(`Dask would not accept these files:\n${problems.map((p) => `  ✗ ${p}`).join('\n')}\nTry again.`);
+    prompter.say(`Dask would not accept these files:\n${problems.map((p) => `  ✗ ${p}`).join('\n')}`);
+    if (!(await prompter.confirm({ message: 'Try other files? (no: let dcp make a fresh CA and certificates)', default: true }))) return false;
   }
 }
