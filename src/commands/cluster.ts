@@ -1,4 +1,5 @@
 /** `dcp up | down | list | status | snippet | dashboard`: parse → core → render. */
+import { existsSync } from 'node:fs';
 import { countWorkers, schedulerAnswers } from '../cluster/readiness.js';
 import { clientConfigFile, createCluster, destroyCluster } from '../cluster/engine.js';
 import { validateName } from '../cluster/names.js';
@@ -50,7 +51,15 @@ async function ask(flags: UpFlags): Promise<UpFlags> {
     import('../cluster/tls.js'),
   ]);
   try {
-    const context = { flags, env: process.env, loaded: await loadSettings(), unavailable: unavailableReason, checkTls: async (files: Parameters<typeof byoFiles>[0]) => tlsProblems(byoFiles(files)), plan: review };
+    const context = {
+      flags,
+      env: process.env,
+      loaded: await loadSettings(),
+      unavailable: unavailableReason,
+      checkTls: async (files: Parameters<typeof byoFiles>[0]) => tlsProblems(byoFiles(files)),
+      plan: review,
+      nameTaken: (candidate: string) => existsSync(clusterDir(candidate)),
+    };
     return (await runWizard(context, await inquirerPrompter())).flags;
   } catch (error) {
     if (isPromptExit(error)) throw new DcpError('interrupted: nothing was created', { exitCode: ExitCode.interrupted });

@@ -59,6 +59,7 @@ function context(overrides: Partial<WizardContext> = {}): WizardContext {
     unavailable: () => undefined,
     checkTls: async () => [],
     plan: async () => ['start things'],
+    nameTaken: (name) => name === 'taken',
     ...overrides,
   };
 }
@@ -272,6 +273,11 @@ describe('the wizard', () => {
     const { prompter, asked } = scripted([[/TLS for scheduler/, ENTER], [/workers/, ENTER], [/Threads/, ENTER], [/name/, 'x10'], ...REVIEW]);
     await runWizard(context({ flags: { wait: true, insecure: false, provider: 'local' }, loaded: loaded({ tls: 'byo' }) }), prompter);
     expect(asked[0]).toMatch(/TLS for scheduler/);
+  });
+
+  it('a name in use is refused at the question', async () => {
+    const { prompter } = scripted([[/Threads/, ENTER], [/Cluster name/, 'taken']]);
+    await expect(runWizard(context({ flags: { wait: true, insecure: false, provider: 'local', tls: 'auto', workers: '2' } }), prompter)).rejects.toThrow(/a cluster named taken already exists/);
   });
 
   it('saying yes to saving sets --save; saying no at the review creates nothing', async () => {

@@ -38,6 +38,8 @@ export interface WizardContext {
   checkTls(files: { dir: string } | { ca: string; cert: string; key: string }): Promise<string[]>;
   /** The provider's plan in plain words, for the review. */
   plan(flags: UpFlags): Promise<string[]>;
+  /** Whether a cluster of this name exists already. */
+  nameTaken(name: string): boolean;
 }
 
 export interface WizardResult {
@@ -231,10 +233,15 @@ export async function runWizard(context: WizardContext, prompter: Prompter): Pro
     if (type.trim()) flags.instanceType = type.trim();
   }
   if (flags.name === undefined) {
+    let suggestion = generateName();
+    for (let i = 0; i < 5 && context.nameTaken(suggestion); i++) suggestion = generateName();
     flags.name = await prompter.input({
       message: 'Cluster name?',
-      default: generateName(),
-      validate: validateWith(validateName),
+      default: suggestion,
+      validate: validateWith((value) => {
+        validateName(value);
+        if (context.nameTaken(value)) throw new Error(`a cluster named ${value} already exists: pick another name`);
+      }),
     });
   }
 
