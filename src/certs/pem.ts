@@ -2,6 +2,7 @@
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { messageOf, usageError } from '../errors.js';
+import { describeErrno } from '../util/files.js';
 import { parseCertificate, type Certificate } from './x509.js';
 
 export interface PrivateKeyEntry {
@@ -77,10 +78,7 @@ export async function readPemFile(path: string, flag: string): Promise<PemFile> 
   try {
     buffer = await readFile(path);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    const why =
-      code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a folder' : messageOf(error);
-    throw usageError(`cannot read ${flag} ${path}: ${why}`, `check the path given to ${flag}`);
+    throw usageError(`cannot read ${flag} ${path}: ${describeErrno(error)}`, `check the path given to ${flag}`);
   }
   return parsePem(path, buffer.toString('latin1'));
 }

@@ -3,7 +3,7 @@
  * waiting rules. Every bad combination is a usage error naming the flag, before anything starts.
  */
 import { resolve } from 'node:path';
-import { loadSettings } from '../config/load.js';
+import { flatten, loadSettings } from '../config/load.js';
 import { buildIngressRules, DASK_PORTS, ME } from '../config/ingress.js';
 import { parseSettingValue, type ProviderName, type Settings } from '../config/schema.js';
 import { usageError } from '../errors.js';
@@ -60,6 +60,23 @@ const REQUIRED: Record<Exclude<ProviderName, 'local'>, { flag: CloudFlag; env: s
   azure: { flag: 'region', env: [] },
   digitalocean: { flag: 'region', env: [] },
 };
+
+/** The flag and setting that place a cloud cluster (region or zone), and the variables that may too. */
+export function cloudLocation(provider: Exclude<ProviderName, 'local'>): { flag: CloudFlag; key: string; variables: string[] } {
+  const { flag, env } = REQUIRED[provider];
+  return { flag, key: CLOUD_FLAG_KEYS[provider][flag]!, variables: env };
+}
+
+/** The setting a cloud flag sets for this provider (`instanceType` on gcp → `gcp.machine_type`). */
+export function cloudFlagKey(provider: Exclude<ProviderName, 'local'>, flag: CloudFlag): string | undefined {
+  return CLOUD_FLAG_KEYS[provider][flag];
+}
+
+/** Whether the settings or the environment already say where the cluster goes. */
+export function locationKnown(provider: Exclude<ProviderName, 'local'>, settings: Settings, env: NodeJS.ProcessEnv): boolean {
+  const { key, variables } = cloudLocation(provider);
+  return flatten(settings).get(key) !== undefined || variables.some((variable) => Boolean(env[variable]));
+}
 
 /** `10.1.0.0/16:8786,8787`, `fd00::/8:8786`, `me`, `203.0.113.7:8786` → Coiled's {cidr, ports}. */
 export function parseIngressFlag(value: string): { cidr: string; ports?: string } {
@@ -137,11 +154,8 @@ export async function planUp(flags: UpFlags, env = process.env): Promise<UpPlan>
   const chosen = cloudSettings(provider, flags, flagSettings);
   if (chosen.tls === 'byo' && !chosen.tls_dir) delete chosen.tls;
   if (provider !== 'local') {
-    const { flag, env: variables } = REQUIRED[provider];
-    const key = CLOUD_FLAG_KEYS[provider][flag]!;
-    const [group, name] = key.split('.') as [keyof Settings, string];
-    const known = (settings[group] as Record<string, unknown> | undefined)?.[name] ?? variables.map((v) => env[v]).find(Boolean);
-    if (!known) {
+    const { flag, key, variables } = cloudLocation(provider);
+    if (!locationKnown(provider, settings, env)) {
       throw usageError(`no ${flag} is known for ${provider}`, `pass ${FLAG_NAMES[flag]}, or save one: dcp config set ${key} ...${variables.length ? ` (or set ${variables.join(' or ')})` : ''}`);
     }
   }

@@ -7,7 +7,7 @@
 import type { LoadedSettings } from '../config/load.js';
 import { parseCidr } from '../config/ingress.js';
 import { PROVIDERS, type ProviderName } from '../config/schema.js';
-import type { UpFlags } from '../cluster/spec.js';
+import { cloudFlagKey, cloudLocation, locationKnown, type UpFlags } from '../cluster/spec.js';
 import { generateName, validateName } from '../cluster/names.js';
 import { shellCommand } from '../cluster/snippet.js';
 import { DcpError, messageOf } from '../errors.js';
@@ -54,18 +54,11 @@ const PROVIDER_NAMES: Record<ProviderName, string> = {
   digitalocean: 'DigitalOcean droplets',
 };
 
-const REGION_QUESTION: Record<Exclude<ProviderName, 'local'>, { flag: 'region' | 'zone'; message: string }> = {
-  aws: { flag: 'region', message: 'AWS region' },
-  gcp: { flag: 'zone', message: 'GCP zone' },
-  azure: { flag: 'region', message: 'Azure location' },
-  digitalocean: { flag: 'region', message: 'DigitalOcean region' },
-};
-
-const INSTANCE_KEYS: Record<Exclude<ProviderName, 'local'>, [string, string]> = {
-  aws: ['aws', 'instance_type'],
-  gcp: ['gcp', 'machine_type'],
-  azure: ['azure', 'vm_size'],
-  digitalocean: ['digitalocean', 'size'],
+const LOCATION_QUESTION: Record<Exclude<ProviderName, 'local'>, string> = {
+  aws: 'AWS region',
+  gcp: 'GCP zone',
+  azure: 'Azure location',
+  digitalocean: 'DigitalOcean region',
 };
 
 /** The non-interactive command line that does what the answers say. */
@@ -145,12 +138,9 @@ export async function runWizard(context: WizardContext, prompter: Prompter): Pro
   // 2. Networking, for clouds.
   let isPublic = false;
   if (provider !== 'local') {
-    const { flag, message } = REGION_QUESTION[provider];
-    const [group, key] = flag === 'zone' ? ['gcp', 'zone'] : provider === 'azure' ? ['azure', 'location'] : [provider, 'region'];
-    const saved = (settings[group as 'aws'] as Record<string, string> | undefined)?.[key];
-    const fromEnvironment = provider === 'aws' && (context.env.AWS_REGION || context.env.AWS_DEFAULT_REGION);
-    if (flags[flag] === undefined && !saved && !fromEnvironment) {
-      flags[flag] = await prompter.input({ message, validate: (v) => (v.trim() ? true : `the cluster needs a ${flag}`) });
+    const { flag } = cloudLocation(provider);
+    if (flags[flag] === undefined && !locationKnown(provider, settings, context.env)) {
+      flags[flag] = await prompter.input({ message: LOCATION_QUESTION[provider], validate: (v) => (v.trim() ? true : `the cluster needs a ${flag}`) });
     }
     if (!flags.public && !flags.private && open('networking')) {
       const networking = await prompter.select<'public' | 'private'>({
@@ -228,7 +218,7 @@ export async function runWizard(context: WizardContext, prompter: Prompter): Pro
     const threads = await prompter.input({ message: 'Threads per worker? (empty: Dask decides from the CPUs)', default: '', validate: (v) => (v.trim() === '' ? true : wholeNumber(1, 1024)(v)) });
     if (threads.trim()) flags.threads = threads.trim();
   }
-  if (provider !== 'local' && flags.instanceType === undefined && open(INSTANCE_KEYS[provider].join('.'))) {
+  if (provider !== 'local' && flags.instanceType === undefined && open(cloudFlagKey(provider, 'instanceType')!)) {
     const type = await prompter.input({ message: 'Instance type for the workers? (empty: the provider’s default)', default: '' });
     if (type.trim()) flags.instanceType = type.trim();
   }

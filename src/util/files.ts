@@ -49,6 +49,8 @@ export async function ensurePrivateDir(dir: string): Promise<string | undefined>
 export function describeErrno(error: unknown): string {
   const code = (error as NodeJS.ErrnoException).code;
   const words: Record<string, string> = {
+    ENOENT: 'no such file',
+    EISDIR: 'it is a folder',
     EACCES: 'permission denied',
     EPERM: 'not permitted',
     EEXIST: 'a file of that name is in the way',
