@@ -40,7 +40,7 @@ export function createOutput(options: GlobalOptions, streams = { out: process.st
     verbose: options.verbose ?? false,
     yes: options.yes ?? false,
     interactive: isInteractive(options),
-    live: !options.json && !process.env.CI && process.env.TERM !== 'dumb' && process.stdout.isTTY === true && process.stderr.isTTY === true,
+    live: !options.json && !process.env.CI && process.env.TERM !== 'dumb' && streams.out.isTTY === true && streams.err.isTTY === true,
     style,
     errStyle,
     result(data, human) {
