@@ -12,7 +12,7 @@ import { daskTlsArgs } from '../../cluster/snippet.js';
 import { clustersDir, readJournal, type ClusterRecord, type Resource } from '../../cluster/state.js';
 import type { ClusterTls, CreateContext, DestroyContext, Endpoints, MemberStatus, Provider } from '../provider.js';
 import { isRunning, spawnDetached, stopProcess, type ProcessIdentity } from './process.js';
-import { findPython } from './python.js';
+import { findPython } from '../python.js';
 
 const HOST = '127.0.0.1';
 

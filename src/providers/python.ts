@@ -1,5 +1,5 @@
 /**
- * Which Python runs the local provider's Dask processes:
+ * Which Python has Dask here (the local provider runs it; cloud providers match its versions):
  * --python, then DCP_PYTHON, then the interpreter behind `dask` on PATH, then python3. Each is asked (cheaply, without importing it) whether it has distributed.
  */
 import { access, readFile } from 'node:fs/promises';
@@ -8,7 +8,7 @@ import { delimiter, join, resolve } from 'node:path';
 import { execFile } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { promisify } from 'node:util';
-import { DcpError } from '../../errors.js';
+import { DcpError } from '../errors.js';
 
 export interface PythonInfo {
   executable: string;
@@ -83,4 +83,21 @@ export async function findPython(explicit: string | undefined, env: NodeJS.Proce
   throw new DcpError(`no Python with Dask's distributed found (tried ${tried.join('; ') || 'nothing'})`, {
     hint: "install it: python3 -m pip install 'distributed[complete]', or on Debian/Ubuntu: sudo apt-get install python3-distributed; or pass --python PATH",
   });
+}
+
+export interface DaskVersions {
+  /** distributed's release, without a distribution's suffix: `2022.12.1` from `2022.12.1+ds.1`. */
+  distributed: string;
+  /** `3.11` */
+  python: string;
+}
+
+/** The versions a cluster must match for this Python's Client to talk to it. */
+export async function daskVersions(python: string): Promise<DaskVersions> {
+  const code = 'import sys, importlib.metadata as m; print(m.version("distributed"), "%d.%d" % sys.version_info[:2])';
+  const { stdout } = await promisify(execFile)(python, ['-c', code], { timeout: 30_000, cwd: tmpdir() });
+  const [distributed = '', version = ''] = stdout.trim().split(/\s+/);
+  const release = /^\d+\.\d+\.\d+/.exec(distributed)?.[0];
+  if (!release) throw new DcpError(`${python} reports distributed ${JSON.stringify(distributed)}, not a release number`, { hint: 'pass --image to choose the Dask image yourself' });
+  return { distributed: release, python: version };
 }

@@ -1,0 +1,101 @@
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { gunzipSync } from 'node:zlib';
+import { afterAll, describe, expect, it } from 'vitest';
+import { DcpError } from '../../errors.js';
+import { bootScript, daskArguments, USER_DATA_LIMIT, userData, type BootOptions } from './index.js';
+
+const PEM = (label: string, body = 'QUJD') => `-----BEGIN ${label}-----\n${body}\n-----END ${label}-----\n`;
+const tls = { ca: PEM('CERTIFICATE', 'Q0E='), cert: PEM('CERTIFICATE', 'V09SS0VS'), key: PEM('PRIVATE KEY', 'S0VZ') };
+const base: BootOptions = { role: 'scheduler', cluster: 'c1', runtime: 'preinstalled', image: 'ghcr.io/dask/dask:2022.12.1-py3.11', tls, idleTimeoutSeconds: 3600 };
+
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
+
+describe('dask arguments', () => {
+  it('starts the scheduler on TLS with the idle timeout and a dashboard', () => {
+    expect(daskArguments(base, '/t')).toEqual([
+      'scheduler', '--protocol', 'tls', '--port', '8786', '--dashboard-address', ':8787', '--idle-timeout', '3600s',
+      '--tls-ca-file', '/t/ca.pem', '--tls-cert', '/t/scheduler.pem', '--tls-key', '/t/scheduler-key.pem',
+    ]);
+  });
+
+  it('points a worker at the private address, with its own files and a death timeout', () => {
+    const args = daskArguments({ ...base, role: 'worker', schedulerHost: '10.0.0.5', threads: 4, memoryLimit: '8GiB' }, '/t');
+    expect(args.slice(0, 2)).toEqual(['worker', 'tls://10.0.0.5:8786']);
+    expect(args).toEqual(expect.arrayContaining(['--death-timeout', '--nthreads', '4', '--memory-limit', '8GiB', '/t/worker.pem', '/t/worker-key.pem']));
+    expect(args.join(' ')).not.toContain('scheduler');
+  });
+
+  it('uses plain TCP when TLS is off, and refuses a worker without a scheduler', () => {
+    expect(daskArguments({ ...base, tls: null }, '/t')).not.toContain('--tls-ca-file');
+    expect(daskArguments({ ...base, role: 'worker', tls: null, schedulerHost: '10.0.0.5' })[1]).toBe('tcp://10.0.0.5:8786');
+    expect(() => daskArguments({ ...base, role: 'worker' }, '/t')).toThrow(/scheduler address/);
+  });
+});
+
+describe('the script', () => {
+  it('is valid bash for every role, runtime and TLS mode', () => {
+    for (const role of ['scheduler', 'worker'] as const) {
+      for (const runtime of ['docker', 'preinstalled'] as const) {
+        for (const files of [tls, null]) {
+          const script = bootScript({ ...base, role, runtime, tls: files, schedulerHost: '10.0.0.5' });
+          expect(() => execFileSync('bash', ['-n'], { input: script })).not.toThrow();
+          expect(script.startsWith('#!/bin/bash\n')).toBe(true);
+        }
+      }
+    }
+  });
+
+  it('carries only its own role: the CA certificate, its certificate and its key', () => {
+    const script = bootScript({ ...base, role: 'worker', schedulerHost: '10.0.0.5' });
+    expect(script).toContain(tls.ca.trim());
+    expect(script).toContain('worker-key.pem');
+    expect(script).not.toContain('scheduler-key.pem');
+    expect(script).not.toContain('ca-key');
+  });
+
+  it('runs the image through docker with the files read-only, whatever the names hold', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dcp-boot-docker-'));
+    dirs.push(dir);
+    // A stand-in `docker` that records how it was called.
+    writeFileSync(join(dir, 'docker'), `#!/bin/bash\nprintf '%s\\n' "$@" > ${dir}/docker-args\n`);
+    chmodSync(join(dir, 'docker'), 0o755);
+    const image = `registry.example/odd'name:$(touch ${dir}/pwned)`;
+    const script = bootScript({ ...base, runtime: 'docker', image, cluster: "it's", stateDir: join(dir, 'state'), powerOff: `touch ${dir}/off` });
+    // stdin not a socket: bash would read ~/.bashrc, as if started by rshd.
+    execFileSync('bash', ['-c', script], { env: { PATH: `${dir}:/usr/bin:/bin` }, stdio: ['ignore', 'pipe', 'pipe'] });
+    for (let i = 0; i < 100 && !existsSync(join(dir, 'off')); i++) await sleep(50);
+    const args = readFileSync(join(dir, 'docker-args'), 'utf8').trimEnd().split('\n');
+    expect(args.slice(0, 8)).toEqual(['run', '--rm', '--name', 'dcp-dask', '--network', 'host', '-v', `${join(dir, 'state')}/tls:/dcp-tls:ro`]);
+    expect(args[8]).toBe(image);
+    expect(args.slice(9, 11)).toEqual(['dask', 'scheduler']);
+    expect(args).toContain('/dcp-tls/scheduler-key.pem');
+    expect(existsSync(join(dir, 'pwned'))).toBe(false);
+    // Dask (here the stand-in) exited, so the VM powers off.
+    expect(existsSync(join(dir, 'off'))).toBe(true);
+    expect(readFileSync(join(dir, 'state', 'dask.log'), 'utf8')).toMatch(/dask scheduler exited with status 0 .*powering off/);
+  });
+});
+
+describe('user data', () => {
+  it('stays plain text while it fits, and is gzipped when it does not', () => {
+    const small = bootScript(base);
+    expect(userData(small).toString()).toBe(small);
+    const chain = Array.from({ length: 40 }, (_, i) => PEM('CERTIFICATE', Buffer.from(`intermediate ${i} `.repeat(30)).toString('base64'))).join('');
+    const big = bootScript({ ...base, tls: { ...tls, ca: chain } });
+    expect(Buffer.byteLength(big)).toBeGreaterThan(USER_DATA_LIMIT);
+    const packed = userData(big);
+    expect(packed.length).toBeLessThanOrEqual(USER_DATA_LIMIT);
+    expect(packed.subarray(0, 2)).toEqual(Buffer.from([0x1f, 0x8b]));
+    expect(gunzipSync(packed).toString()).toBe(big);
+  });
+
+  it('refuses a script too big even compressed, saying why', () => {
+    const random = Array.from({ length: 30 }, () => PEM('CERTIFICATE', Buffer.from(crypto.getRandomValues(new Uint8Array(1024))).toString('base64'))).join('');
+    expect(() => userData(bootScript({ ...base, tls: { ...tls, ca: random } }))).toThrow(DcpError);
+  });
+});

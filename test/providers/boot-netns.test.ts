@@ -1,0 +1,103 @@
+/**
+ * The boot scripts, run for real: two network namespaces stand in for the scheduler's and a
+ * worker's VM (runtime `preinstalled`, Debian's Dask), and a Client on the host computes on the
+ * worker over mutual TLS. The scheduler's idle timeout then powers its "VM" off.
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { generateCertificateSet } from '../../src/certs/gen.js';
+import { bootScript, userData, type BootOptions } from '../../src/providers/boot/index.js';
+import { tempDir } from '../helpers/cli.js';
+import { daskPython, describeWithDask, runPython } from '../helpers/dask.js';
+import { describeWithNetns, makeNetwork, type Network } from '../helpers/netns.js';
+
+const IDLE_SECONDS = 20;
+
+describeWithDask('boot scripts in network namespaces', () => {
+  describeWithNetns('a scheduler VM and a worker VM', () => {
+    let network: Network;
+    let dir: string;
+    let certs: Awaited<ReturnType<typeof generateCertificateSet>>;
+    const vm = (role: string) => join(dir, `${role}-vm`);
+
+    beforeAll(async () => {
+      dir = tempDir('dcp-boot-');
+      certs = await generateCertificateSet({ out: join(dir, 'certs'), san: [], days: 1, caDays: 2, force: false, keyType: 'ec' });
+      network = await makeNetwork(['scheduler', 'worker']);
+      const pem = (file: string) => readFileSync(file, 'utf8');
+      const common = { cluster: 'netns-test', runtime: 'preinstalled', image: 'unused', idleTimeoutSeconds: IDLE_SECONDS, threads: 2 } as const;
+      const boot = async (role: 'scheduler' | 'worker', extra: Partial<BootOptions>) => {
+        mkdirSync(vm(role));
+        const script = bootScript({
+          ...common,
+          role,
+          tls: { ca: pem(certs.files.ca), cert: pem(certs.files.cert[role]), key: pem(certs.files.key[role]) },
+          stateDir: join(vm(role), 'var/lib/dcp'),
+          powerOff: `touch ${join(vm(role), 'powered-off')}`,
+          ...extra,
+        });
+        // What the cloud would run: the user data, as a file, by root.
+        const file = join(vm(role), 'user-data');
+        writeFileSync(file, userData(script), { mode: 0o700 });
+        const result = await network.exec(role, ['/bin/bash', file]);
+        expect(result.exitCode, result.all).toBe(0);
+        expect(result.all).toContain(`started the dask ${role}`);
+      };
+      await boot('scheduler', {});
+      await boot('worker', { schedulerHost: network.hosts.scheduler!.ip });
+    }, 120_000);
+
+    afterAll(async () => {
+      await network?.remove();
+    });
+
+    it('gives each VM its own role only, in a root-only folder', () => {
+      for (const role of ['scheduler', 'worker']) {
+        const state = join(vm(role), 'var/lib/dcp');
+        expect(statSync(state).mode & 0o777).toBe(0o700);
+        expect(statSync(join(state, 'tls')).mode & 0o777).toBe(0o700);
+        expect(readdirSync(join(state, 'tls')).sort()).toEqual([`${role}-key.pem`, `${role}.pem`, 'ca.pem'].sort());
+        expect(statSync(join(state, 'tls', `${role}-key.pem`)).mode & 0o777).toBe(0o600);
+        const script = readFileSync(join(vm(role), 'user-data'), 'utf8');
+        expect(script).not.toContain(readFileSync(certs.files.caKey, 'utf8').trim());
+        const other = role === 'scheduler' ? 'worker' : 'scheduler';
+        expect(script).not.toContain(readFileSync(certs.files.key[other], 'utf8').trim());
+      }
+    });
+
+    it('serves a Client on the host over mutual TLS, computing on the worker through the private network', async () => {
+      const scheduler = network.hosts.scheduler!.ip;
+      const result = await runPython(
+        [
+          'from distributed import Client',
+          'from distributed.security import Security',
+          `security = Security(tls_ca_file=${JSON.stringify(certs.files.ca)}, tls_client_cert=${JSON.stringify(certs.files.cert.client)}, tls_client_key=${JSON.stringify(certs.files.key.client)}, require_encryption=True)`,
+          `with Client("tls://${scheduler}:8786", security=security, timeout=60) as client:`,
+          '    client.wait_for_workers(1, timeout=90)',
+          '    print("workers", sorted(w["host"] for w in client.scheduler_info()["workers"].values()))',
+          '    print("answer", client.submit(lambda x: x + 1, 41).result())',
+        ].join('\n'),
+        { timeoutMs: 120_000 },
+      );
+      const logs = ['scheduler', 'worker'].map((role) => readFileSync(join(vm(role), 'var/lib/dcp/dask.log'), 'utf8')).join('\n---\n');
+      expect(result.exitCode, `${result.all}\n${logs}`).toBe(0);
+      expect(result.stdout).toContain(`workers ['${network.hosts.worker!.ip}']`);
+      expect(result.stdout).toContain('answer 42');
+      // Both listen with TLS: the scheduler's log names its tls:// address.
+      expect(logs).toMatch(/Scheduler at:\s+tls:\/\//);
+      expect(daskPython).toBeTruthy();
+    }, 150_000);
+
+    it('powers the scheduler VM off once it has been idle for the idle timeout', async () => {
+      const marker = join(vm('scheduler'), 'powered-off');
+      const deadline = Date.now() + (IDLE_SECONDS + 60) * 1000;
+      while (!existsSync(marker) && Date.now() < deadline) await sleep(500);
+      const log = readFileSync(join(vm('scheduler'), 'var/lib/dcp/dask.log'), 'utf8');
+      expect(existsSync(marker), log).toBe(true);
+      expect(log).toMatch(/dask scheduler exited with status \d+ .*; powering off/);
+      expect(log).toMatch(/idle/i);
+    }, 120_000);
+  });
+});
