@@ -32,7 +32,7 @@ export interface Network {
   gateway: string;
   hosts: Record<string, Host>;
   /** Runs a command inside a host's namespace, with a VM's bare environment. */
-  exec(host: string, command: string[], env?: Record<string, string>): ReturnType<typeof execa>;
+  exec(host: string, command: string[], env?: Record<string, string>): Promise<{ exitCode?: number; all: string }>;
   /** Kills every process left in the namespaces, then removes them and the bridge. */
   remove(): Promise<void>;
 }
@@ -51,8 +51,8 @@ export async function makeNetwork(names: string[]): Promise<Network> {
   const network: Network = {
     gateway: `${prefix}.1`,
     hosts,
-    exec: (host, command, env = {}) =>
-      execa('ip', ['netns', 'exec', hosts[host]!.namespace, 'env', '-i', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...command], {
+    exec: async (host, command, env = {}) =>
+      await execa('ip', ['netns', 'exec', hosts[host]!.namespace, 'env', '-i', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...command], {
         reject: false,
         all: true,
         // Not a socket: bash reads ~/.bashrc when its stdin is one, as if started by rshd.

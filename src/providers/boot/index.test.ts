@@ -32,7 +32,7 @@ describe('dask arguments', () => {
 
   it('uses plain TCP when TLS is off, and refuses a worker without a scheduler', () => {
     expect(daskArguments({ ...base, tls: null }, '/t')).not.toContain('--tls-ca-file');
-    expect(daskArguments({ ...base, role: 'worker', tls: null, schedulerHost: '10.0.0.5' })[1]).toBe('tcp://10.0.0.5:8786');
+    expect(daskArguments({ ...base, role: 'worker', tls: null, schedulerHost: '10.0.0.5' }, '/t')[1]).toBe('tcp://10.0.0.5:8786');
     expect(() => daskArguments({ ...base, role: 'worker' }, '/t')).toThrow(/scheduler address/);
   });
 });
