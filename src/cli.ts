@@ -59,6 +59,10 @@ export function buildProgram(): Command {
     .option('--private', 'scheduler on the private network only (clouds)')
     .option('--vpc <id>', 'the VPC (aws), network (gcp), vnet (azure) or VPC (digitalocean) to use')
     .option('--subnet <id>', 'the subnet (aws, gcp, azure) to use')
+    .option('--ami <id>', 'the machine image (aws; default: the newest Ubuntu 24.04 LTS)')
+    .addOption(new Option('--runtime <runtime>', 'how cloud VMs run Dask: in a Docker image, or preinstalled on the machine image (default docker)').choices(['docker', 'preinstalled']))
+    .option('--image <image>', 'the Docker image for cloud VMs (default: ghcr.io/dask/dask matching your local distributed and Python)')
+    .option('--idle-timeout <duration>', 'cloud VMs power off after the scheduler has been idle this long (default 1h)')
     .option('--ingress <cidr[:ports]>', 'who may reach the scheduler: a CIDR, or me, with ports (default 8786,8787); repeatable', collect, [])
     .option('--allow-anywhere', 'allow --ingress 0.0.0.0/0 or ::/0, the whole internet', false)
     .addOption(new Option('--tls <mode>', 'auto: a fresh CA and certificates; byo: your own files; off: plain TCP').choices(['auto', 'byo', 'off']))
@@ -81,6 +85,7 @@ export function buildProgram(): Command {
         'dcp up --tls-ca ca.pem --tls-cert dask.pem --tls-key dask-key.pem',
         'dcp up --json --timeout 2m',
         'dcp up --provider aws --region eu-west-1 --public --ingress me --ingress 10.1.0.0/16:8786',
+        'dcp up --provider aws --private --subnet subnet-0abc --workers 8 --instance-type m7g.large --idle-timeout 30m',
         'dcp up --provider gcp --zone europe-west1-b --private --vpc dask-net --instance-type e2-standard-4',
       ]) + '\nOn a terminal, dcp up asks for whatever these flags and your settings leave open; with --yes, in CI or\nwithout a terminal it never asks, and a missing answer is an error naming the flag.\n',
     )
@@ -93,16 +98,20 @@ export function buildProgram(): Command {
     .description('tear a cluster down completely; safe to repeat, and after a failed up')
     .argument('[name]', 'the cluster')
     .option('--all', 'every cluster on this machine', false)
-    .addHelpText('after', examples(['dcp down dask-swift-otter', 'dcp down --all --yes']))
-    .action((name: string | undefined, options: { all: boolean }, command: Command) =>
+    .addOption(new Option('--provider <provider>', 'with no state here for NAME: find it in this cloud by its tags (e.g. from another machine)').choices(['aws']))
+    .option('--region <region>', 'the region to search with --provider (default: your AWS configuration)')
+    .addHelpText('after', examples(['dcp down dask-swift-otter', 'dcp down --all --yes', 'dcp down dask-swift-otter --provider aws --region eu-west-1   # from another machine']))
+    .action((name: string | undefined, options: { all: boolean; provider?: 'aws'; region?: string }, command: Command) =>
       run(async () => (await import('./commands/cluster.js')).down(name, options, outputFor(command))),
     );
 
   program
     .command('list')
-    .description('the clusters this machine knows')
-    .addHelpText('after', examples(['dcp list', 'dcp list --json']))
-    .action((_options: unknown, command: Command) => run(async () => (await import('./commands/cluster.js')).list(outputFor(command))));
+    .description('the clusters this machine knows, or with --provider those a cloud has, found by tag')
+    .addOption(new Option('--provider <provider>', 'list the clusters this cloud holds, whichever machine made them').choices(['aws']))
+    .option('--region <region>', 'the region to search with --provider (default: your AWS configuration)')
+    .addHelpText('after', examples(['dcp list', 'dcp list --json', 'dcp list --provider aws --region eu-west-1']))
+    .action((options: { provider?: 'aws'; region?: string }, command: Command) => run(async () => (await import('./commands/cluster.js')).list(options, outputFor(command))));
 
   program
     .command('status')

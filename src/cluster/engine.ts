@@ -9,6 +9,7 @@ import { removeDaskTlsConfigFor, writeDaskTlsConfig } from '../config/dask-tls.j
 import { daskConfigDir } from '../config/paths.js';
 import { DcpError, ExitCode, messageOf } from '../errors.js';
 import { loadProvider } from '../providers/index.js';
+import type { ProviderName } from '../config/schema.js';
 import type { ClusterSpec, ClusterTls, CreateContext, ProgressEvent, Provider } from '../providers/provider.js';
 import { formatDuration } from '../util/duration.js';
 import type { Interrupted } from '../util/interrupt.js';
@@ -33,17 +34,18 @@ async function waitUntilReady(plan: UpPlan, provider: Provider, context: CreateC
   const tls = record.tls;
   // Health checks run beside the waiting, so a member that dies fails `up` at once, not at the
   // timeout. This promise only ever rejects; it stops checking once the signal fires.
+  const interval = provider.healthIntervalMs ?? 500;
   const health = new Promise<never>((_resolve, reject) => {
     const check = async () => {
       if (context.signal.aborted) return;
       try {
         await provider.checkHealth(context);
-        setTimeout(check, 500).unref();
+        setTimeout(check, interval).unref();
       } catch (error) {
-        reject(error);
+        if (!context.signal.aborted) reject(error);
       }
     };
-    setTimeout(check, 500).unref();
+    setTimeout(check, interval).unref();
   });
   // Both waits start at once: the worker probe spends its first second importing distributed,
   // which overlaps the scheduler's own start-up.
@@ -95,6 +97,7 @@ export async function createCluster(plan: UpPlan, provider: Provider, hooks: Hoo
     status: 'creating',
     created_at: new Date().toISOString(),
     workers: spec.workers,
+    location: spec.cloud.region ?? spec.cloud.zone ?? spec.cloud.location ?? null,
     scheduler_address: null,
     dashboard_url: null,
     tls: null,
@@ -156,7 +159,19 @@ export async function createCluster(plan: UpPlan, provider: Provider, hooks: Hoo
         : messageOf(error);
     const logs = interrupted || (error instanceof DcpError && error.exitCode === ExitCode.usage) ? '' : await provider.diagnostics(dir);
     hooks.progress({ step: 'roll back', status: 'start', detail: why });
-    const removed = await destroyFromState(spec.name, provider, hooks, env);
+    let removed: string[];
+    try {
+      removed = await destroyFromState(spec.name, provider, hooks, env);
+    } catch (rollbackError) {
+      // What was made stays in the journal (and carries the cluster's tags): `down` can finish it.
+      hooks.progress({ step: 'roll back', status: 'done', detail: `failed: ${messageOf(rollbackError)}` });
+      throw new DcpError(`${why}; rolling back failed too: ${messageOf(rollbackError)}`, {
+        hint: `finish it with: dcp down ${spec.name}`,
+        ...(logs ? { details: logs } : {}),
+        exitCode: interrupted ? ExitCode.interrupted : ExitCode.failed,
+        cause: error,
+      });
+    }
     hooks.progress({ step: 'roll back', status: 'done', detail: removed.length ? `removed ${removed.join(', ')}` : 'nothing had been created' });
     const rolledBack = `rolled back: ${removed.length > 0 ? `removed ${removed.join(', ')}` : 'nothing had been created yet'}`;
     const hint = error instanceof DcpError && error.hint && !interrupted && !timedOut ? error.hint : undefined;
@@ -177,20 +192,32 @@ export async function createCluster(plan: UpPlan, provider: Provider, hooks: Hoo
 async function destroyFromState(name: string, provider: Provider, hooks: Hooks, env: NodeJS.ProcessEnv): Promise<string[]> {
   const dir = clusterDir(name, env);
   const record = await readRecord(name, env).catch(() => undefined);
-  const removed = await provider.destroy(await readJournal(dir), { name, dir, progress: hooks.progress });
+  const removed = await provider.destroy(await readJournal(dir), { name, dir, progress: hooks.progress, ...(record?.location ? { location: record.location } : {}) });
   if (record?.tls) await removeDaskTlsConfigFor(clientConfigFile(env), record.tls.caFile);
   await removeClusterDir(name, env);
   return removed;
 }
 
+export interface FindElsewhere {
+  /** A cloud to search by tags when this machine has no state for the cluster. */
+  provider?: ProviderName;
+  location?: string;
+}
+
 /**
- * Tears a cluster down from its state on this machine. Idempotent: a cluster that is already
- * gone, or was half made, is a quiet success. Returns undefined when there was nothing to do.
+ * Tears a cluster down from its state on this machine, or, with no state here, from what a cloud
+ * provider finds by the cluster's tags. Idempotent: a cluster that is already gone, or was half
+ * made, is a quiet success. Returns undefined when there was nothing to do.
  */
-export async function destroyCluster(name: string, hooks: Hooks, env = process.env): Promise<string[] | undefined> {
+export async function destroyCluster(name: string, hooks: Hooks, env = process.env, elsewhere: FindElsewhere = {}): Promise<string[] | undefined> {
   const record = await readRecord(name, env).catch(() => undefined);
   const resources = await readJournal(clusterDir(name, env));
-  if (!record && resources.length === 0 && !(await listClusterNames(env)).includes(name)) return undefined;
-  const provider = await loadProvider(record?.provider ?? 'local');
+  if (!record && resources.length === 0 && !(await listClusterNames(env)).includes(name)) {
+    if (!elsewhere.provider || elsewhere.provider === 'local') return undefined;
+    const provider = await loadProvider(elsewhere.provider);
+    const removed = await provider.destroy([], { name, dir: clusterDir(name, env), progress: hooks.progress, ...(elsewhere.location ? { location: elsewhere.location } : {}) });
+    return removed.length > 0 ? removed : undefined;
+  }
+  const provider = await loadProvider(record?.provider ?? elsewhere.provider ?? 'local');
   return destroyFromState(name, provider, hooks, env);
 }

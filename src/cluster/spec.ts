@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import { flatten, loadSettings } from '../config/load.js';
 import { buildIngressRules, DASK_PORTS, ME } from '../config/ingress.js';
 import { parseSettingValue, type ProviderName, type Settings } from '../config/schema.js';
-import { usageError } from '../errors.js';
+import { type DcpError, usageError } from '../errors.js';
 import type { ClusterSpec } from '../providers/provider.js';
 import { parseDuration } from '../util/duration.js';
 import { generateName, validateName } from './names.js';
@@ -35,31 +35,45 @@ export interface UpFlags {
   instanceType?: string;
   vpc?: string;
   subnet?: string;
+  ami?: string;
+  image?: string;
+  runtime?: string;
+  idleTimeout?: string;
   /** `CIDR[:PORTS]`, repeatable; `me` is your public address. */
   ingress?: string[];
   allowAnywhere?: boolean;
   save?: boolean;
 }
 
-type CloudFlag = 'region' | 'zone' | 'instanceType' | 'vpc' | 'subnet';
+type CloudFlag = 'region' | 'zone' | 'instanceType' | 'vpc' | 'subnet' | 'ami';
 
 /** Which setting each cloud flag sets, per provider; a flag missing here does not apply there. */
 const CLOUD_FLAG_KEYS: Record<Exclude<ProviderName, 'local'>, Partial<Record<CloudFlag, string>>> = {
-  aws: { region: 'aws.region', instanceType: 'aws.instance_type', vpc: 'aws.vpc', subnet: 'aws.subnet' },
+  aws: { region: 'aws.region', instanceType: 'aws.instance_type', vpc: 'aws.vpc', subnet: 'aws.subnet', ami: 'aws.ami' },
   gcp: { zone: 'gcp.zone', instanceType: 'gcp.machine_type', vpc: 'gcp.network', subnet: 'gcp.subnetwork' },
   azure: { region: 'azure.location', instanceType: 'azure.vm_size', vpc: 'azure.vnet', subnet: 'azure.subnet' },
   digitalocean: { region: 'digitalocean.region', instanceType: 'digitalocean.size', vpc: 'digitalocean.vpc' },
 };
 
-const FLAG_NAMES: Record<CloudFlag, string> = { region: '--region', zone: '--zone', instanceType: '--instance-type', vpc: '--vpc', subnet: '--subnet' };
+const FLAG_NAMES: Record<CloudFlag, string> = { region: '--region', zone: '--zone', instanceType: '--instance-type', vpc: '--vpc', subnet: '--subnet', ami: '--ami' };
 
-/** Where each cloud must be told to go: the flag that says it, and the variables its SDK also reads. */
-const REQUIRED: Record<Exclude<ProviderName, 'local'>, { flag: CloudFlag; env: string[] }> = {
-  aws: { flag: 'region', env: ['AWS_REGION', 'AWS_DEFAULT_REGION'] },
-  gcp: { flag: 'zone', env: [] },
-  azure: { flag: 'region', env: [] },
-  digitalocean: { flag: 'region', env: [] },
+/**
+ * Where each cloud must be told to go: the flag that says it, the variables its SDK also reads,
+ * and whether the SDK has a chain of its own (AWS: profiles in ~/.aws/config), which the
+ * provider asks before it gives up.
+ */
+const REQUIRED: Record<Exclude<ProviderName, 'local'>, { flag: CloudFlag; env: string[]; sdkChain: boolean }> = {
+  aws: { flag: 'region', env: ['AWS_REGION', 'AWS_DEFAULT_REGION'], sdkChain: true },
+  gcp: { flag: 'zone', env: [], sdkChain: false },
+  azure: { flag: 'region', env: [], sdkChain: false },
+  digitalocean: { flag: 'region', env: [], sdkChain: false },
 };
+
+/** The usage error for a cloud that does not know where to go. */
+export function locationMissing(provider: Exclude<ProviderName, 'local'>): DcpError {
+  const { flag, key, variables } = cloudLocation(provider);
+  return usageError(`no ${flag} is known for ${provider}`, `pass ${FLAG_NAMES[flag]}, or save one: dcp config set ${key} ...${variables.length ? ` (or set ${variables.join(' or ')})` : ''}`);
+}
 
 /** The flag and setting that place a cloud cluster (region or zone), and the variables that may too. */
 export function cloudLocation(provider: Exclude<ProviderName, 'local'>): { flag: CloudFlag; key: string; variables: string[] } {
@@ -110,6 +124,9 @@ function settingsFromFlags(flags: UpFlags): Settings {
     // Saved settings outlive the folder they were typed in: keep the path absolute.
     ['tls_dir', flags.tlsDir === undefined ? undefined : resolve(flags.tlsDir), '--tls-dir'],
     ['networking', flags.public ? 'public' : flags.private ? 'private' : undefined, '--public/--private'],
+    ['image', flags.image, '--image'],
+    ['runtime', flags.runtime, '--runtime'],
+    ['idle_timeout', flags.idleTimeout, '--idle-timeout'],
   ];
   const settings: Record<string, unknown> = {};
   for (const [key, value, flag] of given) {
@@ -153,16 +170,13 @@ export async function planUp(flags: UpFlags, env = process.env): Promise<UpPlan>
   // setting), so it is kept only with a folder.
   const chosen = cloudSettings(provider, flags, flagSettings);
   if (chosen.tls === 'byo' && !chosen.tls_dir) delete chosen.tls;
-  if (provider !== 'local') {
-    const { flag, key, variables } = cloudLocation(provider);
-    if (!locationKnown(provider, settings, env)) {
-      throw usageError(`no ${flag} is known for ${provider}`, `pass ${FLAG_NAMES[flag]}, or save one: dcp config set ${key} ...${variables.length ? ` (or set ${variables.join(' or ')})` : ''}`);
-    }
-  }
+  if (provider !== 'local' && !REQUIRED[provider].sdkChain && !locationKnown(provider, settings, env)) throw locationMissing(provider);
   const workers = settings.workers ?? 2;
   const name = flags.name === undefined ? generateName() : validateName(flags.name);
   const warnings: string[] = [];
   if (provider === 'local' && (flags.ingress?.length ?? 0) > 0) warnings.push('--ingress does not apply to the local provider: it listens on 127.0.0.1 only');
+  const vmOnly = (['image', 'runtime', 'idleTimeout'] as const).filter((flag) => flags[flag] !== undefined);
+  if (provider === 'local' && vmOnly.length > 0) warnings.push(`${vmOnly.map((f) => `--${f.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')} apply to cloud VMs, not to the local provider`);
   const networking = settings.networking ?? 'public';
 
   let tls: TlsChoice;
@@ -208,6 +222,10 @@ export async function planUp(flags: UpFlags, env = process.env): Promise<UpPlan>
       // A public cloud scheduler is open to the caller's own address unless told otherwise.
       ingress: provider === 'local' ? [] : (settings.ingress ?? (networking === 'public' ? [{ ports: DASK_PORTS, cidr: ME }] : [])),
       ...(flags.python === undefined ? {} : { python: flags.python }),
+      cloud: provider === 'local' ? {} : { ...(settings[provider] as Record<string, string> | undefined) },
+      runtime: settings.runtime ?? 'docker',
+      ...(settings.image === undefined ? {} : { image: settings.image }),
+      idleTimeoutSeconds: Math.round(parseDuration(settings.idle_timeout ?? '1h')! / 1000),
     },
     tls,
     timeoutMs,

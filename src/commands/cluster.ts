@@ -11,7 +11,7 @@ import { explicitSettings, loadSettings } from '../config/load.js';
 import { saveSettings } from '../config/store.js';
 import { DcpError, ExitCode, messageOf, usageError } from '../errors.js';
 import { loadProvider, unavailableReason } from '../providers/index.js';
-import { clusterJson, progressLine, renderList, renderStatus, renderUp, reviewLines, snippetFor, type SnippetFormat, type StatusReport } from '../ui/cluster.js';
+import { clusterJson, progressLine, renderDiscovered, renderList, renderStatus, renderUp, reviewLines, snippetFor, type SnippetFormat, type StatusReport } from '../ui/cluster.js';
 import type { Output } from '../ui/output.js';
 import { confirm } from '../ui/prompts.js';
 import { interruptible } from '../util/interrupt.js';
@@ -104,17 +104,20 @@ export async function up(options: UpFlags, out: Output): Promise<ExitCode> {
   return ExitCode.ok;
 }
 
-export async function down(name: string | undefined, options: { all: boolean }, out: Output): Promise<ExitCode> {
+export async function down(name: string | undefined, options: { all: boolean; provider?: ProviderName; region?: string }, out: Output): Promise<ExitCode> {
   if (name !== undefined && options.all) throw usageError('name a cluster or pass --all, not both', 'dcp down NAME, or dcp down --all');
   if (name === undefined && !options.all) throw usageError('which cluster?', 'dcp down NAME, or dcp down --all (dcp list shows them)');
+  if (options.all && options.provider) throw usageError('--all is for the clusters this machine knows; --provider finds one cluster by name', `dcp list --provider ${options.provider} shows what is there`);
+  if (options.region && !options.provider) throw usageError('--region goes with --provider', `dcp down ${name ?? 'NAME'} --provider aws --region ${options.region}`);
   const names = options.all ? await listClusterNames() : [validateName(name!)];
   if (options.all && names.length > 0 && !(await confirm(out, `Tear down ${names.length} cluster${names.length === 1 ? '' : 's'} (${names.join(', ')})?`, '--yes'))) {
     return ExitCode.failed;
   }
-  if (!options.all && (await readRecord(name!)) && !(await confirm(out, `Tear down ${name}?`, '--yes'))) return ExitCode.failed;
+  if (!options.all && ((await readRecord(name!)) || options.provider) && !(await confirm(out, `Tear down ${name}${options.provider ? ` and everything tagged with it in ${options.provider}` : ''}?`, '--yes'))) return ExitCode.failed;
+  const elsewhere = { ...(options.provider ? { provider: options.provider } : {}), ...(options.region ? { location: options.region } : {}) };
   const results: { name: string; found: boolean; removed: string[] }[] = [];
   for (const each of names) {
-    const removed = await destroyCluster(each, hooks(out));
+    const removed = await destroyCluster(each, hooks(out), process.env, elsewhere);
     results.push({ name: each, found: removed !== undefined, removed: removed ?? [] });
   }
   out.result({ clusters: results }, () =>
@@ -125,7 +128,16 @@ export async function down(name: string | undefined, options: { all: boolean }, 
   return ExitCode.ok;
 }
 
-export async function list(out: Output): Promise<ExitCode> {
+export async function list(options: { provider?: ProviderName; region?: string }, out: Output): Promise<ExitCode> {
+  if (options.region && !options.provider) throw usageError('--region goes with --provider', `dcp list --provider aws --region ${options.region}`);
+  if (options.provider) {
+    const provider = await loadProvider(options.provider);
+    if (!provider.discover) throw usageError(`the ${options.provider} provider cannot list clusters by tag`, 'dcp list shows the clusters this machine knows');
+    const here = new Set(await listClusterNames());
+    const clusters = (await provider.discover(options.region)).map((cluster) => ({ ...cluster, here: here.has(cluster.name) }));
+    out.result({ provider: options.provider, clusters }, () => renderDiscovered(clusters, options.provider!, options.region, out.style));
+    return ExitCode.ok;
+  }
   const records = (await Promise.all((await listClusterNames()).map((name) => readRecord(name).catch(() => undefined)))).filter((r): r is ClusterRecord => r !== undefined);
   out.result({ clusters: records.map(clusterJson) }, () => renderList(records, out.style));
   return ExitCode.ok;

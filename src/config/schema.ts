@@ -32,6 +32,7 @@ export const settingsSchema = z
     tls: oneOf(['auto', 'byo', 'off'] as const),
     tls_dir: text,
     image: text,
+    runtime: oneOf(['docker', 'preinstalled'] as const),
     idle_timeout: duration,
     aws: z.object({ region: text, vpc: text, subnet: text, instance_type: text, scheduler_instance_type: text, ami: text }).partial().strict(),
     gcp: z.object({ project: text, zone: text, network: text, subnetwork: text, machine_type: text }).partial().strict(),
@@ -47,7 +48,7 @@ export const settingsSchema = z
 export type Settings = z.infer<typeof settingsSchema>;
 
 /** What holds when nobody said otherwise: a local cluster of 2 workers with TLS. */
-export const DEFAULTS: Settings = { provider: 'local', workers: 2, networking: 'public', tls: 'auto', idle_timeout: '1h' };
+export const DEFAULTS: Settings = { provider: 'local', workers: 2, networking: 'public', tls: 'auto', idle_timeout: '1h', runtime: 'docker' };
 
 type Leaf = z.ZodType;
 

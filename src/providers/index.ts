@@ -3,13 +3,18 @@ import type { ProviderName } from '../config/schema.js';
 import { usageError } from '../errors.js';
 import type { Provider } from './provider.js';
 
+const AVAILABLE: Partial<Record<ProviderName, () => Promise<Provider>>> = {
+  local: async () => (await import('./local/index.js')).localProvider,
+  aws: async () => (await import('./aws/index.js')).awsProvider,
+};
+
 /** Why a provider cannot be used from here, or undefined when it can. */
 export function unavailableReason(name: ProviderName): string | undefined {
-  return name === 'local' ? undefined : 'not part of this version of dcp yet';
+  return AVAILABLE[name] ? undefined : 'not part of this version of dcp yet';
 }
 
 export async function loadProvider(name: ProviderName): Promise<Provider> {
-  const reason = unavailableReason(name);
-  if (reason) throw usageError(`the ${name} provider is ${reason}`, 'use --provider local for now; cloud providers are being built');
-  return (await import('./local/index.js')).localProvider;
+  const load = AVAILABLE[name];
+  if (!load) throw usageError(`the ${name} provider is ${unavailableReason(name)}`, `use ${Object.keys(AVAILABLE).map((p) => `--provider ${p}`).join(' or ')} for now; the other clouds are being built`);
+  return load();
 }

@@ -6,6 +6,7 @@
 import type { ClusterRecord, Resource } from '../cluster/state.js';
 import type { IngressRule } from '../config/ingress.js';
 import type { ProviderName } from '../config/schema.js';
+import type { Runtime } from './boot/index.js';
 
 /** Files per role for a TLS cluster; the CA key only when dcp made the CA. */
 export interface ClusterTls {
@@ -25,6 +26,14 @@ export interface ClusterSpec {
   ingress: IngressRule[];
   /** Local: the interpreter given by --python; after `prepare`, the one found. */
   python?: string;
+  /** The cloud's own settings from flags and settings (`region`, `vpc`, `instance_type`, ...). */
+  cloud: Record<string, string>;
+  /** Cloud VMs: Dask in a container image, or already on the VM image. */
+  runtime: Runtime;
+  /** The container image; after `prepare`, the one chosen. */
+  image?: string;
+  /** Cloud VMs: the scheduler exits (and its VM powers off) after this long without work. */
+  idleTimeoutSeconds: number;
 }
 
 export interface ProgressEvent {
@@ -53,7 +62,21 @@ export interface Endpoints {
 export interface DestroyContext {
   name: string;
   dir: string;
+  /** Where to look when the journal does not say (a cloud region), e.g. `down --region`. */
+  location?: string;
   progress(event: ProgressEvent): void;
+}
+
+/** A cluster a cloud provider found by its tags, with or without state on this machine. */
+export interface DiscoveredCluster {
+  name: string;
+  provider: ProviderName;
+  location: string;
+  /** The scheduler's address as an IP, when it has one. */
+  scheduler?: string;
+  members: MemberStatus[];
+  /** What else carries its tag (security groups, ...). */
+  resources: string[];
 }
 
 export interface MemberStatus {
@@ -66,6 +89,8 @@ export interface Provider {
   readonly name: ProviderName;
   /** How long `up` waits for readiness when --timeout is not given. */
   readonly defaultTimeoutMs: number;
+  /** How often `up` calls checkHealth while it waits (default 500 ms); clouds ask an API. */
+  readonly healthIntervalMs?: number;
   /** Plain words for what `up` will create. */
   plan(spec: ClusterSpec): string[];
   /**
@@ -82,4 +107,6 @@ export interface Provider {
   destroy(resources: Resource[], context: DestroyContext): Promise<string[]>;
   /** The members this provider can see for a cluster (processes, VMs). */
   members(record: ClusterRecord, resources: Resource[]): Promise<MemberStatus[]>;
+  /** Clouds: every dcp cluster found by tag in a region (the SDK's default when undefined). */
+  discover?(location: string | undefined): Promise<DiscoveredCluster[]>;
 }

@@ -3,7 +3,7 @@ import { daskTlsYaml } from '../config/dask-tls.js';
 import type { UpPlan } from '../cluster/spec.js';
 import type { ClusterRecord } from '../cluster/state.js';
 import { envSnippet, pythonClientSnippet } from '../cluster/snippet.js';
-import type { MemberStatus, ProgressEvent } from '../providers/provider.js';
+import type { DiscoveredCluster, MemberStatus, ProgressEvent } from '../providers/provider.js';
 import type { Style } from './style.js';
 
 export type SnippetFormat = 'python' | 'env' | 'yaml';
@@ -89,14 +89,33 @@ export function reviewLines(plan: UpPlan, providerPlan: string[], clusterStateDi
   return lines;
 }
 
-export function renderList(records: ClusterRecord[], style: Style): string {
-  if (records.length === 0) return `No clusters. Create one with: dcp up\n`;
-  const rows = [
-    ['NAME', 'PROVIDER', 'STATUS', 'SCHEDULER', 'WORKERS', 'CREATED'],
-    ...records.map((r) => [r.name, r.provider, r.status, r.scheduler_address ?? '-', String(r.workers), r.created_at.replace('T', ' ').slice(0, 16)]),
-  ];
+/** Rows under a bold header, each column as wide as its widest cell. */
+function table(rows: string[][], style: Style): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
   return rows.map((row, i) => row.map((cell, j) => (i === 0 ? style.bold(cell.padEnd(widths[j]!)) : cell.padEnd(widths[j]!))).join('  ').trimEnd()).join('\n') + '\n';
+}
+
+export function renderList(records: ClusterRecord[], style: Style): string {
+  if (records.length === 0) return `No clusters. Create one with: dcp up\n`;
+  return table(
+    [
+      ['NAME', 'PROVIDER', 'STATUS', 'SCHEDULER', 'WORKERS', 'CREATED'],
+      ...records.map((r) => [r.name, r.provider, r.status, r.scheduler_address ?? '-', String(r.workers), r.created_at.replace('T', ' ').slice(0, 16)]),
+    ],
+    style,
+  );
+}
+
+/** `dcp list --provider`: what a cloud holds, and whether this machine has its state. */
+export function renderDiscovered(clusters: (DiscoveredCluster & { here: boolean })[], provider: string, location: string | undefined, style: Style): string {
+  if (clusters.length === 0) return `No dcp clusters in ${provider}${location ? ` ${location}` : ''}.\n`;
+  return table(
+    [
+      ['NAME', 'REGION', 'SCHEDULER', 'RUNNING', 'OTHER', 'STATE HERE'],
+      ...clusters.map((c) => [c.name, c.location, c.scheduler ?? '-', `${c.members.filter((m) => m.running).length}/${c.members.length}`, c.resources.join(', ') || '-', c.here ? 'yes' : 'no']),
+    ],
+    style,
+  );
 }
 
 export interface StatusReport {

@@ -6,6 +6,7 @@ export const SETTINGS_HELP = `  provider        local | aws | gcp | azure | digi
   networking      public | private (default public)        ingress    [{ports, cidr}], see set ingress
   tls             auto | byo | off (default auto)          tls_dir    folder in the certs gen layout
   image           Docker image for cloud VMs               idle_timeout  e.g. 30m, 1h (default 1h)
+  runtime         docker | preinstalled (Dask on the VM image already; default docker)
   aws.            region, vpc, subnet, instance_type, scheduler_instance_type, ami
   gcp.            project, zone, network, subnetwork, machine_type
   azure.          subscription_id, resource_group, location, vnet, subnet, security_group, vm_size

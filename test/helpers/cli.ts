@@ -43,6 +43,10 @@ export async function dcp(args: string[], options: RunOptions = {}) {
       HOME: home,
       XDG_STATE_HOME: join(home, '.local', 'state'),
       CI: 'true',
+      // Nothing may leave this machine: no instance-metadata credentials probe (169.254.169.254),
+      // and "my address" from a closed loopback port unless a test serves one.
+      AWS_EC2_METADATA_DISABLED: 'true',
+      DCP_MY_IP_URL: 'http://127.0.0.1:9/',
       ...options.env,
     },
   });

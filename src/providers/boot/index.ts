@@ -8,10 +8,10 @@
  * A VM receives the CA certificate and its own role's certificate and key, never the CA key.
  */
 import { gzipSync } from 'node:zlib';
+import { daskTlsArgs } from '../../cluster/snippet.js';
 import { DcpError } from '../../errors.js';
 
 export type Runtime = 'docker' | 'preinstalled';
-export const RUNTIMES = ['docker', 'preinstalled'] as const;
 
 /** PEM texts for one role. */
 export interface RoleTls {
@@ -63,7 +63,7 @@ function fileFromHeredoc(path: string, text: string): string {
 
 /** `dask scheduler ...` or `dask worker ...` arguments, with TLS files under `tlsDir`. */
 export function daskArguments(options: BootOptions, tlsDir: string): string[] {
-  const tls = options.tls ? ['--tls-ca-file', `${tlsDir}/ca.pem`, '--tls-cert', `${tlsDir}/${options.role}.pem`, '--tls-key', `${tlsDir}/${options.role}-key.pem`] : [];
+  const tls = options.tls ? daskTlsArgs({ caFile: `${tlsDir}/ca.pem`, cert: `${tlsDir}/${options.role}.pem`, key: `${tlsDir}/${options.role}-key.pem` }) : [];
   const protocol = options.tls ? 'tls' : 'tcp';
   if (options.role === 'scheduler') {
     return [

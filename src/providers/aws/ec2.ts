@@ -1,0 +1,173 @@
+/**
+ * The EC2 API as the AWS provider uses it: a client from the SDK's default chains (credentials:
+ * env, AWS_PROFILE, ~/.aws; region the same, unless --region/aws.region says; endpoint:
+ * AWS_ENDPOINT_URL(_EC2)), AWS errors turned into dcp errors with a way forward, and the
+ * tag-based finding and removal that make `down` work from any machine.
+ */
+import type { EC2, Filter, Instance, SecurityGroup } from '@aws-sdk/client-ec2';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DcpError, ExitCode, messageOf, usageError } from '../../errors.js';
+
+export const TAG_CLUSTER = 'dcp:cluster';
+export const TAG_ROLE = 'dcp:role';
+
+export interface Ec2 {
+  api: EC2;
+  region: string;
+}
+
+/** What AWS said, and what the user can do about it. */
+const HINTS: [RegExp, string][] = [
+  [/^(UnauthorizedOperation|AccessDenied|AuthFailure|InvalidClientTokenId|SignatureDoesNotMatch|OptInRequired)/, 'the AWS identity in use lacks EC2 permissions for this; check `aws sts get-caller-identity` and its IAM policy'],
+  [/^(InsufficientInstanceCapacity|InsufficientCapacity|Unsupported)/, 'AWS has no capacity for this instance type here right now: try another --instance-type, --subnet (zone) or --region'],
+  [/^(VcpuLimitExceeded|InstanceLimitExceeded|MaxSpotInstanceCountExceeded|SecurityGroupLimitExceeded|RulesPerSecurityGroupLimitExceeded)/, 'an AWS quota stops this: fewer --workers, a smaller --instance-type, or ask AWS for a higher limit (Service Quotas)'],
+  [/^(RequestLimitExceeded|Throttling)/, 'AWS is throttling this account; wait a minute and run it again'],
+  [/^InvalidAMIID/, 'pass an AMI that exists in this region with --ami, or drop --ami for the latest Ubuntu LTS'],
+  [/^InvalidSubnetID/, 'pass a subnet of this region with --subnet (aws ec2 describe-subnets lists them)'],
+  [/^InvalidVpcID/, 'pass a VPC of this region with --vpc (aws ec2 describe-vpcs lists them)'],
+];
+
+/** An SDK failure of `action`, as one line with a hint. */
+export function awsError(action: string, error: unknown): DcpError {
+  if (error instanceof DcpError) return error;
+  const code = (error as { name?: string }).name ?? 'Error';
+  const hint = HINTS.find(([pattern]) => pattern.test(code))?.[1];
+  return new DcpError(`AWS refused ${action}: ${code}: ${messageOf(error)}`, { ...(hint ? { hint } : {}), cause: error });
+}
+
+export function errorCode(error: unknown): string | undefined {
+  return (error as { name?: string } | undefined)?.name;
+}
+
+/** Calls AWS, turning a failure into a DcpError that names the action. */
+export async function call<T>(action: string, request: () => Promise<T>): Promise<T> {
+  try {
+    return await request();
+  } catch (error) {
+    if ((error as Error).name === 'AbortError') throw error;
+    throw awsError(action, error);
+  }
+}
+
+/**
+ * A client for `region`, or the SDK's own region when none is given; checks that the region and
+ * credentials are known before anything is asked of AWS.
+ */
+export async function connect(region: string | undefined): Promise<Ec2> {
+  // dcp supports Node 20.19 and up and says so itself; the SDK's many-line notice about its own
+  // future Node support would bury dcp's output on every run.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  const { EC2 } = await import('@aws-sdk/client-ec2');
+  const api = new EC2(region ? { region } : {});
+  let resolved: string;
+  try {
+    resolved = await api.config.region();
+  } catch {
+    throw usageError('no region is known for aws', 'pass --region, or save one: dcp config set aws.region ... (or set AWS_REGION, or a region in your AWS profile)');
+  }
+  try {
+    await api.config.credentials();
+  } catch (error) {
+    throw new DcpError(`no AWS credentials found: ${messageOf(error)}`, {
+      hint: 'run `aws configure` (or `aws sso login`), set AWS_PROFILE, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY',
+      exitCode: ExitCode.usage,
+    });
+  }
+  return { api, region: resolved };
+}
+
+export function clusterFilter(name?: string): Filter {
+  return name === undefined ? { Name: 'tag-key', Values: [TAG_CLUSTER] } : { Name: `tag:${TAG_CLUSTER}`, Values: [name] };
+}
+
+export function tagValue(tags: { Key?: string; Value?: string }[] | undefined, key: string): string | undefined {
+  return tags?.find((tag) => tag.Key === key)?.Value;
+}
+
+/** Every instance of a cluster (or of every dcp cluster) that is not terminated yet. */
+export async function clusterInstances(ec2: Ec2, name?: string, signal?: AbortSignal): Promise<Instance[]> {
+  const found: Instance[] = [];
+  let NextToken: string | undefined;
+  do {
+    const page = await call('DescribeInstances', () =>
+      ec2.api.describeInstances(
+        {
+          Filters: [clusterFilter(name), { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped', 'shutting-down'] }],
+          ...(NextToken ? { NextToken } : {}),
+        },
+        signal ? { abortSignal: signal } : {},
+      ),
+    );
+    for (const reservation of page.Reservations ?? []) found.push(...(reservation.Instances ?? []));
+    NextToken = page.NextToken;
+  } while (NextToken);
+  return found;
+}
+
+export async function clusterGroups(ec2: Ec2, name?: string): Promise<SecurityGroup[]> {
+  const page = await call('DescribeSecurityGroups', () => ec2.api.describeSecurityGroups({ Filters: [clusterFilter(name)] }));
+  return page.SecurityGroups ?? [];
+}
+
+/** 0.5 s, 1 s, 2 s, then every 5 s: quick for small clusters, polite for long waits. */
+export function pollDelay(attempt: number): number {
+  return Math.min(500 * 2 ** attempt, 5_000);
+}
+
+/** Terminates these instances in one call per thousand, and waits until AWS says they are gone. */
+export async function terminate(ec2: Ec2, ids: string[], timeoutMs = 15 * 60_000): Promise<void> {
+  if (ids.length === 0) return;
+  for (let i = 0; i < ids.length; i += 1000) {
+    const batch = ids.slice(i, i + 1000);
+    await call('TerminateInstances', () => ec2.api.terminateInstances({ InstanceIds: batch })).catch(async (error: unknown) => {
+      // One id already gone fails the whole call: terminate the ones that still exist.
+      if (!/InvalidInstanceID\.NotFound/.test(errorCode((error as DcpError).cause) ?? '')) throw error;
+      const live = await existing(ec2, batch);
+      if (live.length > 0) await call('TerminateInstances', () => ec2.api.terminateInstances({ InstanceIds: live }));
+    });
+  }
+  const deadline = Date.now() + timeoutMs;
+  for (let attempt = 0; ; attempt++) {
+    const remaining = await existing(ec2, ids, ['terminated']);
+    if (remaining.length === 0) return;
+    if (Date.now() > deadline) throw new DcpError(`${remaining.length} instance${remaining.length === 1 ? ' is' : 's are'} still shutting down: ${remaining.join(', ')}`, { hint: 'run dcp down again in a few minutes' });
+    await sleep(pollDelay(attempt));
+  }
+}
+
+/**
+ * These instances as AWS sees them now, whatever their state. By filter, not by id: an id AWS
+ * has already forgotten would fail the whole call.
+ */
+export async function describeInstances(ec2: Ec2, ids: string[], signal?: AbortSignal): Promise<Instance[]> {
+  const found: Instance[] = [];
+  for (let i = 0; i < ids.length; i += 200) {
+    const page = await call('DescribeInstances', () => ec2.api.describeInstances({ Filters: [{ Name: 'instance-id', Values: ids.slice(i, i + 200) }] }, signal ? { abortSignal: signal } : {}));
+    for (const reservation of page.Reservations ?? []) found.push(...(reservation.Instances ?? []));
+  }
+  return found;
+}
+
+/** The ids among `ids` that AWS still knows, in a state other than `except`. */
+async function existing(ec2: Ec2, ids: string[], except: string[] = ['terminated', 'shutting-down']): Promise<string[]> {
+  return (await describeInstances(ec2, ids)).filter((instance) => !except.includes(instance.State?.Name ?? '')).map((instance) => instance.InstanceId!);
+}
+
+/**
+ * Deletes a security group, retrying while AWS still sees instances in it (DependencyViolation
+ * lasts a while after they terminate). False when it was already gone.
+ */
+export async function deleteGroup(ec2: Ec2, groupId: string, timeoutMs = 5 * 60_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await ec2.api.deleteSecurityGroup({ GroupId: groupId });
+      return true;
+    } catch (error) {
+      const code = errorCode(error);
+      if (code === 'InvalidGroup.NotFound') return false;
+      if (code !== 'DependencyViolation' || Date.now() > deadline) throw awsError('DeleteSecurityGroup', error);
+      await sleep(pollDelay(attempt));
+    }
+  }
+}

@@ -1,0 +1,290 @@
+/**
+ * The AWS EC2 provider. One security group per cluster (`dcp-<name>`); the scheduler first, then
+ * every worker in one RunInstances call as soon as the scheduler's private IP is known. Every
+ * resource is tagged `dcp:cluster=<name>` when it is made, so `down` finds it all by tag, from
+ * any machine, even when a crash kept it out of the journal. Instances require IMDSv2 and
+ * terminate when their boot script powers them off (an idle scheduler, an orphaned worker).
+ */
+import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { RunInstancesCommandInput, Tag } from '@aws-sdk/client-ec2';
+
+type InstanceType = NonNullable<RunInstancesCommandInput['InstanceType']>;
+import { readJournal, type ClusterRecord, type Resource } from '../../cluster/state.js';
+import { DASK_PORTS, resolveMe } from '../../config/ingress.js';
+import { DcpError } from '../../errors.js';
+import { bootScript, DASHBOARD_PORT, SCHEDULER_PORT, userData, type RoleTls } from '../boot/index.js';
+import type { ClusterSpec, CreateContext, DestroyContext, DiscoveredCluster, Endpoints, MemberStatus, Provider } from '../provider.js';
+import { daskVersions, findPython } from '../python.js';
+import { call, clusterGroups, clusterInstances, connect, deleteGroup, describeInstances, pollDelay, TAG_CLUSTER, TAG_ROLE, tagValue, terminate, type Ec2 } from './ec2.js';
+import { architecture, permissions, resolvePlacement, ubuntuImage } from './network.js';
+
+const DEFAULT_INSTANCE_TYPE = 't3.medium';
+
+interface AwsResource extends Resource {
+  kind: 'instance' | 'security-group';
+  data: { region: string; role?: string };
+}
+
+function tags(name: string, role: string, label: string): Tag[] {
+  return [
+    { Key: TAG_CLUSTER, Value: name },
+    { Key: TAG_ROLE, Value: role },
+    { Key: 'Name', Value: label },
+  ];
+}
+
+async function roleTls(context: CreateContext, role: 'scheduler' | 'worker'): Promise<RoleTls | null> {
+  const { tls } = context;
+  if (!tls) return null;
+  const [ca, cert, key] = await Promise.all([readFile(tls.caFile, 'utf8'), readFile(tls.cert[role], 'utf8'), readFile(tls.key[role], 'utf8')]);
+  return { ca, cert, key };
+}
+
+/** The Dask image whose versions match this machine's Client: `ghcr.io/dask/dask:2024.5.0-py3.12`. */
+async function matchingImage(python: string | undefined): Promise<string> {
+  let found;
+  try {
+    found = await findPython(python);
+  } catch (error) {
+    throw new DcpError('no local Dask to match the cluster image to', {
+      hint: 'install distributed here (your Client must match the cluster), pass --python, or choose the image: --image ghcr.io/dask/dask:<version>-py<python>',
+      cause: error,
+    });
+  }
+  const versions = await daskVersions(found.executable);
+  return `ghcr.io/dask/dask:${versions.distributed}-py${versions.python}`;
+}
+
+const clients = new Map<string, Promise<Ec2>>();
+/** One client per region for the whole run; the first call checks region and credentials. */
+function ec2For(region: string | undefined): Promise<Ec2> {
+  const key = region ?? '';
+  if (!clients.has(key)) {
+    const made = connect(region);
+    made.catch(() => clients.delete(key));
+    clients.set(key, made);
+  }
+  return clients.get(key)!;
+}
+
+function regionOf(resources: Resource[]): string | undefined {
+  return resources.map((r) => (r.data as { region?: string }).region).find(Boolean);
+}
+
+function instanceIds(resources: Resource[], role?: string): string[] {
+  return resources.filter((r): r is AwsResource => r.kind === 'instance' && (role === undefined || r.data.role === role)).map((r) => r.id);
+}
+
+function count(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+export const awsProvider: Provider = {
+  name: 'aws',
+  // Installing Docker and pulling the Dask image on a fresh VM takes minutes.
+  defaultTimeoutMs: 10 * 60_000,
+  healthIntervalMs: 10_000,
+
+  plan(spec) {
+    const type = spec.cloud.instance_type ?? DEFAULT_INSTANCE_TYPE;
+    const where = spec.cloud.subnet ? `subnet ${spec.cloud.subnet}` : spec.cloud.vpc ? `VPC ${spec.cloud.vpc}` : 'the default VPC';
+    const opened = spec.ingress.map((rule) => `${rule.cidr === 'me' ? 'your public address' : rule.cidr} on ${rule.ports.join(', ')}`).join('; ');
+    return [
+      `launch a scheduler (${spec.cloud.scheduler_instance_type ?? type}) and ${count(spec.workers, 'worker')} (${type}) in ${where}${spec.cloud.region ? ` of ${spec.cloud.region}` : ''}`,
+      spec.networking === 'public' ? 'give each instance a public IP; workers still reach the scheduler by its private IP' : 'no public IPs: connect from inside the VPC or over a VPN',
+      `a security group dcp-${spec.name}: the cluster's members reach each other; ${opened || "the VPC's own network"} reach the scheduler`,
+      `stop billing by itself: the scheduler powers off after ${Math.round(spec.idleTimeoutSeconds / 60)} idle minutes, and its workers after it`,
+    ];
+  },
+
+  async prepare(spec): Promise<ClusterSpec> {
+    const ec2 = await ec2For(spec.cloud.region);
+    const [ingress, image] = await Promise.all([
+      resolveMe(spec.ingress),
+      spec.runtime === 'docker' ? (spec.image ?? matchingImage(spec.python)) : Promise.resolve(spec.image),
+    ]);
+    return { ...spec, ingress, cloud: { ...spec.cloud, region: ec2.region }, ...(image ? { image } : {}) };
+  },
+
+  async create(context: CreateContext): Promise<Endpoints> {
+    const { spec, signal } = context;
+    const ec2 = await ec2For(spec.cloud.region);
+    const region = ec2.region;
+    const isPublic = spec.networking === 'public';
+    const workerType = spec.cloud.instance_type ?? DEFAULT_INSTANCE_TYPE;
+    const schedulerType = spec.cloud.scheduler_instance_type ?? workerType;
+
+    context.progress({ step: 'find network', status: 'start', detail: region });
+    const placement = await resolvePlacement(ec2, spec.cloud.vpc, spec.cloud.subnet, signal);
+    const images = new Map<string, string>();
+    const imageFor = async (type: string) => {
+      if (spec.cloud.ami) return spec.cloud.ami;
+      const arch = architecture(type);
+      if (!images.has(arch)) images.set(arch, await ubuntuImage(ec2, arch, signal));
+      return images.get(arch)!;
+    };
+    const [schedulerImage, workerImage] = [await imageFor(schedulerType), await imageFor(workerType)];
+    context.progress({ step: 'find network', status: 'done', detail: `${placement.subnetId} (${placement.zone}) in ${placement.vpcId}, image ${schedulerImage}` });
+
+    // Mutating calls get no abort signal: a call cut off half way may still have made something
+    // that the journal would then miss. Ctrl-C is honoured between them.
+    context.progress({ step: 'security group', status: 'start', detail: `dcp-${spec.name}` });
+    const { GroupId: groupId } = await call('CreateSecurityGroup', () =>
+      ec2.api.createSecurityGroup({
+        GroupName: `dcp-${spec.name}`,
+        Description: `Dask cluster ${spec.name} (dcp): its members, and who may reach the scheduler`,
+        VpcId: placement.vpcId,
+        TagSpecifications: [{ ResourceType: 'security-group', Tags: tags(spec.name, 'firewall', `dcp-${spec.name}`) }],
+      }),
+    );
+    await context.record({ kind: 'security-group', id: groupId!, data: { region } });
+    // Private clusters are reachable from their own VPC unless the user said otherwise.
+    const ingress = spec.ingress.length > 0 ? spec.ingress : [{ ports: DASK_PORTS, cidr: placement.vpcCidr }];
+    await call('AuthorizeSecurityGroupIngress', () => ec2.api.authorizeSecurityGroupIngress({ GroupId: groupId!, IpPermissions: permissions(groupId!, ingress) }));
+    context.progress({ step: 'security group', status: 'done', detail: `${groupId}: ${ingress.map((rule) => `${rule.cidr} → ${rule.ports.join(',')}`).join('; ')}` });
+    signal.throwIfAborted();
+
+    const launch = async (role: 'scheduler' | 'worker', input: Pick<RunInstancesCommandInput, 'ImageId' | 'InstanceType' | 'MinCount' | 'MaxCount' | 'UserData'>) => {
+      const label = role === 'scheduler' ? `${spec.name}-scheduler` : `${spec.name}-worker`;
+      const { Instances = [] } = await call('RunInstances', () =>
+        ec2.api.runInstances({
+          ...input,
+          // Lets the SDK retry a lost answer without launching twice.
+          ClientToken: randomUUID(),
+          InstanceInitiatedShutdownBehavior: 'terminate',
+          MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 1, HttpEndpoint: 'enabled' },
+          NetworkInterfaces: [{ DeviceIndex: 0, SubnetId: placement.subnetId, Groups: [groupId!], AssociatePublicIpAddress: isPublic, DeleteOnTermination: true }],
+          TagSpecifications: ['instance', 'volume', 'network-interface'].map((type) => ({ ResourceType: type as 'instance', Tags: tags(spec.name, role, label) })),
+        }),
+      );
+      for (const instance of Instances) await context.record({ kind: 'instance', id: instance.InstanceId!, data: { region, role } });
+      return Instances;
+    };
+
+    const schedulerScript = bootScript({ role: 'scheduler', cluster: spec.name, runtime: spec.runtime, image: spec.image ?? '', tls: await roleTls(context, 'scheduler'), idleTimeoutSeconds: spec.idleTimeoutSeconds });
+    context.progress({ step: 'launch scheduler', status: 'start', detail: schedulerType });
+    const [scheduler] = await launch('scheduler', { ImageId: schedulerImage, InstanceType: schedulerType as InstanceType, MinCount: 1, MaxCount: 1, UserData: userData(schedulerScript).toString('base64') });
+    const privateIp = scheduler?.PrivateIpAddress;
+    if (!scheduler || !privateIp) throw new DcpError('AWS launched the scheduler without a private IP');
+    context.progress({ step: 'launch scheduler', status: 'done', detail: `${scheduler.InstanceId} at ${privateIp}` });
+    signal.throwIfAborted();
+
+    // The workers need only the scheduler's private address, known now: no waiting for its boot.
+    const workerScript = bootScript({
+      role: 'worker',
+      cluster: spec.name,
+      runtime: spec.runtime,
+      image: spec.image ?? '',
+      tls: await roleTls(context, 'worker'),
+      schedulerHost: privateIp,
+      idleTimeoutSeconds: spec.idleTimeoutSeconds,
+      ...(spec.threads ? { threads: spec.threads } : {}),
+      ...(spec.memoryLimit ? { memoryLimit: spec.memoryLimit } : {}),
+    });
+    context.progress({ step: 'launch workers', status: 'start', detail: `${count(spec.workers, 'worker')} (${workerType})` });
+    const workers = await launch('worker', { ImageId: workerImage, InstanceType: workerType as InstanceType, MinCount: spec.workers, MaxCount: spec.workers, UserData: userData(workerScript).toString('base64') });
+    context.progress({ step: 'launch workers', status: 'done', detail: workers.length <= 3 ? workers.map((w) => w.InstanceId).join(', ') : count(workers.length, 'instance') });
+
+    let address = privateIp;
+    if (isPublic) {
+      context.progress({ step: 'public address', status: 'start', detail: scheduler.InstanceId! });
+      address = await publicIp(ec2, scheduler.InstanceId!, signal);
+      context.progress({ step: 'public address', status: 'done', detail: address });
+    }
+    const protocol = context.tls ? 'tls' : 'tcp';
+    return {
+      schedulerAddress: `${protocol}://${address}:${SCHEDULER_PORT}`,
+      dashboardUrl: `http://${address}:${DASHBOARD_PORT}/status`,
+      details: {
+        region,
+        vpc: placement.vpcId,
+        subnet: placement.subnetId,
+        security_group: groupId,
+        scheduler_instance: scheduler.InstanceId,
+        scheduler_private_ip: privateIp,
+        ...(isPublic ? { scheduler_public_ip: address } : {}),
+        ami: schedulerImage,
+        runtime: spec.runtime,
+        ...(spec.image ? { image: spec.image } : {}),
+      },
+    };
+  },
+
+  async checkHealth(context) {
+    const ec2 = await ec2For(context.spec.cloud.region);
+    const failed = (await describeInstances(ec2, instanceIds(await readJournal(context.dir)), context.signal)).find((instance) => !['pending', 'running'].includes(instance.State?.Name ?? ''));
+    if (failed) {
+      throw new DcpError(`the ${tagValue(failed.Tags, TAG_ROLE) ?? 'cluster'} instance ${failed.InstanceId} is ${failed.State?.Name}${failed.StateReason?.Message ? `: ${failed.StateReason.Message}` : ''}`);
+    }
+  },
+
+  async diagnostics(dir) {
+    const resources = await readJournal(dir);
+    const [schedulerId] = instanceIds(resources, 'scheduler');
+    if (!schedulerId) return '';
+    try {
+      const ec2 = await ec2For(regionOf(resources));
+      const states = (await describeInstances(ec2, instanceIds(resources))).map((i) => `${tagValue(i.Tags, TAG_ROLE) ?? '?'} ${i.InstanceId}: ${i.State?.Name}${i.StateReason?.Message ? ` (${i.StateReason.Message})` : ''}`);
+      const { Output } = await ec2.api.getConsoleOutput({ InstanceId: schedulerId, Latest: true });
+      const console = Output ? Buffer.from(Output, 'base64').toString('utf8').trimEnd().split('\n').slice(-15).join('\n') : '(no console output yet)';
+      return [`--- instances ---`, ...states, `--- scheduler ${schedulerId}: the last lines of its console ---`, console].join('\n');
+    } catch {
+      return '';
+    }
+  },
+
+  async destroy(resources, context: DestroyContext): Promise<string[]> {
+    const ec2 = await ec2For(regionOf(resources) ?? context.location);
+    // The journal, and whatever carries the cluster's tag: a crash may have come between a
+    // launch and its journal line.
+    const tagged = await clusterInstances(ec2, context.name);
+    const ids = [...new Set([...instanceIds(resources), ...tagged.map((i) => i.InstanceId!)])];
+    const removed: string[] = [];
+    if (ids.length > 0) {
+      context.progress({ step: 'terminate instances', status: 'start', detail: count(ids.length, 'instance') });
+      await terminate(ec2, ids);
+      context.progress({ step: 'terminate instances', status: 'done', detail: ids.length <= 3 ? ids.join(', ') : count(ids.length, 'instance') });
+      removed.push(ids.length <= 3 ? `instance${ids.length === 1 ? '' : 's'} ${ids.join(', ')}` : count(ids.length, 'instance'));
+    }
+    const groups = [...new Set([...resources.filter((r) => r.kind === 'security-group').map((r) => r.id), ...(await clusterGroups(ec2, context.name)).map((g) => g.GroupId!)])];
+    for (const group of groups) {
+      context.progress({ step: 'delete security group', status: 'start', detail: group });
+      if (await deleteGroup(ec2, group)) removed.push(`security group ${group}`);
+      context.progress({ step: 'delete security group', status: 'done', detail: group });
+    }
+    return removed;
+  },
+
+  async members(record: ClusterRecord, resources: Resource[]): Promise<MemberStatus[]> {
+    const ec2 = await ec2For(regionOf(resources) ?? record.location ?? undefined);
+    const instances = await describeInstances(ec2, instanceIds(resources));
+    return instances.map((i) => ({ role: tagValue(i.Tags, TAG_ROLE) ?? '?', id: i.InstanceId!, running: i.State?.Name === 'running' }));
+  },
+
+  async discover(region): Promise<DiscoveredCluster[]> {
+    const ec2 = await ec2For(region);
+    const byName = new Map<string, DiscoveredCluster>();
+    const entry = (name: string) => byName.get(name) ?? byName.set(name, { name, provider: 'aws', location: ec2.region, members: [], resources: [] }).get(name)!;
+    for (const instance of await clusterInstances(ec2)) {
+      const cluster = entry(tagValue(instance.Tags, TAG_CLUSTER)!);
+      const role = tagValue(instance.Tags, TAG_ROLE) ?? '?';
+      cluster.members.push({ role, id: instance.InstanceId!, running: instance.State?.Name === 'running' });
+      if (role === 'scheduler') cluster.scheduler = instance.PublicIpAddress ?? instance.PrivateIpAddress;
+    }
+    for (const group of await clusterGroups(ec2)) entry(tagValue(group.Tags, TAG_CLUSTER)!).resources.push(`security group ${group.GroupId}`);
+    return [...byName.values()].sort((a, b) => a.name.localeCompare(b.name));
+  },
+};
+
+/** AWS gives a public IP a moment after the launch; waits for it. */
+async function publicIp(ec2: Ec2, id: string, signal: AbortSignal): Promise<string> {
+  for (let attempt = 0; ; attempt++) {
+    const [instance] = await describeInstances(ec2, [id], signal);
+    if (instance?.PublicIpAddress) return instance.PublicIpAddress;
+    const state = instance?.State?.Name;
+    if (state && !['pending', 'running'].includes(state)) throw new DcpError(`the scheduler instance ${id} is ${state}${instance?.StateReason?.Message ? `: ${instance.StateReason.Message}` : ''}`);
+    await sleep(pollDelay(attempt), undefined, { signal });
+  }
+}

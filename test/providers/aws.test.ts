@@ -1,0 +1,263 @@
+/**
+ * The AWS provider through the real SDK against the wire-level EC2 fake: what `up` creates and
+ * how (tags, IMDSv2, firewall, networking, user data), how few calls it takes, that a failure at
+ * any call leaves nothing behind, and that `down` finds everything by tag from anywhere.
+ * Addresses the fake hands out are never connected to: these runs do not wait for readiness.
+ */
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createCluster, destroyCluster } from '../../src/cluster/engine.js';
+import { planUp, type UpFlags } from '../../src/cluster/spec.js';
+import { clusterDir, readJournal } from '../../src/cluster/state.js';
+import { DcpError, ExitCode } from '../../src/errors.js';
+import { awsProvider } from '../../src/providers/aws/index.js';
+import type { ProgressEvent } from '../../src/providers/provider.js';
+import { SEED, startFakeEc2, type FakeEc2 } from '../fakes/ec2/index.js';
+import { tempDir } from '../helpers/cli.js';
+
+let fake: FakeEc2;
+let home: string;
+const saved = { ...process.env };
+
+beforeAll(async () => {
+  fake = await startFakeEc2({ pendingMs: 60_000, shuttingDownMs: 50 });
+  home = tempDir('dcp-aws-home-');
+  // Everything the SDK and dcp read from the environment, pointed at the fake and a private home.
+  Object.assign(process.env, {
+    HOME: home,
+    XDG_STATE_HOME: join(home, 'state'),
+    DASK_CONFIG: join(home, 'dask'),
+    AWS_ENDPOINT_URL_EC2: fake.url,
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'AKIDFAKE',
+    AWS_SECRET_ACCESS_KEY: 'fake-secret',
+    AWS_EC2_METADATA_DISABLED: 'true',
+    DCP_MY_IP_URL: `${fake.url}/checkip`,
+  });
+  delete process.env.AWS_PROFILE;
+});
+
+afterAll(async () => {
+  process.env = saved;
+  await fake?.close();
+});
+
+beforeEach(() => {
+  fake.calls.length = 0;
+});
+
+let counter = 0;
+function flags(extra: Partial<UpFlags> = {}): UpFlags {
+  return { name: `aws-test-${++counter}`, provider: 'aws', wait: false, insecure: false, image: 'ghcr.io/dask/dask:2022.12.1-py3.11', workers: '2', ...extra };
+}
+
+async function up(extra: Partial<UpFlags> = {}) {
+  const events: ProgressEvent[] = [];
+  const plan = await planUp(flags(extra));
+  const record = await createCluster(plan, awsProvider, { progress: (event) => events.push(event) }, new AbortController().signal);
+  return { plan, record, events };
+}
+
+const tagged = (name: string) => fake.instances().filter((i) => i.tags['dcp:cluster'] === name);
+const quiet = { progress: () => undefined };
+
+describe('up', () => {
+  it('makes a tagged group and instances the way the design asks, public by default', async () => {
+    const { record } = await up();
+    const instances = tagged(record.name);
+    const scheduler = instances.find((i) => i.tags['dcp:role'] === 'scheduler')!;
+    const workers = instances.filter((i) => i.tags['dcp:role'] === 'worker');
+    expect(workers).toHaveLength(2);
+    for (const instance of instances) {
+      expect(instance.metadataOptions).toMatchObject({ httpTokens: 'required', httpPutResponseHopLimit: 1 });
+      expect(instance.shutdownBehavior).toBe('terminate');
+      expect(instance.publicIp).toBeTruthy();
+      expect(instance.tags.Name).toBe(`${record.name}-${instance.tags['dcp:role']}`);
+      expect(instance.volumeTags['dcp:cluster']).toBe(record.name);
+      expect(instance.vpcId).toBe(SEED.defaultVpcId);
+      expect(instance.imageId).toBe(SEED.images.nobleAmd64New);
+    }
+    // The client goes to the public IP; workers to the private one, never the public.
+    expect(record.scheduler_address).toBe(`tls://${scheduler.publicIp}:8786`);
+    expect(record.dashboard_url).toBe(`http://${scheduler.publicIp}:8787/status`);
+    for (const worker of workers) {
+      expect(worker.userData).toContain(`tls://${scheduler.privateIp}:8786`);
+      expect(worker.userData).not.toContain(scheduler.publicIp);
+    }
+
+    const [group] = fake.securityGroups().filter((g) => g.tags['dcp:cluster'] === record.name);
+    expect(group!.name).toBe(`dcp-${record.name}`);
+    expect(instances.every((i) => i.securityGroupIds.includes(group!.id))).toBe(true);
+    const opened = group!.ingress.filter((rule) => rule.cidrIp || rule.cidrIpv6).map((rule) => `${rule.cidrIp ?? rule.cidrIpv6}:${rule.fromPort}-${rule.toPort}`);
+    expect(opened.sort()).toEqual([`${fake.myIp}/32:8786-8786`, `${fake.myIp}/32:8787-8787`]);
+    expect(group!.ingress.some((rule) => rule.sourceGroupId === group!.id && rule.protocol === '-1')).toBe(true);
+    expect(record.details).toMatchObject({ region: 'us-east-1', security_group: group!.id, vpc: SEED.defaultVpcId });
+    await destroyCluster(record.name, quiet);
+  });
+
+  it('hands each VM only its own role: no CA key anywhere, no other role’s key', async () => {
+    const { record } = await up();
+    const tls = join(clusterDir(record.name), 'tls');
+    const pem = (file: string) => readFileSync(join(tls, file), 'utf8').trim();
+    for (const instance of tagged(record.name)) {
+      const role = instance.tags['dcp:role']!;
+      expect(instance.userData).toContain(pem('ca.pem'));
+      expect(instance.userData).toContain(pem(`${role}-key.pem`));
+      expect(instance.userData).not.toContain(pem('ca-key.pem'));
+      for (const other of ['scheduler', 'worker', 'client'].filter((r) => r !== role)) expect(instance.userData).not.toContain(pem(`${other}-key.pem`));
+      expect(instance.userDataRaw.length).toBeLessThanOrEqual(16_384);
+    }
+    await destroyCluster(record.name, quiet);
+  });
+
+  it('private networking: no public IPs, the client uses the private IP, the VPC may reach it', async () => {
+    const { record } = await up({ private: true, subnet: SEED.customSubnetId });
+    const instances = tagged(record.name);
+    expect(instances.every((i) => i.publicIp === undefined && i.subnetId === SEED.customSubnetId)).toBe(true);
+    const runs = fake.calls.filter((c) => c.action === 'RunInstances');
+    expect(JSON.stringify(runs.map((c) => c.params))).toContain('"AssociatePublicIpAddress":"false"');
+    const scheduler = instances.find((i) => i.tags['dcp:role'] === 'scheduler')!;
+    expect(record.scheduler_address).toBe(`tls://${scheduler.privateIp}:8786`);
+    const group = fake.securityGroups().find((g) => g.tags['dcp:cluster'] === record.name)!;
+    expect(group.vpcId).toBe(SEED.customVpcId);
+    expect(group.ingress.filter((r) => r.cidrIp).map((r) => r.cidrIp)).toEqual(['10.1.0.0/16', '10.1.0.0/16']);
+    await destroyCluster(record.name, quiet);
+  });
+
+  it('never opens a port to the whole internet unless asked by name', async () => {
+    await expect(planUp(flags({ ingress: ['0.0.0.0/0'] }))).rejects.toThrow(/whole internet/);
+    const { record } = await up({ ingress: ['0.0.0.0/0:8786', '2001:db8::/32:8786'], allowAnywhere: true });
+    const group = fake.securityGroups().find((g) => g.tags['dcp:cluster'] === record.name)!;
+    expect(group.ingress.map((r) => r.cidrIp ?? r.cidrIpv6).filter(Boolean).sort()).toEqual(['0.0.0.0/0', '2001:db8::/32']);
+    await destroyCluster(record.name, quiet);
+  });
+
+  it('picks arm64 Ubuntu for Graviton types, and takes --ami as given', async () => {
+    const arm = await up({ instanceType: 'm7g.large' });
+    expect(tagged(arm.record.name).every((i) => i.imageId === SEED.images.nobleArm64New && i.instanceType === 'm7g.large')).toBe(true);
+    const pinned = await up({ ami: SEED.images.jammyAmd64 });
+    expect(tagged(pinned.record.name).every((i) => i.imageId === SEED.images.jammyAmd64)).toBe(true);
+    expect(fake.calls.filter((c) => c.action === 'DescribeImages')).toHaveLength(1);
+    await destroyCluster(arm.record.name, quiet);
+    await destroyCluster(pinned.record.name, quiet);
+  });
+
+  it('50 workers: at most 10 mutating calls, the workers launched before the scheduler runs', async () => {
+    const { record } = await up({ workers: '50' });
+    const mutating = fake.mutatingCalls();
+    expect(mutating.length).toBeLessThanOrEqual(10);
+    expect(mutating.map((c) => c.action)).toEqual(['CreateSecurityGroup', 'AuthorizeSecurityGroupIngress', 'RunInstances', 'RunInstances']);
+    const workers = tagged(record.name).filter((i) => i.tags['dcp:role'] === 'worker');
+    expect(workers).toHaveLength(50);
+    expect(new Set(workers.map((w) => w.reservationId)).size).toBe(1);
+    // The fake keeps instances pending for a minute: the scheduler cannot have been running.
+    const scheduler = tagged(record.name).find((i) => i.tags['dcp:role'] === 'scheduler')!;
+    expect(scheduler.state).toBe('pending');
+    expect(Math.min(...workers.map((w) => w.launchedAt))).toBeLessThan(scheduler.launchedAt + 60_000);
+    fake.calls.length = 0;
+    await destroyCluster(record.name, quiet);
+    expect(fake.mutatingCalls().filter((c) => c.action === 'TerminateInstances')).toHaveLength(1);
+    expect(fake.leftovers(record.name)).toEqual({ instances: [], securityGroups: [] });
+  });
+});
+
+describe('failures roll back everything', () => {
+  const steps = ['CreateSecurityGroup', 'AuthorizeSecurityGroupIngress', 'RunInstances', 'RunInstances'] as const;
+  for (const [i, action] of steps.entries()) {
+    const skip = steps.slice(0, i).filter((a) => a === action).length;
+    it(`a failure at mutating call ${i + 1} (${action}${skip ? ' of the workers' : ''}) leaves nothing tagged`, async () => {
+      fake.fail(action, { code: 'UnauthorizedOperation', message: 'You are not authorized to perform this operation.' }, { skip });
+      const name = `aws-fault-${i}`;
+      const error = await up({ name }).then(() => undefined, (e: unknown) => e as DcpError);
+      expect(error).toBeInstanceOf(DcpError);
+      expect(error!.message).toContain(`AWS refused ${action}: UnauthorizedOperation`);
+      expect(error!.message).toContain('rolled back');
+      expect(error!.hint).toMatch(/permissions/);
+      expect(fake.leftovers(name)).toEqual({ instances: [], securityGroups: [] });
+      expect(existsSync(clusterDir(name))).toBe(false);
+    });
+  }
+
+  it('no capacity for the workers: the scheduler and group go, and the hint says what to try', async () => {
+    fake.fail('RunInstances', { code: 'InsufficientInstanceCapacity', message: 'We currently do not have sufficient capacity.' }, { skip: 1 });
+    const error = await up({ name: 'aws-capacity' }).catch((e: unknown) => e as DcpError);
+    expect((error as DcpError).hint).toMatch(/instance-type/);
+    expect((error as DcpError).message).toMatch(/removed instance i-\w+, security group sg-\w+/);
+    expect(fake.leftovers('aws-capacity')).toEqual({ instances: [], securityGroups: [] });
+  });
+
+  it('throttling that outlasts the SDK’s retries fails cleanly too', async () => {
+    fake.fail('RunInstances', { code: 'RequestLimitExceeded', message: 'Request limit exceeded.' }, { times: Infinity });
+    try {
+      const error = await up({ name: 'aws-throttled' }).catch((e: unknown) => e as DcpError);
+      expect((error as DcpError).message).toContain('RequestLimitExceeded');
+      expect(fake.calls.filter((c) => c.action === 'RunInstances').length).toBeGreaterThan(1);
+      expect(fake.leftovers('aws-throttled')).toEqual({ instances: [], securityGroups: [] });
+    } finally {
+      fake.clearFaults('RunInstances');
+    }
+  });
+
+  it('no default VPC: a usage error naming --vpc and --subnet, and nothing made', async () => {
+    const bare = await startFakeEc2({ noDefaultVpc: true });
+    process.env.AWS_ENDPOINT_URL_EC2 = bare.url;
+    try {
+      const error = await up({ name: 'aws-novpc', region: 'us-west-2' }).catch((e: unknown) => e as DcpError);
+      expect((error as DcpError).exitCode).toBe(ExitCode.usage);
+      expect((error as DcpError).hint).toMatch(/--vpc and --subnet/);
+      expect(bare.mutatingCalls()).toEqual([]);
+    } finally {
+      process.env.AWS_ENDPOINT_URL_EC2 = fake.url;
+      await bare.close();
+    }
+  });
+});
+
+describe('down', () => {
+  it('finds what a crash kept out of the journal, by tag', async () => {
+    const { record } = await up({ workers: '3' });
+    const dir = clusterDir(record.name);
+    // As if dcp died right after launching the workers, before journaling them.
+    const kept = (await readJournal(dir)).filter((r) => !(r.kind === 'instance' && r.data.role === 'worker'));
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(join(dir, 'journal.jsonl'), kept.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    await destroyCluster(record.name, quiet);
+    expect(fake.leftovers(record.name)).toEqual({ instances: [], securityGroups: [] });
+  });
+
+  it('works from another machine: no state here, found by tag with --provider', async () => {
+    const { record } = await up();
+    rmSync(clusterDir(record.name), { recursive: true });
+    const found = await awsProvider.discover!(undefined);
+    const mine = found.find((c) => c.name === record.name)!;
+    expect(mine.location).toBe('us-east-1');
+    expect(mine.members.map((m) => m.role).sort()).toEqual(['scheduler', 'worker', 'worker']);
+    expect(mine.resources[0]).toMatch(/^security group sg-/);
+    expect(await destroyCluster(record.name, quiet)).toBeUndefined();
+    expect(fake.leftovers(record.name).instances).toHaveLength(3);
+    const removed = await destroyCluster(record.name, quiet, process.env, { provider: 'aws', location: 'us-east-1' });
+    expect(removed?.join(' ')).toMatch(/instances i-.*security group sg-/);
+    expect(fake.leftovers(record.name)).toEqual({ instances: [], securityGroups: [] });
+    // Again: nothing to do, quietly.
+    expect(await destroyCluster(record.name, quiet, process.env, { provider: 'aws' })).toBeUndefined();
+  });
+
+  it('waits out DependencyViolation while the instances let go of the group', async () => {
+    // A fake where terminated instances hold the group for 1.5 s, as AWS does for a while; its
+    // own region, so the provider makes a client for it.
+    const lingering = await startFakeEc2({ shuttingDownMs: 50, dependencyLingerMs: 1_500 });
+    process.env.AWS_ENDPOINT_URL_EC2 = lingering.url;
+    try {
+      const { record } = await up({ region: 'eu-central-1' });
+      await destroyCluster(record.name, quiet);
+      const deletes = lingering.calls.filter((c) => c.action === 'DeleteSecurityGroup');
+      expect(deletes.some((c) => c.error === 'DependencyViolation')).toBe(true);
+      expect(deletes.at(-1)!.error).toBeUndefined();
+      expect(lingering.leftovers(record.name)).toEqual({ instances: [], securityGroups: [] });
+    } finally {
+      process.env.AWS_ENDPOINT_URL_EC2 = fake.url;
+      await lingering.close();
+    }
+  });
+});
