@@ -59,6 +59,7 @@ async function ask(flags: UpFlags): Promise<UpFlags> {
       checkTls: async (files: Parameters<typeof byoFiles>[0]) => tlsProblems(byoFiles(files)),
       plan: review,
       nameTaken: (candidate: string) => existsSync(clusterDir(candidate)),
+      configuredLocation: async (provider: ProviderName) => (provider === 'aws' ? (await import('../providers/aws/ec2.js')).configuredRegion() : undefined),
     };
     return (await runWizard(context, await inquirerPrompter())).flags;
   } catch (error) {
@@ -123,7 +124,7 @@ export async function down(name: string | undefined, options: { all: boolean; pr
   out.result({ clusters: results }, () =>
     results.length === 0
       ? 'No clusters to tear down.\n'
-      : results.map((r) => (r.found ? `${out.style.green('✓')} ${r.name} is gone${r.removed.length ? ` (stopped ${r.removed.join(', ')})` : ''}` : `${r.name}: nothing to tear down`)).join('\n') + '\n',
+      : results.map((r) => (r.found ? `${out.style.green('✓')} ${r.name} is gone${r.removed.length ? ` (removed ${r.removed.join(', ')})` : ''}` : `${r.name}: nothing to tear down`)).join('\n') + '\n',
   );
   return ExitCode.ok;
 }

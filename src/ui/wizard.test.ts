@@ -157,6 +157,23 @@ describe('the wizard', () => {
     expect(equivalentCommand(flags)).toBe(`dcp up --provider ${provider} --${flag} ${value} --public --ingress me --tls auto --workers 4 --threads 2 --instance-type big-one --name analytics`);
   });
 
+  it('offers the region of the AWS profile as the answer to the region question', async () => {
+    const { prompter, left } = scripted([
+      [/AWS region/, ENTER],
+      [/How will you reach/, ENTER],
+      [/Who may connect/, ENTER],
+      [/TLS for scheduler/, ENTER],
+      [/How many workers/, ENTER],
+      [/Threads per worker/, ENTER],
+      [/Instance type/, ENTER],
+      [/Cluster name/, ENTER],
+      ...REVIEW,
+    ]);
+    const { flags } = await runWizard(context({ flags: { wait: true, insecure: false, provider: 'aws' }, configuredLocation: async (p) => (p === 'aws' ? 'ap-southeast-2' : undefined) }), prompter);
+    expect(left).toEqual([]);
+    expect(flags.region).toBe('ap-southeast-2');
+  });
+
   it('public with networks typed in, the whole internet refused', async () => {
     const { prompter } = scripted([[/Who may connect/, 'cidrs'], [/CIDR blocks/, '0.0.0.0/0']]);
     const ctx = context({ flags: { wait: true, insecure: false, provider: 'aws', region: 'eu-west-1', public: true } });

@@ -40,6 +40,8 @@ export interface WizardContext {
   plan(flags: UpFlags): Promise<string[]>;
   /** Whether a cluster of this name exists already. */
   nameTaken(name: string): boolean;
+  /** Where the cloud's own configuration would put the cluster (AWS: the profile's region), offered as the answer. */
+  configuredLocation?(provider: ProviderName): Promise<string | undefined>;
 }
 
 export interface WizardResult {
@@ -140,7 +142,8 @@ export async function runWizard(context: WizardContext, prompter: Prompter): Pro
   if (provider !== 'local') {
     const { flag } = cloudLocation(provider);
     if (flags[flag] === undefined && !locationKnown(provider, settings, context.env)) {
-      flags[flag] = await prompter.input({ message: LOCATION_QUESTION[provider], validate: (v) => (v.trim() ? true : `the cluster needs a ${flag}`) });
+      const configured = await context.configuredLocation?.(provider);
+      flags[flag] = await prompter.input({ message: LOCATION_QUESTION[provider], ...(configured ? { default: configured } : {}), validate: (v) => (v.trim() ? true : `the cluster needs a ${flag}`) });
     }
     if (!flags.public && !flags.private && open('networking')) {
       const networking = await prompter.select<'public' | 'private'>({

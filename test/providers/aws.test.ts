@@ -52,10 +52,10 @@ function flags(extra: Partial<UpFlags> = {}): UpFlags {
   return { name: `aws-test-${++counter}`, provider: 'aws', wait: false, insecure: false, image: 'ghcr.io/dask/dask:2022.12.1-py3.11', workers: '2', ...extra };
 }
 
-async function up(extra: Partial<UpFlags> = {}) {
+async function up(extra: Partial<UpFlags> = {}, onProgress: (event: ProgressEvent) => void = () => undefined) {
   const events: ProgressEvent[] = [];
   const plan = await planUp(flags(extra));
-  const record = await createCluster(plan, awsProvider, { progress: (event) => events.push(event) }, new AbortController().signal);
+  const record = await createCluster(plan, awsProvider, { progress: (event) => (events.push(event), onProgress(event)) }, new AbortController().signal);
   return { plan, record, events };
 }
 
@@ -212,6 +212,30 @@ describe('failures roll back everything', () => {
       await bare.close();
     }
   });
+});
+
+describe('waiting for readiness (in the loopback subnet: nothing leaves this machine)', () => {
+  const loopback = { private: true, subnet: SEED.loopbackSubnetId, wait: true } as const;
+
+  it('a scheduler that never answers: rolled back at the timeout, with what the instances were doing', async () => {
+    const error = await up({ ...loopback, name: 'aws-timeout', timeout: '2s' }).catch((e: unknown) => e as DcpError);
+    expect((error as DcpError).message).toMatch(/aws-timeout was not ready within 2s; rolled back: removed instances i-\w+, i-\w+, i-\w+, security group sg-\w+/);
+    expect((error as DcpError).details).toMatch(/--- instances ---\nscheduler i-\w+: pending/);
+    expect(fake.leftovers('aws-timeout')).toEqual({ instances: [], securityGroups: [] });
+  });
+
+  it('an instance that dies while dcp waits fails up at once, saying which and why', async () => {
+    const started = Date.now();
+    const error = await up({ ...loopback, name: 'aws-dies', timeout: '5m' }, (event) => {
+      if (event.step === 'launch workers' && event.status === 'done') {
+        const worker = tagged('aws-dies').find((i) => i.tags['dcp:role'] === 'worker')!;
+        fake.setInstanceState(worker.id, 'terminated', { code: 'Server.InternalError', message: 'Server.InternalError: Internal error on launch' });
+      }
+    }).catch((e: unknown) => e as DcpError);
+    expect((error as DcpError).message).toMatch(/the worker instance i-\w+ is terminated: Server.InternalError: Internal error on launch; rolled back/);
+    expect(Date.now() - started).toBeLessThan(60_000);
+    expect(fake.leftovers('aws-dies')).toEqual({ instances: [], securityGroups: [] });
+  }, 60_000);
 });
 
 describe('down', () => {

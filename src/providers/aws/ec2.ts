@@ -49,16 +49,29 @@ export async function call<T>(action: string, request: () => Promise<T>): Promis
   }
 }
 
+/** The region the SDK's own chain gives (AWS_REGION, the profile in ~/.aws/config), if any. */
+export async function configuredRegion(): Promise<string | undefined> {
+  try {
+    return await (await client(undefined)).config.region();
+  } catch {
+    return undefined;
+  }
+}
+
+async function client(region: string | undefined): Promise<EC2> {
+  // dcp supports Node 20.19 and up and says so itself; the SDK's many-line notice about its own
+  // future Node support would bury dcp's output on every run.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  const { EC2 } = await import('@aws-sdk/client-ec2');
+  return new EC2(region ? { region } : {});
+}
+
 /**
  * A client for `region`, or the SDK's own region when none is given; checks that the region and
  * credentials are known before anything is asked of AWS.
  */
 export async function connect(region: string | undefined): Promise<Ec2> {
-  // dcp supports Node 20.19 and up and says so itself; the SDK's many-line notice about its own
-  // future Node support would bury dcp's output on every run.
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  const { EC2 } = await import('@aws-sdk/client-ec2');
-  const api = new EC2(region ? { region } : {});
+  const api = await client(region);
   let resolved: string;
   try {
     resolved = await api.config.region();

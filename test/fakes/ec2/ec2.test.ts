@@ -142,7 +142,7 @@ describe('fake EC2 seed data', () => {
   it('can start without a default VPC', async () => {
     const { ec2 } = await setup({ noDefaultVpc: true });
     const vpcs = await ec2.send(new DescribeVpcsCommand({}));
-    expect(vpcs.Vpcs?.map((v) => v.VpcId)).toEqual([SEED.customVpcId]);
+    expect(vpcs.Vpcs?.map((v) => v.VpcId)).toEqual([SEED.customVpcId, SEED.loopbackVpcId]);
     const noVpc = await failure(ec2.send(new CreateSecurityGroupCommand({ GroupName: 'x', Description: 'x' })));
     expect(noVpc.name).toBe('VPCIdNotSpecified');
   });
@@ -453,7 +453,7 @@ describe('fake EC2 faults and protocol', () => {
     Object.assign(process.env, { AWS_ENDPOINT_URL_EC2: fake.url, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'AKIDFAKE', AWS_SECRET_ACCESS_KEY: 'fake' });
     try {
       const out = await new EC2Client({}).send(new DescribeVpcsCommand({}));
-      expect(out.Vpcs?.length).toBe(2);
+      expect(out.Vpcs?.length).toBe(3);
       expect(fake.calls).toHaveLength(1);
     } finally {
       keys.forEach((k, i) => {

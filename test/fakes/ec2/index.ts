@@ -155,6 +155,12 @@ export const SEED = {
   },
   customVpcId: 'vpc-0cafe000000000001',
   customSubnetId: 'subnet-0cafe00000000001a',
+  /**
+   * A private subnet inside 127.0.0.0/8: its instances' addresses are this machine's loopback, so
+   * a test may let dcp wait for readiness without a single packet leaving the machine.
+   */
+  loopbackVpcId: 'vpc-07f0000000000001',
+  loopbackSubnetId: 'subnet-07f00000000001a',
   images: {
     nobleAmd64Old: 'ami-0a000000000000a01',
     nobleAmd64New: 'ami-0a000000000000a02',
@@ -471,6 +477,18 @@ class FakeEc2Impl implements FakeEc2 {
       tags: { Name: 'custom-private-a' },
     });
     this.groups.push(this.defaultGroup('sg-0cafe000000000001', SEED.customVpcId));
+    this.vpcs.push({ id: SEED.loopbackVpcId, cidr: '127.77.0.0/16', isDefault: false, tags: { Name: 'loopback' } });
+    this.subnets.push({
+      id: SEED.loopbackSubnetId,
+      vpcId: SEED.loopbackVpcId,
+      cidr: '127.77.0.0/24',
+      az: 'us-east-1a',
+      azId: 'use1-az1',
+      defaultForAz: false,
+      mapPublicIpOnLaunch: false,
+      tags: { Name: 'loopback-private' },
+    });
+    this.groups.push(this.defaultGroup('sg-07f0000000000001', SEED.loopbackVpcId));
 
     const canonical = SEED.canonicalOwnerId;
     const ubuntu = (release: string, arch: 'amd64' | 'arm64', date: string) =>
