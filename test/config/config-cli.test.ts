@@ -191,6 +191,7 @@ describe('dcp config list, path and precedence', () => {
       networking: 'public',
       tls: 'off',
       idle_timeout: '1h',
+      runtime: 'docker',
       aws: { region: 'eu-west-1', instance_type: 'c5.xlarge' },
     });
     expect(listed.origins).toEqual({
@@ -199,6 +200,7 @@ describe('dcp config list, path and precedence', () => {
       networking: { source: 'default' },
       tls: { source: 'env', variable: 'DCP_TLS' },
       idle_timeout: { source: 'default' },
+      runtime: { source: 'default' },
       'aws.region': { source: 'user', file: settingsFile },
       'aws.instance_type': { source: 'env', variable: 'DCP_AWS_INSTANCE_TYPE' },
     });
