@@ -51,7 +51,7 @@ describe('dcp', () => {
 
   it('up: every question of the wizard has a flag, listed with examples', async () => {
     const help = (await dcp(['up', '--help'])).stdout;
-    for (const flag of ['--provider', '--region', '--zone', '--public', '--private', '--ingress', '--vpc', '--subnet', '--tls', '--tls-dir', '--tls-ca', '--tls-cert', '--tls-key', '--insecure', '--workers', '--threads', '--instance-type', '--name', '--save', '--yes']) {
+    for (const flag of ['--provider', '--region', '--zone', '--public', '--private', '--ingress', '--vpc', '--subnet', '--ami', '--runtime', '--image', '--idle-timeout', '--tls', '--tls-dir', '--tls-ca', '--tls-cert', '--tls-key', '--insecure', '--workers', '--threads', '--instance-type', '--name', '--save', '--yes']) {
       expect(help, flag).toContain(flag);
     }
     expect(help).toContain('Examples:');

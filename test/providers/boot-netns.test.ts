@@ -5,7 +5,9 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { execa } from 'execa';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { generateCertificateSet } from '../../src/certs/gen.js';
 import { bootScript, userData, type BootOptions } from '../../src/providers/boot/index.js';
@@ -29,13 +31,16 @@ describeWithDask('boot scripts in network namespaces', () => {
       const pem = (file: string) => readFileSync(file, 'utf8');
       const common = { cluster: 'netns-test', runtime: 'preinstalled', image: 'unused', idleTimeoutSeconds: IDLE_SECONDS, threads: 2 } as const;
       const boot = async (role: 'scheduler' | 'worker', extra: Partial<BootOptions>) => {
-        mkdirSync(vm(role));
+        // cloud-init's own folder, where the script leaves its start-at-every-boot link.
+        mkdirSync(join(vm(role), 'cloud', 'scripts'), { recursive: true });
         const script = bootScript({
           ...common,
           role,
           tls: { ca: pem(certs.files.ca), cert: pem(certs.files.cert[role]), key: pem(certs.files.key[role]) },
           stateDir: join(vm(role), 'var/lib/dcp'),
           powerOff: `touch ${join(vm(role), 'powered-off')}`,
+          perBootDir: join(vm(role), 'cloud', 'scripts', 'per-boot'),
+          console: join(vm(role), 'console'),
           ...extra,
         });
         // What the cloud would run: the user data, as a file, by root.
@@ -67,20 +72,22 @@ describeWithDask('boot scripts in network namespaces', () => {
       }
     });
 
-    it('serves a Client on the host over mutual TLS, computing on the worker through the private network', async () => {
-      const scheduler = network.hosts.scheduler!.ip;
-      const result = await runPython(
+    const compute = () =>
+      runPython(
         [
           'from distributed import Client',
           'from distributed.security import Security',
           `security = Security(tls_ca_file=${JSON.stringify(certs.files.ca)}, tls_client_cert=${JSON.stringify(certs.files.cert.client)}, tls_client_key=${JSON.stringify(certs.files.key.client)}, require_encryption=True)`,
-          `with Client("tls://${scheduler}:8786", security=security, timeout=60) as client:`,
+          `with Client("tls://${network.hosts.scheduler!.ip}:8786", security=security, timeout=60) as client:`,
           '    client.wait_for_workers(1, timeout=90)',
           '    print("workers", sorted(w["host"] for w in client.scheduler_info()["workers"].values()))',
           '    print("answer", client.submit(lambda x: x + 1, 41).result())',
         ].join('\n'),
         { timeoutMs: 120_000 },
       );
+
+    it('serves a Client on the host over mutual TLS, computing on the worker through the private network', async () => {
+      const result = await compute();
       const logs = ['scheduler', 'worker'].map((role) => readFileSync(join(vm(role), 'var/lib/dcp/dask.log'), 'utf8')).join('\n---\n');
       expect(result.exitCode, `${result.all}\n${logs}`).toBe(0);
       expect(result.stdout).toContain(`workers ['${network.hosts.worker!.ip}']`);
@@ -90,14 +97,31 @@ describeWithDask('boot scripts in network namespaces', () => {
       expect(daskPython).toBeTruthy();
     }, 150_000);
 
-    it('powers the scheduler VM off once it has been idle for the idle timeout', async () => {
-      const marker = join(vm('scheduler'), 'powered-off');
+    it('powers the scheduler VM off once it has been idle for the idle timeout, and the worker VM with it', async () => {
+      const poweredOff = (role: string) => existsSync(join(vm(role), 'powered-off'));
       const deadline = Date.now() + (IDLE_SECONDS + 60) * 1000;
-      while (!existsSync(marker) && Date.now() < deadline) await sleep(500);
-      const log = readFileSync(join(vm('scheduler'), 'var/lib/dcp/dask.log'), 'utf8');
-      expect(existsSync(marker), log).toBe(true);
-      expect(log).toMatch(/dask scheduler exited with status \d+ .*; powering off/);
-      expect(log).toMatch(/idle/i);
+      while (!(poweredOff('scheduler') && poweredOff('worker')) && Date.now() < deadline) await sleep(500);
+      const log = (role: string) => readFileSync(join(vm(role), 'var/lib/dcp/dask.log'), 'utf8');
+      expect(poweredOff('scheduler'), log('scheduler')).toBe(true);
+      expect(log('scheduler')).toMatch(/dask scheduler exited with status \d+ .*; powering off/);
+      expect(log('scheduler')).toMatch(/idle/i);
+      // The scheduler closing ends its workers (they never reconnect), and so their VMs.
+      expect(poweredOff('worker'), log('worker')).toBe(true);
+      // Why Dask stopped is on the console, where the cloud's console output shows it.
+      expect(readFileSync(join(vm('scheduler'), 'console'), 'utf8')).toMatch(/idle/i);
+    }, 120_000);
+
+    it('starts Dask again when the VM boots again, once only however often it is started', async () => {
+      // cloud-init runs each per-boot script once a boot; twice here shows the second one yields.
+      for (const role of ['scheduler', 'scheduler', 'worker']) {
+        expect((await network.exec(role, [join(vm(role), 'cloud', 'scripts', 'per-boot', 'dcp-dask')])).exitCode).toBe(0);
+      }
+      const result = await compute();
+      expect(result.exitCode, result.all).toBe(0);
+      expect(result.stdout).toContain('answer 42');
+      const { stdout } = await execa('ip', ['netns', 'pids', network.hosts.scheduler!.namespace]);
+      const commands = await Promise.all(stdout.split('\n').filter(Boolean).map((pid) => readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')));
+      expect(commands.filter((c) => c.includes('dask\0scheduler'))).toHaveLength(1);
     }, 120_000);
   });
 });

@@ -65,7 +65,7 @@ describe('the script', () => {
     writeFileSync(join(dir, 'docker'), `#!/bin/bash\nprintf '%s\\n' "$@" > ${dir}/docker-args\n`);
     chmodSync(join(dir, 'docker'), 0o755);
     const image = `registry.example/odd'name:$(touch ${dir}/pwned)`;
-    const script = bootScript({ ...base, runtime: 'docker', image, cluster: "it's", stateDir: join(dir, 'state'), powerOff: `touch ${dir}/off` });
+    const script = bootScript({ ...base, runtime: 'docker', image, cluster: "it's", stateDir: join(dir, 'state'), powerOff: `touch ${dir}/off`, console: join(dir, 'console') });
     // stdin not a socket: bash would read ~/.bashrc, as if started by rshd.
     execFileSync('bash', ['-c', script], { env: { PATH: `${dir}:/usr/bin:/bin` }, stdio: ['ignore', 'pipe', 'pipe'] });
     for (let i = 0; i < 100 && !existsSync(join(dir, 'off')); i++) await sleep(50);
@@ -78,6 +78,31 @@ describe('the script', () => {
     // Dask (here the stand-in) exited, so the VM powers off.
     expect(existsSync(join(dir, 'off'))).toBe(true);
     expect(readFileSync(join(dir, 'state', 'dask.log'), 'utf8')).toMatch(/dask scheduler exited with status 0 .*powering off/);
+    expect(readFileSync(join(dir, 'console'), 'utf8')).toContain("the last lines of the dask scheduler's log");
+  });
+
+  it('powers the VM off when Dask cannot even be installed, and when the script itself fails', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dcp-boot-fail-'));
+    dirs.push(dir);
+    // No docker, and an apt-get that fails as it would without a route to the mirrors.
+    writeFileSync(join(dir, 'apt-get'), '#!/bin/bash\necho "E: Unable to fetch some archives" >&2\nexit 100\n');
+    chmodSync(join(dir, 'apt-get'), 0o755);
+    for (const name of ['bash', 'cat', 'mkdir', 'chmod', 'dirname', 'ln', 'setsid', 'flock', 'date', 'tail', 'touch']) {
+      execFileSync('ln', ['-s', execFileSync('bash', ['-c', `command -v ${name}`]).toString().trim(), join(dir, name)]);
+    }
+    const script = bootScript({ ...base, runtime: 'docker', stateDir: join(dir, 'state'), powerOff: `touch ${dir}/off`, console: join(dir, 'console'), perBootDir: join(dir, 'per-boot') });
+    execFileSync(join(dir, 'bash'), ['-c', script], { env: { PATH: dir }, stdio: ['ignore', 'pipe', 'pipe'] });
+    for (let i = 0; i < 100 && !existsSync(join(dir, 'off')); i++) await sleep(50);
+    expect(existsSync(join(dir, 'off'))).toBe(true);
+    expect(readFileSync(join(dir, 'state', 'dask.log'), 'utf8')).toContain('Unable to fetch some archives');
+
+    const broken = mkdtempSync(join(tmpdir(), 'dcp-boot-broken-'));
+    dirs.push(broken);
+    // A state folder that cannot be made: the script fails before Dask, and still powers off.
+    writeFileSync(join(broken, 'file'), '');
+    const failing = bootScript({ ...base, stateDir: join(broken, 'file', 'state'), powerOff: `touch ${broken}/off` });
+    expect(() => execFileSync('bash', ['-c', failing], { stdio: ['ignore', 'pipe', 'pipe'] })).toThrow();
+    expect(existsSync(join(broken, 'off'))).toBe(true);
   });
 });
 

@@ -37,6 +37,10 @@ export interface BootOptions {
   stateDir?: string;
   /** How the VM stops itself once Dask has exited. Tests replace it; VMs keep the default. */
   powerOff?: string;
+  /** cloud-init's folder of scripts run at every boot: a rebooted VM starts Dask again. */
+  perBootDir?: string;
+  /** Where Dask's last log lines go when it exits: the console the cloud shows. */
+  console?: string;
 }
 
 export const SCHEDULER_PORT = 8786;
@@ -52,13 +56,6 @@ export const WORKER_DEATH_TIMEOUT_SECONDS = 900;
 /** Single-quoted for the shell, so nothing in a value is ever expanded. */
 function quote(value: string): string {
   return `'${value.replaceAll("'", `'\\''`)}'`;
-}
-
-/** A here-document whose end marker cannot occur in the (PEM) text it carries. */
-function fileFromHeredoc(path: string, text: string): string {
-  let marker = 'DCP_END_OF_FILE';
-  while (text.includes(marker)) marker += '_';
-  return `cat > ${path} <<'${marker}'\n${text.trimEnd()}\n${marker}\n`;
 }
 
 /** `dask scheduler ...` or `dask worker ...` arguments, with TLS files under `tlsDir`. */
@@ -85,63 +82,89 @@ export function daskArguments(options: BootOptions, tlsDir: string): string[] {
   ];
 }
 
-/** The command that runs Dask on the VM, for the chosen runtime. */
-function daskCommand(options: BootOptions, stateDir: string): { install: string; run: string } {
+/** The lines that run Dask on the VM, for the chosen runtime; a failure among them powers it off. */
+function daskCommand(options: BootOptions, stateDir: string): string {
   if (options.runtime === 'preinstalled') {
     const args = daskArguments(options, `${stateDir}/tls`).map(quote).join(' ');
     // `dask` where the image has it on PATH (pip, conda), else the module (Debian's package).
-    return { install: '', run: `if command -v dask >/dev/null; then exec dask ${args}; else exec python3 -m dask ${args}; fi` };
+    return `if command -v dask >/dev/null; then exec dask ${args}; else exec python3 -m dask ${args}; fi`;
   }
   const args = daskArguments(options, '/dcp-tls').map(quote).join(' ');
-  return {
-    install: [
-      'if ! command -v docker >/dev/null; then',
-      '  export DEBIAN_FRONTEND=noninteractive',
-      '  apt-get update -q && apt-get install -y -q docker.io',
-      'fi',
-      'systemctl start docker 2>/dev/null || true',
-      '',
-    ].join('\n'),
+  return [
+    'set -e',
+    // Here, not in the boot script: a failed install (no route to the mirrors from a private
+    // subnet, say) must end in the power-off like any other failure.
+    'if ! command -v docker >/dev/null; then',
+    '  export DEBIAN_FRONTEND=noninteractive',
+    '  apt-get -o DPkg::Lock::Timeout=600 update -q',
+    '  apt-get -o DPkg::Lock::Timeout=600 install -y -q docker.io',
+    'fi',
+    'systemctl start docker 2>/dev/null || true',
     // The host network: Dask announces the VM's own addresses, which the others can reach.
-    run: `exec docker run --rm --name dcp-dask --network host -v ${quote(`${stateDir}/tls`)}:/dcp-tls:ro ${quote(options.image)} dask ${args}`,
-  };
+    `exec docker run --rm --name dcp-dask --network host -v ${quote(`${stateDir}/tls`)}:/dcp-tls:ro ${quote(options.image)} dask ${args}`,
+  ].join('\n');
+}
+
+/** A file written by a here-document whose end marker cannot occur in the text it carries. */
+function heredoc(path: string, text: string): string {
+  let marker = 'DCP_END_OF_FILE';
+  while (text.includes(marker)) marker += '_';
+  return `cat > ${path} <<'${marker}'\n${text.trimEnd()}\n${marker}\n`;
 }
 
 /** The whole script: `#!/bin/bash`, safe to run again on the same VM. */
 export function bootScript(options: BootOptions): string {
   const stateDir = options.stateDir ?? '/var/lib/dcp';
   const powerOff = options.powerOff ?? 'shutdown -h now';
-  const { install, run } = daskCommand(options, stateDir);
+  const perBoot = options.perBootDir ?? '/var/lib/cloud/scripts/per-boot';
+  const console = options.console ?? '/dev/console';
+  // Names are checked long before this; a comment line still must not be broken out of.
+  const cluster = options.cluster.replace(/[^\w.-]/g, '?');
   const tlsFiles = options.tls
     ? [
-        fileFromHeredoc('"$DCP_DIR/tls/ca.pem"', options.tls.ca),
-        fileFromHeredoc(`"$DCP_DIR/tls/${options.role}.pem"`, options.tls.cert),
-        fileFromHeredoc(`"$DCP_DIR/tls/${options.role}-key.pem"`, options.tls.key),
+        heredoc('"$DCP_DIR/tls/ca.pem"', options.tls.ca),
+        heredoc(`"$DCP_DIR/tls/${options.role}.pem"`, options.tls.cert),
+        heredoc(`"$DCP_DIR/tls/${options.role}-key.pem"`, options.tls.key),
       ].join('')
     : '';
+  // The supervisor: one at a time (the lock stays with Dask), and when Dask exits, for whatever
+  // reason, its last words go to the console (where the cloud's console output shows them)
+  // and the VM powers off.
+  const supervise = [
+    '#!/bin/bash',
+    'DCP_DIR=' + quote(stateDir),
+    'exec 9>"$DCP_DIR/supervise.lock"',
+    'flock -n 9 || exit 0',
+    'status=0',
+    '"$DCP_DIR/run-dask" || status=$?',
+    `echo "dcp: dask ${options.role} exited with status $status at $(date -u +%FT%TZ); powering off"`,
+    `{ echo "dcp: the last lines of the dask ${options.role}'s log:"; tail -n 20 "$DCP_DIR/dask.log"; } > ${quote(console)} 2>/dev/null || true`,
+    powerOff,
+  ].join('\n');
+  const start = [
+    '#!/bin/bash',
+    // Detached, so the boot (cloud-init) finishes while Dask runs on.
+    `setsid ${quote(`${stateDir}/supervise`)} </dev/null >>${quote(`${stateDir}/dask.log`)} 2>&1 &`,
+    `echo "dcp: started the dask ${options.role}; its log is "${quote(`${stateDir}/dask.log`)}`,
+  ].join('\n');
   return `#!/bin/bash
-# The ${options.role} of Dask cluster ${options.cluster}, set up by dcp at first boot (as root).
+# The ${options.role} of Dask cluster ${cluster}, set up by dcp at first boot (as root).
 set -euo pipefail
 umask 077
+# A VM that cannot be set up is of no use: it powers off rather than bill.
+trap 'echo "dcp: the boot script failed; powering off"; ${powerOff.replaceAll("'", `'\\''`)}' ERR
 DCP_DIR=${quote(stateDir)}
 mkdir -p "$DCP_DIR/tls"
 chmod 700 "$DCP_DIR" "$DCP_DIR/tls"
-${tlsFiles}${install}cat > "$DCP_DIR/run-dask" <<'DCP_END_OF_RUNNER'
-#!/bin/bash
-# Runs Dask; when it exits, for whatever reason, the VM powers off and stops billing.
-${run}
-DCP_END_OF_RUNNER
-cat > "$DCP_DIR/supervise" <<DCP_END_OF_SUPERVISOR
-#!/bin/bash
-status=0
-"$DCP_DIR/run-dask" || status=\\$?
-echo "dcp: dask ${options.role} exited with status \\$status at \\$(date -u +%FT%TZ); powering off"
-${powerOff}
-DCP_END_OF_SUPERVISOR
-chmod 700 "$DCP_DIR/run-dask" "$DCP_DIR/supervise"
-# Detached, so the boot (cloud-init) finishes while Dask runs on.
-setsid "$DCP_DIR/supervise" </dev/null >>"$DCP_DIR/dask.log" 2>&1 &
-echo "dcp: started the dask ${options.role}; its log is $DCP_DIR/dask.log"
+${tlsFiles}${heredoc('"$DCP_DIR/run-dask"', `#!/bin/bash\n${daskCommand(options, stateDir)}`)}${heredoc('"$DCP_DIR/supervise"', supervise)}${heredoc('"$DCP_DIR/start"', start)}chmod 700 "$DCP_DIR/run-dask" "$DCP_DIR/supervise" "$DCP_DIR/start"
+# User data runs once; after a reboot cloud-init's per-boot scripts start Dask again, so the
+# idle timeout can still power the VM off.
+PER_BOOT=${quote(perBoot)}
+if [ -d "$(dirname "$PER_BOOT")" ]; then
+  mkdir -p "$PER_BOOT"
+  ln -sf "$DCP_DIR/start" "$PER_BOOT/dcp-dask"
+fi
+"$DCP_DIR/start"
 `;
 }
 
