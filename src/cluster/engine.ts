@@ -165,9 +165,10 @@ export async function createCluster(plan: UpPlan, provider: Provider, hooks: Hoo
     } catch (rollbackError) {
       // What was made stays in the journal (and carries the cluster's tags): `down` can finish it.
       hooks.progress({ step: 'roll back', status: 'done', detail: `failed: ${messageOf(rollbackError)}` });
+      const details = [error instanceof DcpError ? error.details : undefined, logs].filter(Boolean).join('\n');
       throw new DcpError(`${why}; rolling back failed too: ${messageOf(rollbackError)}`, {
-        hint: `finish it with: dcp down ${spec.name}`,
-        ...(logs ? { details: logs } : {}),
+        hint: `finish it with: dcp down ${spec.name}${error instanceof DcpError && error.hint ? `; and for the first failure: ${error.hint}` : ''}`,
+        ...(details ? { details } : {}),
         exitCode: interrupted ? ExitCode.interrupted : ExitCode.failed,
         cause: error,
       });

@@ -175,9 +175,13 @@ export async function planUp(flags: UpFlags, env = process.env): Promise<UpPlan>
   const name = flags.name === undefined ? generateName() : validateName(flags.name);
   const warnings: string[] = [];
   if (provider === 'local' && (flags.ingress?.length ?? 0) > 0) warnings.push('--ingress does not apply to the local provider: it listens on 127.0.0.1 only');
+  const networking = settings.networking ?? 'public';
+  const runtime = settings.runtime ?? 'docker';
+  if (provider !== 'local' && networking === 'private' && runtime === 'docker') {
+    warnings.push('private VMs install Docker and pull the Dask image over the network: the subnet needs a NAT gateway (or a machine image with Dask and --runtime preinstalled)');
+  }
   const vmOnly = (['image', 'runtime', 'idleTimeout'] as const).filter((flag) => flags[flag] !== undefined);
   if (provider === 'local' && vmOnly.length > 0) warnings.push(`${vmOnly.map((f) => `--${f.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')} apply to cloud VMs, not to the local provider`);
-  const networking = settings.networking ?? 'public';
 
   let tls: TlsChoice;
   switch (settings.tls ?? 'auto') {
@@ -223,7 +227,7 @@ export async function planUp(flags: UpFlags, env = process.env): Promise<UpPlan>
       ingress: provider === 'local' ? [] : (settings.ingress ?? (networking === 'public' ? [{ ports: DASK_PORTS, cidr: ME }] : [])),
       ...(flags.python === undefined ? {} : { python: flags.python }),
       cloud: provider === 'local' ? {} : { ...(settings[provider] as Record<string, string> | undefined) },
-      runtime: settings.runtime ?? 'docker',
+      runtime,
       ...(settings.image === undefined ? {} : { image: settings.image }),
       idleTimeoutSeconds: Math.round(parseDuration(settings.idle_timeout ?? '1h')! / 1000),
     },

@@ -88,6 +88,11 @@ describe('dcp up --provider aws against the fake', () => {
     const noCredentials = await dcp(['up', '--provider', 'aws', '--region', 'us-east-1', '--image', 'x'], { env: { AWS_ENDPOINT_URL_EC2: fake.url } });
     expect(noCredentials.exitCode).toBe(2);
     expect(noCredentials.stderr).toMatch(/error: no AWS credentials found.*\n\s+hint: run `aws configure`/);
+    // AWS_DEFAULT_REGION, which the AWS CLI reads and SDK v3 does not, counts too.
+    const cliStyle = await dcp(['up', '--provider', 'aws', '--name', 'cli-default-region', '--image', 'x', '--no-wait', '--json'], { env: { ...env, AWS_DEFAULT_REGION: 'us-east-1' } });
+    expect(cliStyle.exitCode, cliStyle.stderr).toBe(0);
+    expect((await dcp(['down', 'cli-default-region', '--provider', 'aws', '--yes'], { env: { ...env, AWS_DEFAULT_REGION: 'us-east-1' } })).exitCode).toBe(0);
+    expect(fake.leftovers('cli-default-region')).toEqual({ instances: [], securityGroups: [] });
     // A region from the AWS profile, as the SDK reads it.
     const home = tempDir('dcp-aws-profile-');
     const { mkdirSync, writeFileSync } = await import('node:fs');

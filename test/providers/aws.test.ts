@@ -11,6 +11,7 @@ import { createCluster, destroyCluster } from '../../src/cluster/engine.js';
 import { planUp, type UpFlags } from '../../src/cluster/spec.js';
 import { clusterDir, readJournal } from '../../src/cluster/state.js';
 import { DcpError, ExitCode } from '../../src/errors.js';
+import { Interrupted } from '../../src/util/interrupt.js';
 import { awsProvider } from '../../src/providers/aws/index.js';
 import type { ProgressEvent } from '../../src/providers/provider.js';
 import { SEED, startFakeEc2, type FakeEc2 } from '../fakes/ec2/index.js';
@@ -52,10 +53,10 @@ function flags(extra: Partial<UpFlags> = {}): UpFlags {
   return { name: `aws-test-${++counter}`, provider: 'aws', wait: false, insecure: false, image: 'ghcr.io/dask/dask:2022.12.1-py3.11', workers: '2', ...extra };
 }
 
-async function up(extra: Partial<UpFlags> = {}, onProgress: (event: ProgressEvent) => void = () => undefined) {
+async function up(extra: Partial<UpFlags> = {}, onProgress: (event: ProgressEvent) => void = () => undefined, interrupt = new AbortController()) {
   const events: ProgressEvent[] = [];
   const plan = await planUp(flags(extra));
-  const record = await createCluster(plan, awsProvider, { progress: (event) => (events.push(event), onProgress(event)) }, new AbortController().signal);
+  const record = await createCluster(plan, awsProvider, { progress: (event) => (events.push(event), onProgress(event)) }, interrupt.signal);
   return { plan, record, events };
 }
 
@@ -162,6 +163,39 @@ describe('up', () => {
   });
 });
 
+describe('refusals before anything is made', () => {
+  it('a cluster of that name already in the region (made elsewhere): exit 2, and the other one untouched', async () => {
+    const { record } = await up();
+    rmSync(clusterDir(record.name), { recursive: true });
+    fake.calls.length = 0;
+    const error = await up({ name: record.name }).catch((e: unknown) => e as DcpError);
+    expect((error as DcpError).exitCode).toBe(ExitCode.usage);
+    expect((error as DcpError).message).toBe(`a cluster named ${record.name} already exists in us-east-1`);
+    expect((error as DcpError).hint).toContain(`dcp down ${record.name} --provider aws --region us-east-1`);
+    expect(fake.mutatingCalls()).toEqual([]);
+    expect(fake.leftovers(record.name).instances).toHaveLength(3);
+    await destroyCluster(record.name, quiet, process.env, { provider: 'aws' });
+  });
+
+  it('preinstalled Dask needs a machine image that has it', async () => {
+    const error = await up({ name: 'aws-preinstalled', runtime: 'preinstalled' }).catch((e: unknown) => e as DcpError);
+    expect((error as DcpError).exitCode).toBe(ExitCode.usage);
+    expect((error as DcpError).hint).toContain('--ami');
+    expect(fake.mutatingCalls()).toEqual([]);
+  });
+
+  it('an idle timeout under a minute, or an image with spaces, is refused as a flag', async () => {
+    await expect(planUp(flags({ idleTimeout: '30s' }))).rejects.toThrow(/--idle-timeout: "30s" must be at least 1m/);
+    await expect(planUp(flags({ image: 'ghcr.io/dask/dask:1\nrm -rf /' }))).rejects.toThrow(/--image: .* without spaces/);
+  });
+
+  it('private VMs pulling Docker images are warned about the NAT they need', async () => {
+    const plan = await planUp(flags({ private: true }));
+    expect(plan.warnings.join('\n')).toMatch(/NAT gateway/);
+    expect((await planUp(flags({ private: true, runtime: 'preinstalled', ami: 'ami-1' }))).warnings).toEqual([]);
+  });
+});
+
 describe('failures roll back everything', () => {
   const steps = ['CreateSecurityGroup', 'AuthorizeSecurityGroupIngress', 'RunInstances', 'RunInstances'] as const;
   for (const [i, action] of steps.entries()) {
@@ -197,6 +231,42 @@ describe('failures roll back everything', () => {
     } finally {
       fake.clearFaults('RunInstances');
     }
+  });
+
+  for (const step of ['find network', 'security group', 'launch scheduler', 'launch workers', 'public address']) {
+    it(`Ctrl-C during "${step}": exit 130, nothing left`, async () => {
+      const interrupt = new AbortController();
+      const name = `aws-ctrl-c-${step.replace(' ', '-')}`;
+      const error = await up({ name }, (event) => event.step === step && event.status === 'start' && interrupt.abort(new Interrupted('SIGINT')), interrupt).catch((e: unknown) => e as DcpError);
+      expect((error as DcpError).exitCode).toBe(ExitCode.interrupted);
+      expect((error as DcpError).message).toMatch(/^interrupted \(Ctrl-C\); rolled back/);
+      expect(fake.leftovers(name)).toEqual({ instances: [], securityGroups: [] });
+    });
+  }
+
+  it('answers lost after AWS acted (the SDK retries them): still nothing left behind', async () => {
+    for (const action of ['CreateSecurityGroup', 'RunInstances'] as const) {
+      const name = `aws-lost-${action}`;
+      fake.fail(action, { code: 'InternalError', message: 'An internal error has occurred.' }, { times: Infinity, afterEffect: true });
+      try {
+        const error = await up({ name }).catch((e: unknown) => e as DcpError);
+        expect(error).toBeInstanceOf(DcpError);
+      } finally {
+        fake.clearFaults(action);
+      }
+      expect(fake.leftovers(name)).toEqual({ instances: [], securityGroups: [] });
+    }
+  });
+
+  it('an API blip while waiting is forgiven; three unanswered checks in a row are not', async () => {
+    const { plan, record } = await up();
+    const context = { spec: { ...plan.spec, cloud: { ...plan.spec.cloud, region: 'us-east-1' } }, dir: clusterDir(record.name), logsDir: '', tls: null, record: async () => undefined, progress: () => undefined, signal: new AbortController().signal };
+    fake.fail('DescribeInstances', { code: 'UnauthorizedOperation', message: 'denied' }, { times: 3 });
+    await expect(awsProvider.checkHealth(context)).resolves.toBeUndefined();
+    await expect(awsProvider.checkHealth(context)).resolves.toBeUndefined();
+    await expect(awsProvider.checkHealth(context)).rejects.toThrow(/AWS refused DescribeInstances/);
+    await expect(awsProvider.checkHealth(context)).resolves.toBeUndefined();
+    await destroyCluster(record.name, quiet);
   });
 
   it('no default VPC: a usage error naming --vpc and --subnet, and nothing made', async () => {

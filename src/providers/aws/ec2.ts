@@ -10,6 +10,8 @@ import { DcpError, ExitCode, messageOf, usageError } from '../../errors.js';
 
 export const TAG_CLUSTER = 'dcp:cluster';
 export const TAG_ROLE = 'dcp:role';
+/** Unique per `up`: a rollback removes what this run made, never a namesake's. */
+export const TAG_CLUSTER_ID = 'dcp:cluster-id';
 
 export interface Ec2 {
   api: EC2;
@@ -25,6 +27,7 @@ const HINTS: [RegExp, string][] = [
   [/^InvalidAMIID/, 'pass an AMI that exists in this region with --ami, or drop --ami for the latest Ubuntu LTS'],
   [/^InvalidSubnetID/, 'pass a subnet of this region with --subnet (aws ec2 describe-subnets lists them)'],
   [/^InvalidVpcID/, 'pass a VPC of this region with --vpc (aws ec2 describe-vpcs lists them)'],
+  [/^InvalidGroup\.Duplicate/, 'a security group of that name exists in this VPC, perhaps from a cluster of the same name: dcp list --provider aws'],
 ];
 
 /** An SDK failure of `action`, as one line with a hint. */
@@ -32,7 +35,13 @@ export function awsError(action: string, error: unknown): DcpError {
   if (error instanceof DcpError) return error;
   const code = (error as { name?: string }).name ?? 'Error';
   const hint = HINTS.find(([pattern]) => pattern.test(code))?.[1];
-  return new DcpError(`AWS refused ${action}: ${code}: ${messageOf(error)}`, { ...(hint ? { hint } : {}), cause: error });
+  // AWS appends a long encoded blob to permission errors: it goes below the one-line message.
+  const [message = '', blob] = messageOf(error).split(/\s*Encoded authorization failure message:\s*/);
+  return new DcpError(`AWS refused ${action}: ${code}: ${message}`, {
+    ...(hint ? { hint } : {}),
+    ...(blob ? { details: `what AWS checked: aws sts decode-authorization-message --encoded-message ${blob}` } : {}),
+    cause: error,
+  });
 }
 
 export function errorCode(error: unknown): string | undefined {
@@ -63,7 +72,9 @@ async function client(region: string | undefined): Promise<EC2> {
   // future Node support would bury dcp's output on every run.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const { EC2 } = await import('@aws-sdk/client-ec2');
-  return new EC2(region ? { region } : {});
+  // The AWS CLI reads AWS_DEFAULT_REGION (after AWS_REGION, before the profile); SDK v3 does not.
+  const chosen = region ?? (process.env.AWS_REGION ? undefined : process.env.AWS_DEFAULT_REGION);
+  return new EC2(chosen ? { region: chosen } : {});
 }
 
 /**
@@ -89,37 +100,52 @@ export async function connect(region: string | undefined): Promise<Ec2> {
   return { api, region: resolved };
 }
 
-export function clusterFilter(name?: string): Filter {
-  return name === undefined ? { Name: 'tag-key', Values: [TAG_CLUSTER] } : { Name: `tag:${TAG_CLUSTER}`, Values: [name] };
+/** Which cluster: one run of `up` by its id, a cluster by name, or every dcp cluster. */
+export type Which = { id: string } | { name: string } | 'all';
+
+export function clusterFilter(which: Which): Filter {
+  if (which === 'all') return { Name: 'tag-key', Values: [TAG_CLUSTER] };
+  return 'id' in which ? { Name: `tag:${TAG_CLUSTER_ID}`, Values: [which.id] } : { Name: `tag:${TAG_CLUSTER}`, Values: [which.name] };
 }
 
 export function tagValue(tags: { Key?: string; Value?: string }[] | undefined, key: string): string | undefined {
   return tags?.find((tag) => tag.Key === key)?.Value;
 }
 
-/** Every instance of a cluster (or of every dcp cluster) that is not terminated yet. */
-export async function clusterInstances(ec2: Ec2, name?: string, signal?: AbortSignal): Promise<Instance[]> {
+/** Every instance these filters match, page after page. */
+async function findInstances(ec2: Ec2, Filters: Filter[], signal?: AbortSignal): Promise<Instance[]> {
   const found: Instance[] = [];
   let NextToken: string | undefined;
   do {
-    const page = await call('DescribeInstances', () =>
-      ec2.api.describeInstances(
-        {
-          Filters: [clusterFilter(name), { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped', 'shutting-down'] }],
-          ...(NextToken ? { NextToken } : {}),
-        },
-        signal ? { abortSignal: signal } : {},
-      ),
-    );
+    const page = await call('DescribeInstances', () => ec2.api.describeInstances({ Filters, ...(NextToken ? { NextToken } : {}) }, signal ? { abortSignal: signal } : {}));
     for (const reservation of page.Reservations ?? []) found.push(...(reservation.Instances ?? []));
     NextToken = page.NextToken;
   } while (NextToken);
   return found;
 }
 
-export async function clusterGroups(ec2: Ec2, name?: string): Promise<SecurityGroup[]> {
-  const page = await call('DescribeSecurityGroups', () => ec2.api.describeSecurityGroups({ Filters: [clusterFilter(name)] }));
-  return page.SecurityGroups ?? [];
+/** Every instance of a cluster (or of every dcp cluster) that is not terminated yet. */
+export function clusterInstances(ec2: Ec2, which: Which, signal?: AbortSignal): Promise<Instance[]> {
+  return findInstances(ec2, [clusterFilter(which), { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped', 'shutting-down'] }], signal);
+}
+
+/** The error for an instance that will never serve the cluster (stopped, terminated, ...), if it is one. */
+export function lostInstance(instance: Instance): DcpError | undefined {
+  const state = instance.State?.Name ?? 'unknown';
+  if (state === 'pending' || state === 'running') return undefined;
+  const reason = instance.StateReason?.Message;
+  return new DcpError(`the ${tagValue(instance.Tags, TAG_ROLE) ?? 'cluster'} instance ${instance.InstanceId} is ${state}${reason ? `: ${reason}` : ''}`);
+}
+
+export async function clusterGroups(ec2: Ec2, which: Which): Promise<SecurityGroup[]> {
+  const groups: SecurityGroup[] = [];
+  let NextToken: string | undefined;
+  do {
+    const page = await call('DescribeSecurityGroups', () => ec2.api.describeSecurityGroups({ Filters: [clusterFilter(which)], ...(NextToken ? { NextToken } : {}) }));
+    groups.push(...(page.SecurityGroups ?? []));
+    NextToken = page.NextToken;
+  } while (NextToken);
+  return groups;
 }
 
 /** 0.5 s, 1 s, 2 s, then every 5 s: quick for small clusters, polite for long waits. */
@@ -154,10 +180,7 @@ export async function terminate(ec2: Ec2, ids: string[], timeoutMs = 15 * 60_000
  */
 export async function describeInstances(ec2: Ec2, ids: string[], signal?: AbortSignal): Promise<Instance[]> {
   const found: Instance[] = [];
-  for (let i = 0; i < ids.length; i += 200) {
-    const page = await call('DescribeInstances', () => ec2.api.describeInstances({ Filters: [{ Name: 'instance-id', Values: ids.slice(i, i + 200) }] }, signal ? { abortSignal: signal } : {}));
-    for (const reservation of page.Reservations ?? []) found.push(...(reservation.Instances ?? []));
-  }
+  for (let i = 0; i < ids.length; i += 200) found.push(...(await findInstances(ec2, [{ Name: 'instance-id', Values: ids.slice(i, i + 200) }], signal)));
   return found;
 }
 

@@ -13,23 +13,24 @@ import type { RunInstancesCommandInput, Tag } from '@aws-sdk/client-ec2';
 type InstanceType = NonNullable<RunInstancesCommandInput['InstanceType']>;
 import { readJournal, type ClusterRecord, type Resource } from '../../cluster/state.js';
 import { DASK_PORTS, resolveMe } from '../../config/ingress.js';
-import { DcpError } from '../../errors.js';
+import { DcpError, usageError } from '../../errors.js';
 import { bootScript, DASHBOARD_PORT, SCHEDULER_PORT, userData, type RoleTls } from '../boot/index.js';
 import type { ClusterSpec, CreateContext, DestroyContext, DiscoveredCluster, Endpoints, MemberStatus, Provider } from '../provider.js';
 import { daskVersions, findPython } from '../python.js';
-import { call, clusterGroups, clusterInstances, connect, deleteGroup, describeInstances, pollDelay, TAG_CLUSTER, TAG_ROLE, tagValue, terminate, type Ec2 } from './ec2.js';
+import { call, clusterGroups, clusterInstances, connect, deleteGroup, describeInstances, lostInstance, pollDelay, TAG_CLUSTER, TAG_CLUSTER_ID, TAG_ROLE, tagValue, terminate, type Ec2 } from './ec2.js';
 import { architecture, permissions, resolvePlacement, ubuntuImage } from './network.js';
 
 const DEFAULT_INSTANCE_TYPE = 't3.medium';
 
 interface AwsResource extends Resource {
   kind: 'instance' | 'security-group';
-  data: { region: string; role?: string };
+  data: { region: string; clusterId: string; role?: string };
 }
 
-function tags(name: string, role: string, label: string): Tag[] {
+function tags(name: string, clusterId: string, role: string, label: string): Tag[] {
   return [
     { Key: TAG_CLUSTER, Value: name },
+    { Key: TAG_CLUSTER_ID, Value: clusterId },
     { Key: TAG_ROLE, Value: role },
     { Key: 'Name', Value: label },
   ];
@@ -57,6 +58,9 @@ async function matchingImage(python: string | undefined): Promise<string> {
   return `ghcr.io/dask/dask:${versions.distributed}-py${versions.python}`;
 }
 
+/** Health checks in a row that AWS did not answer, per cluster. */
+const unanswered = new Map<string, number>();
+
 const clients = new Map<string, Promise<Ec2>>();
 /** One client per region for the whole run; the first call checks region and credentials. */
 function ec2For(region: string | undefined): Promise<Ec2> {
@@ -71,6 +75,11 @@ function ec2For(region: string | undefined): Promise<Ec2> {
 
 function regionOf(resources: Resource[]): string | undefined {
   return resources.map((r) => (r.data as { region?: string }).region).find(Boolean);
+}
+
+/** The run that made these resources, when the journal says: rollback and down touch only its own. */
+function clusterIdOf(resources: Resource[]): string | undefined {
+  return resources.map((r) => (r.data as { clusterId?: string }).clusterId).find(Boolean);
 }
 
 function instanceIds(resources: Resource[], role?: string): string[] {
@@ -101,6 +110,12 @@ export const awsProvider: Provider = {
 
   async prepare(spec): Promise<ClusterSpec> {
     const ec2 = await ec2For(spec.cloud.region);
+    if ((await clusterInstances(ec2, { name: spec.name })).length > 0 || (await clusterGroups(ec2, { name: spec.name })).length > 0) {
+      throw usageError(`a cluster named ${spec.name} already exists in ${ec2.region}`, `pick another --name, or remove it first: dcp down ${spec.name} --provider aws --region ${ec2.region}`);
+    }
+    if (spec.runtime === 'preinstalled' && !spec.cloud.ami) {
+      throw usageError('--runtime preinstalled needs a machine image that has Dask on it; stock Ubuntu does not', 'pass --ami (your Packer-built image, say), or use --runtime docker');
+    }
     const [ingress, image] = await Promise.all([
       resolveMe(spec.ingress),
       spec.runtime === 'docker' ? (spec.image ?? matchingImage(spec.python)) : Promise.resolve(spec.image),
@@ -115,6 +130,7 @@ export const awsProvider: Provider = {
     const isPublic = spec.networking === 'public';
     const workerType = spec.cloud.instance_type ?? DEFAULT_INSTANCE_TYPE;
     const schedulerType = spec.cloud.scheduler_instance_type ?? workerType;
+    const clusterId = randomUUID();
 
     context.progress({ step: 'find network', status: 'start', detail: region });
     const placement = await resolvePlacement(ec2, spec.cloud.vpc, spec.cloud.subnet, signal);
@@ -136,10 +152,10 @@ export const awsProvider: Provider = {
         GroupName: `dcp-${spec.name}`,
         Description: `Dask cluster ${spec.name} (dcp): its members, and who may reach the scheduler`,
         VpcId: placement.vpcId,
-        TagSpecifications: [{ ResourceType: 'security-group', Tags: tags(spec.name, 'firewall', `dcp-${spec.name}`) }],
+        TagSpecifications: [{ ResourceType: 'security-group', Tags: tags(spec.name, clusterId, 'firewall', `dcp-${spec.name}`) }],
       }),
     );
-    await context.record({ kind: 'security-group', id: groupId!, data: { region } });
+    await context.record({ kind: 'security-group', id: groupId!, data: { region, clusterId } });
     // Private clusters are reachable from their own VPC unless the user said otherwise.
     const ingress = spec.ingress.length > 0 ? spec.ingress : [{ ports: DASK_PORTS, cidr: placement.vpcCidr }];
     await call('AuthorizeSecurityGroupIngress', () => ec2.api.authorizeSecurityGroupIngress({ GroupId: groupId!, IpPermissions: permissions(groupId!, ingress) }));
@@ -156,10 +172,10 @@ export const awsProvider: Provider = {
           InstanceInitiatedShutdownBehavior: 'terminate',
           MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 1, HttpEndpoint: 'enabled' },
           NetworkInterfaces: [{ DeviceIndex: 0, SubnetId: placement.subnetId, Groups: [groupId!], AssociatePublicIpAddress: isPublic, DeleteOnTermination: true }],
-          TagSpecifications: ['instance', 'volume', 'network-interface'].map((type) => ({ ResourceType: type as 'instance', Tags: tags(spec.name, role, label) })),
+          TagSpecifications: ['instance', 'volume', 'network-interface'].map((type) => ({ ResourceType: type as 'instance', Tags: tags(spec.name, clusterId, role, label) })),
         }),
       );
-      for (const instance of Instances) await context.record({ kind: 'instance', id: instance.InstanceId!, data: { region, role } });
+      for (const instance of Instances) await context.record({ kind: 'instance', id: instance.InstanceId!, data: { region, clusterId, role } });
       return Instances;
     };
 
@@ -214,10 +230,20 @@ export const awsProvider: Provider = {
 
   async checkHealth(context) {
     const ec2 = await ec2For(context.spec.cloud.region);
-    const failed = (await describeInstances(ec2, instanceIds(await readJournal(context.dir)), context.signal)).find((instance) => !['pending', 'running'].includes(instance.State?.Name ?? ''));
-    if (failed) {
-      throw new DcpError(`the ${tagValue(failed.Tags, TAG_ROLE) ?? 'cluster'} instance ${failed.InstanceId} is ${failed.State?.Name}${failed.StateReason?.Message ? `: ${failed.StateReason.Message}` : ''}`);
+    let instances;
+    try {
+      instances = await describeInstances(ec2, instanceIds(await readJournal(context.dir)), context.signal);
+      unanswered.delete(context.dir);
+    } catch (error) {
+      // A blip of the API (or of the network to it) is no reason to tear down a cluster that is
+      // coming up fine; three checks in a row without an answer are.
+      const misses = (unanswered.get(context.dir) ?? 0) + 1;
+      unanswered.set(context.dir, misses);
+      if (misses >= 3) throw error;
+      return;
     }
+    const lost = instances.map(lostInstance).find(Boolean);
+    if (lost) throw lost;
   },
 
   async diagnostics(dir) {
@@ -238,8 +264,10 @@ export const awsProvider: Provider = {
   async destroy(resources, context: DestroyContext): Promise<string[]> {
     const ec2 = await ec2For(regionOf(resources) ?? context.location);
     // The journal, and whatever carries the cluster's tag: a crash may have come between a
-    // launch and its journal line.
-    const tagged = await clusterInstances(ec2, context.name);
+    // launch and its journal line. With a journal, only what this cluster's own run made.
+    const clusterId = clusterIdOf(resources);
+    const which = clusterId ? { id: clusterId } : { name: context.name };
+    const tagged = await clusterInstances(ec2, which);
     const ids = [...new Set([...instanceIds(resources), ...tagged.map((i) => i.InstanceId!)])];
     const removed: string[] = [];
     if (ids.length > 0) {
@@ -248,7 +276,7 @@ export const awsProvider: Provider = {
       context.progress({ step: 'terminate instances', status: 'done', detail: ids.length <= 3 ? ids.join(', ') : count(ids.length, 'instance') });
       removed.push(ids.length <= 3 ? `instance${ids.length === 1 ? '' : 's'} ${ids.join(', ')}` : count(ids.length, 'instance'));
     }
-    const groups = [...new Set([...resources.filter((r) => r.kind === 'security-group').map((r) => r.id), ...(await clusterGroups(ec2, context.name)).map((g) => g.GroupId!)])];
+    const groups = [...new Set([...resources.filter((r) => r.kind === 'security-group').map((r) => r.id), ...(await clusterGroups(ec2, which)).map((g) => g.GroupId!)])];
     for (const group of groups) {
       context.progress({ step: 'delete security group', status: 'start', detail: group });
       if (await deleteGroup(ec2, group)) removed.push(`security group ${group}`);
@@ -267,13 +295,13 @@ export const awsProvider: Provider = {
     const ec2 = await ec2For(region);
     const byName = new Map<string, DiscoveredCluster>();
     const entry = (name: string) => byName.get(name) ?? byName.set(name, { name, provider: 'aws', location: ec2.region, members: [], resources: [] }).get(name)!;
-    for (const instance of await clusterInstances(ec2)) {
+    for (const instance of await clusterInstances(ec2, 'all')) {
       const cluster = entry(tagValue(instance.Tags, TAG_CLUSTER)!);
       const role = tagValue(instance.Tags, TAG_ROLE) ?? '?';
       cluster.members.push({ role, id: instance.InstanceId!, running: instance.State?.Name === 'running' });
       if (role === 'scheduler') cluster.scheduler = instance.PublicIpAddress ?? instance.PrivateIpAddress;
     }
-    for (const group of await clusterGroups(ec2)) entry(tagValue(group.Tags, TAG_CLUSTER)!).resources.push(`security group ${group.GroupId}`);
+    for (const group of await clusterGroups(ec2, 'all')) entry(tagValue(group.Tags, TAG_CLUSTER)!).resources.push(`security group ${group.GroupId}`);
     return [...byName.values()].sort((a, b) => a.name.localeCompare(b.name));
   },
 };
@@ -283,8 +311,8 @@ async function publicIp(ec2: Ec2, id: string, signal: AbortSignal): Promise<stri
   for (let attempt = 0; ; attempt++) {
     const [instance] = await describeInstances(ec2, [id], signal);
     if (instance?.PublicIpAddress) return instance.PublicIpAddress;
-    const state = instance?.State?.Name;
-    if (state && !['pending', 'running'].includes(state)) throw new DcpError(`the scheduler instance ${id} is ${state}${instance?.StateReason?.Message ? `: ${instance.StateReason.Message}` : ''}`);
+    const lost = instance && lostInstance(instance);
+    if (lost) throw lost;
     await sleep(pollDelay(attempt), undefined, { signal });
   }
 }
