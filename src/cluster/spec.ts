@@ -70,7 +70,7 @@ const REQUIRED: Record<Exclude<ProviderName, 'local'>, { flag: CloudFlag; env: s
 };
 
 /** The usage error for a cloud that does not know where to go. */
-export function locationMissing(provider: Exclude<ProviderName, 'local'>): DcpError {
+function locationMissing(provider: Exclude<ProviderName, 'local'>): DcpError {
   const { flag, key, variables } = cloudLocation(provider);
   return usageError(`no ${flag} is known for ${provider}`, `pass ${FLAG_NAMES[flag]}, or save one: dcp config set ${key} ...${variables.length ? ` (or set ${variables.join(' or ')})` : ''}`);
 }

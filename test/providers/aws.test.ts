@@ -15,7 +15,9 @@ import { Interrupted } from '../../src/util/interrupt.js';
 import { awsProvider } from '../../src/providers/aws/index.js';
 import type { ProgressEvent } from '../../src/providers/provider.js';
 import { SEED, startFakeEc2, type FakeEc2 } from '../fakes/ec2/index.js';
+import { execa } from 'execa';
 import { tempDir } from '../helpers/cli.js';
+import { describeWithDask, python } from '../helpers/dask.js';
 
 let fake: FakeEc2;
 let home: string;
@@ -160,6 +162,18 @@ describe('up', () => {
     await destroyCluster(record.name, quiet);
     expect(fake.mutatingCalls().filter((c) => c.action === 'TerminateInstances')).toHaveLength(1);
     expect(fake.leftovers(record.name)).toEqual({ instances: [], securityGroups: [] });
+  });
+});
+
+describeWithDask('the image', () => {
+  it('is the Dask image of this machine’s distributed and Python, unless --image says otherwise', async () => {
+    const { stdout } = await execa(python(), ['-c', 'import sys, importlib.metadata as m; print(m.version("distributed").split("+")[0], "%d.%d" % sys.version_info[:2])']);
+    const [version, pythonVersion] = stdout.trim().split(' ');
+    const { record } = await up({ image: undefined, python: python() });
+    const expected = `ghcr.io/dask/dask:${version}-py${pythonVersion}`;
+    expect(record.details.image).toBe(expected);
+    for (const instance of tagged(record.name)) expect(instance.userData).toContain(`'${expected}' dask '${instance.tags['dcp:role']}'`);
+    await destroyCluster(record.name, quiet);
   });
 });
 
