@@ -128,6 +128,17 @@ describe('up', () => {
     await destroyCluster(record.name, quiet);
   });
 
+  it('--vpc alone: a subnet of that VPC; a subnet AWS does not know: said, with nothing made', async () => {
+    const { record } = await up({ vpc: SEED.customVpcId, private: true });
+    expect(tagged(record.name).every((i) => i.vpcId === SEED.customVpcId && i.subnetId === SEED.customSubnetId)).toBe(true);
+    await destroyCluster(record.name, quiet);
+    fake.calls.length = 0;
+    const error = await up({ name: 'aws-bad-subnet', subnet: 'subnet-0123456789abcdef0' }).catch((e: unknown) => e as DcpError);
+    expect((error as DcpError).message).toMatch(/AWS refused DescribeSubnets: InvalidSubnetID.NotFound/);
+    expect((error as DcpError).hint).toMatch(/--subnet/);
+    expect(fake.mutatingCalls()).toEqual([]);
+  });
+
   it('never opens a port to the whole internet unless asked by name', async () => {
     await expect(planUp(flags({ ingress: ['0.0.0.0/0'] }))).rejects.toThrow(/whole internet/);
     const { record } = await up({ ingress: ['0.0.0.0/0:8786', '2001:db8::/32:8786'], allowAnywhere: true });
