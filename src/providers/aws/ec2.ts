@@ -4,7 +4,34 @@
  * AWS_ENDPOINT_URL(_EC2)), AWS errors turned into dcp errors with a way forward, and the
  * tag-based finding and removal that make `down` work from any machine.
  */
-import type { EC2, Filter, Instance, SecurityGroup } from '@aws-sdk/client-ec2';
+import {
+  AuthorizeSecurityGroupIngressCommand,
+  CreateSecurityGroupCommand,
+  DeleteSecurityGroupCommand,
+  DescribeImagesCommand,
+  DescribeInstancesCommand,
+  DescribeSecurityGroupsCommand,
+  DescribeSubnetsCommand,
+  DescribeVpcsCommand,
+  EC2Client,
+  GetConsoleOutputCommand,
+  RunInstancesCommand,
+  TerminateInstancesCommand,
+  type AuthorizeSecurityGroupIngressCommandInput,
+  type CreateSecurityGroupCommandInput,
+  type DeleteSecurityGroupCommandInput,
+  type DescribeImagesCommandInput,
+  type DescribeInstancesCommandInput,
+  type DescribeSecurityGroupsCommandInput,
+  type DescribeSubnetsCommandInput,
+  type DescribeVpcsCommandInput,
+  type Filter,
+  type GetConsoleOutputCommandInput,
+  type Instance,
+  type RunInstancesCommandInput,
+  type SecurityGroup,
+  type TerminateInstancesCommandInput,
+} from '@aws-sdk/client-ec2';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DcpError, ExitCode, messageOf, usageError } from '../../errors.js';
 
@@ -13,8 +40,33 @@ export const TAG_ROLE = 'dcp:role';
 /** Unique per `up`: a rollback removes what this run made, never a namesake's. */
 export const TAG_CLUSTER_ID = 'dcp:cluster-id';
 
+interface CallOptions {
+  abortSignal?: AbortSignal;
+}
+
+/**
+ * The EC2 actions dcp uses, each a command of its own: the bundle then holds these, not the
+ * SDK's hundreds (a third of the load time and memory of the whole client).
+ */
+function actions(client: EC2Client) {
+  return {
+    authorizeSecurityGroupIngress: (input: AuthorizeSecurityGroupIngressCommandInput) => client.send(new AuthorizeSecurityGroupIngressCommand(input)),
+    createSecurityGroup: (input: CreateSecurityGroupCommandInput) => client.send(new CreateSecurityGroupCommand(input)),
+    deleteSecurityGroup: (input: DeleteSecurityGroupCommandInput) => client.send(new DeleteSecurityGroupCommand(input)),
+    describeImages: (input: DescribeImagesCommandInput, options?: CallOptions) => client.send(new DescribeImagesCommand(input), options),
+    describeInstances: (input: DescribeInstancesCommandInput, options?: CallOptions) => client.send(new DescribeInstancesCommand(input), options),
+    describeSecurityGroups: (input: DescribeSecurityGroupsCommandInput) => client.send(new DescribeSecurityGroupsCommand(input)),
+    describeSubnets: (input: DescribeSubnetsCommandInput, options?: CallOptions) => client.send(new DescribeSubnetsCommand(input), options),
+    describeVpcs: (input: DescribeVpcsCommandInput, options?: CallOptions) => client.send(new DescribeVpcsCommand(input), options),
+    getConsoleOutput: (input: GetConsoleOutputCommandInput) => client.send(new GetConsoleOutputCommand(input)),
+    // Mutating calls take no abort signal: cut off half way, one may still have made something.
+    runInstances: (input: RunInstancesCommandInput) => client.send(new RunInstancesCommand(input)),
+    terminateInstances: (input: TerminateInstancesCommandInput) => client.send(new TerminateInstancesCommand(input)),
+  };
+}
+
 export interface Ec2 {
-  api: EC2;
+  api: ReturnType<typeof actions>;
   region: string;
 }
 
@@ -61,20 +113,19 @@ export async function call<T>(action: string, request: () => Promise<T>): Promis
 /** The region the SDK's own chain gives (AWS_REGION, the profile in ~/.aws/config), if any. */
 export async function configuredRegion(): Promise<string | undefined> {
   try {
-    return await (await client(undefined)).config.region();
+    return await client(undefined).config.region();
   } catch {
     return undefined;
   }
 }
 
-async function client(region: string | undefined): Promise<EC2> {
+function client(region: string | undefined): EC2Client {
   // dcp supports Node 20.19 and up and says so itself; the SDK's many-line notice about its own
   // future Node support would bury dcp's output on every run.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  const { EC2 } = await import('@aws-sdk/client-ec2');
   // The AWS CLI reads AWS_DEFAULT_REGION (after AWS_REGION, before the profile); SDK v3 does not.
   const chosen = region ?? (process.env.AWS_REGION ? undefined : process.env.AWS_DEFAULT_REGION);
-  return new EC2(chosen ? { region: chosen } : {});
+  return new EC2Client(chosen ? { region: chosen } : {});
 }
 
 /**
@@ -82,22 +133,22 @@ async function client(region: string | undefined): Promise<EC2> {
  * credentials are known before anything is asked of AWS.
  */
 export async function connect(region: string | undefined): Promise<Ec2> {
-  const api = await client(region);
+  const sdk = client(region);
   let resolved: string;
   try {
-    resolved = await api.config.region();
+    resolved = await sdk.config.region();
   } catch {
     throw usageError('no region is known for aws', 'pass --region, or save one: dcp config set aws.region ... (or set AWS_REGION, or a region in your AWS profile)');
   }
   try {
-    await api.config.credentials();
+    await sdk.config.credentials();
   } catch (error) {
     throw new DcpError(`no AWS credentials found: ${messageOf(error)}`, {
       hint: 'run `aws configure` (or `aws sso login`), set AWS_PROFILE, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY',
       exitCode: ExitCode.usage,
     });
   }
-  return { api, region: resolved };
+  return { api: actions(sdk), region: resolved };
 }
 
 /** Which cluster: one run of `up` by its id, a cluster by name, or every dcp cluster. */

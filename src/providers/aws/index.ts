@@ -144,8 +144,7 @@ export const awsProvider: Provider = {
     const [schedulerImage, workerImage] = [await imageFor(schedulerType), await imageFor(workerType)];
     context.progress({ step: 'find network', status: 'done', detail: `${placement.subnetId} (${placement.zone}) in ${placement.vpcId}, image ${schedulerImage}` });
 
-    // Mutating calls get no abort signal: a call cut off half way may still have made something
-    // that the journal would then miss. Ctrl-C is honoured between them.
+    // Ctrl-C is honoured between the mutating calls, never inside one (see ec2.ts).
     context.progress({ step: 'security group', status: 'start', detail: `dcp-${spec.name}` });
     const { GroupId: groupId } = await call('CreateSecurityGroup', () =>
       ec2.api.createSecurityGroup({
