@@ -3,12 +3,19 @@
  * on a private /24 that the host reaches through the bridge. Nothing leaves the machine.
  * Needs root and iproute2; CI has both.
  */
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
 import { describe } from 'vitest';
 
+/** Why namespaces cannot be made here (tried for real: root alone may lack CAP_NET_ADMIN), or undefined. */
 function canMakeNamespaces(): string | undefined {
   if (process.getuid?.() !== 0) return 'not root';
+  const probe = `dcp-probe-${process.pid}`;
+  const made = spawnSync('ip', ['netns', 'add', probe], { encoding: 'utf8' });
+  if (made.error) return `no ip command (${made.error.message}); apt-get install -y iproute2`;
+  if (made.status !== 0) return made.stderr.trim() || `ip netns add exited with ${made.status}`;
+  spawnSync('ip', ['netns', 'del', probe]);
   return undefined;
 }
 

@@ -157,6 +157,20 @@ describe('up', () => {
     await destroyCluster(pinned.record.name, quiet);
   });
 
+  it('sizes the scheduler apart (aws.scheduler_instance_type), with the image its architecture needs', async () => {
+    process.env.DCP_AWS_SCHEDULER_INSTANCE_TYPE = 't3.large';
+    try {
+      const { record } = await up({ instanceType: 'm7g.large' });
+      const scheduler = tagged(record.name).find((i) => i.tags['dcp:role'] === 'scheduler')!;
+      expect(scheduler).toMatchObject({ instanceType: 't3.large', imageId: SEED.images.nobleAmd64New });
+      expect(tagged(record.name).filter((i) => i.tags['dcp:role'] === 'worker').every((i) => i.imageId === SEED.images.nobleArm64New)).toBe(true);
+      expect(record.details).toMatchObject({ ami: SEED.images.nobleAmd64New, worker_ami: SEED.images.nobleArm64New });
+      await destroyCluster(record.name, quiet);
+    } finally {
+      delete process.env.DCP_AWS_SCHEDULER_INSTANCE_TYPE;
+    }
+  });
+
   it('50 workers: at most 10 mutating calls, the workers launched before the scheduler runs', async () => {
     const { record } = await up({ workers: '50' });
     const mutating = fake.mutatingCalls();

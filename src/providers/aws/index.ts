@@ -221,6 +221,7 @@ export const awsProvider: Provider = {
         scheduler_private_ip: privateIp,
         ...(isPublic ? { scheduler_public_ip: address } : {}),
         ami: schedulerImage,
+        ...(workerImage !== schedulerImage ? { worker_ami: workerImage } : {}),
         runtime: spec.runtime,
         ...(spec.image ? { image: spec.image } : {}),
       },
