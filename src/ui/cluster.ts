@@ -20,6 +20,11 @@ export function snippetFor(record: ClusterRecord, format: SnippetFormat): string
   }
 }
 
+/** What `up` can say of a cluster it made: ready, or made without waiting (--no-wait). */
+export function upState(record: ClusterRecord): string {
+  return record.status === 'ready' ? 'ready' : 'starting (not waited for)';
+}
+
 export function clusterJson(record: ClusterRecord) {
   return {
     name: record.name,
@@ -52,7 +57,7 @@ export function renderUp(record: ClusterRecord, style: Style): string {
     ...(record.dask_config_file ? ([['Dask config', `${record.dask_config_file} (a plain Client("${record.scheduler_address}") works now)`]] as [string, string][]) : []),
   ];
   return [
-    `${style.green('✓')} Cluster ${style.bold(record.name)} is ${record.status === 'ready' ? 'ready' : 'starting (not waited for)'} (${record.provider}, ${record.workers} worker${record.workers === 1 ? '' : 's'}, ${record.tls ? 'TLS' : 'no TLS'})`,
+    `${style.green('✓')} Cluster ${style.bold(record.name)} is ${upState(record)} (${record.provider}, ${record.workers} worker${record.workers === 1 ? '' : 's'}, ${record.tls ? 'TLS' : 'no TLS'})`,
     '',
     ...rows.map(([label, value]) => `  ${label.padEnd(11)} ${value}`),
     '',

@@ -78,4 +78,8 @@ describe('Summary', () => {
     expect(text).toContain('tls_client_key="/s/tls/client-key.pem"');
     expect(text).toContain('Next: dcp status analytics · dcp dashboard analytics · dcp down analytics');
   });
+
+  it('does not call a cluster made with --no-wait ready', () => {
+    expect(frame(<Summary record={{ ...record, status: 'running' }} />)).toContain('✓ analytics is starting (not waited for) (local, 2 workers, TLS)');
+  });
 });

@@ -9,7 +9,7 @@ import Spinner from 'ink-spinner';
 import { useEffect, useState } from 'react';
 import type { ClusterRecord } from '../cluster/state.js';
 import type { ProgressEvent } from '../providers/provider.js';
-import { snippetFor } from './cluster.js';
+import { snippetFor, upState } from './cluster.js';
 
 export interface Task {
   step: string;
@@ -101,7 +101,7 @@ export function Summary({ record }: { record: ClusterRecord }) {
     <Box flexDirection="column" marginTop={1}>
       <Text>
         <Text color="green">✓ </Text>
-        <Text bold>{record.name}</Text> is ready ({record.provider}, {record.workers} worker{record.workers === 1 ? '' : 's'}, {record.tls ? 'TLS' : 'no TLS'})
+        <Text bold>{record.name}</Text> is {upState(record)} ({record.provider}, {record.workers} worker{record.workers === 1 ? '' : 's'}, {record.tls ? 'TLS' : 'no TLS'})
       </Text>
       <Box flexDirection="column" marginLeft={2} marginTop={1}>
         {rows.map(([label, value], i) => (

@@ -7,7 +7,8 @@ import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
-import { afterAll, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { startFakeEc2 } from '../fakes/ec2/index.js';
 import { CLI, dcp, json, tempDir } from '../helpers/cli.js';
 import { describeWithDask, python } from '../helpers/dask.js';
 
@@ -29,23 +30,29 @@ afterAll(async () => {
   await dcp(['down', '--all', '--yes'], { home });
 });
 
+/** Presses Enter at each question as it appears, until dcp exits; returns the screen and the questions. */
+async function enterEverywhere(name: string): Promise<{ text: string; answered: string[] }> {
+  const answered: string[] = [];
+  let text = '';
+  for (let i = 0; i < 300 && !/dcp exited: \d+/.test(text); i++) {
+    await sleep(100);
+    text = await screen(name);
+    // The question waiting for an answer is the last line starting with "?" that is not answered yet.
+    const open = text.split('\n').filter((line) => /^\? /.test(line)).at(-1);
+    if (open && !answered.includes(open) && !text.split('\n').some((line) => line.startsWith(`✔ ${open.slice(2).split('?')[0]}`))) {
+      answered.push(open);
+      await tmux('send-keys', '-t', name, 'Enter');
+    }
+  }
+  return { text, answered };
+}
+
 describeWithDask('dcp up in a terminal', () => {
   it.skipIf(!hasTmux)('Enter at every question makes a local TLS cluster and shows how to connect', async () => {
     const command = `env -u CI HOME=${home} XDG_STATE_HOME=${home}/.local/state ${process.execPath} ${CLI} up; echo "dcp exited: $?"; sleep 600`;
     expect((await tmux('new-session', '-d', '-s', session, '-x', '120', '-y', '50', command)).exitCode).toBe(0);
 
-    const answered: string[] = [];
-    let text = '';
-    for (let i = 0; i < 300 && !/dcp exited: \d+/.test(text); i++) {
-      await sleep(100);
-      text = await screen();
-      // The question waiting for an answer is the last line starting with "?" that is not answered yet.
-      const open = text.split('\n').filter((line) => /^\? /.test(line)).at(-1);
-      if (open && !answered.includes(open) && !text.split('\n').some((line) => line.startsWith(`✔ ${open.slice(2).split('?')[0]}`))) {
-        answered.push(open);
-        await tmux('send-keys', '-t', session, 'Enter');
-      }
-    }
+    const { text, answered } = await enterEverywhere(session);
     expect(text, text).toMatch(/dcp exited: 0/);
     expect(answered.length).toBeGreaterThanOrEqual(6);
     expect(text).toMatch(/Where should the cluster run\? local/);
@@ -84,5 +91,34 @@ describeWithDask('dcp up in a terminal', () => {
     expect(text).toMatch(/✗ workers/);
     expect(text).toContain('interrupted (Ctrl-C)');
     expect(json<{ clusters: unknown[] }>((await dcp(['list', '--json'], { home })).stdout).clusters).toEqual([]);
+  });
+});
+
+describe('dcp up --provider aws in a terminal', () => {
+  it.skipIf(!hasTmux)('Enter at every question: public, open to my address only, TLS; the steps and the summary show, and down removes it all', async () => {
+    const fake = await startFakeEc2({ shuttingDownMs: 50 });
+    const name = `dcp-e2e-aws-${process.pid}`;
+    const awsHome = tempDir('dcp-home-aws-');
+    const env = { AWS_ENDPOINT_URL_EC2: fake.url, AWS_ACCESS_KEY_ID: 'AKIDFAKE', AWS_SECRET_ACCESS_KEY: 'fake', AWS_EC2_METADATA_DISABLED: 'true', DCP_MY_IP_URL: `${fake.url}/checkip` };
+    const exports = Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ');
+    try {
+      // The region, the image and --no-wait as flags (the fake's addresses are not to be connected to); the rest asked.
+      const command = `env -u CI HOME=${awsHome} XDG_STATE_HOME=${awsHome}/.local/state ${exports} ${process.execPath} ${CLI} up --provider aws --region us-east-1 --image ghcr.io/dask/dask:2022.12.1-py3.11 --no-wait; echo "dcp exited: $?"; sleep 600`;
+      expect((await tmux('new-session', '-d', '-s', name, '-x', '140', '-y', '60', command)).exitCode).toBe(0);
+      const { text, answered } = await enterEverywhere(name);
+      expect(text, text).toMatch(/dcp exited: 0/);
+      expect(answered.some((q) => /How will you reach the scheduler/.test(q))).toBe(true);
+      expect(text).toMatch(/Who may connect.*only this machine/);
+      for (const step of ['find network', 'security group', 'launch scheduler', 'launch workers', 'public address']) expect(text).toMatch(new RegExp(`✓ ${step}\\s`));
+      expect(text).toMatch(/security group\s+[\d.]+s\s+sg-\w+: 203\.0\.113\.7\/32 → 8786,8787/);
+      const scheduler = fake.instances().find((i) => i.tags['dcp:role'] === 'scheduler')!;
+      expect(text).toMatch(new RegExp(`scheduler\\s+tls://${scheduler.publicIp!.replaceAll('.', '\\.')}:8786`));
+      const down = await dcp(['down', '--all', '--yes'], { home: awsHome, env });
+      expect(down.exitCode, down.stderr).toBe(0);
+      expect(fake.leftovers(scheduler.tags['dcp:cluster']!)).toEqual({ instances: [], securityGroups: [] });
+    } finally {
+      await tmux('kill-session', '-t', name);
+      await fake.close();
+    }
   });
 });

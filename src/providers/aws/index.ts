@@ -14,6 +14,7 @@ type InstanceType = NonNullable<RunInstancesCommandInput['InstanceType']>;
 import { readJournal, type ClusterRecord, type Resource } from '../../cluster/state.js';
 import { DASK_PORTS, resolveMe } from '../../config/ingress.js';
 import { DcpError, usageError } from '../../errors.js';
+import { formatDuration } from '../../util/duration.js';
 import { bootScript, DASHBOARD_PORT, SCHEDULER_PORT, userData, type RoleTls } from '../boot/index.js';
 import type { ClusterSpec, CreateContext, DestroyContext, DiscoveredCluster, Endpoints, MemberStatus, Provider } from '../provider.js';
 import { daskVersions, findPython } from '../python.js';
@@ -99,12 +100,12 @@ export const awsProvider: Provider = {
   plan(spec) {
     const type = spec.cloud.instance_type ?? DEFAULT_INSTANCE_TYPE;
     const where = spec.cloud.subnet ? `subnet ${spec.cloud.subnet}` : spec.cloud.vpc ? `VPC ${spec.cloud.vpc}` : 'the default VPC';
-    const opened = spec.ingress.map((rule) => `${rule.cidr === 'me' ? 'your public address' : rule.cidr} on ${rule.ports.join(', ')}`).join('; ');
     return [
       `launch a scheduler (${spec.cloud.scheduler_instance_type ?? type}) and ${count(spec.workers, 'worker')} (${type}) in ${where}${spec.cloud.region ? ` of ${spec.cloud.region}` : ''}`,
-      spec.networking === 'public' ? 'give each instance a public IP; workers still reach the scheduler by its private IP' : 'no public IPs: connect from inside the VPC or over a VPN',
-      `a security group dcp-${spec.name}: the cluster's members reach each other; ${opened || "the VPC's own network"} reach the scheduler`,
-      `stop billing by itself: the scheduler powers off after ${Math.round(spec.idleTimeoutSeconds / 60)} idle minutes, and its workers after it`,
+      // Private networking and the ingress rules are said by the review itself, for every cloud.
+      ...(spec.networking === 'public' ? ['give each instance a public IP; workers still reach the scheduler by its private IP'] : []),
+      `a security group dcp-${spec.name}: the cluster's members reach each other${spec.ingress.length === 0 ? "; the VPC's own network reaches the scheduler" : ''}`,
+      `stop billing by itself: the scheduler powers off after ${formatDuration(spec.idleTimeoutSeconds * 1000)} without work, and its workers with it`,
     ];
   },
 
