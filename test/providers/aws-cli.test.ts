@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFakeEc2, type FakeEc2 } from '../fakes/ec2/index.js';
+import { SEED, startFakeEc2, type FakeEc2 } from '../fakes/ec2/index.js';
 import { dcp, json, tempDir } from '../helpers/cli.js';
 
 let fake: FakeEc2;
@@ -79,6 +79,22 @@ describe('dcp up --provider aws against the fake', () => {
     expect(down.exitCode, down.stderr).toBe(0);
     expect(down.stdout).toMatch(/cli-elsewhere is gone \(removed instances i-\w+, i-\w+, i-\w+, security group sg-\w+\)/);
     expect(fake.leftovers('cli-elsewhere')).toEqual({ instances: [], securityGroups: [] });
+  });
+
+  it('status asks AWS for the members and the scheduler for itself (in the loopback subnet: nothing leaves this machine)', async () => {
+    const home = tempDir('dcp-aws-status-');
+    const up = await dcp(['up', '--provider', 'aws', '--region', 'us-east-1', '--name', 'cli-status', '--private', '--subnet', SEED.loopbackSubnetId, '--image', 'x', '--no-wait', '--json'], { home, env });
+    expect(up.exitCode, up.stderr).toBe(0);
+    expect(json<UpJson>(up.stdout).scheduler_address).toMatch(/^tls:\/\/127\.77\.0\.\d+:8786$/);
+    const status = await dcp(['status', 'cli-status', '--json'], { home, env });
+    // Nothing listens there: not reachable, exit 1; the members are what EC2 says.
+    expect(status.exitCode).toBe(1);
+    const report = json<{ reachable: boolean; members: { role: string; id: string; running: boolean }[] }>(status.stdout);
+    expect(report.reachable).toBe(false);
+    expect(report.members.map((m) => m.role).sort()).toEqual(['scheduler', 'worker', 'worker']);
+    expect(report.members.every((m) => /^i-[0-9a-f]{17}$/.test(m.id))).toBe(true);
+    expect((await dcp(['down', 'cli-status', '--yes'], { home, env })).exitCode).toBe(0);
+    expect(fake.leftovers('cli-status')).toEqual({ instances: [], securityGroups: [] });
   });
 
   it('says what is missing before anything is made: region, credentials', async () => {
