@@ -51,7 +51,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--provider <provider>', 'where the cluster runs').choices(['local', 'aws', 'gcp', 'azure', 'digitalocean']))
     .option('--workers <n>', 'number of workers (default 2)')
     .option('--threads <n>', 'threads per worker (default: Dask decides from the CPUs)')
-    .option('--memory-limit <size>', 'memory per worker, e.g. 4GiB (local)')
+    .option('--memory-limit <size>', 'memory per worker, e.g. 4GiB')
     .option('--region <region>', 'cloud region (aws, azure, digitalocean)')
     .option('--zone <zone>', 'cloud zone (gcp)')
     .option('--instance-type <type>', 'VM size for the workers (aws instance type, gcp machine type, azure VM size, droplet size)')
@@ -74,7 +74,7 @@ export function buildProgram(): Command {
     .option('--no-wait', 'return once the resources exist, without waiting for readiness')
     .option('--wait-workers <n>', 'ready once this many workers are connected (default: all)')
     .option('--insecure', 'allow --tls off on a public network', false)
-    .option('--python <path>', 'the Python with distributed to run Dask with (local; or DCP_PYTHON)')
+    .option('--python <path>', 'the Python with distributed: it runs a local cluster, and a cloud image matches its versions (or DCP_PYTHON)')
     .option('--save', 'save these choices as your defaults (dcp.yaml, and cloudprovider.yaml for clouds)', false)
     .addHelpText(
       'after',

@@ -216,7 +216,7 @@ export async function destroyCluster(name: string, hooks: Hooks, env = process.e
   if (!record && resources.length === 0 && !(await listClusterNames(env)).includes(name)) {
     if (!elsewhere.provider || elsewhere.provider === 'local') return undefined;
     const provider = await loadProvider(elsewhere.provider);
-    const removed = await provider.destroy([], { name, dir: clusterDir(name, env), progress: hooks.progress, ...(elsewhere.location ? { location: elsewhere.location } : {}) });
+    const removed = await provider.destroy([], { name, dir: clusterDir(name, env), progress: hooks.progress, searchByName: true, ...(elsewhere.location ? { location: elsewhere.location } : {}) });
     return removed.length > 0 ? removed : undefined;
   }
   const provider = await loadProvider(record?.provider ?? elsewhere.provider ?? 'local');

@@ -114,7 +114,9 @@ export async function down(name: string | undefined, options: { all: boolean; pr
   if (options.all && names.length > 0 && !(await confirm(out, `Tear down ${names.length} cluster${names.length === 1 ? '' : 's'} (${names.join(', ')})?`, '--yes'))) {
     return ExitCode.failed;
   }
-  if (!options.all && ((await readRecord(name!)) || options.provider) && !(await confirm(out, `Tear down ${name}${options.provider ? ` and everything tagged with it in ${options.provider}` : ''}?`, '--yes'))) return ExitCode.failed;
+  const known = !options.all && (await readRecord(name!)) !== undefined;
+  // With state here, `down` works from it; --provider is for a cluster this machine does not know.
+  if (!options.all && (known || options.provider) && !(await confirm(out, `Tear down ${name}${known ? '' : ` (everything tagged with it in ${options.provider})`}?`, '--yes'))) return ExitCode.failed;
   const elsewhere = { ...(options.provider ? { provider: options.provider } : {}), ...(options.region ? { location: options.region } : {}) };
   const results: { name: string; found: boolean; removed: string[] }[] = [];
   for (const each of names) {

@@ -31,7 +31,7 @@ export const settingsSchema = z
     ingress: z.array(ingressRuleSchema, { error: 'must be a list of {ports, cidr} rules' }),
     tls: oneOf(['auto', 'byo', 'off'] as const),
     tls_dir: text,
-    image: text.regex(/^\S+$/, { error: 'must be an image reference like ghcr.io/dask/dask:2024.5.0-py3.12, without spaces' }),
+    image: text.regex(/^[^\s-]\S*$/, { error: 'must be an image reference like ghcr.io/dask/dask:2024.5.0-py3.12, without spaces' }),
     runtime: oneOf(['docker', 'preinstalled'] as const),
     // Shorter would stop a new scheduler before anyone used it; 0 (never) would bill forever.
     idle_timeout: duration.refine((value) => (parseDuration(value) ?? 0) >= 60_000, { error: 'must be at least 1m' }),

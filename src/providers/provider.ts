@@ -64,6 +64,8 @@ export interface DestroyContext {
   dir: string;
   /** Where to look when the journal does not say (a cloud region), e.g. `down --region`. */
   location?: string;
+  /** No state here (`down --provider`): find the cluster in the cloud by its name. */
+  searchByName?: boolean;
   progress(event: ProgressEvent): void;
 }
 

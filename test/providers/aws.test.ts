@@ -13,7 +13,7 @@ import { clusterDir, readJournal } from '../../src/cluster/state.js';
 import { DcpError, ExitCode } from '../../src/errors.js';
 import { Interrupted } from '../../src/util/interrupt.js';
 import { awsProvider } from '../../src/providers/aws/index.js';
-import type { ProgressEvent } from '../../src/providers/provider.js';
+import type { ProgressEvent, Provider } from '../../src/providers/provider.js';
 import { SEED, startFakeEc2, type FakeEc2 } from '../fakes/ec2/index.js';
 import { execa } from 'execa';
 import { tempDir } from '../helpers/cli.js';
@@ -252,6 +252,25 @@ describe('failures roll back everything', () => {
     });
   }
 
+  it('a rollback removes only what its own run made, never a namesake that appeared elsewhere meanwhile', async () => {
+    const { record: other } = await up({ name: 'aws-namesake' });
+    rmSync(clusterDir(other.name), { recursive: true });
+    const theirs = () => fake.leftovers('aws-namesake').instances.filter((i) => i.vpcId === SEED.defaultVpcId);
+    expect(theirs()).toHaveLength(3);
+    // As if the other cluster was made after this run checked the name: the check sees a free one.
+    const racing: Provider = { ...awsProvider, prepare: async (spec) => ({ ...(await awsProvider.prepare({ ...spec, name: 'aws-namesake-free' })), name: spec.name }) };
+    for (const [action, skip] of [['CreateSecurityGroup', 0], ['RunInstances', 1]] as const) {
+      fake.fail(action, { code: 'InsufficientInstanceCapacity', message: 'no capacity' }, { skip });
+      const plan = await planUp(flags({ name: 'aws-namesake', subnet: SEED.customSubnetId }));
+      await expect(createCluster(plan, racing, quiet, new AbortController().signal)).rejects.toThrow(/rolled back/);
+      expect(theirs()).toHaveLength(3);
+      expect(fake.leftovers('aws-namesake').securityGroups.map((g) => g.vpcId)).toEqual([SEED.defaultVpcId]);
+      expect(fake.leftovers('aws-namesake').instances.filter((i) => i.vpcId === SEED.customVpcId)).toEqual([]);
+    }
+    await destroyCluster('aws-namesake', quiet, process.env, { provider: 'aws' });
+    expect(fake.leftovers('aws-namesake')).toEqual({ instances: [], securityGroups: [] });
+  });
+
   it('no capacity for the workers: the scheduler and group go, and the hint says what to try', async () => {
     fake.fail('RunInstances', { code: 'InsufficientInstanceCapacity', message: 'We currently do not have sufficient capacity.' }, { skip: 1 });
     const error = await up({ name: 'aws-capacity' }).catch((e: unknown) => e as DcpError);
@@ -331,6 +350,14 @@ describe('waiting for readiness (in the loopback subnet: nothing leaves this mac
     expect((error as DcpError).message).toMatch(/aws-timeout was not ready within 2s; rolled back: removed instances i-\w+, i-\w+, i-\w+, security group sg-\w+/);
     expect((error as DcpError).details).toMatch(/--- instances ---\nscheduler i-\w+: pending/);
     expect(fake.leftovers('aws-timeout')).toEqual({ instances: [], securityGroups: [] });
+  });
+
+  it('the instance states still explain a timeout when the console cannot be read (permission, older types)', async () => {
+    fake.fail('GetConsoleOutput', { code: 'UnauthorizedOperation', message: 'denied' }, { times: 2 });
+    const error = await up({ ...loopback, name: 'aws-no-console', timeout: '2s' }).catch((e: unknown) => e as DcpError);
+    expect((error as DcpError).details).toMatch(/--- instances ---\nscheduler i-\w+: pending/);
+    expect((error as DcpError).details).toContain('(its console output could not be read)');
+    expect(fake.calls.filter((c) => c.action === 'GetConsoleOutput').map((c) => c.params.Latest)).toEqual(['true', 'false']);
   });
 
   it('an instance that dies while dcp waits fails up at once, saying which and why', async () => {

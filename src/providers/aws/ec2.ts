@@ -96,7 +96,7 @@ export function awsError(action: string, error: unknown): DcpError {
   });
 }
 
-export function errorCode(error: unknown): string | undefined {
+function errorCode(error: unknown): string | undefined {
   return (error as { name?: string } | undefined)?.name;
 }
 
@@ -154,7 +154,7 @@ export async function connect(region: string | undefined): Promise<Ec2> {
 /** Which cluster: one run of `up` by its id, a cluster by name, or every dcp cluster. */
 export type Which = { id: string } | { name: string } | 'all';
 
-export function clusterFilter(which: Which): Filter {
+function clusterFilter(which: Which): Filter {
   if (which === 'all') return { Name: 'tag-key', Values: [TAG_CLUSTER] };
   return 'id' in which ? { Name: `tag:${TAG_CLUSTER_ID}`, Values: [which.id] } : { Name: `tag:${TAG_CLUSTER}`, Values: [which.name] };
 }
@@ -163,16 +163,24 @@ export function tagValue(tags: { Key?: string; Value?: string }[] | undefined, k
   return tags?.find((tag) => tag.Key === key)?.Value;
 }
 
-/** Every instance these filters match, page after page. */
-async function findInstances(ec2: Ec2, Filters: Filter[], signal?: AbortSignal): Promise<Instance[]> {
-  const found: Instance[] = [];
+/** Every item of a listing, page after page. */
+async function allPages<T>(page: (token: { NextToken?: string }) => Promise<{ items: T[]; NextToken?: string | undefined }>): Promise<T[]> {
+  const items: T[] = [];
   let NextToken: string | undefined;
   do {
-    const page = await call('DescribeInstances', () => ec2.api.describeInstances({ Filters, ...(NextToken ? { NextToken } : {}) }, signal ? { abortSignal: signal } : {}));
-    for (const reservation of page.Reservations ?? []) found.push(...(reservation.Instances ?? []));
-    NextToken = page.NextToken;
+    const next = await page(NextToken ? { NextToken } : {});
+    items.push(...next.items);
+    NextToken = next.NextToken;
   } while (NextToken);
-  return found;
+  return items;
+}
+
+/** Every instance these filters match. */
+function findInstances(ec2: Ec2, Filters: Filter[], signal?: AbortSignal): Promise<Instance[]> {
+  return allPages(async (token) => {
+    const page = await call('DescribeInstances', () => ec2.api.describeInstances({ Filters, ...token }, signal ? { abortSignal: signal } : {}));
+    return { items: (page.Reservations ?? []).flatMap((reservation) => reservation.Instances ?? []), NextToken: page.NextToken };
+  });
 }
 
 /** Every instance of a cluster (or of every dcp cluster) that is not terminated yet. */
@@ -188,15 +196,11 @@ export function lostInstance(instance: Instance): DcpError | undefined {
   return new DcpError(`the ${tagValue(instance.Tags, TAG_ROLE) ?? 'cluster'} instance ${instance.InstanceId} is ${state}${reason ? `: ${reason}` : ''}`);
 }
 
-export async function clusterGroups(ec2: Ec2, which: Which): Promise<SecurityGroup[]> {
-  const groups: SecurityGroup[] = [];
-  let NextToken: string | undefined;
-  do {
-    const page = await call('DescribeSecurityGroups', () => ec2.api.describeSecurityGroups({ Filters: [clusterFilter(which)], ...(NextToken ? { NextToken } : {}) }));
-    groups.push(...(page.SecurityGroups ?? []));
-    NextToken = page.NextToken;
-  } while (NextToken);
-  return groups;
+export function clusterGroups(ec2: Ec2, which: Which): Promise<SecurityGroup[]> {
+  return allPages(async (token) => {
+    const page = await call('DescribeSecurityGroups', () => ec2.api.describeSecurityGroups({ Filters: [clusterFilter(which)], ...token }));
+    return { items: page.SecurityGroups ?? [], NextToken: page.NextToken };
+  });
 }
 
 /** 0.5 s, 1 s, 2 s, then every 5 s: quick for small clusters, polite for long waits. */

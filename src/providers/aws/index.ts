@@ -24,7 +24,8 @@ import { architecture, permissions, resolvePlacement, ubuntuImage } from './netw
 const DEFAULT_INSTANCE_TYPE = 't3.medium';
 
 interface AwsResource extends Resource {
-  kind: 'instance' | 'security-group';
+  /** `run`: this `up`, journaled before its first change, so rollback knows its own tag. */
+  kind: 'run' | 'instance' | 'security-group';
   data: { region: string; clusterId: string; role?: string };
 }
 
@@ -63,9 +64,9 @@ async function matchingImage(python: string | undefined): Promise<string> {
 const unanswered = new Map<string, number>();
 
 const clients = new Map<string, Promise<Ec2>>();
-/** One client per region for the whole run; the first call checks region and credentials. */
+/** One client per region (and endpoint) for the whole run; the first call checks region and credentials. */
 function ec2For(region: string | undefined): Promise<Ec2> {
-  const key = region ?? '';
+  const key = `${region ?? ''}|${process.env.AWS_ENDPOINT_URL_EC2 ?? process.env.AWS_ENDPOINT_URL ?? ''}`;
   if (!clients.has(key)) {
     const made = connect(region);
     made.catch(() => clients.delete(key));
@@ -89,6 +90,11 @@ function instanceIds(resources: Resource[], role?: string): string[] {
 
 function count(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+/** `instances i-1, i-2` for a few, `51 instances` for many. */
+function idsOrCount(ids: string[], word: string): string {
+  return ids.length <= 3 ? `${word}${ids.length === 1 ? '' : 's'} ${ids.join(', ')}` : count(ids.length, word);
 }
 
 export const awsProvider: Provider = {
@@ -132,6 +138,7 @@ export const awsProvider: Provider = {
     const workerType = spec.cloud.instance_type ?? DEFAULT_INSTANCE_TYPE;
     const schedulerType = spec.cloud.scheduler_instance_type ?? workerType;
     const clusterId = randomUUID();
+    await context.record({ kind: 'run', id: clusterId, data: { region, clusterId } });
 
     context.progress({ step: 'find network', status: 'start', detail: region });
     const placement = await resolvePlacement(ec2, spec.cloud.vpc, spec.cloud.subnet, signal);
@@ -158,7 +165,8 @@ export const awsProvider: Provider = {
     await context.record({ kind: 'security-group', id: groupId!, data: { region, clusterId } });
     // Private clusters are reachable from their own VPC unless the user said otherwise.
     const ingress = spec.ingress.length > 0 ? spec.ingress : [{ ports: DASK_PORTS, cidr: placement.vpcCidr }];
-    await call('AuthorizeSecurityGroupIngress', () => ec2.api.authorizeSecurityGroupIngress({ GroupId: groupId!, IpPermissions: permissions(groupId!, ingress) }));
+    const rules = permissions(groupId!, ingress);
+    await call('AuthorizeSecurityGroupIngress', () => ec2.api.authorizeSecurityGroupIngress({ GroupId: groupId!, IpPermissions: rules }));
     context.progress({ step: 'security group', status: 'done', detail: `${groupId}: ${ingress.map((rule) => `${rule.cidr} → ${rule.ports.join(',')}`).join('; ')}` });
     signal.throwIfAborted();
 
@@ -201,7 +209,7 @@ export const awsProvider: Provider = {
     });
     context.progress({ step: 'launch workers', status: 'start', detail: `${count(spec.workers, 'worker')} (${workerType})` });
     const workers = await launch('worker', { ImageId: workerImage, InstanceType: workerType as InstanceType, MinCount: spec.workers, MaxCount: spec.workers, UserData: userData(workerScript).toString('base64') });
-    context.progress({ step: 'launch workers', status: 'done', detail: workers.length <= 3 ? workers.map((w) => w.InstanceId).join(', ') : count(workers.length, 'instance') });
+    context.progress({ step: 'launch workers', status: 'done', detail: idsOrCount(workers.map((w) => w.InstanceId!), 'instance') });
 
     let address = privateIp;
     if (isPublic) {
@@ -240,8 +248,9 @@ export const awsProvider: Provider = {
       // coming up fine; three checks in a row without an answer are.
       const misses = (unanswered.get(context.dir) ?? 0) + 1;
       unanswered.set(context.dir, misses);
-      if (misses >= 3) throw error;
-      return;
+      if (misses < 3) return;
+      unanswered.delete(context.dir);
+      throw error;
     }
     const lost = instances.map(lostInstance).find(Boolean);
     if (lost) throw lost;
@@ -251,31 +260,46 @@ export const awsProvider: Provider = {
     const resources = await readJournal(dir);
     const [schedulerId] = instanceIds(resources, 'scheduler');
     if (!schedulerId) return '';
+    let ec2: Ec2;
+    let states: string[];
     try {
-      const ec2 = await ec2For(regionOf(resources));
-      const states = (await describeInstances(ec2, instanceIds(resources))).map((i) => `${tagValue(i.Tags, TAG_ROLE) ?? '?'} ${i.InstanceId}: ${i.State?.Name}${i.StateReason?.Message ? ` (${i.StateReason.Message})` : ''}`);
-      const { Output } = await ec2.api.getConsoleOutput({ InstanceId: schedulerId, Latest: true });
-      const console = Output ? Buffer.from(Output, 'base64').toString('utf8').trimEnd().split('\n').slice(-15).join('\n') : '(no console output yet)';
-      return [`--- instances ---`, ...states, `--- scheduler ${schedulerId}: the last lines of its console ---`, console].join('\n');
+      ec2 = await ec2For(regionOf(resources));
+      states = (await describeInstances(ec2, instanceIds(resources))).map((i) => `${tagValue(i.Tags, TAG_ROLE) ?? '?'} ${i.InstanceId}: ${i.State?.Name}${i.StateReason?.Message ? ` (${i.StateReason.Message})` : ''}`);
     } catch {
       return '';
     }
+    // The newest output exists only on Nitro instance types; older ones answer with the last
+    // buffered output. Either may be refused (no ec2:GetConsoleOutput): the states still tell.
+    const consoleText = async () => {
+      for (const Latest of [true, false]) {
+        try {
+          const { Output } = await ec2.api.getConsoleOutput({ InstanceId: schedulerId, Latest });
+          return Output ? Buffer.from(Output, 'base64').toString('utf8').trimEnd().split('\n').slice(-15).join('\n') : '(no console output yet)';
+        } catch {
+          // try the other way, then give up
+        }
+      }
+      return '(its console output could not be read)';
+    };
+    return [`--- instances ---`, ...states, `--- scheduler ${schedulerId}: the last lines of its console ---`, await consoleText()].join('\n');
   },
 
   async destroy(resources, context: DestroyContext): Promise<string[]> {
-    const ec2 = await ec2For(regionOf(resources) ?? context.location);
-    // The journal, and whatever carries the cluster's tag: a crash may have come between a
-    // launch and its journal line. With a journal, only what this cluster's own run made.
+    // What the journal lists, and whatever carries the run's tag: a crash may have come between
+    // a launch and its journal line. By name only when asked to search (no state here): a
+    // rollback must never reach a namesake made elsewhere.
     const clusterId = clusterIdOf(resources);
-    const which = clusterId ? { id: clusterId } : { name: context.name };
+    const which = clusterId ? { id: clusterId } : context.searchByName ? { name: context.name } : undefined;
+    if (!which) return [];
+    const ec2 = await ec2For(regionOf(resources) ?? context.location);
     const tagged = await clusterInstances(ec2, which);
     const ids = [...new Set([...instanceIds(resources), ...tagged.map((i) => i.InstanceId!)])];
     const removed: string[] = [];
     if (ids.length > 0) {
       context.progress({ step: 'terminate instances', status: 'start', detail: count(ids.length, 'instance') });
       await terminate(ec2, ids);
-      context.progress({ step: 'terminate instances', status: 'done', detail: ids.length <= 3 ? ids.join(', ') : count(ids.length, 'instance') });
-      removed.push(ids.length <= 3 ? `instance${ids.length === 1 ? '' : 's'} ${ids.join(', ')}` : count(ids.length, 'instance'));
+      context.progress({ step: 'terminate instances', status: 'done', detail: idsOrCount(ids, 'instance') });
+      removed.push(idsOrCount(ids, 'instance'));
     }
     const groups = [...new Set([...resources.filter((r) => r.kind === 'security-group').map((r) => r.id), ...(await clusterGroups(ec2, which)).map((g) => g.GroupId!)])];
     for (const group of groups) {

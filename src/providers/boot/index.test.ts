@@ -65,7 +65,7 @@ describe('the script', () => {
     writeFileSync(join(dir, 'docker'), `#!/bin/bash\nprintf '%s\\n' "$@" > ${dir}/docker-args\n`);
     chmodSync(join(dir, 'docker'), 0o755);
     const image = `registry.example/odd'name:$(touch ${dir}/pwned)`;
-    const script = bootScript({ ...base, runtime: 'docker', image, cluster: "it's", stateDir: join(dir, 'state'), powerOff: `touch ${dir}/off`, console: join(dir, 'console') });
+    const script = bootScript({ ...base, runtime: 'docker', image, cluster: "it's", stateDir: join(dir, 'state'), powerOff: `touch ${dir}/off`, console: join(dir, 'console'), perBootDir: join(dir, 'per-boot') });
     // stdin not a socket: bash would read ~/.bashrc, as if started by rshd.
     execFileSync('bash', ['-c', script], { env: { PATH: `${dir}:/usr/bin:/bin` }, stdio: ['ignore', 'pipe', 'pipe'] });
     for (let i = 0; i < 100 && !existsSync(join(dir, 'off')); i++) await sleep(50);
@@ -100,7 +100,7 @@ describe('the script', () => {
     dirs.push(broken);
     // A state folder that cannot be made: the script fails before Dask, and still powers off.
     writeFileSync(join(broken, 'file'), '');
-    const failing = bootScript({ ...base, stateDir: join(broken, 'file', 'state'), powerOff: `touch ${broken}/off` });
+    const failing = bootScript({ ...base, stateDir: join(broken, 'file', 'state'), powerOff: `touch ${broken}/off`, perBootDir: join(broken, 'per-boot'), console: join(broken, 'console') });
     expect(() => execFileSync('bash', ['-c', failing], { stdio: ['ignore', 'pipe', 'pipe'] })).toThrow();
     expect(existsSync(join(broken, 'off'))).toBe(true);
   });

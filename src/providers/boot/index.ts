@@ -51,7 +51,7 @@ export const USER_DATA_LIMIT = 16_384;
  * How long a worker waits for a scheduler, at start and after losing it. It covers the
  * scheduler's own first boot (installing Docker, pulling the image), then ends orphaned workers.
  */
-export const WORKER_DEATH_TIMEOUT_SECONDS = 900;
+const WORKER_DEATH_TIMEOUT_SECONDS = 900;
 
 /** Single-quoted for the shell, so nothing in a value is ever expanded. */
 function quote(value: string): string {
