@@ -20,6 +20,8 @@ import { claimClusterDir, clusterDir, listClusterNames, readJournal, readRecord,
 
 export interface Hooks {
   progress(event: ProgressEvent): void;
+  /** Something the user should know that does not stop `up` (a provider's choice, say). */
+  warn?(message: string): void;
 }
 
 /** The dcp-owned Dask config file that lets a plain `Client("tls://...")` reach the newest cluster. */
@@ -83,7 +85,8 @@ async function claimName(spec: ClusterSpec, generated: boolean, env: NodeJS.Proc
 export async function createCluster(plan: UpPlan, provider: Provider, hooks: Hooks, interrupt: AbortSignal, env = process.env): Promise<ClusterRecord> {
   // The certificate code (node-forge) loads while the provider looks for what it needs.
   const tlsModule = import('./tls.js');
-  const spec = await provider.prepare(plan.spec);
+  const { warnings = [], ...spec } = await provider.prepare(plan.spec);
+  for (const warning of warnings) hooks.warn?.(warning);
   const dir = await claimName(spec, plan.nameGenerated, env);
   const timeoutMs = plan.timeoutMs ?? provider.defaultTimeoutMs;
   const timeout = new AbortController();

@@ -17,7 +17,7 @@ import { confirm } from '../ui/prompts.js';
 import { interruptible } from '../util/interrupt.js';
 
 function hooks(out: Output) {
-  return { progress: (event: Parameters<typeof progressLine>[0]) => out.progress(progressLine(event, out.errStyle)) };
+  return { progress: (event: Parameters<typeof progressLine>[0]) => out.progress(progressLine(event, out.errStyle)), warn: (message: string) => out.warn(message) };
 }
 
 /** The cluster a command is about: the one named, or the only one there is. */

@@ -34,6 +34,8 @@ export interface ClusterSpec {
   image?: string;
   /** Cloud VMs: the scheduler exits (and its VM powers off) after this long without work. */
   idleTimeoutSeconds: number;
+  /** From `prepare`: what the user should know of the choices it made. */
+  warnings?: string[];
 }
 
 export interface ProgressEvent {

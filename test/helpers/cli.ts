@@ -47,6 +47,8 @@ export async function dcp(args: string[], options: RunOptions = {}) {
       // and "my address" from a closed loopback port unless a test serves one.
       AWS_EC2_METADATA_DISABLED: 'true',
       DCP_MY_IP_URL: 'http://127.0.0.1:9/',
+      // The default cloud image is looked up in a registry: a closed loopback port answers "unknown".
+      DCP_IMAGE_REPOSITORY: '127.0.0.1:9/dask/dask',
       ...options.env,
     },
   });

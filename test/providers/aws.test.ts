@@ -15,6 +15,7 @@ import { Interrupted } from '../../src/util/interrupt.js';
 import { awsProvider } from '../../src/providers/aws/index.js';
 import type { ProgressEvent, Provider } from '../../src/providers/provider.js';
 import { SEED, startFakeEc2, type FakeEc2 } from '../fakes/ec2/index.js';
+import { startFakeRegistry } from '../fakes/registry/index.js';
 import { execa } from 'execa';
 import { tempDir } from '../helpers/cli.js';
 import { describeWithDask, python } from '../helpers/dask.js';
@@ -37,6 +38,8 @@ beforeAll(async () => {
     AWS_SECRET_ACCESS_KEY: 'fake-secret',
     AWS_EC2_METADATA_DISABLED: 'true',
     DCP_MY_IP_URL: `${fake.url}/checkip`,
+    // No registry beyond this machine: a closed port answers "unknown".
+    DCP_IMAGE_REPOSITORY: '127.0.0.1:9/dask/dask',
   });
   delete process.env.AWS_PROFILE;
 });
@@ -191,14 +194,38 @@ describe('up', () => {
 });
 
 describeWithDask('the image', () => {
-  it('is the Dask image of this machine’s distributed and Python, unless --image says otherwise', async () => {
+  it('is the Dask image of this machine’s distributed and Python, as the registry has it', async () => {
     const { stdout } = await execa(python(), ['-c', 'import sys, importlib.metadata as m; print(m.version("distributed").split("+")[0], "%d.%d" % sys.version_info[:2])']);
     const [version, pythonVersion] = stdout.trim().split(' ');
-    const { record } = await up({ image: undefined, python: python() });
-    const expected = `ghcr.io/dask/dask:${version}-py${pythonVersion}`;
-    expect(record.details.image).toBe(expected);
-    for (const instance of tagged(record.name)) expect(instance.userData).toContain(`'${expected}' dask '${instance.tags['dcp:role']}'`);
-    await destroyCluster(record.name, quiet);
+    const registry = await startFakeRegistry('dask/dask', [`${version}-py${pythonVersion}`, version!]);
+    const before = process.env.DCP_IMAGE_REPOSITORY;
+    process.env.DCP_IMAGE_REPOSITORY = `${registry.host}/dask/dask`;
+    try {
+      const { record } = await up({ image: undefined, python: python() });
+      const expected = `${registry.host}/dask/dask:${version}-py${pythonVersion}`;
+      expect(record.details.image).toBe(expected);
+      for (const instance of tagged(record.name)) expect(instance.userData).toContain(`'${expected}' dask '${instance.tags['dcp:role']}'`);
+      await destroyCluster(record.name, quiet);
+
+      // No build for this Python: the release's own image, and the user is told.
+      registry.tags.delete(`${version}-py${pythonVersion}`);
+      const warnings: string[] = [];
+      const plan = await planUp(flags({ image: undefined, python: python() }));
+      const fallback = await createCluster(plan, awsProvider, { progress: () => undefined, warn: (message) => warnings.push(message) }, new AbortController().signal);
+      expect(fallback.details.image).toBe(`${registry.host}/dask/dask:${version}`);
+      expect(warnings.join('\n')).toContain(`for Python ${pythonVersion}`);
+      await destroyCluster(fallback.name, quiet);
+
+      // No image of this release at all: said before anything is made.
+      registry.tags.clear();
+      fake.calls.length = 0;
+      const error = await up({ image: undefined, python: python() }).catch((e: unknown) => e as DcpError);
+      expect((error as DcpError).exitCode).toBe(ExitCode.usage);
+      expect(fake.mutatingCalls()).toEqual([]);
+    } finally {
+      process.env.DCP_IMAGE_REPOSITORY = before;
+      await registry.close();
+    }
   });
 });
 

@@ -17,7 +17,7 @@ import { DcpError, usageError } from '../../errors.js';
 import { formatDuration } from '../../util/duration.js';
 import { bootScript, DASHBOARD_PORT, SCHEDULER_PORT, userData, type RoleTls } from '../boot/index.js';
 import type { ClusterSpec, CreateContext, DestroyContext, DiscoveredCluster, Endpoints, MemberStatus, Provider } from '../provider.js';
-import { daskVersions, findPython } from '../python.js';
+import { matchingImage, type ChosenImage } from '../image.js';
 import { call, clusterGroups, clusterInstances, connect, deleteGroup, describeInstances, lostInstance, pollDelay, TAG_CLUSTER, TAG_CLUSTER_ID, TAG_ROLE, tagValue, terminate, type Ec2 } from './ec2.js';
 import { architecture, permissions, resolvePlacement, ubuntuImage } from './network.js';
 
@@ -43,21 +43,6 @@ async function roleTls(context: CreateContext, role: 'scheduler' | 'worker'): Pr
   if (!tls) return null;
   const [ca, cert, key] = await Promise.all([readFile(tls.caFile, 'utf8'), readFile(tls.cert[role], 'utf8'), readFile(tls.key[role], 'utf8')]);
   return { ca, cert, key };
-}
-
-/** The Dask image whose versions match this machine's Client: `ghcr.io/dask/dask:2024.5.0-py3.12`. */
-async function matchingImage(python: string | undefined): Promise<string> {
-  let found;
-  try {
-    found = await findPython(python);
-  } catch (error) {
-    throw new DcpError('no local Dask to match the cluster image to', {
-      hint: 'install distributed here (your Client must match the cluster), pass --python, or choose the image: --image ghcr.io/dask/dask:<version>-py<python>',
-      cause: error,
-    });
-  }
-  const versions = await daskVersions(found.executable);
-  return `ghcr.io/dask/dask:${versions.distributed}-py${versions.python}`;
 }
 
 /** Health checks in a row that AWS did not answer, per cluster. */
@@ -123,11 +108,17 @@ export const awsProvider: Provider = {
     if (spec.runtime === 'preinstalled' && !spec.cloud.ami) {
       throw usageError('--runtime preinstalled needs a machine image that has Dask on it; stock Ubuntu does not', 'pass --ami (your Packer-built image, say), or use --runtime docker');
     }
-    const [ingress, image] = await Promise.all([
+    const [ingress, chosen] = await Promise.all([
       resolveMe(spec.ingress),
-      spec.runtime === 'docker' ? (spec.image ?? matchingImage(spec.python)) : Promise.resolve(spec.image),
+      spec.runtime === 'docker' && !spec.image ? matchingImage(spec.python) : Promise.resolve<ChosenImage | undefined>(spec.image === undefined ? undefined : { image: spec.image }),
     ]);
-    return { ...spec, ingress, cloud: { ...spec.cloud, region: ec2.region }, ...(image ? { image } : {}) };
+    return {
+      ...spec,
+      ingress,
+      cloud: { ...spec.cloud, region: ec2.region },
+      ...(chosen ? { image: chosen.image } : {}),
+      ...(chosen?.warning ? { warnings: [...(spec.warnings ?? []), chosen.warning] } : {}),
+    };
   },
 
   async create(context: CreateContext): Promise<Endpoints> {
