@@ -100,7 +100,6 @@ export async function createCluster(plan: UpPlan, provider: Provider, hooks: Hoo
     status: 'creating',
     created_at: new Date().toISOString(),
     workers: spec.workers,
-    location: spec.cloud.region ?? spec.cloud.zone ?? spec.cloud.location ?? null,
     scheduler_address: null,
     dashboard_url: null,
     tls: null,
@@ -196,7 +195,7 @@ export async function createCluster(plan: UpPlan, provider: Provider, hooks: Hoo
 async function destroyFromState(name: string, provider: Provider, hooks: Hooks, env: NodeJS.ProcessEnv): Promise<string[]> {
   const dir = clusterDir(name, env);
   const record = await readRecord(name, env).catch(() => undefined);
-  const removed = await provider.destroy(await readJournal(dir), { name, dir, progress: hooks.progress, ...(record?.location ? { location: record.location } : {}) });
+  const removed = await provider.destroy(await readJournal(dir), { name, dir, progress: hooks.progress });
   if (record?.tls) await removeDaskTlsConfigFor(clientConfigFile(env), record.tls.caFile);
   await removeClusterDir(name, env);
   return removed;

@@ -19,8 +19,6 @@ export interface ClusterRecord {
   status: ClusterStatus;
   created_at: string;
   workers: number;
-  /** Clouds: the region or zone, so `down` knows where to look. */
-  location?: string | null;
   scheduler_address: string | null;
   dashboard_url: string | null;
   tls: ClientTls | null;

@@ -302,7 +302,8 @@ export const awsProvider: Provider = {
   },
 
   async members(record: ClusterRecord, resources: Resource[]): Promise<MemberStatus[]> {
-    const ec2 = await ec2For(regionOf(resources) ?? record.location ?? undefined);
+    // Every journal line of a cloud cluster says its region.
+    const ec2 = await ec2For(regionOf(resources));
     const instances = await describeInstances(ec2, instanceIds(resources));
     return instances.map((i) => ({ role: tagValue(i.Tags, TAG_ROLE) ?? '?', id: i.InstanceId!, running: i.State?.Name === 'running' }));
   },
