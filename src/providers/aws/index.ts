@@ -51,10 +51,12 @@ const unanswered = new Map<string, number>();
 const clients = new Map<string, Promise<Ec2>>();
 /** One client per region (and endpoint) for the whole run; the first call checks region and credentials. */
 function ec2For(region: string | undefined): Promise<Ec2> {
-  const key = `${region ?? ''}|${process.env.AWS_ENDPOINT_URL_EC2 ?? process.env.AWS_ENDPOINT_URL ?? ''}`;
+  const keyOf = (name: string | undefined) => `${name ?? ''}|${process.env.AWS_ENDPOINT_URL_EC2 ?? process.env.AWS_ENDPOINT_URL ?? ''}`;
+  const key = keyOf(region);
   if (!clients.has(key)) {
     const made = connect(region);
-    made.catch(() => clients.delete(key));
+    // The region the SDK found serves later calls that name it (prepare asks without, create with).
+    made.then((ec2) => clients.set(keyOf(ec2.region), made)).catch(() => clients.delete(key));
     clients.set(key, made);
   }
   return clients.get(key)!;
