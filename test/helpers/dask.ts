@@ -127,6 +127,13 @@ export function startWorker(address: string, tls: TlsFiles): Promise<Started> {
   return startPython(['-m', 'dask', 'worker', address, '--host', '127.0.0.1', '--nthreads', '1', '--no-dashboard', ...tlsArgs(tls)], /Registered to:/);
 }
 
+/** The test Python's distributed release (without a distribution's suffix) and its `X.Y`, asked of it directly. */
+export async function localVersions(): Promise<{ distributed: string; python: string }> {
+  const { stdout } = await execa(python(), ['-c', 'import sys, importlib.metadata as m; print(m.version("distributed").split("+")[0], "%d.%d" % sys.version_info[:2])']);
+  const [distributed = '', version = ''] = stdout.trim().split(' ');
+  return { distributed, python: version };
+}
+
 /** Runs Python code; never throws for a non-zero exit. */
 export function runPython(code: string, options: { timeoutMs?: number; env?: Record<string, string> } = {}) {
   return execa(python(), ['-c', code], { reject: false, all: true, timeout: options.timeoutMs ?? 60_000, env: { PYTHONUNBUFFERED: '1', ...options.env } });

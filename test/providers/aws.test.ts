@@ -16,9 +16,8 @@ import { awsProvider } from '../../src/providers/aws/index.js';
 import type { ProgressEvent, Provider } from '../../src/providers/provider.js';
 import { SEED, startFakeEc2, type FakeEc2 } from '../fakes/ec2/index.js';
 import { startFakeRegistry } from '../fakes/registry/index.js';
-import { execa } from 'execa';
 import { tempDir } from '../helpers/cli.js';
-import { describeWithDask, python } from '../helpers/dask.js';
+import { describeWithDask, localVersions, python } from '../helpers/dask.js';
 
 let fake: FakeEc2;
 let home: string;
@@ -195,8 +194,7 @@ describe('up', () => {
 
 describeWithDask('the image', () => {
   it('is the Dask image of this machine’s distributed and Python, as the registry has it', async () => {
-    const { stdout } = await execa(python(), ['-c', 'import sys, importlib.metadata as m; print(m.version("distributed").split("+")[0], "%d.%d" % sys.version_info[:2])']);
-    const [version, pythonVersion] = stdout.trim().split(' ');
+    const { distributed: version, python: pythonVersion } = await localVersions();
     const registry = await startFakeRegistry('dask/dask', [`${version}-py${pythonVersion}`, version!]);
     const before = process.env.DCP_IMAGE_REPOSITORY;
     process.env.DCP_IMAGE_REPOSITORY = `${registry.host}/dask/dask`;

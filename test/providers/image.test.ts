@@ -2,8 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lookupImage, matchingImage, parseReference } from '../../src/providers/image.js';
 import { startFakeRegistry, type FakeRegistry } from '../fakes/registry/index.js';
-import { describeWithDask, python } from '../helpers/dask.js';
-import { execa } from 'execa';
+import { describeWithDask, localVersions, python } from '../helpers/dask.js';
 
 describe('image references', () => {
   it.each([
@@ -38,9 +37,7 @@ describe('asking the registry', () => {
 describeWithDask('the image matching this machine', () => {
   let versions: { distributed: string; python: string };
   beforeAll(async () => {
-    const { stdout } = await execa(python(), ['-c', 'import sys, importlib.metadata as m; print(m.version("distributed").split("+")[0], "%d.%d" % sys.version_info[:2])']);
-    const [distributed = '', version = ''] = stdout.trim().split(' ');
-    versions = { distributed, python: version };
+    versions = await localVersions();
   });
 
   it('is the exact tag when the registry has it', async () => {
