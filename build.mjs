@@ -21,6 +21,8 @@ await build({
   // ES modules first, so the AWS SDK shakes down to the commands dcp sends (CommonJS would not).
   mainFields: ['module', 'main'],
   // Bundled CommonJS (node-forge, proper-lockfile) calls require(); ESM has none of its own.
-  banner: { js: "import { createRequire as __dcpCreateRequire } from 'node:module';\nconst require = __dcpCreateRequire(import.meta.url);" },
+  banner: {
+    js: "import { createRequire as __dcpCreateRequire } from 'node:module';\nconst require = __dcpCreateRequire(import.meta.url);",
+  },
   logLevel: 'warning',
 });

@@ -21,7 +21,16 @@ const work = mkdtempSync(join(tmpdir(), 'dcp-bench-aws-'));
 
 // The fake is TypeScript: bundle it for this script, where its own dependencies resolve.
 const fakeModule = join(root, 'node_modules', '.cache', 'dcp-bench', 'fake-ec2.mjs');
-await build({ entryPoints: [join(root, 'test/fakes/ec2/index.ts')], bundle: true, platform: 'node', format: 'esm', outfile: fakeModule, packages: 'external', logLevel: 'warning', absWorkingDir: root });
+await build({
+  entryPoints: [join(root, 'test/fakes/ec2/index.ts')],
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  outfile: fakeModule,
+  packages: 'external',
+  logLevel: 'warning',
+  absWorkingDir: root,
+});
 const { startFakeEc2 } = await import(fakeModule);
 const fake = await startFakeEc2();
 
@@ -37,7 +46,12 @@ const env = {
   DCP_MY_IP_URL: `${fake.url}/checkip`,
 };
 // Something to list: two clusters of three instances.
-for (const name of ['bench-a', 'bench-b']) await run(process.execPath, [cli, 'up', '--provider', 'aws', '--name', name, '--image', 'x', '--no-wait', '--json'], { env });
+for (const name of ['bench-a', 'bench-b'])
+  await run(
+    process.execPath,
+    [cli, 'up', '--provider', 'aws', '--name', name, '--image', 'x', '--no-wait', '--json'],
+    { env },
+  );
 
 const reference = `
 import { EC2 } from '@aws-sdk/client-ec2';
@@ -53,7 +67,8 @@ await compare({
   reference: 'sdk_script',
   goal: 0.8,
   measureDcp: () => time(() => run(process.execPath, [cli, 'list', '--provider', 'aws', '--json'], { env })),
-  measureReference: () => time(() => run(process.execPath, ['--input-type=module', '-e', reference], { env, cwd: root })),
+  measureReference: () =>
+    time(() => run(process.execPath, ['--input-type=module', '-e', reference], { env, cwd: root })),
 });
 await fake.close();
 rmSync(work, { recursive: true, force: true });

@@ -56,7 +56,12 @@ await compare({
   rounds,
   reference: 'openssl',
   goal: 1.0,
-  measureDcp: (i) => time(() => execFileSync(process.execPath, [cli, 'certs', 'gen', '--out', join(work, `dcp-${i}`), '--json'], { stdio: 'ignore' })),
+  measureDcp: (i) =>
+    time(() =>
+      execFileSync(process.execPath, [cli, 'certs', 'gen', '--out', join(work, `dcp-${i}`), '--json'], {
+        stdio: 'ignore',
+      }),
+    ),
   measureReference: (i) => {
     const out = join(work, `openssl-${i}`);
     mkdirSync(out);
@@ -64,5 +69,15 @@ await compare({
   },
 });
 // The reference made what dcp makes: check it once.
-execFileSync('openssl', ['verify', '-x509_strict', '-CAfile', join(work, 'openssl-0', 'ca.pem'), join(work, 'openssl-0', 'worker.pem')], { stdio: 'ignore' });
+execFileSync(
+  'openssl',
+  [
+    'verify',
+    '-x509_strict',
+    '-CAfile',
+    join(work, 'openssl-0', 'ca.pem'),
+    join(work, 'openssl-0', 'worker.pem'),
+  ],
+  { stdio: 'ignore' },
+);
 rmSync(work, { recursive: true, force: true });

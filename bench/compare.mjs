@@ -27,6 +27,15 @@ export async function compare({ bench, rounds, reference, goal, measureDcp, meas
     }
   }
   const ratio = Number((median(dcp) / median(ref)).toFixed(2));
-  console.log(JSON.stringify({ bench, rounds, dcp_median_ms: Math.round(median(dcp)), [`${reference}_median_ms`]: Math.round(median(ref)), ratio, goal: `<= ${goal}` }));
+  console.log(
+    JSON.stringify({
+      bench,
+      rounds,
+      dcp_median_ms: Math.round(median(dcp)),
+      [`${reference}_median_ms`]: Math.round(median(ref)),
+      ratio,
+      goal: `<= ${goal}`,
+    }),
+  );
   process.exitCode = ratio <= goal ? 0 : 1;
 }

@@ -6,7 +6,9 @@ import { fileURLToPath } from 'node:url';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 let failed = false;
-for (const file of readdirSync(here).filter((name) => name.endsWith('.mjs') && !['run.mjs', 'compare.mjs'].includes(name))) {
+for (const file of readdirSync(here).filter(
+  (name) => name.endsWith('.mjs') && !['run.mjs', 'compare.mjs'].includes(name),
+)) {
   try {
     execFileSync(process.execPath, [`${here}${file}`], { stdio: 'inherit' });
   } catch {

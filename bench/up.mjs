@@ -16,7 +16,13 @@ const rounds = Number(process.argv[2] ?? 5);
 const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 const python = process.env.DCP_PYTHON ?? '/usr/bin/python3';
 const home = mkdtempSync(join(tmpdir(), 'dcp-bench-up-'));
-const env = { ...process.env, HOME: home, XDG_STATE_HOME: join(home, 'state'), DCP_PYTHON: python, CI: 'true' };
+const env = {
+  ...process.env,
+  HOME: home,
+  XDG_STATE_HOME: join(home, 'state'),
+  DCP_PYTHON: python,
+  CI: 'true',
+};
 const tls = join(home, 'tls');
 execFileSync(process.execPath, [cli, 'certs', 'gen', '--out', tls], { env, stdio: 'ignore' });
 
@@ -32,7 +38,10 @@ const freePort = () =>
 /** Starts `python -m dask ...` in its own group; resolves with it once `ready` shows in its output. */
 function start(args, ready) {
   return new Promise((resolve, reject) => {
-    const child = spawn(python, ['-m', 'dask', ...args], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(python, ['-m', 'dask', ...args], {
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     const onData = (chunk) => {
       output += chunk;
@@ -46,12 +55,43 @@ function start(args, ready) {
 
 async function byHand() {
   const [port, dashboard] = await Promise.all([freePort(), freePort()]);
-  const files = (role) => ['--tls-ca-file', join(tls, 'ca.pem'), '--tls-cert', join(tls, `${role}.pem`), '--tls-key', join(tls, `${role}-key.pem`)];
+  const files = (role) => [
+    '--tls-ca-file',
+    join(tls, 'ca.pem'),
+    '--tls-cert',
+    join(tls, `${role}.pem`),
+    '--tls-key',
+    join(tls, `${role}-key.pem`),
+  ];
   let children = [];
   const elapsed = await time(async () => {
-    const scheduler = await start(['scheduler', '--host', '127.0.0.1', '--port', String(port), '--dashboard-address', `127.0.0.1:${dashboard}`, '--protocol', 'tls', ...files('scheduler')], /Scheduler at:/);
+    const scheduler = await start(
+      [
+        'scheduler',
+        '--host',
+        '127.0.0.1',
+        '--port',
+        String(port),
+        '--dashboard-address',
+        `127.0.0.1:${dashboard}`,
+        '--protocol',
+        'tls',
+        ...files('scheduler'),
+      ],
+      /Scheduler at:/,
+    );
     const address = `tls://127.0.0.1:${port}`;
-    children = [scheduler, ...(await Promise.all([1, 2].map(() => start(['worker', address, '--host', '127.0.0.1', '--no-dashboard', ...files('worker')], /Registered to:/))))];
+    children = [
+      scheduler,
+      ...(await Promise.all(
+        [1, 2].map(() =>
+          start(
+            ['worker', address, '--host', '127.0.0.1', '--no-dashboard', ...files('worker')],
+            /Registered to:/,
+          ),
+        ),
+      )),
+    ];
   });
   for (const child of children) {
     child.removeAllListeners('exit');
@@ -61,10 +101,23 @@ async function byHand() {
 }
 
 async function withDcp(round) {
-  const elapsed = await time(() => execFileSync(process.execPath, [cli, 'up', '--provider', 'local', '--workers', '2', '--name', `bench-${round}`, '--json'], { env, stdio: 'ignore' }));
+  const elapsed = await time(() =>
+    execFileSync(
+      process.execPath,
+      [cli, 'up', '--provider', 'local', '--workers', '2', '--name', `bench-${round}`, '--json'],
+      { env, stdio: 'ignore' },
+    ),
+  );
   execFileSync(process.execPath, [cli, 'down', `bench-${round}`, '--yes'], { env, stdio: 'ignore' });
   return elapsed;
 }
 
-await compare({ bench: 'up-local', rounds, reference: 'by_hand', goal: 1.25, measureDcp: withDcp, measureReference: byHand });
+await compare({
+  bench: 'up-local',
+  rounds,
+  reference: 'by_hand',
+  goal: 1.25,
+  measureDcp: withDcp,
+  measureReference: byHand,
+});
 rmSync(home, { recursive: true, force: true });

@@ -13,7 +13,9 @@ import { examples, SETTINGS_HELP } from './ui/help.js';
 import { installInterruptHandlers, Interrupted } from './util/interrupt.js';
 import { createStyle, colorEnabled } from './ui/style.js';
 
-const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const version = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -28,10 +30,11 @@ async function run(task: () => Promise<ExitCode>): Promise<void> {
   process.exitCode = await task();
 }
 
-
 export function buildProgram(): Command {
   const program = new Command('dcp')
-    .description('A secure Dask cluster in one guided command: TLS, firewall ingress and networking done right.')
+    .description(
+      'A secure Dask cluster in one guided command: TLS, firewall ingress and networking done right.',
+    )
     .version(version, '-V, --version', 'print the version')
     .option('--json', 'print one JSON document on stdout (progress and warnings go to stderr)')
     .option('-y, --yes', 'never ask: take the defaults, or fail naming the missing flag')
@@ -42,40 +45,88 @@ export function buildProgram(): Command {
     .configureHelp({ showGlobalOptions: true, sortSubcommands: false })
     .exitOverride()
     .showSuggestionAfterError(true)
-    .addHelpText('after', examples(['dcp certs gen --san scheduler.example.com', 'dcp certs verify --ca ca.pem --cert client.pem --key client-key.pem']));
+    .addHelpText(
+      'after',
+      examples([
+        'dcp certs gen --san scheduler.example.com',
+        'dcp certs verify --ca ca.pem --cert client.pem --key client-key.pem',
+      ]),
+    );
 
   program
     .command('up')
     .description('create a TLS-secured Dask cluster, wait until it is ready, and print how to connect')
     .option('--name <name>', 'cluster name (default: made up, like dask-swift-otter)')
-    .addOption(new Option('--provider <provider>', 'where the cluster runs').choices(['local', 'aws', 'gcp', 'azure', 'digitalocean']))
+    .addOption(
+      new Option('--provider <provider>', 'where the cluster runs').choices([
+        'local',
+        'aws',
+        'gcp',
+        'azure',
+        'digitalocean',
+      ]),
+    )
     .option('--workers <n>', 'number of workers (default 2)')
     .option('--threads <n>', 'threads per worker (default: Dask decides from the CPUs)')
     .option('--memory-limit <size>', 'memory per worker, e.g. 4GiB')
     .option('--region <region>', 'cloud region (aws, azure, digitalocean)')
     .option('--zone <zone>', 'cloud zone (gcp)')
-    .option('--instance-type <type>', 'VM size for the workers (aws instance type, gcp machine type, azure VM size, droplet size)')
+    .option(
+      '--instance-type <type>',
+      'VM size for the workers (aws instance type, gcp machine type, azure VM size, droplet size)',
+    )
     .option('--public', 'scheduler reachable on a public IP (clouds; ingress decides from where)')
     .option('--private', 'scheduler on the private network only (clouds)')
     .option('--vpc <id>', 'the VPC (aws), network (gcp), vnet (azure) or VPC (digitalocean) to use')
     .option('--subnet <id>', 'the subnet (aws, gcp, azure) to use')
     .option('--ami <id>', 'the machine image (aws; default: the newest Ubuntu 24.04 LTS)')
-    .addOption(new Option('--runtime <runtime>', 'how cloud VMs run Dask: in a Docker image, or preinstalled on the machine image (default docker)').choices(['docker', 'preinstalled']))
-    .option('--image <image>', 'the Docker image for cloud VMs (default: ghcr.io/dask/dask matching your local distributed and Python)')
-    .option('--idle-timeout <duration>', 'cloud VMs power off after the scheduler has been idle this long (default 1h)')
-    .option('--ingress <cidr[:ports]>', 'who may reach the scheduler: a CIDR, or me, with ports (default 8786,8787); repeatable', collect, [])
+    .addOption(
+      new Option(
+        '--runtime <runtime>',
+        'how cloud VMs run Dask: in a Docker image, or preinstalled on the machine image (default docker)',
+      ).choices(['docker', 'preinstalled']),
+    )
+    .option(
+      '--image <image>',
+      'the Docker image for cloud VMs (default: ghcr.io/dask/dask matching your local distributed and Python)',
+    )
+    .option(
+      '--idle-timeout <duration>',
+      'cloud VMs power off after the scheduler has been idle this long (default 1h)',
+    )
+    .option(
+      '--ingress <cidr[:ports]>',
+      'who may reach the scheduler: a CIDR, or me, with ports (default 8786,8787); repeatable',
+      collect,
+      [],
+    )
     .option('--allow-anywhere', 'allow --ingress 0.0.0.0/0 or ::/0, the whole internet', false)
-    .addOption(new Option('--tls <mode>', 'auto: a fresh CA and certificates; byo: your own files; off: plain TCP').choices(['auto', 'byo', 'off']))
+    .addOption(
+      new Option(
+        '--tls <mode>',
+        'auto: a fresh CA and certificates; byo: your own files; off: plain TCP',
+      ).choices(['auto', 'byo', 'off']),
+    )
     .option('--tls-dir <dir>', 'your files in the dcp certs gen layout (ca.pem, scheduler.pem, ...)')
     .option('--tls-ca <file>', 'your CA certificate (with --tls-cert/--tls-key: one pair for every role)')
     .option('--tls-cert <file>', 'your certificate, used by every role')
     .option('--tls-key <file>', 'its private key')
-    .option('--timeout <duration>', 'how long to wait for readiness before rolling back (default 60s local, 10m clouds)')
+    .option(
+      '--timeout <duration>',
+      'how long to wait for readiness before rolling back (default 60s local, 10m clouds)',
+    )
     .option('--no-wait', 'return once the resources exist, without waiting for readiness')
     .option('--wait-workers <n>', 'ready once this many workers are connected (default: all)')
     .option('--insecure', 'allow --tls off on a public network', false)
-    .option('--python <path>', 'the Python with distributed: it runs a local cluster, and a cloud image matches its versions (or DCP_PYTHON)')
-    .option('--save', 'save these choices as your defaults (dcp.yaml, and cloudprovider.yaml for clouds)', false)
+    .option(
+      '--python <path>',
+      'the Python with distributed: it runs a local cluster, and a cloud image matches its versions (or DCP_PYTHON)',
+    )
+    .option(
+      '--save',
+      'save these choices as your defaults (dcp.yaml, and cloudprovider.yaml for clouds)',
+      false,
+    )
     .addHelpText(
       'after',
       examples([
@@ -87,7 +138,8 @@ export function buildProgram(): Command {
         'dcp up --provider aws --region eu-west-1 --public --ingress me --ingress 10.1.0.0/16:8786',
         'dcp up --provider aws --private --subnet subnet-0abc --workers 8 --instance-type m7g.large --idle-timeout 30m',
         'dcp up --provider gcp --zone europe-west1-b --private --vpc dask-net --instance-type e2-standard-4',
-      ]) + '\nOn a terminal, dcp up asks for whatever these flags and your settings leave open; with --yes, in CI or\nwithout a terminal it never asks, and a missing answer is an error naming the flag.\n',
+      ]) +
+        '\nOn a terminal, dcp up asks for whatever these flags and your settings leave open; with --yes, in CI or\nwithout a terminal it never asks, and a missing answer is an error naming the flag.\n',
     )
     .action((options: UpFlags, command: Command) =>
       run(async () => (await import('./commands/cluster.js')).up(options, outputFor(command))),
@@ -98,26 +150,56 @@ export function buildProgram(): Command {
     .description('tear a cluster down completely; safe to repeat, and after a failed up')
     .argument('[name]', 'the cluster')
     .option('--all', 'every cluster on this machine', false)
-    .addOption(new Option('--provider <provider>', 'with no state here for NAME: find it in this cloud by its tags (e.g. from another machine)').choices(['aws']))
+    .addOption(
+      new Option(
+        '--provider <provider>',
+        'with no state here for NAME: find it in this cloud by its tags (e.g. from another machine)',
+      ).choices(['aws']),
+    )
     .option('--region <region>', 'the region to search with --provider (default: your AWS configuration)')
-    .addHelpText('after', examples(['dcp down dask-swift-otter', 'dcp down --all --yes', 'dcp down dask-swift-otter --provider aws --region eu-west-1   # from another machine']))
-    .action((name: string | undefined, options: { all: boolean; provider?: 'aws'; region?: string }, command: Command) =>
-      run(async () => (await import('./commands/cluster.js')).down(name, options, outputFor(command))),
+    .addHelpText(
+      'after',
+      examples([
+        'dcp down dask-swift-otter',
+        'dcp down --all --yes',
+        'dcp down dask-swift-otter --provider aws --region eu-west-1   # from another machine',
+      ]),
+    )
+    .action(
+      (
+        name: string | undefined,
+        options: { all: boolean; provider?: 'aws'; region?: string },
+        command: Command,
+      ) => run(async () => (await import('./commands/cluster.js')).down(name, options, outputFor(command))),
     );
 
   program
     .command('list')
     .description('the clusters this machine knows, or with --provider those a cloud has, found by tag')
-    .addOption(new Option('--provider <provider>', 'list the clusters this cloud holds, whichever machine made them').choices(['aws']))
+    .addOption(
+      new Option(
+        '--provider <provider>',
+        'list the clusters this cloud holds, whichever machine made them',
+      ).choices(['aws']),
+    )
     .option('--region <region>', 'the region to search with --provider (default: your AWS configuration)')
-    .addHelpText('after', examples(['dcp list', 'dcp list --json', 'dcp list --provider aws --region eu-west-1']))
-    .action((options: { provider?: 'aws'; region?: string }, command: Command) => run(async () => (await import('./commands/cluster.js')).list(options, outputFor(command))));
+    .addHelpText(
+      'after',
+      examples(['dcp list', 'dcp list --json', 'dcp list --provider aws --region eu-west-1']),
+    )
+    .action((options: { provider?: 'aws'; region?: string }, command: Command) =>
+      run(async () => (await import('./commands/cluster.js')).list(options, outputFor(command))),
+    );
 
   program
     .command('status')
     .description('is the scheduler reachable, and how many workers are connected (asked live)')
     .argument('[name]', 'the cluster (default: the only one)')
-    .addHelpText('after', examples(['dcp status', 'dcp status analytics --json']) + '\nExit status: 0 reachable, 1 not reachable.\n')
+    .addHelpText(
+      'after',
+      examples(['dcp status', 'dcp status analytics --json']) +
+        '\nExit status: 0 reachable, 1 not reachable.\n',
+    )
     .action((name: string | undefined, _options: unknown, command: Command) =>
       run(async () => (await import('./commands/cluster.js')).status(name, outputFor(command))),
     );
@@ -126,10 +208,16 @@ export function buildProgram(): Command {
     .command('snippet')
     .description('how to connect: Python code, environment variables, or Dask YAML')
     .argument('[name]', 'the cluster (default: the only one)')
-    .addOption(new Option('--format <format>', 'python, env or yaml').choices(['python', 'env', 'yaml']).default('python'))
+    .addOption(
+      new Option('--format <format>', 'python, env or yaml')
+        .choices(['python', 'env', 'yaml'])
+        .default('python'),
+    )
     .addHelpText('after', examples(['dcp snippet > connect.py', 'dcp snippet analytics --format env']))
     .action((name: string | undefined, options: { format: 'python' | 'env' | 'yaml' }, command: Command) =>
-      run(async () => (await import('./commands/cluster.js')).snippet(name, options.format, outputFor(command))),
+      run(async () =>
+        (await import('./commands/cluster.js')).snippet(name, options.format, outputFor(command)),
+      ),
     );
 
   program
@@ -145,19 +233,35 @@ export function buildProgram(): Command {
   const certs = program
     .command('certs')
     .description('make, inspect and check the TLS certificates Dask uses')
-    .addHelpText('after', examples(['dcp certs gen', 'dcp certs inspect ca.pem scheduler.pem', 'dcp certs verify --ca ca.pem --cert worker.pem --key worker-key.pem']));
+    .addHelpText(
+      'after',
+      examples([
+        'dcp certs gen',
+        'dcp certs inspect ca.pem scheduler.pem',
+        'dcp certs verify --ca ca.pem --cert worker.pem --key worker-key.pem',
+      ]),
+    );
 
   certs
     .command('gen')
     .description('create a CA and a certificate + key for the scheduler, workers and client')
     .option('--out <dir>', 'folder to write into (made 0700)', defaultCertsDir())
-    .option('--san <host|ip>', 'a name or address the scheduler is reached by; repeat or comma-separate', collect, [])
+    .option(
+      '--san <host|ip>',
+      'a name or address the scheduler is reached by; repeat or comma-separate',
+      collect,
+      [],
+    )
     .option('--days <n>', 'days the role certificates are valid', '365')
     .option('--ca-days <n>', 'days a new CA is valid', '3650')
     .option('--ca-cert <file>', 'issue from this existing CA certificate (with --ca-key) instead of a new CA')
     .option('--ca-key <file>', 'the private key of --ca-cert; it is used, never copied')
     .option('--force', 'replace files that already exist (atomically)', false)
-    .addOption(new Option('--key-type <type>', 'rsa: RSA 2048; ec: ECDSA P-256, smaller and faster').choices(['rsa', 'ec']).default('rsa'))
+    .addOption(
+      new Option('--key-type <type>', 'rsa: RSA 2048; ec: ECDSA P-256, smaller and faster')
+        .choices(['rsa', 'ec'])
+        .default('rsa'),
+    )
     .addHelpText(
       'after',
       examples([
@@ -167,15 +271,32 @@ export function buildProgram(): Command {
         'dcp certs gen --out ./tls --force --json',
       ]),
     )
-    .action((options: { out: string; san: string[]; days: string; caDays: string; caCert?: string; caKey?: string; force: boolean; keyType: string }, command: Command) =>
-      run(async () => (await import('./commands/certs.js')).gen(options, outputFor(command))),
+    .action(
+      (
+        options: {
+          out: string;
+          san: string[];
+          days: string;
+          caDays: string;
+          caCert?: string;
+          caKey?: string;
+          force: boolean;
+          keyType: string;
+        },
+        command: Command,
+      ) => run(async () => (await import('./commands/certs.js')).gen(options, outputFor(command))),
     );
 
   certs
     .command('inspect')
-    .description('show what PEM files hold: subject, names, validity, key, usages, fingerprint (never key material)')
+    .description(
+      'show what PEM files hold: subject, names, validity, key, usages, fingerprint (never key material)',
+    )
     .argument('<file...>', 'PEM files: certificates, keys, or both in one file')
-    .addHelpText('after', examples(['dcp certs inspect scheduler.pem', 'dcp certs inspect bundle.pem --json']))
+    .addHelpText(
+      'after',
+      examples(['dcp certs inspect scheduler.pem', 'dcp certs inspect bundle.pem --json']),
+    )
     .action((files: string[], _options: unknown, command: Command) =>
       run(async () => (await import('./commands/certs.js')).inspect(files, outputFor(command))),
     );
@@ -186,7 +307,12 @@ export function buildProgram(): Command {
     .requiredOption('--ca <file>', 'the CA certificate(s) Dask is given as tls-ca-file')
     .requiredOption('--cert <file>', 'the certificate to check (may also hold its key)')
     .option('--key <file>', 'its private key')
-    .addOption(new Option('--role <role>', 'the role it is for (default: from the file name, else every role)').choices(['scheduler', 'worker', 'client']))
+    .addOption(
+      new Option(
+        '--role <role>',
+        'the role it is for (default: from the file name, else every role)',
+      ).choices(['scheduler', 'worker', 'client']),
+    )
     .addHelpText(
       'after',
       examples([
@@ -194,8 +320,11 @@ export function buildProgram(): Command {
         'dcp certs verify --ca ca.pem --cert combined.pem --role client --json',
       ]) + '\nExit status: 0 Dask will accept it, 1 it will not, 2 bad arguments.\n',
     )
-    .action((options: { ca: string; cert: string; key?: string; role?: 'scheduler' | 'worker' | 'client' }, command: Command) =>
-      run(async () => (await import('./commands/certs.js')).verify(options, outputFor(command))),
+    .action(
+      (
+        options: { ca: string; cert: string; key?: string; role?: 'scheduler' | 'worker' | 'client' },
+        command: Command,
+      ) => run(async () => (await import('./commands/certs.js')).verify(options, outputFor(command))),
     );
 
   const config = program
@@ -218,14 +347,21 @@ export function buildProgram(): Command {
     .description('print the value of one setting (or a group like aws)')
     .argument('<key>', 'a setting, e.g. workers or aws.region')
     .addHelpText('after', examples(['dcp config get workers', 'dcp config get aws --json']))
-    .action((key: string, _options: unknown, command: Command) => run(async () => (await import('./commands/config.js')).get(key, outputFor(command))));
+    .action((key: string, _options: unknown, command: Command) =>
+      run(async () => (await import('./commands/config.js')).get(key, outputFor(command))),
+    );
 
   config
     .command('set')
-    .description('save a setting in dcp.yaml; for ingress, firewall rules in Coiled\'s {ports, cidr} shape')
+    .description("save a setting in dcp.yaml; for ingress, firewall rules in Coiled's {ports, cidr} shape")
     .argument('<key>', 'a setting, e.g. workers, aws.region, ingress')
     .argument('[value]', "its value; for ingress, Coiled's JSON list instead of --cidr")
-    .option('--cidr <cidr>', 'ingress: a source network like 10.1.0.0/16, or me for your own address (repeatable)', collect, [])
+    .option(
+      '--cidr <cidr>',
+      'ingress: a source network like 10.1.0.0/16, or me for your own address (repeatable)',
+      collect,
+      [],
+    )
     .option('--ports <list>', 'ingress: comma-separated ports (default 8786,8787)')
     .option('--append', 'ingress: add to the saved rules instead of replacing them', false)
     .option('--allow-anywhere', 'ingress: allow 0.0.0.0/0 or ::/0, the whole internet', false)
@@ -239,8 +375,14 @@ export function buildProgram(): Command {
         `dcp config set ingress '[{"ports": [8786], "cidr": "10.1.0.0/16"}, {"ports": [8787], "cidr": "10.32.0.0/16"}]'`,
       ]),
     )
-    .action((key: string, value: string | undefined, options: { cidr: string[]; ports?: string; append: boolean; allowAnywhere: boolean }, command: Command) =>
-      run(async () => (await import('./commands/config.js')).set(key, value, options, outputFor(command))),
+    .action(
+      (
+        key: string,
+        value: string | undefined,
+        options: { cidr: string[]; ports?: string; append: boolean; allowAnywhere: boolean },
+        command: Command,
+      ) =>
+        run(async () => (await import('./commands/config.js')).set(key, value, options, outputFor(command))),
     );
 
   config
@@ -248,29 +390,49 @@ export function buildProgram(): Command {
     .description('remove a setting (or a group) from dcp.yaml')
     .argument('<key>', 'a setting, e.g. aws.region')
     .addHelpText('after', examples(['dcp config unset aws.region', 'dcp config unset ingress']))
-    .action((key: string, _options: unknown, command: Command) => run(async () => (await import('./commands/config.js')).unset(key, outputFor(command))));
+    .action((key: string, _options: unknown, command: Command) =>
+      run(async () => (await import('./commands/config.js')).unset(key, outputFor(command))),
+    );
 
   config
     .command('list')
     .description('every setting in effect')
     .option('--show-origin', 'say where each value comes from: flag, variable, which file, or default', false)
     .addHelpText('after', examples(['dcp config list', 'dcp config list --show-origin --json']))
-    .action((options: { showOrigin: boolean }, command: Command) => run(async () => (await import('./commands/config.js')).list(options.showOrigin, outputFor(command))));
+    .action((options: { showOrigin: boolean }, command: Command) =>
+      run(async () => (await import('./commands/config.js')).list(options.showOrigin, outputFor(command))),
+    );
 
   config
     .command('path')
     .description('where dcp reads and writes settings, Dask config and state')
     .addHelpText('after', examples(['dcp config path', 'dcp config path --json']))
-    .action((_options: unknown, command: Command) => run(async () => (await import('./commands/config.js')).path(outputFor(command))));
+    .action((_options: unknown, command: Command) =>
+      run(async () => (await import('./commands/config.js')).path(outputFor(command))),
+    );
 
   config
     .command('export')
-    .description("merge the equivalent dask-cloudprovider keys into cloudprovider.yaml, keeping everything else in it")
+    .description(
+      'merge the equivalent dask-cloudprovider keys into cloudprovider.yaml, keeping everything else in it',
+    )
     .argument('<target>', 'cloudprovider')
-    .addOption(new Option('--provider <provider>', 'which cloud (default: the configured provider)').choices(['aws', 'gcp', 'azure', 'digitalocean']))
-    .addHelpText('after', examples(['dcp config export cloudprovider', 'dcp config export cloudprovider --provider gcp --json']))
+    .addOption(
+      new Option('--provider <provider>', 'which cloud (default: the configured provider)').choices([
+        'aws',
+        'gcp',
+        'azure',
+        'digitalocean',
+      ]),
+    )
+    .addHelpText(
+      'after',
+      examples(['dcp config export cloudprovider', 'dcp config export cloudprovider --provider gcp --json']),
+    )
     .action((target: string, options: { provider?: string }, command: Command) =>
-      run(async () => (await import('./commands/config.js')).exportSettings(target, options.provider, outputFor(command))),
+      run(async () =>
+        (await import('./commands/config.js')).exportSettings(target, options.provider, outputFor(command)),
+      ),
     );
 
   return program;
@@ -282,22 +444,39 @@ function report(error: unknown, json: boolean, verbose: boolean): ExitCode {
     // Commander has printed help, the version, or its one-line usage error already.
     if (error.exitCode === 0) return ExitCode.ok;
     // A group run without a command shows its help; that help is the answer, not an error text.
-    const message = error.code === 'commander.help' ? 'a command is required' : error.message.replace(/^error: /, '');
-    if (json) process.stdout.write(`${JSON.stringify({ error: { message, hint: 'see --help', exit_code: ExitCode.usage } })}\n`);
+    const message =
+      error.code === 'commander.help' ? 'a command is required' : error.message.replace(/^error: /, '');
+    if (json)
+      process.stdout.write(
+        `${JSON.stringify({ error: { message, hint: 'see --help', exit_code: ExitCode.usage } })}\n`,
+      );
     return ExitCode.usage;
   }
   if (error instanceof Interrupted) {
     process.stderr.write(`\n${error.message}\n`);
-    if (json) process.stdout.write(`${JSON.stringify({ error: { message: error.message, hint: null, exit_code: ExitCode.interrupted } })}\n`);
+    if (json)
+      process.stdout.write(
+        `${JSON.stringify({ error: { message: error.message, hint: null, exit_code: ExitCode.interrupted } })}\n`,
+      );
     return ExitCode.interrupted;
   }
-  const known = error instanceof DcpError ? error : new DcpError(`unexpected error: ${messageOf(error)}`, { hint: 'run again with --verbose, and report it with that output' });
+  const known =
+    error instanceof DcpError
+      ? error
+      : new DcpError(`unexpected error: ${messageOf(error)}`, {
+          hint: 'run again with --verbose, and report it with that output',
+        });
   const style = createStyle(colorEnabled(process.stderr, !process.argv.includes('--no-color')));
   if (!known.shown) {
-    process.stderr.write(`${style.red('error:')} ${known.message}\n${known.details ? `${known.details}\n` : ''}${known.hint ? `  ${style.dim(`hint: ${known.hint}`)}\n` : ''}`);
+    process.stderr.write(
+      `${style.red('error:')} ${known.message}\n${known.details ? `${known.details}\n` : ''}${known.hint ? `  ${style.dim(`hint: ${known.hint}`)}\n` : ''}`,
+    );
   }
   if (verbose && error instanceof Error && error.stack) process.stderr.write(`${style.dim(error.stack)}\n`);
-  if (json) process.stdout.write(`${JSON.stringify({ error: { message: known.message, hint: known.hint ?? null, ...(known.details ? { details: known.details } : {}), exit_code: known.exitCode } })}\n`);
+  if (json)
+    process.stdout.write(
+      `${JSON.stringify({ error: { message: known.message, hint: known.hint ?? null, ...(known.details ? { details: known.details } : {}), exit_code: known.exitCode } })}\n`,
+    );
   return known.exitCode;
 }
 
@@ -308,7 +487,11 @@ export async function main(argv = process.argv): Promise<void> {
     await program.parseAsync(argv);
   } catch (error) {
     const globals = program.opts<Partial<GlobalOptions>>();
-    process.exitCode = report(error, globals.json ?? argv.includes('--json'), globals.verbose ?? argv.includes('--verbose'));
+    process.exitCode = report(
+      error,
+      globals.json ?? argv.includes('--json'),
+      globals.verbose ?? argv.includes('--verbose'),
+    );
   }
 }
 

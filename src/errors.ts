@@ -19,7 +19,10 @@ export class DcpError extends Error {
   /** Set once the error has been shown to the user (by the live view), so it is not shown twice. */
   shown = false;
 
-  constructor(message: string, options: { hint?: string; exitCode?: ExitCode; cause?: unknown; details?: string } = {}) {
+  constructor(
+    message: string,
+    options: { hint?: string; exitCode?: ExitCode; cause?: unknown; details?: string } = {},
+  ) {
     super(message, { cause: options.cause });
     this.name = 'DcpError';
     this.hint = options.hint;

@@ -5,7 +5,9 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { dcp, json, tempDir } from './helpers/cli.js';
 
-const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
 const TRACE = fileURLToPath(new URL('./helpers/trace-imports.mjs', import.meta.url));
 
 /** The module URLs a run of dcp loaded. */
@@ -18,7 +20,8 @@ async function importsOf(args: string[]) {
 const INTERACTIVE = /\/node_modules\/(ink|react|react-dom|@inquirer)\//;
 /** The AWS SDK, loaded from node_modules or from the bundle. */
 const CLOUD_SDK = /(^|\/)node_modules\/@aws-sdk\//;
-const loadsCloudSdk = (urls: string[]) => [...urls, ...bundledSources(urls)].some((entry) => CLOUD_SDK.test(entry));
+const loadsCloudSdk = (urls: string[]) =>
+  [...urls, ...bundledSources(urls)].some((entry) => CLOUD_SDK.test(entry));
 
 /**
  * The source files inside the bundled files a run loaded: esbuild marks each one with a
@@ -27,7 +30,11 @@ const loadsCloudSdk = (urls: string[]) => [...urls, ...bundledSources(urls)].som
 function bundledSources(urls: string[]): string[] {
   return urls
     .filter((url) => url.startsWith('file:') && url.includes('/dist/'))
-    .flatMap((url) => [...readFileSync(fileURLToPath(url), 'utf8').matchAll(/^\/\/ ((?:src|node_modules)\/\S+)$/gm)].map((match) => match[1]!));
+    .flatMap((url) =>
+      [...readFileSync(fileURLToPath(url), 'utf8').matchAll(/^\/\/ ((?:src|node_modules)\/\S+)$/gm)].map(
+        (match) => match[1]!,
+      ),
+    );
 }
 
 describe('dcp', () => {
@@ -39,7 +46,8 @@ describe('dcp', () => {
   it('--help lists the commands, global options and examples', async () => {
     const run = await dcp(['--help']);
     expect(run.exitCode).toBe(0);
-    for (const text of ['certs', '--json', '--yes', '--verbose', '--no-color', 'Examples:']) expect(run.stdout).toContain(text);
+    for (const text of ['certs', '--json', '--yes', '--verbose', '--no-color', 'Examples:'])
+      expect(run.stdout).toContain(text);
   });
 
   it('each command has --help with examples and the global options', async () => {
@@ -49,12 +57,48 @@ describe('dcp', () => {
       expect(run.stdout, command.join(' ')).toContain('Examples:');
     }
     const gen = await dcp(['certs', 'gen', '--help']);
-    for (const flag of ['--out', '--san', '--days', '--ca-days', '--ca-cert', '--ca-key', '--force', 'Global Options:', '--json']) expect(gen.stdout).toContain(flag);
+    for (const flag of [
+      '--out',
+      '--san',
+      '--days',
+      '--ca-days',
+      '--ca-cert',
+      '--ca-key',
+      '--force',
+      'Global Options:',
+      '--json',
+    ])
+      expect(gen.stdout).toContain(flag);
   });
 
   it('up: every question of the wizard has a flag, listed with examples', async () => {
     const help = (await dcp(['up', '--help'])).stdout;
-    for (const flag of ['--provider', '--region', '--zone', '--public', '--private', '--ingress', '--vpc', '--subnet', '--ami', '--runtime', '--image', '--idle-timeout', '--tls', '--tls-dir', '--tls-ca', '--tls-cert', '--tls-key', '--insecure', '--workers', '--threads', '--instance-type', '--name', '--save', '--yes']) {
+    for (const flag of [
+      '--provider',
+      '--region',
+      '--zone',
+      '--public',
+      '--private',
+      '--ingress',
+      '--vpc',
+      '--subnet',
+      '--ami',
+      '--runtime',
+      '--image',
+      '--idle-timeout',
+      '--tls',
+      '--tls-dir',
+      '--tls-ca',
+      '--tls-cert',
+      '--tls-key',
+      '--insecure',
+      '--workers',
+      '--threads',
+      '--instance-type',
+      '--name',
+      '--save',
+      '--yes',
+    ]) {
       expect(help, flag).toContain(flag);
     }
     expect(help).toContain('Examples:');
@@ -89,7 +133,9 @@ describe('dcp', () => {
     for (const args of [['--json'], ['certs', '--json']]) {
       const run = await dcp(args);
       expect(run.exitCode).toBe(2);
-      expect(json(run.stdout)).toEqual({ error: { message: 'a command is required', hint: 'see --help', exit_code: 2 } });
+      expect(json(run.stdout)).toEqual({
+        error: { message: 'a command is required', hint: 'see --help', exit_code: 2 },
+      });
     }
   });
 
@@ -100,7 +146,10 @@ describe('dcp', () => {
       expect(urls.some((url) => url.includes('/dist/cli.js'))).toBe(true);
       const sources = bundledSources(urls);
       expect(sources.some((source) => source.startsWith('src/cli.ts'))).toBe(true);
-      expect(sources.filter((source) => source.includes('node-forge') || source.startsWith('src/certs/')), args.join(' ')).toEqual([]);
+      expect(
+        sources.filter((source) => source.includes('node-forge') || source.startsWith('src/certs/')),
+        args.join(' '),
+      ).toEqual([]);
       expect(urls.filter((url) => INTERACTIVE.test(url))).toEqual([]);
       expect(loadsCloudSdk(urls), args.join(' ')).toBe(false);
     }
@@ -130,19 +179,41 @@ describe('dcp', () => {
     const home = tempDir('dcp-home-');
     const state = join(home, '.local', 'state', 'dcp', 'clusters', 'idle');
     mkdirSync(state, { recursive: true });
-    writeFileSync(join(state, 'cluster.json'), JSON.stringify({ name: 'idle', provider: 'local', status: 'ready', workers: 1, tls: null, details: {} }));
+    writeFileSync(
+      join(state, 'cluster.json'),
+      JSON.stringify({
+        name: 'idle',
+        provider: 'local',
+        status: 'ready',
+        workers: 1,
+        tls: null,
+        details: {},
+      }),
+    );
     const log = join(tempDir(), 'imports.log');
-    const run = await dcp(['down', 'idle'], { home, nodeArgs: ['--import', TRACE], env: { DCP_TRACE_IMPORTS: log } });
+    const run = await dcp(['down', 'idle'], {
+      home,
+      nodeArgs: ['--import', TRACE],
+      env: { DCP_TRACE_IMPORTS: log },
+    });
     expect(run.exitCode).toBe(2);
     expect(run.stderr).toContain('hint: pass --yes to go ahead without asking');
-    expect(readFileSync(log, 'utf8').split('\n').filter((url) => INTERACTIVE.test(url))).toEqual([]);
+    expect(
+      readFileSync(log, 'utf8')
+        .split('\n')
+        .filter((url) => INTERACTIVE.test(url)),
+    ).toEqual([]);
   });
 
   it('colours only when allowed: FORCE_COLOR yes, NO_COLOR and --no-color no', async () => {
     const args = ['certs', 'gen', '--out', join(tempDir(), 'c')];
     const colored = await dcp([...args, '--force'], { env: { FORCE_COLOR: '1' } });
     expect(colored.stdout).toContain('\x1b[');
-    for (const [extra, env] of [[['--no-color'], { FORCE_COLOR: '1' }], [[], { FORCE_COLOR: '1', NO_COLOR: '1' }], [[], {}]] as const) {
+    for (const [extra, env] of [
+      [['--no-color'], { FORCE_COLOR: '1' }],
+      [[], { FORCE_COLOR: '1', NO_COLOR: '1' }],
+      [[], {}],
+    ] as const) {
       const run = await dcp([...args, '--force', ...extra], { env });
       expect(run.exitCode).toBe(0);
       expect(run.stdout + run.stderr).not.toContain('\x1b[');

@@ -10,8 +10,15 @@ import type { Role } from './roles.js';
 import { notPemMessage, readPemFile } from './pem.js';
 import { caProblems } from './verify.js';
 import { addDays, isoDay } from './validity.js';
-import { buildCertificate, canSignWith, describeKey, keyMatches, parseCertificate, type AltName, type Certificate } from './x509.js';
-
+import {
+  buildCertificate,
+  canSignWith,
+  describeKey,
+  keyMatches,
+  parseCertificate,
+  type AltName,
+  type Certificate,
+} from './x509.js';
 
 /** Names every server certificate carries, so the loopback dashboard can be checked too. */
 const LOOPBACK_NAMES: AltName[] = [
@@ -36,7 +43,9 @@ export type KeyType = (typeof KEY_TYPES)[number];
 
 /** A key from Node's native crypto, off the main thread. */
 export function generateKey(type: KeyType = 'rsa'): Promise<KeyPair> {
-  return type === 'ec' ? generateKeyPairAsync('ec', { namedCurve: 'P-256' }) : generateKeyPairAsync('rsa', { modulusLength: 2048 });
+  return type === 'ec'
+    ? generateKeyPairAsync('ec', { namedCurve: 'P-256' })
+    : generateKeyPairAsync('rsa', { modulusLength: 2048 });
 }
 
 export interface Authority {
@@ -70,7 +79,13 @@ export function createAuthority(keys: KeyPair, days: number, now = new Date()): 
     altNames: [],
   });
   const certificate = parseCertificate(certPem);
-  return { certificate, certPem, bundlePem: certPem, key: keys.privateKey, keyPem: privateKeyPem(keys.privateKey) };
+  return {
+    certificate,
+    certPem,
+    bundlePem: certPem,
+    key: keys.privateKey,
+    keyPem: privateKeyPem(keys.privateKey),
+  };
 }
 
 /** The names a role's certificate carries: the user's first (they name the scheduler's address). */
@@ -111,7 +126,10 @@ export function issue(
  * naming the flag: not PEM, no certificate, not a CA, expired, key encrypted or not matching.
  */
 export async function loadAuthority(certPath: string, keyPath: string, now = new Date()): Promise<Authority> {
-  const [certFile, keyFile] = await Promise.all([readPemFile(certPath, '--ca-cert'), readPemFile(keyPath, '--ca-key')]);
+  const [certFile, keyFile] = await Promise.all([
+    readPemFile(certPath, '--ca-cert'),
+    readPemFile(keyPath, '--ca-key'),
+  ]);
   const certificate = certFile.certificates[0];
   if (!certificate) {
     throw usageError(
@@ -123,7 +141,10 @@ export async function loadAuthority(certPath: string, keyPath: string, now = new
   if (problem) throw usageError(`--ca-cert: ${problem.message}`, problem.hint);
   const entry = keyFile.keys[0];
   if (!entry) {
-    throw usageError(`--ca-key ${keyPath} holds no private key: ${keyFile.notPem ? notPemMessage(keyFile.notPem) : 'only certificates'}`, 'pass the CA private key in PEM form');
+    throw usageError(
+      `--ca-key ${keyPath} holds no private key: ${keyFile.notPem ? notPemMessage(keyFile.notPem) : 'only certificates'}`,
+      'pass the CA private key in PEM form',
+    );
   }
   if (entry.encrypted) {
     throw usageError(
@@ -131,13 +152,25 @@ export async function loadAuthority(certPath: string, keyPath: string, now = new
       `decrypt a copy for dcp: openssl pkey -in ${keyPath} -out ca-key.pem (it is used, never copied)`,
     );
   }
-  if (!entry.key) throw usageError(`--ca-key ${keyPath} cannot be read: ${entry.error ?? 'unknown key format'}`);
+  if (!entry.key)
+    throw usageError(`--ca-key ${keyPath} cannot be read: ${entry.error ?? 'unknown key format'}`);
   if (!canSignWith(entry.key)) {
-    throw usageError(`--ca-key ${keyPath}: dcp cannot sign with ${describeKey(entry.key)} keys`, 'use a CA with an RSA, EC (P-256, P-384, P-521) or Ed25519 key');
+    throw usageError(
+      `--ca-key ${keyPath}: dcp cannot sign with ${describeKey(entry.key)} keys`,
+      'use a CA with an RSA, EC (P-256, P-384, P-521) or Ed25519 key',
+    );
   }
   if (!keyMatches(certificate, entry.key)) {
-    throw usageError(`--ca-key ${keyPath} is not the key of --ca-cert ${certPath}`, 'pass the key that belongs to this CA certificate');
+    throw usageError(
+      `--ca-key ${keyPath} is not the key of --ca-cert ${certPath}`,
+      'pass the key that belongs to this CA certificate',
+    );
   }
   const bundle = certFile.certificates;
-  return { certificate, key: entry.key, bundlePem: bundle.map((c) => c.pem).join(''), partialChain: !bundle.some((c) => c.selfSigned) };
+  return {
+    certificate,
+    key: entry.key,
+    bundlePem: bundle.map((c) => c.pem).join(''),
+    partialChain: !bundle.some((c) => c.selfSigned),
+  };
 }

@@ -2,8 +2,22 @@
 import { resolve, join } from 'node:path';
 import { realpath, rm } from 'node:fs/promises';
 import { usageError } from '../errors.js';
-import { ensurePrivateDir, PRIVATE_FILE, PUBLIC_FILE, writeFilesAtomically, type FileToWrite } from '../util/files.js';
-import { createAuthority, generateKey, issue, KEY_TYPES, loadAuthority, type Authority, type KeyType } from './authority.js';
+import {
+  ensurePrivateDir,
+  PRIVATE_FILE,
+  PUBLIC_FILE,
+  writeFilesAtomically,
+  type FileToWrite,
+} from '../util/files.js';
+import {
+  createAuthority,
+  generateKey,
+  issue,
+  KEY_TYPES,
+  loadAuthority,
+  type Authority,
+  type KeyType,
+} from './authority.js';
 import { ROLES, type Role } from './roles.js';
 import { parseAltNames } from './names.js';
 import { parseDays } from './validity.js';
@@ -29,7 +43,11 @@ export interface TlsFiles {
 }
 
 export function tlsFilesIn(dir: string): TlsFiles {
-  const per = (suffix: string) => Object.fromEntries(ROLES.map((role) => [role, join(dir, `${role}${suffix}.pem`)])) as Record<Role, string>;
+  const per = (suffix: string) =>
+    Object.fromEntries(ROLES.map((role) => [role, join(dir, `${role}${suffix}.pem`)])) as Record<
+      Role,
+      string
+    >;
   return { ca: join(dir, 'ca.pem'), caKey: join(dir, 'ca-key.pem'), cert: per(''), key: per('-key') };
 }
 
@@ -51,19 +69,33 @@ export async function generateCertificateSet(options: GenOptions): Promise<GenRe
   const caDays = parseDays(options.caDays, '--ca-days');
   const altNames = parseAltNames(options.san);
   const keyType = (options.keyType ?? 'rsa') as KeyType;
-  if (!(KEY_TYPES as readonly string[]).includes(keyType)) throw usageError(`--key-type ${JSON.stringify(options.keyType)} is not one of ${KEY_TYPES.join(', ')}`, '--key-type rsa (the default) or --key-type ec');
+  if (!(KEY_TYPES as readonly string[]).includes(keyType))
+    throw usageError(
+      `--key-type ${JSON.stringify(options.keyType)} is not one of ${KEY_TYPES.join(', ')}`,
+      '--key-type rsa (the default) or --key-type ec',
+    );
   if (Boolean(options.caCert) !== Boolean(options.caKey)) {
-    throw usageError('--ca-cert and --ca-key go together', 'pass both to issue from your own CA, or neither for a new CA');
+    throw usageError(
+      '--ca-cert and --ca-key go together',
+      'pass both to issue from your own CA, or neither for a new CA',
+    );
   }
   const dir = resolve(options.out);
   const files = tlsFilesIn(dir);
   const now = new Date();
 
-  const existing = options.caCert && options.caKey ? await loadAuthority(options.caCert, options.caKey, now) : undefined;
-  const [caKeys, ...roleKeys] = await Promise.all([existing ? undefined : generateKey(keyType), ...ROLES.map(() => generateKey(keyType))]);
+  const existing =
+    options.caCert && options.caKey ? await loadAuthority(options.caCert, options.caKey, now) : undefined;
+  const [caKeys, ...roleKeys] = await Promise.all([
+    existing ? undefined : generateKey(keyType),
+    ...ROLES.map(() => generateKey(keyType)),
+  ]);
   const created = existing ? undefined : createAuthority(caKeys!, caDays, now);
   const authority: Authority = existing ?? created!;
-  const issued = ROLES.map((role, i) => ({ role, ...issue(authority, role, roleKeys[i]!, { days, altNames, now }) }));
+  const issued = ROLES.map((role, i) => ({
+    role,
+    ...issue(authority, role, roleKeys[i]!, { days, altNames, now }),
+  }));
 
   const warnings: string[] = [];
   const dirWarning = await ensurePrivateDir(dir);
@@ -74,7 +106,9 @@ export async function generateCertificateSet(options: GenOptions): Promise<GenRe
   const caIsInPlace = options.caCert !== undefined && (await samePath(options.caCert, files.ca));
   if (!caIsInPlace) toWrite.push({ path: files.ca, content: authority.bundlePem, mode: PUBLIC_FILE });
   if (authority.partialChain) {
-    warnings.push(`${options.caCert} is not a self-signed root and holds none: Python before 3.13 will reject these certificates; put the CA's chain up to its root in the --ca-cert file`);
+    warnings.push(
+      `${options.caCert} is not a self-signed root and holds none: Python before 3.13 will reject these certificates; put the CA's chain up to its root in the --ca-cert file`,
+    );
   }
   if (created) toWrite.push({ path: files.caKey, content: created.keyPem, mode: PRIVATE_FILE });
   for (const { role, certPem, keyPem } of issued) {
@@ -83,7 +117,15 @@ export async function generateCertificateSet(options: GenOptions): Promise<GenRe
   }
   await writeFilesAtomically(toWrite, { overwrite: options.force });
   // A CA key left from an earlier set no longer matches ca.pem: a key nobody needs, and a trap.
-  if (existing && options.force && !(await samePath(options.caKey!, files.caKey)) && (await rm(files.caKey).then(() => true, () => false))) {
+  if (
+    existing &&
+    options.force &&
+    !(await samePath(options.caKey!, files.caKey)) &&
+    (await rm(files.caKey).then(
+      () => true,
+      () => false,
+    ))
+  ) {
     warnings.push(`removed ${files.caKey}: it belonged to the CA these files no longer use`);
   }
 

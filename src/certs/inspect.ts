@@ -68,6 +68,9 @@ export async function inspectFiles(paths: string[], now = new Date()): Promise<F
         error: entry.error ?? null,
       };
     }),
-    problems: [...(file.notPem ? [notPemMessage(file.notPem)] : []), ...file.badCertificates.map((reason) => `a certificate does not parse: ${reason}`)],
+    problems: [
+      ...(file.notPem ? [notPemMessage(file.notPem)] : []),
+      ...file.badCertificates.map((reason) => `a certificate does not parse: ${reason}`),
+    ],
   }));
 }

@@ -14,7 +14,16 @@ describe('parseAltName', () => {
     expect(parseAltName(input)).toEqual(expected);
   });
 
-  it.each(['10.0.0.300', '10.1', 'under_score.example', '-leading.example', 'a..b', 'has space', 'x'.repeat(64), ''])('rejects %j as a usage error', (input) => {
+  it.each([
+    '10.0.0.300',
+    '10.1',
+    'under_score.example',
+    '-leading.example',
+    'a..b',
+    'has space',
+    'x'.repeat(64),
+    '',
+  ])('rejects %j as a usage error', (input) => {
     expect(() => parseAltName(input)).toThrow(DcpError);
     try {
       parseAltName(input);

@@ -13,7 +13,11 @@ export function parseAltName(value: string): AltName {
   const text = value.trim();
   const bare = text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text;
   // A zone (fe80::1%eth0) names an interface on one machine; a certificate cannot carry it.
-  if (!bare.includes('%') && ipaddr.isValid(bare) && (bare.includes(':') || ipaddr.IPv4.isValidFourPartDecimal(bare))) {
+  if (
+    !bare.includes('%') &&
+    ipaddr.isValid(bare) &&
+    (bare.includes(':') || ipaddr.IPv4.isValidFourPartDecimal(bare))
+  ) {
     return { type: 'ip', value: ipaddr.parse(bare).toString() };
   }
   const labels = (text.startsWith('*.') ? text.slice(2) : text).replace(/\.$/, '').split('.');
@@ -33,10 +37,18 @@ export function parseAltName(value: string): AltName {
 
 /** The distinct names, in order. */
 export function uniqueAltNames(names: AltName[]): AltName[] {
-  return names.filter((name, index) => names.findIndex((other) => other.type === name.type && other.value === name.value) === index);
+  return names.filter(
+    (name, index) =>
+      names.findIndex((other) => other.type === name.type && other.value === name.value) === index,
+  );
 }
 
 /** `--san a,b --san c` → the distinct names, in order. */
 export function parseAltNames(values: string[]): AltName[] {
-  return uniqueAltNames(values.flatMap((value) => value.split(',')).filter((value) => value.trim() !== '').map(parseAltName));
+  return uniqueAltNames(
+    values
+      .flatMap((value) => value.split(','))
+      .filter((value) => value.trim() !== '')
+      .map(parseAltName),
+  );
 }

@@ -18,7 +18,11 @@ export interface PrivateKeyEntry {
 export type NotPemReason = 'der' | 'no-blocks' | 'text';
 
 export function notPemMessage(reason: NotPemReason): string {
-  return { der: 'it looks like binary DER, not PEM', 'no-blocks': 'it holds no certificate or private key', text: 'it is not a PEM file' }[reason];
+  return {
+    der: 'it looks like binary DER, not PEM',
+    'no-blocks': 'it holds no certificate or private key',
+    text: 'it is not a PEM file',
+  }[reason];
 }
 
 export interface PemFile {
@@ -78,7 +82,10 @@ export async function readPemFile(path: string, flag: string): Promise<PemFile> 
   try {
     buffer = await readFile(path);
   } catch (error) {
-    throw usageError(`cannot read ${flag} ${path}: ${describeErrno(error)}`, `check the path given to ${flag}`);
+    throw usageError(
+      `cannot read ${flag} ${path}: ${describeErrno(error)}`,
+      `check the path given to ${flag}`,
+    );
   }
   return parsePem(path, buffer.toString('latin1'));
 }

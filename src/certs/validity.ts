@@ -9,7 +9,10 @@ export function parseDays(value: string | number, flag: string): number {
   const text = String(value).trim();
   const days = /^\d+$/.test(text) ? Number(text) : Number.NaN;
   if (!Number.isSafeInteger(days) || days < 1 || days > MAX_DAYS) {
-    throw usageError(`${flag} ${JSON.stringify(String(value))} is not a number of days from 1 to ${MAX_DAYS}`, `for example ${flag} 365`);
+    throw usageError(
+      `${flag} ${JSON.stringify(String(value))} is not a number of days from 1 to ${MAX_DAYS}`,
+      `for example ${flag} 365`,
+    );
   }
   return days;
 }

@@ -53,11 +53,18 @@ export async function verifyFiles(options: VerifyOptions, now = new Date()): Pro
   const warnings: Finding[] = [];
   const leaf = certFile.certificates[0];
 
-  problems.push(...fileProblems(caFile, 'CA file', 'certificate'), ...fileProblems(certFile, 'certificate file', 'certificate'));
+  problems.push(
+    ...fileProblems(caFile, 'CA file', 'certificate'),
+    ...fileProblems(certFile, 'certificate file', 'certificate'),
+  );
   if (keyFile) problems.push(...fileProblems(keyFile, 'key file', 'key'));
 
   if (leaf) {
-    problems.push(...validityProblems(leaf, certFile.path, now), ...purposeProblems(leaf, role), ...criticalProblems(leaf, certFile.path));
+    problems.push(
+      ...validityProblems(leaf, certFile.path, now),
+      ...purposeProblems(leaf, role),
+      ...criticalProblems(leaf, certFile.path),
+    );
     warnings.push(...leafStrictWarnings(leaf, certFile.path));
     if (leaf.selfSigned && leaf.basicConstraints?.ca) {
       warnings.push({
@@ -66,7 +73,10 @@ export async function verifyFiles(options: VerifyOptions, now = new Date()): Pro
         hint: 'give each role its own certificate from a CA whose key stays on your machine: dcp certs gen',
       });
     }
-    const chain = caFile.certificates.length > 0 ? buildChain(leaf, certFile.certificates.slice(1), caFile.certificates) : undefined;
+    const chain =
+      caFile.certificates.length > 0
+        ? buildChain(leaf, certFile.certificates.slice(1), caFile.certificates)
+        : undefined;
     if (caFile.certificates.length > 0 && !chain) {
       problems.push({
         code: 'not-signed-by-ca',
@@ -110,19 +120,26 @@ const isSame = (a: Certificate, b: Certificate) => a.fingerprint256 === b.finger
  * that is not self-signed is a partial chain. Undefined when nothing trusted signed it. A leaf
  * that is itself trusted (a pinned certificate) has no CAs to check.
  */
-function buildChain(leaf: Certificate, intermediates: Certificate[], anchors: Certificate[]): { cas: Certificate[]; partial: boolean } | undefined {
+function buildChain(
+  leaf: Certificate,
+  intermediates: Certificate[],
+  anchors: Certificate[],
+): { cas: Certificate[]; partial: boolean } | undefined {
   if (anchors.some((anchor) => isSame(anchor, leaf))) return { cas: [], partial: false };
   const cas: Certificate[] = [];
   let current = leaf;
   for (;;) {
-    const candidates = [...anchors, ...intermediates].filter((c) => !isSame(c, current) && !cas.some((seen) => isSame(seen, c)));
+    const candidates = [...anchors, ...intermediates].filter(
+      (c) => !isSame(c, current) && !cas.some((seen) => isSame(seen, c)),
+    );
     const issuer = candidates.find((c) => isIssuedBy(current, c));
     if (!issuer) {
       const trusted = cas.length > 0 && anchors.some((anchor) => isSame(anchor, current));
       return trusted ? { cas, partial: true } : undefined;
     }
     cas.push(issuer);
-    if (issuer.selfSigned) return anchors.some((anchor) => isSame(anchor, issuer)) ? { cas, partial: false } : undefined;
+    if (issuer.selfSigned)
+      return anchors.some((anchor) => isSame(anchor, issuer)) ? { cas, partial: false } : undefined;
     current = issuer;
   }
 }
@@ -134,7 +151,11 @@ function fileProblems(file: PemFile, what: string, kind: 'certificate' | 'key'):
     hint: 'check that the file was copied whole',
   }));
   if (file.notPem) {
-    found.push({ code: 'not-pem', message: `${what} ${file.path} is not usable: ${notPemMessage(file.notPem)}`, hint: conversionHint(file, kind) });
+    found.push({
+      code: 'not-pem',
+      message: `${what} ${file.path} is not usable: ${notPemMessage(file.notPem)}`,
+      hint: conversionHint(file, kind),
+    });
   } else if (kind === 'certificate' && file.certificates.length === 0 && file.badCertificates.length === 0) {
     found.push({
       code: 'no-certificate',
@@ -147,7 +168,13 @@ function fileProblems(file: PemFile, what: string, kind: 'certificate' | 'key'):
 
 function validityProblems(cert: Certificate, path: string, now: Date): Finding[] {
   if (cert.notAfter <= now) {
-    return [{ code: 'expired', message: `${path} expired on ${isoDay(cert.notAfter)}`, hint: 'issue a new certificate: dcp certs gen' }];
+    return [
+      {
+        code: 'expired',
+        message: `${path} expired on ${isoDay(cert.notAfter)}`,
+        hint: 'issue a new certificate: dcp certs gen',
+      },
+    ];
   }
   if (cert.notBefore > now) {
     return [
@@ -177,7 +204,11 @@ function purposeProblems(cert: Certificate, role: Role | 'any'): Finding[] {
       hint: `reissue it with extendedKeyUsage = ${needed.join(', ')}, or without the extension (dcp certs gen does this)`,
     });
   }
-  if (cert.keyUsage && !cert.keyUsage.usages.includes('digitalSignature') && !cert.keyUsage.usages.includes('keyAgreement')) {
+  if (
+    cert.keyUsage &&
+    !cert.keyUsage.usages.includes('digitalSignature') &&
+    !cert.keyUsage.usages.includes('keyAgreement')
+  ) {
     found.push({
       code: 'key-usage',
       message: `key usage (${cert.keyUsage.usages.join(', ') || 'empty'}) lacks digitalSignature, which TLS needs to authenticate ${who}`,
@@ -208,7 +239,9 @@ function criticalProblems(cert: Certificate, path: string): Finding[] {
 export function caProblems(ca: Certificate, path: string, role: Role | 'any', now: Date): Finding[] {
   const found: Finding[] = [];
   const name = `the CA certificate "${ca.subject}" in ${path}`;
-  const tolerated = !ca.basicConstraints && ((ca.version === 1 && ca.selfSigned) || ca.keyUsage?.usages.includes('keyCertSign'));
+  const tolerated =
+    !ca.basicConstraints &&
+    ((ca.version === 1 && ca.selfSigned) || ca.keyUsage?.usages.includes('keyCertSign'));
   if (ca.basicConstraints ? !ca.basicConstraints.ca : !tolerated) {
     found.push({
       code: 'ca-not-ca',
@@ -217,7 +250,11 @@ export function caProblems(ca: Certificate, path: string, role: Role | 'any', no
     });
   }
   if (ca.keyUsage && !ca.keyUsage.usages.includes('keyCertSign')) {
-    found.push({ code: 'ca-key-usage', message: `${name} has key usage without keyCertSign, so it may not sign certificates`, hint: 'reissue the CA with keyUsage = critical, keyCertSign, cRLSign' });
+    found.push({
+      code: 'ca-key-usage',
+      message: `${name} has key usage without keyCertSign, so it may not sign certificates`,
+      hint: 'reissue the CA with keyUsage = critical, keyCertSign, cRLSign',
+    });
   }
   const needed = role === 'client' ? ['clientAuth'] : ['serverAuth', 'clientAuth'];
   const missing = ca.extKeyUsage ? needed.filter((usage) => !ca.extKeyUsage!.includes(usage)) : [];
@@ -229,26 +266,53 @@ export function caProblems(ca: Certificate, path: string, role: Role | 'any', no
     });
   }
   if (ca.notAfter <= now) {
-    found.push({ code: 'ca-expired', message: `${name} expired on ${isoDay(ca.notAfter)}`, hint: 'make a new CA and reissue: dcp certs gen' });
+    found.push({
+      code: 'ca-expired',
+      message: `${name} expired on ${isoDay(ca.notAfter)}`,
+      hint: 'make a new CA and reissue: dcp certs gen',
+    });
   } else if (ca.notBefore > now) {
-    found.push({ code: 'ca-not-yet-valid', message: `${name} is not valid until ${ca.notBefore.toISOString()}`, hint: "check this machine's clock" });
+    found.push({
+      code: 'ca-not-yet-valid',
+      message: `${name} is not valid until ${ca.notBefore.toISOString()}`,
+      hint: "check this machine's clock",
+    });
   }
   return [...found, ...criticalProblems(ca, path)];
 }
 
 function caStrictWarnings(ca: Certificate, path: string): Finding[] {
   const found: Finding[] = [];
-  if (!ca.basicConstraints && ((ca.version === 1 && ca.selfSigned) || ca.keyUsage?.usages.includes('keyCertSign'))) {
-    found.push({ code: 'strict-ca-basic-constraints', message: `the CA certificate in ${path} has no basicConstraints CA:TRUE, which only lenient OpenSSL tolerates: ${STRICT}`, hint: REISSUE });
+  if (
+    !ca.basicConstraints &&
+    ((ca.version === 1 && ca.selfSigned) || ca.keyUsage?.usages.includes('keyCertSign'))
+  ) {
+    found.push({
+      code: 'strict-ca-basic-constraints',
+      message: `the CA certificate in ${path} has no basicConstraints CA:TRUE, which only lenient OpenSSL tolerates: ${STRICT}`,
+      hint: REISSUE,
+    });
   }
   if (ca.basicConstraints?.ca && !ca.basicConstraints.critical) {
-    found.push({ code: 'strict-basic-constraints', message: `the CA's basicConstraints in ${path} is not marked critical: ${STRICT}`, hint: REISSUE });
+    found.push({
+      code: 'strict-basic-constraints',
+      message: `the CA's basicConstraints in ${path} is not marked critical: ${STRICT}`,
+      hint: REISSUE,
+    });
   }
   if (!ca.keyUsage) {
-    found.push({ code: 'strict-ca-key-usage', message: `the CA certificate in ${path} has no keyUsage extension: ${STRICT}`, hint: REISSUE });
+    found.push({
+      code: 'strict-ca-key-usage',
+      message: `the CA certificate in ${path} has no keyUsage extension: ${STRICT}`,
+      hint: REISSUE,
+    });
   }
   if (!ca.subjectKeyId) {
-    found.push({ code: 'strict-subject-key-id', message: `the CA certificate in ${path} has no subjectKeyIdentifier: ${STRICT}`, hint: REISSUE });
+    found.push({
+      code: 'strict-subject-key-id',
+      message: `the CA certificate in ${path} has no subjectKeyIdentifier: ${STRICT}`,
+      hint: REISSUE,
+    });
   }
   return found;
 }
@@ -256,18 +320,35 @@ function caStrictWarnings(ca: Certificate, path: string): Finding[] {
 function leafStrictWarnings(leaf: Certificate, path: string): Finding[] {
   const found: Finding[] = [];
   if (!leaf.selfSigned && !leaf.authorityKeyId) {
-    found.push({ code: 'strict-authority-key-id', message: `${path} has no authorityKeyIdentifier: ${STRICT}`, hint: REISSUE });
+    found.push({
+      code: 'strict-authority-key-id',
+      message: `${path} has no authorityKeyIdentifier: ${STRICT}`,
+      hint: REISSUE,
+    });
   }
   if (!leaf.basicConstraints?.ca && leaf.keyUsage?.usages.includes('keyCertSign')) {
-    found.push({ code: 'strict-key-cert-sign', message: `${path} is not a CA but its key usage has keyCertSign: ${STRICT}`, hint: REISSUE });
+    found.push({
+      code: 'strict-key-cert-sign',
+      message: `${path} is not a CA but its key usage has keyCertSign: ${STRICT}`,
+      hint: REISSUE,
+    });
   }
   if (leaf.subject === '' && !leaf.subjectAltNameCritical) {
-    found.push({ code: 'strict-empty-subject', message: `${path} has an empty subject and a non-critical subjectAltName: ${STRICT}`, hint: REISSUE });
+    found.push({
+      code: 'strict-empty-subject',
+      message: `${path} has an empty subject and a non-critical subjectAltName: ${STRICT}`,
+      hint: REISSUE,
+    });
   }
   return found;
 }
 
-function keyProblems(leaf: Certificate, certFile: PemFile, keyFile: PemFile | undefined, warnings: Finding[]): Finding[] {
+function keyProblems(
+  leaf: Certificate,
+  certFile: PemFile,
+  keyFile: PemFile | undefined,
+  warnings: Finding[],
+): Finding[] {
   const source = keyFile ?? certFile;
   const entry = source.keys[0];
   if (!entry) {
@@ -279,7 +360,13 @@ function keyProblems(leaf: Certificate, certFile: PemFile, keyFile: PemFile | un
       });
     }
     return keyFile && !keyFile.notPem
-      ? [{ code: 'no-key', message: `key file ${keyFile.path} holds no private key`, hint: 'pass the file with the -----BEGIN PRIVATE KEY----- block' }]
+      ? [
+          {
+            code: 'no-key',
+            message: `key file ${keyFile.path} holds no private key`,
+            hint: 'pass the file with the -----BEGIN PRIVATE KEY----- block',
+          },
+        ]
       : [];
   }
   if (entry.encrypted) {
@@ -292,7 +379,13 @@ function keyProblems(leaf: Certificate, certFile: PemFile, keyFile: PemFile | un
     ];
   }
   if (!entry.key) {
-    return [{ code: 'bad-key', message: `the private key in ${source.path} cannot be read: ${entry.error ?? 'unknown format'}`, hint: 'check that the file was copied whole' }];
+    return [
+      {
+        code: 'bad-key',
+        message: `the private key in ${source.path} cannot be read: ${entry.error ?? 'unknown format'}`,
+        hint: 'check that the file was copied whole',
+      },
+    ];
   }
   if (!keyMatches(leaf, entry.key)) {
     return [

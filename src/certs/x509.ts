@@ -108,7 +108,10 @@ function bytes(buffer: Buffer): forge.util.ByteStringBuffer {
  * in them. (The options object is real; forge's type definitions only know a boolean.)
  */
 function fromDer(der: Buffer): Asn1 {
-  return (asn1.fromDer as unknown as (input: forge.util.ByteStringBuffer, options: object) => Asn1)(bytes(der), { decodeBitStrings: false });
+  return (asn1.fromDer as unknown as (input: forge.util.ByteStringBuffer, options: object) => Asn1)(
+    bytes(der),
+    { decodeBitStrings: false },
+  );
 }
 
 function fromBinary(value: string): Buffer {
@@ -125,9 +128,7 @@ export function parseCertificate(pem: string): Certificate {
   const subjectName = tbsFields[offset + 4]!;
   const issuerName = tbsFields[offset + 2]!;
   const extensionsNode = tbsFields.find((node) => isTagged(node, 3));
-  const extensions = extensionsNode
-    ? pkiExtensions.certificateExtensionsFromAsn1(extensionsNode)
-    : [];
+  const extensions = extensionsNode ? pkiExtensions.certificateExtensionsFromAsn1(extensionsNode) : [];
   const find = (oid: string) => extensions.find((e) => e.id === oid);
 
   const bc = find(OID.basicConstraints);
@@ -152,7 +153,7 @@ export function parseCertificate(pem: string): Certificate {
     publicKey,
     keyDescription: describeKey(publicKey),
     selfSigned: false,
-    version: offset === 1 ? asn1.derToInteger(((tbsFields[0]!.value as Asn1[])[0]!.value as string)) + 1 : 1,
+    version: offset === 1 ? asn1.derToInteger((tbsFields[0]!.value as Asn1[])[0]!.value as string) + 1 : 1,
     basicConstraints: bc && {
       ca: bc.cA === true,
       critical: bc.critical,
@@ -234,7 +235,9 @@ export function describeKey(key: KeyObject): string {
 export function keyIdentifier(publicKey: KeyObject): Buffer {
   const spki = fromDer(publicKey.export({ type: 'spki', format: 'der' }));
   const bitString = (spki.value as Asn1[])[1]!.value as string;
-  return createHash('sha1').update(fromBinary(bitString.slice(1))).digest();
+  return createHash('sha1')
+    .update(fromBinary(bitString.slice(1)))
+    .digest();
 }
 
 export interface AltName {
@@ -270,7 +273,9 @@ export function buildCertificate(spec: CertificateSpec): string {
   const holder = forge.pki.createCertificate();
   holder.setSubject([
     { name: 'commonName', value: spec.subject.commonName },
-    ...(spec.subject.organizationName ? [{ name: 'organizationName', value: spec.subject.organizationName }] : []),
+    ...(spec.subject.organizationName
+      ? [{ name: 'organizationName', value: spec.subject.organizationName }]
+      : []),
   ]);
   holder.setExtensions([
     spec.ca
@@ -279,20 +284,29 @@ export function buildCertificate(spec: CertificateSpec): string {
     spec.ca
       ? { name: 'keyUsage', critical: true, keyCertSign: true, cRLSign: true }
       : // RSA keys may also encrypt a key exchange; EC keys only sign (RFC 5480).
-        { name: 'keyUsage', critical: true, digitalSignature: true, ...(spec.publicKey.asymmetricKeyType === 'rsa' ? { keyEncipherment: true } : {}) },
+        {
+          name: 'keyUsage',
+          critical: true,
+          digitalSignature: true,
+          ...(spec.publicKey.asymmetricKeyType === 'rsa' ? { keyEncipherment: true } : {}),
+        },
     ...(spec.ca ? [] : [{ name: 'extKeyUsage', serverAuth: true, clientAuth: true }]),
     ...(spec.altNames.length > 0
       ? [
           {
             name: 'subjectAltName',
-            altNames: spec.altNames.map((n) => (n.type === 'ip' ? { type: 7, ip: n.value } : { type: 2, value: n.value })),
+            altNames: spec.altNames.map((n) =>
+              n.type === 'ip' ? { type: 7, ip: n.value } : { type: 2, value: n.value },
+            ),
           },
         ]
       : []),
     { name: 'subjectKeyIdentifier', value: octetString(subjectKeyId) },
     {
       name: 'authorityKeyIdentifier',
-      value: sequence([asn1.create(asn1.Class.CONTEXT_SPECIFIC, 0, false, authorityKeyId.toString('binary'))]),
+      value: sequence([
+        asn1.create(asn1.Class.CONTEXT_SPECIFIC, 0, false, authorityKeyId.toString('binary')),
+      ]),
     },
   ]);
   const subjectName = forge.pki.distinguishedNameToAsn1(holder.subject);
@@ -323,15 +337,24 @@ export function buildCertificate(spec: CertificateSpec): string {
 
 /** Whether buildCertificate can sign with this key. */
 export function canSignWith(key: KeyObject): boolean {
-  return key.asymmetricKeyType === 'rsa' || key.asymmetricKeyType === 'ed25519' || (key.asymmetricKeyType === 'ec' && ['prime256v1', 'secp384r1', 'secp521r1'].includes(key.asymmetricKeyDetails?.namedCurve ?? ''));
+  return (
+    key.asymmetricKeyType === 'rsa' ||
+    key.asymmetricKeyType === 'ed25519' ||
+    (key.asymmetricKeyType === 'ec' &&
+      ['prime256v1', 'secp384r1', 'secp521r1'].includes(key.asymmetricKeyDetails?.namedCurve ?? ''))
+  );
 }
 
 function signatureAlgorithm(key: KeyObject): { identifier: Asn1; hash: string | null } {
-  const oid = (value: string) => asn1.create(asn1.Class.UNIVERSAL, asn1.Type.OID, false, asn1.oidToDer(value).getBytes());
+  const oid = (value: string) =>
+    asn1.create(asn1.Class.UNIVERSAL, asn1.Type.OID, false, asn1.oidToDer(value).getBytes());
   switch (key.asymmetricKeyType) {
     case 'rsa':
       return {
-        identifier: sequence([oid(OID.sha256WithRSA), asn1.create(asn1.Class.UNIVERSAL, asn1.Type.NULL, false, '')]),
+        identifier: sequence([
+          oid(OID.sha256WithRSA),
+          asn1.create(asn1.Class.UNIVERSAL, asn1.Type.NULL, false, ''),
+        ]),
         hash: 'sha256',
       };
     case 'ec': {
@@ -398,8 +421,11 @@ export function isIssuedBy(
   certificate: Pick<Certificate, 'x509' | 'issuer' | 'issuerNameDer' | 'authorityKeyId'>,
   issuer: Pick<Certificate, 'subject' | 'subjectNameDer' | 'subjectKeyId' | 'publicKey'>,
 ): boolean {
-  const namesMatch = certificate.issuerNameDer.equals(issuer.subjectNameDer) || certificate.issuer.toLowerCase() === issuer.subject.toLowerCase();
-  const keyIdsMatch = !certificate.authorityKeyId || !issuer.subjectKeyId || certificate.authorityKeyId === issuer.subjectKeyId;
+  const namesMatch =
+    certificate.issuerNameDer.equals(issuer.subjectNameDer) ||
+    certificate.issuer.toLowerCase() === issuer.subject.toLowerCase();
+  const keyIdsMatch =
+    !certificate.authorityKeyId || !issuer.subjectKeyId || certificate.authorityKeyId === issuer.subjectKeyId;
   try {
     return namesMatch && keyIdsMatch && certificate.x509.verify(issuer.publicKey);
   } catch {

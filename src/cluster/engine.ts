@@ -10,13 +10,29 @@ import { daskConfigDir } from '../config/paths.js';
 import { DcpError, ExitCode, messageOf } from '../errors.js';
 import { loadProvider } from '../providers/index.js';
 import type { ProviderName } from '../config/schema.js';
-import type { ClusterSpec, ClusterTls, CreateContext, ProgressEvent, Provider } from '../providers/provider.js';
+import type {
+  ClusterSpec,
+  ClusterTls,
+  CreateContext,
+  ProgressEvent,
+  Provider,
+} from '../providers/provider.js';
 import { formatDuration } from '../util/duration.js';
 import type { Interrupted } from '../util/interrupt.js';
 import { generateName } from './names.js';
 import { waitForScheduler, waitForWorkers } from './readiness.js';
 import type { UpPlan } from './spec.js';
-import { claimClusterDir, clusterDir, listClusterNames, readJournal, readRecord, recordResource, removeClusterDir, writeRecord, type ClusterRecord } from './state.js';
+import {
+  claimClusterDir,
+  clusterDir,
+  listClusterNames,
+  readJournal,
+  readRecord,
+  recordResource,
+  removeClusterDir,
+  writeRecord,
+  type ClusterRecord,
+} from './state.js';
 
 export interface Hooks {
   progress(event: ProgressEvent): void;
@@ -31,7 +47,13 @@ export function clientConfigFile(env = process.env): string {
 
 class TimedOut extends Error {}
 
-async function waitUntilReady(plan: UpPlan, provider: Provider, context: CreateContext, record: ClusterRecord, hooks: Hooks): Promise<void> {
+async function waitUntilReady(
+  plan: UpPlan,
+  provider: Provider,
+  context: CreateContext,
+  record: ClusterRecord,
+  hooks: Hooks,
+): Promise<void> {
   const address = record.scheduler_address!;
   const tls = record.tls;
   // Health checks run beside the waiting, so a member that dies fails `up` at once, not at the
@@ -53,17 +75,33 @@ async function waitUntilReady(plan: UpPlan, provider: Provider, context: CreateC
   // which overlaps the scheduler's own start-up.
   const ready = Promise.all([
     (async () => {
-      hooks.progress({ step: 'scheduler', status: 'start', detail: `waiting for ${address} to answer over ${tls ? 'mutual TLS' : 'TCP'}` });
+      hooks.progress({
+        step: 'scheduler',
+        status: 'start',
+        detail: `waiting for ${address} to answer over ${tls ? 'mutual TLS' : 'TCP'}`,
+      });
       await waitForScheduler(address, tls, context.signal);
-      hooks.progress({ step: 'scheduler', status: 'done', detail: `${address} answered${tls ? ' the client certificate' : ''}` });
+      hooks.progress({
+        step: 'scheduler',
+        status: 'done',
+        detail: `${address} answered${tls ? ' the client certificate' : ''}`,
+      });
     })(),
     (async () => {
       if (plan.waitWorkers === 0) return;
       hooks.progress({ step: 'workers', status: 'start', detail: `0/${plan.waitWorkers}` });
       await waitForWorkers(record.dashboard_url!, plan.waitWorkers, context.signal, (count) =>
-        hooks.progress({ step: 'workers', status: 'info', detail: `${count.workers}/${plan.waitWorkers} connected` }),
+        hooks.progress({
+          step: 'workers',
+          status: 'info',
+          detail: `${count.workers}/${plan.waitWorkers} connected`,
+        }),
       );
-      hooks.progress({ step: 'workers', status: 'done', detail: `${plan.waitWorkers}/${plan.waitWorkers} connected` });
+      hooks.progress({
+        step: 'workers',
+        status: 'done',
+        detail: `${plan.waitWorkers}/${plan.waitWorkers} connected`,
+      });
     })(),
   ]);
   await Promise.race([ready, health]);
@@ -75,14 +113,21 @@ async function claimName(spec: ClusterSpec, generated: boolean, env: NodeJS.Proc
     try {
       return await claimClusterDir(spec.name, env);
     } catch (error) {
-      if (!generated || attempt >= 5 || !(error instanceof DcpError) || error.exitCode !== ExitCode.usage) throw error;
+      if (!generated || attempt >= 5 || !(error instanceof DcpError) || error.exitCode !== ExitCode.usage)
+        throw error;
       spec.name = generateName();
     }
   }
 }
 
 /** Creates the cluster, or rolls everything back and throws saying what failed and what was removed. */
-export async function createCluster(plan: UpPlan, provider: Provider, hooks: Hooks, interrupt: AbortSignal, env = process.env): Promise<ClusterRecord> {
+export async function createCluster(
+  plan: UpPlan,
+  provider: Provider,
+  hooks: Hooks,
+  interrupt: AbortSignal,
+  env = process.env,
+): Promise<ClusterRecord> {
   // The certificate code (node-forge) loads while the provider looks for what it needs.
   const tlsModule = import('./tls.js');
   const { warnings = [], ...spec } = await provider.prepare(plan.spec);
@@ -120,13 +165,30 @@ export async function createCluster(plan: UpPlan, provider: Provider, hooks: Hoo
   };
   try {
     await writeRecord(record, env);
-    if (plan.tls.mode !== 'off') hooks.progress({ step: 'certificates', status: 'start', detail: plan.tls.mode === 'auto' ? 'a fresh CA and scheduler, worker, client certificates' : 'checking your files' });
+    if (plan.tls.mode !== 'off')
+      hooks.progress({
+        step: 'certificates',
+        status: 'start',
+        detail:
+          plan.tls.mode === 'auto'
+            ? 'a fresh CA and scheduler, worker, client certificates'
+            : 'checking your files',
+      });
     const { clientTls, prepareTls } = await tlsModule;
     tls = await prepareTls(plan.tls, dir);
-    if (tls) hooks.progress({ step: 'certificates', status: 'done', detail: plan.tls.mode === 'auto' ? join(dir, 'tls') : tls.caFile });
+    if (tls)
+      hooks.progress({
+        step: 'certificates',
+        status: 'done',
+        detail: plan.tls.mode === 'auto' ? join(dir, 'tls') : tls.caFile,
+      });
     signal.throwIfAborted();
 
-    hooks.progress({ step: 'create', status: 'start', detail: `a scheduler and ${spec.workers} worker${spec.workers === 1 ? '' : 's'} (${spec.provider})` });
+    hooks.progress({
+      step: 'create',
+      status: 'start',
+      detail: `a scheduler and ${spec.workers} worker${spec.workers === 1 ? '' : 's'} (${spec.provider})`,
+    });
     const endpoints = await provider.create(context);
     Object.assign(record, {
       status: 'running',
@@ -159,7 +221,10 @@ export async function createCluster(plan: UpPlan, provider: Provider, hooks: Hoo
       : timedOut
         ? `${spec.name} was not ready within ${formatDuration(timeoutMs)}`
         : messageOf(error);
-    const logs = interrupted || (error instanceof DcpError && error.exitCode === ExitCode.usage) ? '' : await provider.diagnostics(dir);
+    const logs =
+      interrupted || (error instanceof DcpError && error.exitCode === ExitCode.usage)
+        ? ''
+        : await provider.diagnostics(dir);
     hooks.progress({ step: 'roll back', status: 'start', detail: why });
     let removed: string[];
     try {
@@ -167,7 +232,9 @@ export async function createCluster(plan: UpPlan, provider: Provider, hooks: Hoo
     } catch (rollbackError) {
       // What was made stays in the journal (and carries the cluster's tags): `down` can finish it.
       hooks.progress({ step: 'roll back', status: 'done', detail: `failed: ${messageOf(rollbackError)}` });
-      const details = [error instanceof DcpError ? error.details : undefined, logs].filter(Boolean).join('\n');
+      const details = [error instanceof DcpError ? error.details : undefined, logs]
+        .filter(Boolean)
+        .join('\n');
       throw new DcpError(`${why}; rolling back failed too: ${messageOf(rollbackError)}`, {
         hint: `finish it with: dcp down ${spec.name}${error instanceof DcpError && error.hint ? `; and for the first failure: ${error.hint}` : ''}`,
         ...(details ? { details } : {}),
@@ -175,14 +242,30 @@ export async function createCluster(plan: UpPlan, provider: Provider, hooks: Hoo
         cause: error,
       });
     }
-    hooks.progress({ step: 'roll back', status: 'done', detail: removed.length ? `removed ${removed.join(', ')}` : 'nothing had been created' });
+    hooks.progress({
+      step: 'roll back',
+      status: 'done',
+      detail: removed.length ? `removed ${removed.join(', ')}` : 'nothing had been created',
+    });
     const rolledBack = `rolled back: ${removed.length > 0 ? `removed ${removed.join(', ')}` : 'nothing had been created yet'}`;
-    const hint = error instanceof DcpError && error.hint && !interrupted && !timedOut ? error.hint : undefined;
-    const details = [error instanceof DcpError ? error.details : undefined, logs].filter(Boolean).join('\n') || undefined;
+    const hint =
+      error instanceof DcpError && error.hint && !interrupted && !timedOut ? error.hint : undefined;
+    const details =
+      [error instanceof DcpError ? error.details : undefined, logs].filter(Boolean).join('\n') || undefined;
     throw new DcpError(`${why}; ${rolledBack}`, {
       details,
-      hint: hint ?? (timedOut ? 'a slow machine may need a longer --timeout; the log lines above say what the members were doing' : interrupted ? undefined : 'the log lines above say what went wrong'),
-      exitCode: interrupted ? ExitCode.interrupted : error instanceof DcpError ? error.exitCode : ExitCode.failed,
+      hint:
+        hint ??
+        (timedOut
+          ? 'a slow machine may need a longer --timeout; the log lines above say what the members were doing'
+          : interrupted
+            ? undefined
+            : 'the log lines above say what went wrong'),
+      exitCode: interrupted
+        ? ExitCode.interrupted
+        : error instanceof DcpError
+          ? error.exitCode
+          : ExitCode.failed,
       cause: error,
     });
   } finally {
@@ -192,7 +275,12 @@ export async function createCluster(plan: UpPlan, provider: Provider, hooks: Hoo
 }
 
 /** Everything the journal lists, the client config that points here, and the state folder. */
-async function destroyFromState(name: string, provider: Provider, hooks: Hooks, env: NodeJS.ProcessEnv): Promise<string[]> {
+async function destroyFromState(
+  name: string,
+  provider: Provider,
+  hooks: Hooks,
+  env: NodeJS.ProcessEnv,
+): Promise<string[]> {
   const dir = clusterDir(name, env);
   const record = await readRecord(name, env).catch(() => undefined);
   const removed = await provider.destroy(await readJournal(dir), { name, dir, progress: hooks.progress });
@@ -212,13 +300,24 @@ export interface FindElsewhere {
  * provider finds by the cluster's tags. Idempotent: a cluster that is already gone, or was half
  * made, is a quiet success. Returns undefined when there was nothing to do.
  */
-export async function destroyCluster(name: string, hooks: Hooks, env = process.env, elsewhere: FindElsewhere = {}): Promise<string[] | undefined> {
+export async function destroyCluster(
+  name: string,
+  hooks: Hooks,
+  env = process.env,
+  elsewhere: FindElsewhere = {},
+): Promise<string[] | undefined> {
   const record = await readRecord(name, env).catch(() => undefined);
   const resources = await readJournal(clusterDir(name, env));
   if (!record && resources.length === 0 && !(await listClusterNames(env)).includes(name)) {
     if (!elsewhere.provider || elsewhere.provider === 'local') return undefined;
     const provider = await loadProvider(elsewhere.provider);
-    const removed = await provider.destroy([], { name, dir: clusterDir(name, env), progress: hooks.progress, searchByName: true, ...(elsewhere.location ? { location: elsewhere.location } : {}) });
+    const removed = await provider.destroy([], {
+      name,
+      dir: clusterDir(name, env),
+      progress: hooks.progress,
+      searchByName: true,
+      ...(elsewhere.location ? { location: elsewhere.location } : {}),
+    });
     return removed.length > 0 ? removed : undefined;
   }
   const provider = await loadProvider(record?.provider ?? elsewhere.provider ?? 'local');

@@ -2,8 +2,60 @@
 import { randomInt } from 'node:crypto';
 import { usageError } from '../errors.js';
 
-const ADJECTIVES = ['amber', 'brisk', 'calm', 'clever', 'crisp', 'daring', 'eager', 'fuzzy', 'gentle', 'happy', 'jolly', 'keen', 'lively', 'lucky', 'mellow', 'nimble', 'plucky', 'quiet', 'rapid', 'sunny', 'swift', 'tidy', 'vivid', 'witty', 'zesty'];
-const NOUNS = ['badger', 'comet', 'falcon', 'fern', 'gecko', 'harbor', 'heron', 'island', 'lagoon', 'lynx', 'maple', 'meadow', 'otter', 'panda', 'pebble', 'quokka', 'raven', 'river', 'robin', 'salmon', 'spruce', 'tiger', 'tulip', 'walrus', 'willow'];
+const ADJECTIVES = [
+  'amber',
+  'brisk',
+  'calm',
+  'clever',
+  'crisp',
+  'daring',
+  'eager',
+  'fuzzy',
+  'gentle',
+  'happy',
+  'jolly',
+  'keen',
+  'lively',
+  'lucky',
+  'mellow',
+  'nimble',
+  'plucky',
+  'quiet',
+  'rapid',
+  'sunny',
+  'swift',
+  'tidy',
+  'vivid',
+  'witty',
+  'zesty',
+];
+const NOUNS = [
+  'badger',
+  'comet',
+  'falcon',
+  'fern',
+  'gecko',
+  'harbor',
+  'heron',
+  'island',
+  'lagoon',
+  'lynx',
+  'maple',
+  'meadow',
+  'otter',
+  'panda',
+  'pebble',
+  'quokka',
+  'raven',
+  'river',
+  'robin',
+  'salmon',
+  'spruce',
+  'tiger',
+  'tulip',
+  'walrus',
+  'willow',
+];
 
 const NAME = /^[a-z][a-z0-9-]{0,38}[a-z0-9]$/;
 
@@ -14,7 +66,10 @@ export function generateName(): string {
 /** Names become folder names, process names and cloud tags: lowercase letters, digits, dashes. */
 export function validateName(name: string): string {
   if (!NAME.test(name) || name.includes('--')) {
-    throw usageError(`--name ${JSON.stringify(name)} is not a valid cluster name`, 'use 2-40 lowercase letters, digits and single dashes, starting with a letter, e.g. --name analytics-1');
+    throw usageError(
+      `--name ${JSON.stringify(name)} is not a valid cluster name`,
+      'use 2-40 lowercase letters, digits and single dashes, starting with a letter, e.g. --name analytics-1',
+    );
   }
   return name;
 }

@@ -20,9 +20,19 @@ function hostPort(address: string): { host: string; port: number } {
  * client finishes before the server has judged the client certificate, so success waits for the
  * server's session ticket, which it sends only once it accepted us (a refusal arrives as an alert).
  */
-export async function schedulerAnswers(address: string, tls: ClientTls | null, timeoutMs = 5_000): Promise<boolean> {
+export async function schedulerAnswers(
+  address: string,
+  tls: ClientTls | null,
+  timeoutMs = 5_000,
+): Promise<boolean> {
   const { host, port } = hostPort(address);
-  const options = tls ? { ca: await readFile(tls.caFile), cert: await readFile(tls.clientCert), key: await readFile(tls.clientKey) } : undefined;
+  const options = tls
+    ? {
+        ca: await readFile(tls.caFile),
+        cert: await readFile(tls.clientCert),
+        key: await readFile(tls.clientKey),
+      }
+    : undefined;
   return new Promise((resolve) => {
     const socket = options
       ? // Dask checks the peer against the CA, never the host name; so does this.
@@ -55,7 +65,11 @@ export async function schedulerAnswers(address: string, tls: ClientTls | null, t
 }
 
 /** Waits for the handshake to succeed, retrying until `signal` fires. */
-export async function waitForScheduler(address: string, tls: ClientTls | null, signal: AbortSignal): Promise<void> {
+export async function waitForScheduler(
+  address: string,
+  tls: ClientTls | null,
+  signal: AbortSignal,
+): Promise<void> {
   while (!(await schedulerAnswers(address, tls))) {
     signal.throwIfAborted();
     await sleep(100, undefined, { signal });
@@ -68,12 +82,19 @@ export interface WorkerCount {
 }
 
 /** What the scheduler counts now; undefined when its HTTP endpoint does not answer. */
-export async function countWorkers(dashboardUrl: string, signal?: AbortSignal): Promise<WorkerCount | undefined> {
+export async function countWorkers(
+  dashboardUrl: string,
+  signal?: AbortSignal,
+): Promise<WorkerCount | undefined> {
   try {
-    const response = await fetch(new URL('/json/counts.json', dashboardUrl), { signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(5_000)]) : AbortSignal.timeout(5_000) });
+    const response = await fetch(new URL('/json/counts.json', dashboardUrl), {
+      signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(5_000)]) : AbortSignal.timeout(5_000),
+    });
     if (!response.ok) return undefined;
     const counts = (await response.json()) as { workers?: number; cores?: number };
-    return typeof counts.workers === 'number' ? { workers: counts.workers, threads: counts.cores ?? 0 } : undefined;
+    return typeof counts.workers === 'number'
+      ? { workers: counts.workers, threads: counts.cores ?? 0 }
+      : undefined;
   } catch {
     signal?.throwIfAborted();
     return undefined;
@@ -81,7 +102,12 @@ export async function countWorkers(dashboardUrl: string, signal?: AbortSignal): 
 }
 
 /** Resolves once `want` workers are connected, reporting each new count; stops when `signal` fires. */
-export async function waitForWorkers(dashboardUrl: string, want: number, signal: AbortSignal, onCount: (count: WorkerCount) => void): Promise<void> {
+export async function waitForWorkers(
+  dashboardUrl: string,
+  want: number,
+  signal: AbortSignal,
+  onCount: (count: WorkerCount) => void,
+): Promise<void> {
   let last = -1;
   for (;;) {
     const count = await countWorkers(dashboardUrl, signal);

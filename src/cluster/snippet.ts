@@ -1,7 +1,6 @@
 /** How Dask is told to use a set of TLS files: command-line flags and a Python Client snippet. */
 import type { ClientTls } from '../config/dask-tls.js';
 
-
 /** The flags `dask scheduler` and `dask worker` take for TLS. */
 export function daskTlsArgs(files: { caFile: string; cert: string; key: string }): string[] {
   return ['--tls-ca-file', files.caFile, '--tls-cert', files.cert, '--tls-key', files.key];
@@ -13,10 +12,16 @@ function pyString(value: string): string {
 }
 
 /** Python that connects as-is and defines `client`; `clientArgs` are extra keyword arguments. */
-export function pythonClientSnippet(address: string, tls: ClientTls | null, clientArgs: string[] = []): string {
+export function pythonClientSnippet(
+  address: string,
+  tls: ClientTls | null,
+  clientArgs: string[] = [],
+): string {
   const args = (first: string[]) => [...first, ...clientArgs].join(', ');
   if (!tls) {
-    return ['from distributed import Client', '', `client = Client(${args([pyString(address)])})`, ''].join('\n');
+    return ['from distributed import Client', '', `client = Client(${args([pyString(address)])})`, ''].join(
+      '\n',
+    );
   }
   return [
     'from distributed import Client, Security',
@@ -51,5 +56,9 @@ export function envSnippet(address: string, tls: ClientTls | null): string {
         `export DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY=${shellQuote(tls.clientKey)}`,
       ]
     : [];
-  return [...exports, `python3 -c ${shellQuote(`from distributed import Client; client = Client(${pyString(address)}); print(client)`)}`, ''].join('\n');
+  return [
+    ...exports,
+    `python3 -c ${shellQuote(`from distributed import Client; client = Client(${pyString(address)}); print(client)`)}`,
+    '',
+  ].join('\n');
 }

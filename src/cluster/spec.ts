@@ -49,20 +49,41 @@ type CloudFlag = 'region' | 'zone' | 'instanceType' | 'vpc' | 'subnet' | 'ami';
 
 /** Which setting each cloud flag sets, per provider; a flag missing here does not apply there. */
 const CLOUD_FLAG_KEYS: Record<Exclude<ProviderName, 'local'>, Partial<Record<CloudFlag, string>>> = {
-  aws: { region: 'aws.region', instanceType: 'aws.instance_type', vpc: 'aws.vpc', subnet: 'aws.subnet', ami: 'aws.ami' },
+  aws: {
+    region: 'aws.region',
+    instanceType: 'aws.instance_type',
+    vpc: 'aws.vpc',
+    subnet: 'aws.subnet',
+    ami: 'aws.ami',
+  },
   gcp: { zone: 'gcp.zone', instanceType: 'gcp.machine_type', vpc: 'gcp.network', subnet: 'gcp.subnetwork' },
-  azure: { region: 'azure.location', instanceType: 'azure.vm_size', vpc: 'azure.vnet', subnet: 'azure.subnet' },
+  azure: {
+    region: 'azure.location',
+    instanceType: 'azure.vm_size',
+    vpc: 'azure.vnet',
+    subnet: 'azure.subnet',
+  },
   digitalocean: { region: 'digitalocean.region', instanceType: 'digitalocean.size', vpc: 'digitalocean.vpc' },
 };
 
-const FLAG_NAMES: Record<CloudFlag, string> = { region: '--region', zone: '--zone', instanceType: '--instance-type', vpc: '--vpc', subnet: '--subnet', ami: '--ami' };
+const FLAG_NAMES: Record<CloudFlag, string> = {
+  region: '--region',
+  zone: '--zone',
+  instanceType: '--instance-type',
+  vpc: '--vpc',
+  subnet: '--subnet',
+  ami: '--ami',
+};
 
 /**
  * Where each cloud must be told to go: the flag that says it, the variables its SDK also reads,
  * and whether the SDK has a chain of its own (AWS: profiles in ~/.aws/config), which the
  * provider asks before it gives up.
  */
-const REQUIRED: Record<Exclude<ProviderName, 'local'>, { flag: CloudFlag; env: string[]; sdkChain: boolean }> = {
+const REQUIRED: Record<
+  Exclude<ProviderName, 'local'>,
+  { flag: CloudFlag; env: string[]; sdkChain: boolean }
+> = {
   aws: { flag: 'region', env: ['AWS_REGION', 'AWS_DEFAULT_REGION'], sdkChain: true },
   gcp: { flag: 'zone', env: [], sdkChain: false },
   azure: { flag: 'region', env: [], sdkChain: false },
@@ -72,11 +93,18 @@ const REQUIRED: Record<Exclude<ProviderName, 'local'>, { flag: CloudFlag; env: s
 /** The usage error for a cloud that does not know where to go. */
 function locationMissing(provider: Exclude<ProviderName, 'local'>): DcpError {
   const { flag, key, variables } = cloudLocation(provider);
-  return usageError(`no ${flag} is known for ${provider}`, `pass ${FLAG_NAMES[flag]}, or save one: dcp config set ${key} ...${variables.length ? ` (or set ${variables.join(' or ')})` : ''}`);
+  return usageError(
+    `no ${flag} is known for ${provider}`,
+    `pass ${FLAG_NAMES[flag]}, or save one: dcp config set ${key} ...${variables.length ? ` (or set ${variables.join(' or ')})` : ''}`,
+  );
 }
 
 /** The flag and setting that place a cloud cluster (region or zone), and the variables that may too. */
-export function cloudLocation(provider: Exclude<ProviderName, 'local'>): { flag: CloudFlag; key: string; variables: string[] } {
+export function cloudLocation(provider: Exclude<ProviderName, 'local'>): {
+  flag: CloudFlag;
+  key: string;
+  variables: string[];
+} {
   const { flag, env } = REQUIRED[provider];
   return { flag, key: CLOUD_FLAG_KEYS[provider][flag]!, variables: env };
 }
@@ -87,7 +115,11 @@ export function cloudFlagKey(provider: Exclude<ProviderName, 'local'>, flag: Clo
 }
 
 /** Whether the settings or the environment already say where the cluster goes. */
-export function locationKnown(provider: Exclude<ProviderName, 'local'>, settings: Settings, env: NodeJS.ProcessEnv): boolean {
+export function locationKnown(
+  provider: Exclude<ProviderName, 'local'>,
+  settings: Settings,
+  env: NodeJS.ProcessEnv,
+): boolean {
   const { key, variables } = cloudLocation(provider);
   return flatten(settings).get(key) !== undefined || variables.some((variable) => Boolean(env[variable]));
 }
@@ -95,7 +127,12 @@ export function locationKnown(provider: Exclude<ProviderName, 'local'>, settings
 /** `10.1.0.0/16:8786,8787`, `fd00::/8:8786`, `me`, `203.0.113.7:8786` → Coiled's {cidr, ports}. */
 export function parseIngressFlag(value: string): { cidr: string; ports?: string } {
   const slash = value.indexOf('/');
-  const colon = slash >= 0 ? value.indexOf(':', slash) : value.includes('::') || value.split(':').length > 2 ? -1 : value.lastIndexOf(':');
+  const colon =
+    slash >= 0
+      ? value.indexOf(':', slash)
+      : value.includes('::') || value.split(':').length > 2
+        ? -1
+        : value.lastIndexOf(':');
   return colon < 0 ? { cidr: value } : { cidr: value.slice(0, colon), ports: value.slice(colon + 1) };
 }
 
@@ -148,18 +185,34 @@ function cloudSettings(provider: ProviderName, flags: UpFlags, settings: Setting
     const value = flags[flag];
     if (value === undefined) continue;
     const key = provider === 'local' ? undefined : CLOUD_FLAG_KEYS[provider][flag];
-    if (!key) throw usageError(`${FLAG_NAMES[flag]} does not apply to the ${provider} provider`, provider === 'local' ? 'the local provider runs on this machine; drop it' : `see dcp up --help`);
+    if (!key)
+      throw usageError(
+        `${FLAG_NAMES[flag]} does not apply to the ${provider} provider`,
+        provider === 'local' ? 'the local provider runs on this machine; drop it' : `see dcp up --help`,
+      );
     const [group, name] = key.split('.') as [string, string];
-    merged[group] = { ...(merged[group] as Record<string, unknown> | undefined), [name]: parseSettingValue(key, value, FLAG_NAMES[flag]) };
+    merged[group] = {
+      ...(merged[group] as Record<string, unknown> | undefined),
+      [name]: parseSettingValue(key, value, FLAG_NAMES[flag]),
+    };
   }
   return merged as Settings;
 }
 
 export async function planUp(flags: UpFlags, env = process.env): Promise<UpPlan> {
-  if (flags.public && flags.private) throw usageError('--public and --private exclude each other', 'pick one');
+  if (flags.public && flags.private)
+    throw usageError('--public and --private exclude each other', 'pick one');
   const trio = [flags.tlsCa, flags.tlsCert, flags.tlsKey];
-  if (trio.some(Boolean) && !trio.every(Boolean)) throw usageError('--tls-ca, --tls-cert and --tls-key go together', 'pass all three (one pair used by every role), or --tls-dir DIR');
-  if (trio.every(Boolean) && flags.tlsDir) throw usageError('--tls-dir and --tls-ca/--tls-cert/--tls-key exclude each other', 'pass one or the other');
+  if (trio.some(Boolean) && !trio.every(Boolean))
+    throw usageError(
+      '--tls-ca, --tls-cert and --tls-key go together',
+      'pass all three (one pair used by every role), or --tls-dir DIR',
+    );
+  if (trio.every(Boolean) && flags.tlsDir)
+    throw usageError(
+      '--tls-dir and --tls-ca/--tls-cert/--tls-key exclude each other',
+      'pass one or the other',
+    );
   // Naming your own files means bring-your-own, unless --tls says otherwise.
   const tlsFlag = flags.tls ?? (flags.tlsDir || trio.every(Boolean) ? 'byo' : undefined);
   const flagSettings = settingsFromFlags({ ...flags, tls: tlsFlag });
@@ -170,49 +223,88 @@ export async function planUp(flags: UpFlags, env = process.env): Promise<UpPlan>
   // setting), so it is kept only with a folder.
   const chosen = cloudSettings(provider, flags, flagSettings);
   if (chosen.tls === 'byo' && !chosen.tls_dir) delete chosen.tls;
-  if (provider !== 'local' && !REQUIRED[provider].sdkChain && !locationKnown(provider, settings, env)) throw locationMissing(provider);
+  if (provider !== 'local' && !REQUIRED[provider].sdkChain && !locationKnown(provider, settings, env))
+    throw locationMissing(provider);
   const workers = settings.workers ?? 2;
   const name = flags.name === undefined ? generateName() : validateName(flags.name);
   const warnings: string[] = [];
-  if (provider === 'local' && (flags.ingress?.length ?? 0) > 0) warnings.push('--ingress does not apply to the local provider: it listens on 127.0.0.1 only');
+  if (provider === 'local' && (flags.ingress?.length ?? 0) > 0)
+    warnings.push('--ingress does not apply to the local provider: it listens on 127.0.0.1 only');
   const networking = settings.networking ?? 'public';
   const runtime = settings.runtime ?? 'docker';
   if (provider !== 'local' && networking === 'private' && runtime === 'docker') {
-    warnings.push('private VMs install Docker and pull the Dask image over the network: the subnet needs a NAT gateway (or a machine image with Dask and --runtime preinstalled)');
+    warnings.push(
+      'private VMs install Docker and pull the Dask image over the network: the subnet needs a NAT gateway (or a machine image with Dask and --runtime preinstalled)',
+    );
   }
   const vmOnly = (['image', 'runtime', 'idleTimeout'] as const).filter((flag) => flags[flag] !== undefined);
-  if (provider === 'local' && vmOnly.length > 0) warnings.push(`${vmOnly.map((f) => `--${f.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')} apply to cloud VMs, not to the local provider`);
+  if (provider === 'local' && vmOnly.length > 0)
+    warnings.push(
+      `${vmOnly.map((f) => `--${f.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')} apply to cloud VMs, not to the local provider`,
+    );
 
   let tls: TlsChoice;
   switch (settings.tls ?? 'auto') {
     case 'auto':
-      if (trio.some(Boolean) || flags.tlsDir) throw usageError('--tls auto makes its own certificates; --tls-dir and --tls-ca/--tls-cert/--tls-key are for --tls byo', 'drop them, or pass --tls byo');
+      if (trio.some(Boolean) || flags.tlsDir)
+        throw usageError(
+          '--tls auto makes its own certificates; --tls-dir and --tls-ca/--tls-cert/--tls-key are for --tls byo',
+          'drop them, or pass --tls byo',
+        );
       tls = { mode: 'auto' };
       break;
     case 'byo':
-      if (trio.every(Boolean)) tls = { mode: 'byo', ca: resolve(flags.tlsCa!), cert: resolve(flags.tlsCert!), key: resolve(flags.tlsKey!) };
+      if (trio.every(Boolean))
+        tls = {
+          mode: 'byo',
+          ca: resolve(flags.tlsCa!),
+          cert: resolve(flags.tlsCert!),
+          key: resolve(flags.tlsKey!),
+        };
       else if (settings.tls_dir) tls = { mode: 'byo', dir: resolve(settings.tls_dir) };
-      else throw usageError('--tls byo needs your files', 'pass --tls-dir DIR (the dcp certs gen layout), or --tls-ca F --tls-cert F --tls-key F');
+      else
+        throw usageError(
+          '--tls byo needs your files',
+          'pass --tls-dir DIR (the dcp certs gen layout), or --tls-ca F --tls-cert F --tls-key F',
+        );
       break;
     case 'off': {
       const exposed = provider !== 'local' && (settings.networking ?? 'public') === 'public';
       if (exposed && !flags.insecure) {
-        throw usageError('--tls off on a public network would let anyone who can reach the scheduler run code on it', 'keep TLS (the default), use --private, or pass --insecure if you really mean it');
+        throw usageError(
+          '--tls off on a public network would let anyone who can reach the scheduler run code on it',
+          'keep TLS (the default), use --private, or pass --insecure if you really mean it',
+        );
       }
-      warnings.push(`TLS is off: traffic to and within ${name} is unencrypted and unauthenticated${provider === 'local' ? ' (it stays on 127.0.0.1)' : ''}`);
+      warnings.push(
+        `TLS is off: traffic to and within ${name} is unencrypted and unauthenticated${provider === 'local' ? ' (it stays on 127.0.0.1)' : ''}`,
+      );
       tls = { mode: 'off' };
       break;
     }
   }
 
   const timeoutMs = flags.timeout === undefined ? undefined : parseDuration(flags.timeout);
-  if (flags.timeout !== undefined && timeoutMs === undefined) throw usageError(`--timeout ${JSON.stringify(flags.timeout)} is not a duration`, 'for example --timeout 90s or --timeout 15m');
+  if (flags.timeout !== undefined && timeoutMs === undefined)
+    throw usageError(
+      `--timeout ${JSON.stringify(flags.timeout)} is not a duration`,
+      'for example --timeout 90s or --timeout 15m',
+    );
   const waitWorkers = flags.waitWorkers === undefined ? workers : Number(flags.waitWorkers);
   if (!Number.isInteger(waitWorkers) || waitWorkers < 0 || waitWorkers > workers) {
-    throw usageError(`--wait-workers ${JSON.stringify(flags.waitWorkers)} must be a whole number from 0 to --workers (${workers})`, 'for example --wait-workers 1 to be ready as soon as one worker is');
+    throw usageError(
+      `--wait-workers ${JSON.stringify(flags.waitWorkers)} must be a whole number from 0 to --workers (${workers})`,
+      'for example --wait-workers 1 to be ready as soon as one worker is',
+    );
   }
-  if (flags.memoryLimit !== undefined && !/^(auto|0|\d+(\.\d+)?\s*([kmgt]i?b?)?|0?\.\d+|1(\.0+)?)$/i.test(flags.memoryLimit.trim())) {
-    throw usageError(`--memory-limit ${JSON.stringify(flags.memoryLimit)} is not a size`, 'for example --memory-limit 4GiB, 0.5 (of the machine) or auto');
+  if (
+    flags.memoryLimit !== undefined &&
+    !/^(auto|0|\d+(\.\d+)?\s*([kmgt]i?b?)?|0?\.\d+|1(\.0+)?)$/i.test(flags.memoryLimit.trim())
+  ) {
+    throw usageError(
+      `--memory-limit ${JSON.stringify(flags.memoryLimit)} is not a size`,
+      'for example --memory-limit 4GiB, 0.5 (of the machine) or auto',
+    );
   }
 
   return {
@@ -224,7 +316,10 @@ export async function planUp(flags: UpFlags, env = process.env): Promise<UpPlan>
       ...(flags.memoryLimit === undefined ? {} : { memoryLimit: flags.memoryLimit.trim() }),
       networking,
       // A public cloud scheduler is open to the caller's own address unless told otherwise.
-      ingress: provider === 'local' ? [] : (settings.ingress ?? (networking === 'public' ? [{ ports: DASK_PORTS, cidr: ME }] : [])),
+      ingress:
+        provider === 'local'
+          ? []
+          : (settings.ingress ?? (networking === 'public' ? [{ ports: DASK_PORTS, cidr: ME }] : [])),
       ...(flags.python === undefined ? {} : { python: flags.python }),
       cloud: provider === 'local' ? {} : { ...(settings[provider] as Record<string, string> | undefined) },
       runtime,

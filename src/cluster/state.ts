@@ -51,7 +51,10 @@ export async function claimClusterDir(name: string, env = process.env): Promise<
     await mkdir(dir, { mode: PRIVATE_DIR });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw usageError(`a cluster named ${name} already exists`, `pick another --name, or remove it first: dcp down ${name}`);
+      throw usageError(
+        `a cluster named ${name} already exists`,
+        `pick another --name, or remove it first: dcp down ${name}`,
+      );
     }
     throw error;
   }
@@ -60,9 +63,18 @@ export async function claimClusterDir(name: string, env = process.env): Promise<
 }
 
 export async function writeRecord(record: ClusterRecord, env = process.env): Promise<void> {
-  await writeFilesAtomically([{ path: join(clusterDir(record.name, env), 'cluster.json'), content: `${JSON.stringify(record, null, 2)}\n`, mode: PRIVATE_FILE }], {
-    overwrite: true,
-  });
+  await writeFilesAtomically(
+    [
+      {
+        path: join(clusterDir(record.name, env), 'cluster.json'),
+        content: `${JSON.stringify(record, null, 2)}\n`,
+        mode: PRIVATE_FILE,
+      },
+    ],
+    {
+      overwrite: true,
+    },
+  );
 }
 
 export async function readRecord(name: string, env = process.env): Promise<ClusterRecord | undefined> {
@@ -70,14 +82,19 @@ export async function readRecord(name: string, env = process.env): Promise<Clust
     return JSON.parse(await readFile(join(clusterDir(name, env), 'cluster.json'), 'utf8')) as ClusterRecord;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new DcpError(`the state of cluster ${name} cannot be read: ${(error as Error).message}`, { hint: `remove it with: dcp down ${name}` });
+    throw new DcpError(`the state of cluster ${name} cannot be read: ${(error as Error).message}`, {
+      hint: `remove it with: dcp down ${name}`,
+    });
   }
 }
 
 /** Names of every cluster with a state folder, record or not (a crashed `up` may leave only a journal). */
 export async function listClusterNames(env = process.env): Promise<string[]> {
   try {
-    return (await readdir(clustersDir(env), { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+    return (await readdir(clustersDir(env), { withFileTypes: true }))
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name)
+      .sort();
   } catch {
     return [];
   }
@@ -90,7 +107,9 @@ export async function removeClusterDir(name: string, env = process.env): Promise
 /** Appends a resource to the journal and syncs it to disk before the caller goes on. */
 export async function recordResource(dir: string, resource: Resource): Promise<void> {
   const path = join(dir, 'journal.jsonl');
-  await appendFile(path, `${JSON.stringify({ ...resource, at: new Date().toISOString() })}\n`, { mode: PRIVATE_FILE });
+  await appendFile(path, `${JSON.stringify({ ...resource, at: new Date().toISOString() })}\n`, {
+    mode: PRIVATE_FILE,
+  });
   const handle = await open(path, 'r');
   try {
     await handle.sync();

@@ -30,7 +30,12 @@ export async function tlsProblems(files: ClusterTls): Promise<string[]> {
     if (checked.has(key)) continue;
     checked.add(key);
     // One pair for every role must suit the most demanding role, the scheduler.
-    const report = await verifyFiles({ ca: files.caFile, cert: files.cert[role], key: files.key[role], role: files.cert.scheduler === files.cert.client ? 'scheduler' : role });
+    const report = await verifyFiles({
+      ca: files.caFile,
+      cert: files.cert[role],
+      key: files.key[role],
+      role: files.cert.scheduler === files.cert.client ? 'scheduler' : role,
+    });
     lines.push(...report.problems.map((p) => `${p.message} (${p.hint})`));
   }
   return lines;
@@ -42,7 +47,8 @@ export function byoFiles(choice: { dir: string } | { ca: string; cert: string; k
     const files = tlsFilesIn(choice.dir);
     return { caFile: files.ca, cert: files.cert, key: files.key };
   }
-  const every = (path: string) => Object.fromEntries(ROLES.map((role) => [role, path])) as Record<Role, string>;
+  const every = (path: string) =>
+    Object.fromEntries(ROLES.map((role) => [role, path])) as Record<Role, string>;
   return { caFile: choice.ca, cert: every(choice.cert), key: every(choice.key) };
 }
 
@@ -52,7 +58,14 @@ export async function prepareTls(choice: TlsChoice, clusterDir: string): Promise
       return null;
     case 'auto': {
       // EC keys: made in a millisecond, where four RSA keys take half a second of every `up`.
-      const result = await generateCertificateSet({ out: join(clusterDir, 'tls'), san: [], days: 365, caDays: 3650, force: false, keyType: 'ec' });
+      const result = await generateCertificateSet({
+        out: join(clusterDir, 'tls'),
+        san: [],
+        days: 365,
+        caDays: 3650,
+        force: false,
+        keyType: 'ec',
+      });
       return { caFile: result.files.ca, cert: result.files.cert, key: result.files.key };
     }
     case 'byo': {

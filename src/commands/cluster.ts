@@ -4,20 +4,40 @@ import { countWorkers, schedulerAnswers } from '../cluster/readiness.js';
 import { clientConfigFile, createCluster, destroyCluster } from '../cluster/engine.js';
 import { validateName } from '../cluster/names.js';
 import { planUp, type UpFlags } from '../cluster/spec.js';
-import { clusterDir, listClusterNames, readJournal, readRecord, type ClusterRecord } from '../cluster/state.js';
+import {
+  clusterDir,
+  listClusterNames,
+  readJournal,
+  readRecord,
+  type ClusterRecord,
+} from '../cluster/state.js';
 import { exportCloudprovider } from '../config/cloudprovider.js';
 import type { ProviderName } from '../config/schema.js';
 import { explicitSettings, loadSettings } from '../config/load.js';
 import { saveSettings } from '../config/store.js';
 import { DcpError, ExitCode, messageOf, usageError } from '../errors.js';
 import { loadProvider, unavailableReason } from '../providers/index.js';
-import { clusterJson, progressLine, renderDiscovered, renderList, renderStatus, renderUp, reviewLines, snippetFor, type SnippetFormat, type StatusReport } from '../ui/cluster.js';
+import {
+  clusterJson,
+  progressLine,
+  renderDiscovered,
+  renderList,
+  renderStatus,
+  renderUp,
+  reviewLines,
+  snippetFor,
+  type SnippetFormat,
+  type StatusReport,
+} from '../ui/cluster.js';
 import type { Output } from '../ui/output.js';
 import { confirm } from '../ui/prompts.js';
 import { interruptible } from '../util/interrupt.js';
 
 function hooks(out: Output) {
-  return { progress: (event: Parameters<typeof progressLine>[0]) => out.progress(progressLine(event, out.errStyle)), warn: (message: string) => out.warn(message) };
+  return {
+    progress: (event: Parameters<typeof progressLine>[0]) => out.progress(progressLine(event, out.errStyle)),
+    warn: (message: string) => out.warn(message),
+  };
 }
 
 /** The cluster a command is about: the one named, or the only one there is. */
@@ -29,8 +49,10 @@ async function resolveCluster(name: string | undefined): Promise<ClusterRecord> 
     return record;
   }
   const names = await listClusterNames();
-  if (names.length === 0) throw usageError('there are no clusters on this machine', 'create one with: dcp up');
-  if (names.length > 1) throw usageError(`there are ${names.length} clusters: ${names.join(', ')}`, 'name the one you mean');
+  if (names.length === 0)
+    throw usageError('there are no clusters on this machine', 'create one with: dcp up');
+  if (names.length > 1)
+    throw usageError(`there are ${names.length} clusters: ${names.join(', ')}`, 'name the one you mean');
   return resolveCluster(names[0]);
 }
 
@@ -59,11 +81,13 @@ async function ask(flags: UpFlags): Promise<UpFlags> {
       checkTls: async (files: Parameters<typeof byoFiles>[0]) => tlsProblems(byoFiles(files)),
       plan: review,
       nameTaken: (candidate: string) => existsSync(clusterDir(candidate)),
-      configuredLocation: async (provider: ProviderName) => (provider === 'aws' ? (await import('../providers/aws/ec2.js')).configuredRegion() : undefined),
+      configuredLocation: async (provider: ProviderName) =>
+        provider === 'aws' ? (await import('../providers/aws/ec2.js')).configuredRegion() : undefined,
     };
     return (await runWizard(context, await inquirerPrompter())).flags;
   } catch (error) {
-    if (isPromptExit(error)) throw new DcpError('interrupted: nothing was created', { exitCode: ExitCode.interrupted });
+    if (isPromptExit(error))
+      throw new DcpError('interrupted: nothing was created', { exitCode: ExitCode.interrupted });
     throw error;
   }
 }
@@ -71,7 +95,9 @@ async function ask(flags: UpFlags): Promise<UpFlags> {
 export async function up(options: UpFlags, out: Output): Promise<ExitCode> {
   // On a terminal, a provider that cannot be used (named, or saved) is said before any question.
   if (out.interactive) {
-    const provider = (options.provider ?? (await loadSettings()).settings.provider ?? 'local') as ProviderName;
+    const provider = (options.provider ??
+      (await loadSettings()).settings.provider ??
+      'local') as ProviderName;
     if (unavailableReason(provider)) await loadProvider(provider);
   }
   const flags = out.interactive ? await ask(options) : options;
@@ -79,8 +105,20 @@ export async function up(options: UpFlags, out: Output): Promise<ExitCode> {
   const provider = await loadProvider(plan.spec.provider);
   if (flags.save) {
     const saved = await saveSettings(plan.chosen);
-    const exported = plan.spec.provider === 'local' ? undefined : await exportCloudprovider(explicitSettings(await loadSettings()), plan.spec.provider);
-    out.progress(progressLine({ step: 'saved your defaults', status: 'done', detail: [saved.file, exported?.file].filter(Boolean).join(', ') }, out.errStyle));
+    const exported =
+      plan.spec.provider === 'local'
+        ? undefined
+        : await exportCloudprovider(explicitSettings(await loadSettings()), plan.spec.provider);
+    out.progress(
+      progressLine(
+        {
+          step: 'saved your defaults',
+          status: 'done',
+          detail: [saved.file, exported?.file].filter(Boolean).join(', '),
+        },
+        out.errStyle,
+      ),
+    );
   }
   // Questions are over before live progress starts: never a prompt and Ink at once.
   const view = out.live ? (await import('../ui/progress.js')).startUpView() : undefined;
@@ -91,7 +129,11 @@ export async function up(options: UpFlags, out: Output): Promise<ExitCode> {
   } catch (error) {
     if (view) {
       const shown = error instanceof DcpError ? error : new DcpError(messageOf(error));
-      await view.fail({ message: shown.message, ...(shown.hint ? { hint: shown.hint } : {}), ...(shown.details ? { details: shown.details } : {}) });
+      await view.fail({
+        message: shown.message,
+        ...(shown.hint ? { hint: shown.hint } : {}),
+        ...(shown.details ? { details: shown.details } : {}),
+      });
       shown.shown = true;
       throw shown;
     }
@@ -105,19 +147,53 @@ export async function up(options: UpFlags, out: Output): Promise<ExitCode> {
   return ExitCode.ok;
 }
 
-export async function down(name: string | undefined, options: { all: boolean; provider?: ProviderName; region?: string }, out: Output): Promise<ExitCode> {
-  if (name !== undefined && options.all) throw usageError('name a cluster or pass --all, not both', 'dcp down NAME, or dcp down --all');
-  if (name === undefined && !options.all) throw usageError('which cluster?', 'dcp down NAME, or dcp down --all (dcp list shows them)');
-  if (options.all && options.provider) throw usageError('--all is for the clusters this machine knows; --provider finds one cluster by name', `dcp list --provider ${options.provider} shows what is there`);
-  if (options.region && !options.provider) throw usageError('--region goes with --provider', `dcp down ${name ?? 'NAME'} --provider aws --region ${options.region}`);
+export async function down(
+  name: string | undefined,
+  options: { all: boolean; provider?: ProviderName; region?: string },
+  out: Output,
+): Promise<ExitCode> {
+  if (name !== undefined && options.all)
+    throw usageError('name a cluster or pass --all, not both', 'dcp down NAME, or dcp down --all');
+  if (name === undefined && !options.all)
+    throw usageError('which cluster?', 'dcp down NAME, or dcp down --all (dcp list shows them)');
+  if (options.all && options.provider)
+    throw usageError(
+      '--all is for the clusters this machine knows; --provider finds one cluster by name',
+      `dcp list --provider ${options.provider} shows what is there`,
+    );
+  if (options.region && !options.provider)
+    throw usageError(
+      '--region goes with --provider',
+      `dcp down ${name ?? 'NAME'} --provider aws --region ${options.region}`,
+    );
   const names = options.all ? await listClusterNames() : [validateName(name!)];
-  if (options.all && names.length > 0 && !(await confirm(out, `Tear down ${names.length} cluster${names.length === 1 ? '' : 's'} (${names.join(', ')})?`, '--yes'))) {
+  if (
+    options.all &&
+    names.length > 0 &&
+    !(await confirm(
+      out,
+      `Tear down ${names.length} cluster${names.length === 1 ? '' : 's'} (${names.join(', ')})?`,
+      '--yes',
+    ))
+  ) {
     return ExitCode.failed;
   }
   const known = !options.all && (await readRecord(name!)) !== undefined;
   // With state here, `down` works from it; --provider is for a cluster this machine does not know.
-  if (!options.all && (known || options.provider) && !(await confirm(out, `Tear down ${name}${known ? '' : ` (everything tagged with it in ${options.provider})`}?`, '--yes'))) return ExitCode.failed;
-  const elsewhere = { ...(options.provider ? { provider: options.provider } : {}), ...(options.region ? { location: options.region } : {}) };
+  if (
+    !options.all &&
+    (known || options.provider) &&
+    !(await confirm(
+      out,
+      `Tear down ${name}${known ? '' : ` (everything tagged with it in ${options.provider})`}?`,
+      '--yes',
+    ))
+  )
+    return ExitCode.failed;
+  const elsewhere = {
+    ...(options.provider ? { provider: options.provider } : {}),
+    ...(options.region ? { location: options.region } : {}),
+  };
   const results: { name: string; found: boolean; removed: string[] }[] = [];
   for (const each of names) {
     const removed = await destroyCluster(each, hooks(out), process.env, elsewhere);
@@ -126,22 +202,43 @@ export async function down(name: string | undefined, options: { all: boolean; pr
   out.result({ clusters: results }, () =>
     results.length === 0
       ? 'No clusters to tear down.\n'
-      : results.map((r) => (r.found ? `${out.style.green('✓')} ${r.name} is gone${r.removed.length ? ` (removed ${r.removed.join(', ')})` : ''}` : `${r.name}: nothing to tear down`)).join('\n') + '\n',
+      : results
+          .map((r) =>
+            r.found
+              ? `${out.style.green('✓')} ${r.name} is gone${r.removed.length ? ` (removed ${r.removed.join(', ')})` : ''}`
+              : `${r.name}: nothing to tear down`,
+          )
+          .join('\n') + '\n',
   );
   return ExitCode.ok;
 }
 
-export async function list(options: { provider?: ProviderName; region?: string }, out: Output): Promise<ExitCode> {
-  if (options.region && !options.provider) throw usageError('--region goes with --provider', `dcp list --provider aws --region ${options.region}`);
+export async function list(
+  options: { provider?: ProviderName; region?: string },
+  out: Output,
+): Promise<ExitCode> {
+  if (options.region && !options.provider)
+    throw usageError('--region goes with --provider', `dcp list --provider aws --region ${options.region}`);
   if (options.provider) {
     const provider = await loadProvider(options.provider);
-    if (!provider.discover) throw usageError(`the ${options.provider} provider cannot list clusters by tag`, 'dcp list shows the clusters this machine knows');
+    if (!provider.discover)
+      throw usageError(
+        `the ${options.provider} provider cannot list clusters by tag`,
+        'dcp list shows the clusters this machine knows',
+      );
     const here = new Set(await listClusterNames());
-    const clusters = (await provider.discover(options.region)).map((cluster) => ({ ...cluster, here: here.has(cluster.name) }));
-    out.result({ provider: options.provider, clusters }, () => renderDiscovered(clusters, options.provider!, options.region, out.style));
+    const clusters = (await provider.discover(options.region)).map((cluster) => ({
+      ...cluster,
+      here: here.has(cluster.name),
+    }));
+    out.result({ provider: options.provider, clusters }, () =>
+      renderDiscovered(clusters, options.provider!, options.region, out.style),
+    );
     return ExitCode.ok;
   }
-  const records = (await Promise.all((await listClusterNames()).map((name) => readRecord(name).catch(() => undefined)))).filter((r): r is ClusterRecord => r !== undefined);
+  const records = (
+    await Promise.all((await listClusterNames()).map((name) => readRecord(name).catch(() => undefined)))
+  ).filter((r): r is ClusterRecord => r !== undefined);
   out.result({ clusters: records.map(clusterJson) }, () => renderList(records, out.style));
   return ExitCode.ok;
 }
@@ -151,7 +248,9 @@ export async function status(name: string | undefined, out: Output): Promise<Exi
   const provider = await loadProvider(record.provider);
   const address = record.scheduler_address;
   const reachable = address !== null && (await schedulerAnswers(address, record.tls));
-  const count = (reachable && record.dashboard_url ? await countWorkers(record.dashboard_url) : undefined) ?? { workers: 0, threads: 0 };
+  const count = (reachable && record.dashboard_url
+    ? await countWorkers(record.dashboard_url)
+    : undefined) ?? { workers: 0, threads: 0 };
   const report: StatusReport = {
     name: record.name,
     provider: record.provider,
@@ -167,17 +266,28 @@ export async function status(name: string | undefined, out: Output): Promise<Exi
   return reachable ? ExitCode.ok : ExitCode.failed;
 }
 
-export async function snippet(name: string | undefined, format: SnippetFormat, out: Output): Promise<ExitCode> {
+export async function snippet(
+  name: string | undefined,
+  format: SnippetFormat,
+  out: Output,
+): Promise<ExitCode> {
   const record = await resolveCluster(name);
   const text = snippetFor(record, format);
   out.result({ name: record.name, format, snippet: text }, () => text);
   return ExitCode.ok;
 }
 
-export async function dashboard(name: string | undefined, options: { open: boolean }, out: Output): Promise<ExitCode> {
+export async function dashboard(
+  name: string | undefined,
+  options: { open: boolean },
+  out: Output,
+): Promise<ExitCode> {
   const record = await resolveCluster(name);
   const url = record.dashboard_url;
-  if (!url) throw new DcpError(`${record.name} has no dashboard yet (it is ${record.status})`, { hint: `dcp status ${record.name}, or dcp down ${record.name} if its up failed` });
+  if (!url)
+    throw new DcpError(`${record.name} has no dashboard yet (it is ${record.status})`, {
+      hint: `dcp status ${record.name}, or dcp down ${record.name} if its up failed`,
+    });
   if (options.open && out.interactive) {
     const { default: open } = await import('open');
     await open(url);

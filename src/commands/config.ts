@@ -42,17 +42,33 @@ async function warnIfOverridden(key: string, out: Output): Promise<void> {
   }
 }
 
-export async function set(key: string, raw: string | undefined, ingress: IngressFlags, out: Output): Promise<ExitCode> {
+export async function set(
+  key: string,
+  raw: string | undefined,
+  ingress: IngressFlags,
+  out: Output,
+): Promise<ExitCode> {
   requireKey(key);
-  const ingressFlagsUsed = ingress.cidr.length > 0 || ingress.ports !== undefined || ingress.append || ingress.allowAnywhere;
+  const ingressFlagsUsed =
+    ingress.cidr.length > 0 || ingress.ports !== undefined || ingress.append || ingress.allowAnywhere;
   let warnings: string[] = [];
   let compute: (current: { ingress?: IngressRule[] }) => unknown;
   if (key === 'ingress') {
-    const built = buildIngressRules({ cidrs: ingress.cidr, ports: ingress.ports, json: raw, allowAnywhere: ingress.allowAnywhere });
+    const built = buildIngressRules({
+      cidrs: ingress.cidr,
+      ports: ingress.ports,
+      json: raw,
+      allowAnywhere: ingress.allowAnywhere,
+    });
     warnings = built.warnings;
-    compute = (current) => (ingress.append ? dedupe([...(current.ingress ?? []), ...built.rules]) : built.rules);
+    compute = (current) =>
+      ingress.append ? dedupe([...(current.ingress ?? []), ...built.rules]) : built.rules;
   } else {
-    if (ingressFlagsUsed) throw usageError('--cidr, --ports, --append and --allow-anywhere are for dcp config set ingress', `dcp config set ${key} VALUE`);
+    if (ingressFlagsUsed)
+      throw usageError(
+        '--cidr, --ports, --append and --allow-anywhere are for dcp config set ingress',
+        `dcp config set ${key} VALUE`,
+      );
     if (raw === undefined) throw usageError(`no value given for ${key}`, `dcp config set ${key} VALUE`);
     const value = parseSettingValue(key, raw);
     compute = () => value;
@@ -64,21 +80,33 @@ export async function set(key: string, raw: string | undefined, ingress: Ingress
     return new Map([[key, value]]);
   });
   await warnIfOverridden(key, out);
-  out.result({ file, key, value, changed, warnings }, () => `${out.style.green('✓')} ${key} = ${renderValue(value)} ${out.style.dim(`(${changed ? 'saved in' : 'already so in'} ${file})`)}\n`);
+  out.result(
+    { file, key, value, changed, warnings },
+    () =>
+      `${out.style.green('✓')} ${key} = ${renderValue(value)} ${out.style.dim(`(${changed ? 'saved in' : 'already so in'} ${file})`)}\n`,
+  );
   return ExitCode.ok;
 }
 
 export async function unset(key: string, out: Output): Promise<ExitCode> {
   requireKey(key, { allowGroups: true });
   const { file, changed } = await changeUserSettings(() => new Map([[key, undefined]]));
-  out.result({ file, key, changed }, () => `${out.style.green('✓')} ${key} ${changed ? 'removed from' : 'was not set in'} ${file}\n`);
+  out.result(
+    { file, key, changed },
+    () => `${out.style.green('✓')} ${key} ${changed ? 'removed from' : 'was not set in'} ${file}\n`,
+  );
   return ExitCode.ok;
 }
 
 export async function list(showOrigin: boolean, out: Output): Promise<ExitCode> {
   const { settings, origins, files } = await loadSettings();
-  const entries = [...origins.keys()].sort().map((key) => ({ key, value: settingValue(settings, key), origin: origins.get(key)! }));
-  out.result(showOrigin ? { settings, origins: Object.fromEntries(origins), files } : { settings, files }, () => renderList(entries, showOrigin, out.style));
+  const entries = [...origins.keys()]
+    .sort()
+    .map((key) => ({ key, value: settingValue(settings, key), origin: origins.get(key)! }));
+  out.result(
+    showOrigin ? { settings, origins: Object.fromEntries(origins), files } : { settings, files },
+    () => renderList(entries, showOrigin, out.style),
+  );
   return ExitCode.ok;
 }
 
@@ -104,10 +132,21 @@ export async function path(out: Output): Promise<ExitCode> {
   return ExitCode.ok;
 }
 
-export async function exportSettings(target: string, provider: string | undefined, out: Output): Promise<ExitCode> {
-  if (target !== 'cloudprovider') throw usageError(`cannot export to ${JSON.stringify(target)}`, 'dcp config export cloudprovider [--provider aws|gcp|azure|digitalocean]');
+export async function exportSettings(
+  target: string,
+  provider: string | undefined,
+  out: Output,
+): Promise<ExitCode> {
+  if (target !== 'cloudprovider')
+    throw usageError(
+      `cannot export to ${JSON.stringify(target)}`,
+      'dcp config export cloudprovider [--provider aws|gcp|azure|digitalocean]',
+    );
   const loaded = await loadSettings();
-  const result = await exportCloudprovider(explicitSettings(loaded), exportProvider(loaded.settings, provider));
+  const result = await exportCloudprovider(
+    explicitSettings(loaded),
+    exportProvider(loaded.settings, provider),
+  );
   const values = Object.fromEntries([...result.values].map(([k, v]) => [`cloudprovider.${k}`, v]));
   out.result({ file: result.file, provider: result.provider, values, changed: result.changed }, () =>
     [

@@ -5,8 +5,21 @@ describe('cloudproviderValues: dask-cloudprovider key names for each cloud', () 
   const settings = {
     networking: 'public' as const,
     image: 'ghcr.io/dask/dask:2022.12.1',
-    gcp: { project: 'my-project', zone: 'europe-west1-b', network: 'dask-net', machine_type: 'e2-standard-4' },
-    azure: { location: 'westeurope', resource_group: 'rg', subscription_id: 'sub', vnet: 'vnet', subnet: 'snet', security_group: 'nsg', vm_size: 'Standard_D4s_v5' },
+    gcp: {
+      project: 'my-project',
+      zone: 'europe-west1-b',
+      network: 'dask-net',
+      machine_type: 'e2-standard-4',
+    },
+    azure: {
+      location: 'westeurope',
+      resource_group: 'rg',
+      subscription_id: 'sub',
+      vnet: 'vnet',
+      subnet: 'snet',
+      security_group: 'nsg',
+      vm_size: 'Standard_D4s_v5',
+    },
     digitalocean: { region: 'ams3', size: 's-2vcpu-4gb', image: 'ubuntu-24-04-x64' },
   };
 
@@ -45,12 +58,16 @@ describe('cloudproviderValues: dask-cloudprovider key names for each cloud', () 
 
   it('leaves out what the settings do not say, so the user’s own values stay', () => {
     expect([...cloudproviderValues({}, 'aws').keys()]).toEqual([]);
-    expect(Object.fromEntries(cloudproviderValues({ networking: 'private' }, 'aws'))).toEqual({ 'ec2.use_private_ip': true });
+    expect(Object.fromEntries(cloudproviderValues({ networking: 'private' }, 'aws'))).toEqual({
+      'ec2.use_private_ip': true,
+    });
   });
 
   it('picks the configured cloud, and refuses local', () => {
     expect(exportProvider({ provider: 'gcp' }, undefined)).toBe('gcp');
     expect(exportProvider({ provider: 'local' }, 'azure')).toBe('azure');
-    expect(() => exportProvider({ provider: 'local' }, undefined)).toThrow(/dask-cloudprovider has no settings for/);
+    expect(() => exportProvider({ provider: 'local' }, undefined)).toThrow(
+      /dask-cloudprovider has no settings for/,
+    );
   });
 });

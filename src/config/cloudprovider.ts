@@ -77,7 +77,9 @@ export function exportProvider(settings: Settings, asked: string | undefined): C
   const provider = asked ?? settings.provider;
   if ((CLOUD_PROVIDERS as readonly string[]).includes(provider ?? '')) return provider as CloudProvider;
   throw usageError(
-    asked ? `--provider ${JSON.stringify(asked)} is not a cloud dask-cloudprovider knows` : `the configured provider is ${provider}, which dask-cloudprovider has no settings for`,
+    asked
+      ? `--provider ${JSON.stringify(asked)} is not a cloud dask-cloudprovider knows`
+      : `the configured provider is ${provider}, which dask-cloudprovider has no settings for`,
     `pass --provider ${CLOUD_PROVIDERS.join('|')}`,
   );
 }

@@ -18,7 +18,9 @@ export interface ClientTls {
  */
 export function daskTlsValues(tls: ClientTls, requireEncryption = true): [string[], unknown][] {
   return [
-    ...(requireEncryption ? [[['distributed', 'comm', 'require-encryption'], true] as [string[], unknown]] : []),
+    ...(requireEncryption
+      ? [[['distributed', 'comm', 'require-encryption'], true] as [string[], unknown]]
+      : []),
     [['distributed', 'comm', 'tls', 'ca-file'], tls.caFile],
     [['distributed', 'comm', 'tls', 'client', 'cert'], tls.clientCert],
     [['distributed', 'comm', 'tls', 'client', 'key'], tls.clientKey],
@@ -27,10 +29,15 @@ export function daskTlsValues(tls: ClientTls, requireEncryption = true): [string
 }
 
 /** Writes them into `file` (a Dask YAML file), keeping whatever else it holds. */
-export function writeDaskTlsConfig(file: string, tls: ClientTls, options: { requireEncryption?: boolean; comment?: string } = {}): Promise<boolean> {
+export function writeDaskTlsConfig(
+  file: string,
+  tls: ClientTls,
+  options: { requireEncryption?: boolean; comment?: string } = {},
+): Promise<boolean> {
   return updateYaml(file, (doc) => {
     if (options.comment !== undefined) doc.commentBefore = options.comment;
-    for (const [path, value] of daskTlsValues(tls, options.requireEncryption ?? true)) setIn(doc, path, value);
+    for (const [path, value] of daskTlsValues(tls, options.requireEncryption ?? true))
+      setIn(doc, path, value);
   });
 }
 

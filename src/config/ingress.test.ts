@@ -18,7 +18,16 @@ describe('parseCidr', () => {
     expect(parsed.normalisedFrom !== undefined).toBe(normalised);
   });
 
-  it.each(['10.1.0.300/16', '10.1/16', '10.1.0.0/33', 'fd00::/129', '10.0.0.0/8/8', 'example.com/24', '10.0.0.0/', ''])('rejects %j', (input) => {
+  it.each([
+    '10.1.0.300/16',
+    '10.1/16',
+    '10.1.0.0/33',
+    'fd00::/129',
+    '10.0.0.0/8/8',
+    'example.com/24',
+    '10.0.0.0/',
+    '',
+  ])('rejects %j', (input) => {
     expect(() => parseCidr(input)).toThrow(DcpError);
   });
 
@@ -30,13 +39,18 @@ describe('parseCidr', () => {
 });
 
 describe('parsePorts', () => {
-  it('reads a comma list and drops repeats', () => expect(parsePorts('8786, 8787,8786')).toEqual([8786, 8787]));
-  it.each(['0', '65536', '70000', 'abc', '8786,', '8786-8787'])('rejects %j', (input) => expect(() => parsePorts(input)).toThrow(/is not a port/));
+  it('reads a comma list and drops repeats', () =>
+    expect(parsePorts('8786, 8787,8786')).toEqual([8786, 8787]));
+  it.each(['0', '65536', '70000', 'abc', '8786,', '8786-8787'])('rejects %j', (input) =>
+    expect(() => parsePorts(input)).toThrow(/is not a port/),
+  );
 });
 
 describe('buildIngressRules', () => {
   it('refuses the JSON form and --cidr together', () => {
-    expect(() => buildIngressRules({ cidrs: ['10.0.0.0/8'], json: '[]', allowAnywhere: false })).toThrow(/either as a JSON list or with --cidr/);
+    expect(() => buildIngressRules({ cidrs: ['10.0.0.0/8'], json: '[]', allowAnywhere: false })).toThrow(
+      /either as a JSON list or with --cidr/,
+    );
   });
   it('needs a rule', () => {
     expect(() => buildIngressRules({ cidrs: [], allowAnywhere: false })).toThrow(/no ingress rule given/);
@@ -57,7 +71,13 @@ describe('resolveMe', () => {
 
   it('replaces me with the address DCP_MY_IP_URL answers, as a /32', async () => {
     answer = '203.0.113.7\n';
-    const rules = await resolveMe([{ ports: [8786, 8787], cidr: 'me' }, { ports: [8786], cidr: '10.0.0.0/8' }], { DCP_MY_IP_URL: url });
+    const rules = await resolveMe(
+      [
+        { ports: [8786, 8787], cidr: 'me' },
+        { ports: [8786], cidr: '10.0.0.0/8' },
+      ],
+      { DCP_MY_IP_URL: url },
+    );
     expect(rules).toEqual([
       { ports: [8786, 8787], cidr: '203.0.113.7/32' },
       { ports: [8786], cidr: '10.0.0.0/8' },
@@ -66,15 +86,21 @@ describe('resolveMe', () => {
 
   it('an IPv6 answer becomes a /128', async () => {
     answer = '2001:db8::7';
-    expect(await resolveMe([{ ports: [8786], cidr: 'me' }], { DCP_MY_IP_URL: url })).toEqual([{ ports: [8786], cidr: '2001:db8::7/128' }]);
+    expect(await resolveMe([{ ports: [8786], cidr: 'me' }], { DCP_MY_IP_URL: url })).toEqual([
+      { ports: [8786], cidr: '2001:db8::7/128' },
+    ]);
   });
 
   it('an answer that is no address is an error with a hint', async () => {
     answer = '<html>captive portal</html>';
-    await expect(resolveMe([{ ports: [8786], cidr: 'me' }], { DCP_MY_IP_URL: url })).rejects.toThrow(/not an IP address/);
+    await expect(resolveMe([{ ports: [8786], cidr: 'me' }], { DCP_MY_IP_URL: url })).rejects.toThrow(
+      /not an IP address/,
+    );
   });
 
   it('asks nobody when there is no me', async () => {
-    expect(await resolveMe([{ ports: [8786], cidr: '10.0.0.0/8' }], { DCP_MY_IP_URL: 'http://127.0.0.1:1/' })).toEqual([{ ports: [8786], cidr: '10.0.0.0/8' }]);
+    expect(
+      await resolveMe([{ ports: [8786], cidr: '10.0.0.0/8' }], { DCP_MY_IP_URL: 'http://127.0.0.1:1/' }),
+    ).toEqual([{ ports: [8786], cidr: '10.0.0.0/8' }]);
   });
 });

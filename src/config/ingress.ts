@@ -43,23 +43,38 @@ function tryParseCidr(input: string): ParsedCidr | undefined {
       : ipaddr.IPv6.networkAddressFromCIDR(`${address}/${prefix}`);
   const cidr = `${network.toString()}/${prefix}`;
   const given = `${parsed.toString()}/${prefix}`;
-  return { cidr, anywhere: prefix === 0, ...(bits !== undefined && given !== cidr ? { normalisedFrom: text } : {}) };
+  return {
+    cidr,
+    anywhere: prefix === 0,
+    ...(bits !== undefined && given !== cidr ? { normalisedFrom: text } : {}),
+  };
 }
 
 export function parseCidr(input: string, flag = '--cidr'): ParsedCidr {
   const parsed = tryParseCidr(input);
   if (!parsed) {
-    throw usageError(`${flag} ${JSON.stringify(input)} is not a CIDR block`, 'write it like 10.1.0.0/16, 203.0.113.7/32, fd00::/8, or me for your own address');
+    throw usageError(
+      `${flag} ${JSON.stringify(input)} is not a CIDR block`,
+      'write it like 10.1.0.0/16, 203.0.113.7/32, fd00::/8, or me for your own address',
+    );
   }
   return parsed;
 }
 
-const port = z.number({ error: 'ports are whole numbers from 1 to 65535' }).int({ error: 'ports are whole numbers from 1 to 65535' }).min(1, { error: 'ports are whole numbers from 1 to 65535' }).max(65535, { error: 'ports are whole numbers from 1 to 65535' });
+const port = z
+  .number({ error: 'ports are whole numbers from 1 to 65535' })
+  .int({ error: 'ports are whole numbers from 1 to 65535' })
+  .min(1, { error: 'ports are whole numbers from 1 to 65535' })
+  .max(65535, { error: 'ports are whole numbers from 1 to 65535' });
 
 export const ingressRuleSchema = z
   .object({
     ports: z.array(port).min(1, { error: 'a rule needs at least one port' }),
-    cidr: z.string().refine((value) => tryParseCidr(value) !== undefined, { error: 'must be a CIDR block like 10.1.0.0/16, or me' }),
+    cidr: z
+      .string()
+      .refine((value) => tryParseCidr(value) !== undefined, {
+        error: 'must be a CIDR block like 10.1.0.0/16, or me',
+      }),
   })
   .strict();
 
@@ -68,7 +83,10 @@ export function parsePorts(text: string): number[] {
   const ports = text.split(',').map((part) => part.trim());
   const bad = ports.find((part) => !/^\d+$/.test(part) || Number(part) < 1 || Number(part) > 65535);
   if (bad !== undefined || ports.length === 0) {
-    throw usageError(`--ports ${JSON.stringify(text)}: ${JSON.stringify(bad ?? '')} is not a port from 1 to 65535`, 'for example --ports 8786,8787');
+    throw usageError(
+      `--ports ${JSON.stringify(text)}: ${JSON.stringify(bad ?? '')} is not a port from 1 to 65535`,
+      'for example --ports 8786,8787',
+    );
   }
   return [...new Set(ports.map(Number))];
 }
@@ -87,7 +105,10 @@ export interface IngressInput {
  */
 export function buildIngressRules(input: IngressInput): { rules: IngressRule[]; warnings: string[] } {
   if (input.json !== undefined && (input.cidrs.length > 0 || input.ports !== undefined)) {
-    throw usageError('give the rules either as a JSON list or with --cidr/--ports, not both', `dcp config set ingress --cidr 10.1.0.0/16 --ports 8786,8787`);
+    throw usageError(
+      'give the rules either as a JSON list or with --cidr/--ports, not both',
+      `dcp config set ingress --cidr 10.1.0.0/16 --ports 8786,8787`,
+    );
   }
   let requested: { ports: number[]; cidr: string; flag: string }[];
   if (input.json !== undefined) {
@@ -95,17 +116,30 @@ export function buildIngressRules(input: IngressInput): { rules: IngressRule[]; 
     try {
       list = JSON.parse(input.json);
     } catch (error) {
-      throw usageError(`ingress is not valid JSON: ${messageOf(error)}`, `for example '[{"ports": [8786], "cidr": "10.1.0.0/16"}]'`);
+      throw usageError(
+        `ingress is not valid JSON: ${messageOf(error)}`,
+        `for example '[{"ports": [8786], "cidr": "10.1.0.0/16"}]'`,
+      );
     }
     // The CIDRs are checked below, one by one, for a precise message.
-    const shape = z.array(ingressRuleSchema.extend({ cidr: z.string() })).min(1, { error: 'the list is empty' }).safeParse(list);
+    const shape = z
+      .array(ingressRuleSchema.extend({ cidr: z.string() }))
+      .min(1, { error: 'the list is empty' })
+      .safeParse(list);
     if (!shape.success) {
       const issue = shape.error.issues[0]!;
-      throw usageError(`ingress[${issue.path.join('.')}]: ${issue.message}`, `each rule is {"ports": [8786, 8787], "cidr": "10.1.0.0/16"}`);
+      throw usageError(
+        `ingress[${issue.path.join('.')}]: ${issue.message}`,
+        `each rule is {"ports": [8786, 8787], "cidr": "10.1.0.0/16"}`,
+      );
     }
     requested = shape.data.map((rule, i) => ({ ...rule, flag: `ingress[${i}].cidr` }));
   } else {
-    if (input.cidrs.length === 0) throw usageError('no ingress rule given', 'pass --cidr CIDR (repeatable), or a JSON list of {ports, cidr} rules');
+    if (input.cidrs.length === 0)
+      throw usageError(
+        'no ingress rule given',
+        'pass --cidr CIDR (repeatable), or a JSON list of {ports, cidr} rules',
+      );
     const ports = input.ports === undefined ? DASK_PORTS : parsePorts(input.ports);
     requested = input.cidrs.flatMap((c) => c.split(',')).map((cidr) => ({ ports, cidr, flag: '--cidr' }));
   }
@@ -113,7 +147,8 @@ export function buildIngressRules(input: IngressInput): { rules: IngressRule[]; 
   const warnings: string[] = [];
   const rules = requested.map(({ ports, cidr, flag }) => {
     const parsed = parseCidr(cidr, flag);
-    if (parsed.normalisedFrom) warnings.push(`${parsed.normalisedFrom} has host bits set; stored as the network ${parsed.cidr}`);
+    if (parsed.normalisedFrom)
+      warnings.push(`${parsed.normalisedFrom} has host bits set; stored as the network ${parsed.cidr}`);
     if (parsed.anywhere) {
       if (!input.allowAnywhere) {
         throw usageError(
@@ -121,7 +156,9 @@ export function buildIngressRules(input: IngressInput): { rules: IngressRule[]; 
           'pass --allow-anywhere if you really mean it, or use me (your address) or your network’s CIDR',
         );
       }
-      warnings.push(`${parsed.cidr} opens ports ${ports.join(', ')} to the whole internet: anyone can reach them (TLS still guards the scheduler)`);
+      warnings.push(
+        `${parsed.cidr} opens ports ${ports.join(', ')} to the whole internet: anyone can reach them (TLS still guards the scheduler)`,
+      );
     }
     return { ports: [...ports].sort((a, b) => a - b), cidr: parsed.cidr };
   });
@@ -143,7 +180,8 @@ export function dedupe(rules: IngressRule[]): IngressRule[] {
 export async function resolveMe(rules: IngressRule[], env = process.env): Promise<IngressRule[]> {
   if (!rules.some((rule) => rule.cidr === ME)) return rules;
   const url = env.DCP_MY_IP_URL || DEFAULT_MY_IP_URL;
-  const hint = 'pass the address yourself (--ingress 203.0.113.7/32), or set DCP_MY_IP_URL to a service that answers with it';
+  const hint =
+    'pass the address yourself (--ingress 203.0.113.7/32), or set DCP_MY_IP_URL to a service that answers with it';
   let body: string;
   try {
     const response = await fetch(url, { signal: AbortSignal.timeout(10_000) });
@@ -153,6 +191,7 @@ export async function resolveMe(rules: IngressRule[], env = process.env): Promis
     throw new DcpError(`could not look up your public address at ${url}: ${messageOf(error)}`, { hint });
   }
   const parsed = tryParseCidr(body);
-  if (!parsed || body.includes('/')) throw new DcpError(`${url} answered ${JSON.stringify(body.slice(0, 60))}, not an IP address`, { hint });
+  if (!parsed || body.includes('/'))
+    throw new DcpError(`${url} answered ${JSON.stringify(body.slice(0, 60))}, not an IP address`, { hint });
   return dedupe(rules.map((rule) => (rule.cidr === ME ? { ...rule, cidr: parsed.cidr } : rule)));
 }

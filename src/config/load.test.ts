@@ -10,7 +10,11 @@ describe('loadSettings', () => {
     mkdirSync(join(dir, 'dask'));
     writeFileSync(join(dir, 'dask', 'dcp.yaml'), 'dcp:\n  workers: 3\n  provider: aws\n');
     writeFileSync(join(dir, '.dcprc.json'), JSON.stringify({ workers: 4 }));
-    const loaded = await loadSettings({ flags: { workers: 9 }, env: { DASK_CONFIG: join(dir, 'dask'), DCP_WORKERS: '5' }, cwd: dir });
+    const loaded = await loadSettings({
+      flags: { workers: 9 },
+      env: { DASK_CONFIG: join(dir, 'dask'), DCP_WORKERS: '5' },
+      cwd: dir,
+    });
     expect(loaded.settings.workers).toBe(9);
     expect(loaded.origins.get('workers')).toEqual({ source: 'flag' });
     expect(loaded.origins.get('provider')).toEqual({ source: 'user', file: join(dir, 'dask', 'dcp.yaml') });

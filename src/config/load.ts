@@ -38,7 +38,8 @@ export function flatten(settings: Settings): Map<string, unknown> {
   const flat = new Map<string, unknown>();
   for (const key of SETTING_KEYS.keys()) {
     const [group, name] = key.split('.') as [keyof Settings, string | undefined];
-    const value = name === undefined ? settings[group] : (settings[group] as Record<string, unknown> | undefined)?.[name];
+    const value =
+      name === undefined ? settings[group] : (settings[group] as Record<string, unknown> | undefined)?.[name];
     if (value !== undefined) flat.set(key, value);
   }
   return flat;
@@ -85,7 +86,10 @@ function envSettings(env: NodeJS.ProcessEnv): Map<string, [unknown, string]> {
 export async function loadSettings(options: LoadOptions = {}): Promise<LoadedSettings> {
   const env = options.env ?? process.env;
   const userFile = userSettingsFile(env);
-  const [user, project] = await Promise.all([userSettings(userFile), projectSettings(options.cwd ?? process.cwd())]);
+  const [user, project] = await Promise.all([
+    userSettings(userFile),
+    projectSettings(options.cwd ?? process.cwd()),
+  ]);
 
   const values = new Map<string, unknown>();
   const origins = new Map<string, Origin>();
@@ -123,5 +127,7 @@ export function describeOrigin(origin: Origin): string {
 
 /** Only what flags, variables and files set: the settings without dcp's defaults. */
 export function explicitSettings(loaded: LoadedSettings): Settings {
-  return unflatten(new Map([...flatten(loaded.settings)].filter(([key]) => loaded.origins.get(key)?.source !== 'default')));
+  return unflatten(
+    new Map([...flatten(loaded.settings)].filter(([key]) => loaded.origins.get(key)?.source !== 'default')),
+  );
 }

@@ -4,7 +4,10 @@ import { join, resolve } from 'node:path';
 
 /** `$XDG_STATE_HOME/dcp`, else `~/.local/state/dcp`: cluster state, certificates, logs. */
 export function stateDir(env = process.env): string {
-  const base = env.XDG_STATE_HOME && env.XDG_STATE_HOME.startsWith('/') ? env.XDG_STATE_HOME : join(homedir(), '.local', 'state');
+  const base =
+    env.XDG_STATE_HOME && env.XDG_STATE_HOME.startsWith('/')
+      ? env.XDG_STATE_HOME
+      : join(homedir(), '.local', 'state');
   return join(base, 'dcp');
 }
 

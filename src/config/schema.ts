@@ -13,8 +13,13 @@ export type ProviderName = (typeof PROVIDERS)[number];
 
 const text = z.string().trim().min(1, { error: 'must not be empty' });
 const wholeNumber = (min: number, max: number) =>
-  z.number({ error: `must be a whole number from ${min} to ${max}` }).int({ error: `must be a whole number from ${min} to ${max}` }).min(min, { error: `must be at least ${min}` }).max(max, { error: `must be at most ${max}` });
-const oneOf = <T extends readonly [string, ...string[]]>(values: T) => z.enum(values, { error: `must be one of ${values.join(', ')}` });
+  z
+    .number({ error: `must be a whole number from ${min} to ${max}` })
+    .int({ error: `must be a whole number from ${min} to ${max}` })
+    .min(min, { error: `must be at least ${min}` })
+    .max(max, { error: `must be at most ${max}` });
+const oneOf = <T extends readonly [string, ...string[]]>(values: T) =>
+  z.enum(values, { error: `must be one of ${values.join(', ')}` });
 
 /** Dask's own duration strings: `90s`, `30m`, `1h`, `2 days`, or plain seconds. */
 const duration = z
@@ -31,14 +36,39 @@ export const settingsSchema = z
     ingress: z.array(ingressRuleSchema, { error: 'must be a list of {ports, cidr} rules' }),
     tls: oneOf(['auto', 'byo', 'off'] as const),
     tls_dir: text,
-    image: text.regex(/^[^\s-]\S*$/, { error: 'must be an image reference like ghcr.io/dask/dask:2024.5.0-py3.12, without spaces' }),
+    image: text.regex(/^[^\s-]\S*$/, {
+      error: 'must be an image reference like ghcr.io/dask/dask:2024.5.0-py3.12, without spaces',
+    }),
     runtime: oneOf(['docker', 'preinstalled'] as const),
     // Shorter would stop a new scheduler before anyone used it; 0 (never) would bill forever.
-    idle_timeout: duration.refine((value) => (parseDuration(value) ?? 0) >= 60_000, { error: 'must be at least 1m' }),
-    aws: z.object({ region: text, vpc: text, subnet: text, instance_type: text, scheduler_instance_type: text, ami: text }).partial().strict(),
-    gcp: z.object({ project: text, zone: text, network: text, subnetwork: text, machine_type: text }).partial().strict(),
+    idle_timeout: duration.refine((value) => (parseDuration(value) ?? 0) >= 60_000, {
+      error: 'must be at least 1m',
+    }),
+    aws: z
+      .object({
+        region: text,
+        vpc: text,
+        subnet: text,
+        instance_type: text,
+        scheduler_instance_type: text,
+        ami: text,
+      })
+      .partial()
+      .strict(),
+    gcp: z
+      .object({ project: text, zone: text, network: text, subnetwork: text, machine_type: text })
+      .partial()
+      .strict(),
     azure: z
-      .object({ subscription_id: text, resource_group: text, location: text, vnet: text, subnet: text, security_group: text, vm_size: text })
+      .object({
+        subscription_id: text,
+        resource_group: text,
+        location: text,
+        vnet: text,
+        subnet: text,
+        security_group: text,
+        vm_size: text,
+      })
       .partial()
       .strict(),
     digitalocean: z.object({ region: text, size: text, image: text, vpc: text }).partial().strict(),
@@ -49,7 +79,14 @@ export const settingsSchema = z
 export type Settings = z.infer<typeof settingsSchema>;
 
 /** What holds when nobody said otherwise: a local cluster of 2 workers with TLS. */
-export const DEFAULTS: Settings = { provider: 'local', workers: 2, networking: 'public', tls: 'auto', idle_timeout: '1h', runtime: 'docker' };
+export const DEFAULTS: Settings = {
+  provider: 'local',
+  workers: 2,
+  networking: 'public',
+  tls: 'auto',
+  idle_timeout: '1h',
+  runtime: 'docker',
+};
 
 type Leaf = z.ZodType;
 
@@ -62,7 +99,10 @@ export const SETTING_KEYS: ReadonlyMap<string, Leaf> = new Map(
   Object.entries(settingsSchema.shape).flatMap(([name, schema]): [string, Leaf][] => {
     const inner = unwrap(schema as z.ZodType);
     return inner instanceof z.ZodObject
-      ? Object.entries(inner.shape as Record<string, z.ZodType>).map(([child, leaf]): [string, Leaf] => [`${name}.${child}`, unwrap(leaf)])
+      ? Object.entries(inner.shape as Record<string, z.ZodType>).map(([child, leaf]): [string, Leaf] => [
+          `${name}.${child}`,
+          unwrap(leaf),
+        ])
       : [[name, inner]];
   }),
 );
@@ -73,10 +113,18 @@ export const GROUPS = ['aws', 'gcp', 'azure', 'digitalocean'] as const;
 export function requireKey(key: string, { allowGroups = false } = {}): string {
   if (SETTING_KEYS.has(key) || (allowGroups && (GROUPS as readonly string[]).includes(key))) return key;
   if ((GROUPS as readonly string[]).includes(key)) {
-    throw usageError(`${key} is a group of settings, not one`, `set one of: ${[...SETTING_KEYS.keys()].filter((k) => k.startsWith(`${key}.`)).join(', ')}`);
+    throw usageError(
+      `${key} is a group of settings, not one`,
+      `set one of: ${[...SETTING_KEYS.keys()].filter((k) => k.startsWith(`${key}.`)).join(', ')}`,
+    );
   }
   const suggestion = closest(key, [...SETTING_KEYS.keys()]);
-  throw usageError(`unknown setting ${JSON.stringify(key)}`, suggestion ? `did you mean ${suggestion}? (dcp config --help lists them all)` : 'dcp config --help lists the settings');
+  throw usageError(
+    `unknown setting ${JSON.stringify(key)}`,
+    suggestion
+      ? `did you mean ${suggestion}? (dcp config --help lists them all)`
+      : 'dcp config --help lists the settings',
+  );
 }
 
 function closest(word: string, candidates: string[]): string | undefined {
@@ -98,7 +146,10 @@ export function parseSettingValue(key: string, raw: string, source = key): unkno
     try {
       value = JSON.parse(raw);
     } catch {
-      throw usageError(`${source}: ${JSON.stringify(raw)} is not a JSON list`, `for example '[{"ports": [8786, 8787], "cidr": "10.1.0.0/16"}]'`);
+      throw usageError(
+        `${source}: ${JSON.stringify(raw)} is not a JSON list`,
+        `for example '[{"ports": [8786, 8787], "cidr": "10.1.0.0/16"}]'`,
+      );
     }
   }
   return validateSetting(key, value, source);
@@ -110,7 +161,10 @@ export function validateSetting(key: string, value: unknown, source = key): unkn
   if (!result.success) {
     const issue = result.error.issues[0]!;
     const where = issue.path.length > 0 ? `${source}[${issue.path.join('.')}]` : source;
-    throw usageError(`${where}: ${JSON.stringify(value)} ${issue.message}`, `dcp config --help lists what each setting takes`);
+    throw usageError(
+      `${where}: ${JSON.stringify(value)} ${issue.message}`,
+      `dcp config --help lists what each setting takes`,
+    );
   }
   return result.data;
 }
@@ -122,11 +176,20 @@ export function validateSettings(value: unknown, file: string, prefix: string): 
     const issue = result.error.issues[0]!;
     const path = [prefix, ...issue.path].filter(Boolean).join('.');
     if (issue.code === 'unrecognized_keys') {
-      throw usageError(`${file}: unknown setting ${[path, issue.keys[0]].filter(Boolean).join('.')}`, 'remove it from the file: dcp config --help lists the settings');
+      throw usageError(
+        `${file}: unknown setting ${[path, issue.keys[0]].filter(Boolean).join('.')}`,
+        'remove it from the file: dcp config --help lists the settings',
+      );
     }
-    const given = issue.path.reduce<unknown>((node, key) => (node as Record<PropertyKey, unknown> | undefined)?.[key], value);
+    const given = issue.path.reduce<unknown>(
+      (node, key) => (node as Record<PropertyKey, unknown> | undefined)?.[key],
+      value,
+    );
     // YAML 1.1, which Dask reads with, takes a bare off, no or yes for a boolean.
-    const hint = typeof given === 'boolean' ? `quote it in the file ("off", "on", "yes", "no"): unquoted, YAML reads it as ${given}` : 'fix it with dcp config set, or edit the file';
+    const hint =
+      typeof given === 'boolean'
+        ? `quote it in the file ("off", "on", "yes", "no"): unquoted, YAML reads it as ${given}`
+        : 'fix it with dcp config set, or edit the file';
     throw usageError(`${file}: ${path}: ${issue.message}`, hint);
   }
   return result.data;

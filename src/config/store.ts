@@ -37,6 +37,9 @@ export async function changeUserSettings(
 }
 
 /** Keeps `settings` as the user's defaults (what `dcp up --save` and the wizard's "save?" do). */
-export function saveSettings(settings: Settings, env = process.env): Promise<{ file: string; changed: boolean }> {
+export function saveSettings(
+  settings: Settings,
+  env = process.env,
+): Promise<{ file: string; changed: boolean }> {
   return changeUserSettings(() => flatten(settings), env);
 }

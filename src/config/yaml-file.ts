@@ -35,10 +35,16 @@ export function parseYaml(path: string, text: string | null): Document {
   if (error) {
     const line = error.linePos?.[0].line;
     const reason = error.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
-    throw usageError(`${path}${line ? `:${line}` : ''}: the YAML does not parse: ${reason}`, 'fix or move the file; dcp changed nothing');
+    throw usageError(
+      `${path}${line ? `:${line}` : ''}: the YAML does not parse: ${reason}`,
+      'fix or move the file; dcp changed nothing',
+    );
   }
   if (doc.contents !== null && !isMap(doc.contents)) {
-    throw usageError(`${path}: the top level is not a mapping of keys`, 'fix or move the file; dcp changed nothing');
+    throw usageError(
+      `${path}: the top level is not a mapping of keys`,
+      'fix or move the file; dcp changed nothing',
+    );
   }
   // An empty or comments-only file: give it the mapping Dask expects, keeping its comments.
   if (doc.contents === null) doc.contents = new YAMLMap() as unknown as typeof doc.contents;
@@ -54,7 +60,11 @@ export function setIn(doc: Document, path: string[], value: unknown): void {
     const prefix = path.slice(0, depth);
     const node = doc.getIn(prefix, true);
     if (node === undefined || (isScalar(node) && node.value === null)) doc.setIn(prefix, doc.createNode({}));
-    else if (!isMap(node)) throw usageError(`${prefix.join('.')} is not a mapping in this file, so ${path.join('.')} cannot be set`, 'fix or move the file; dcp changed nothing');
+    else if (!isMap(node))
+      throw usageError(
+        `${prefix.join('.')} is not a mapping in this file, so ${path.join('.')} cannot be set`,
+        'fix or move the file; dcp changed nothing',
+      );
   }
   const existing = doc.getIn(path, true);
   if (isScalar(existing) && (value === null || typeof value !== 'object')) {
@@ -94,9 +104,16 @@ export async function updateYaml(link: string, change: (doc: Document) => void):
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   let release: () => Promise<void>;
   try {
-    release = await lock(path, { realpath: false, stale: 10_000, update: 2_000, retries: { retries: 200, factor: 1.1, minTimeout: 5, maxTimeout: 100 } });
+    release = await lock(path, {
+      realpath: false,
+      stale: 10_000,
+      update: 2_000,
+      retries: { retries: 200, factor: 1.1, minTimeout: 5, maxTimeout: 100 },
+    });
   } catch (error) {
-    throw new DcpError(`another process is still writing ${path}: ${messageOf(error)}`, { hint: `try again; if no dcp is running, remove ${path}.lock` });
+    throw new DcpError(`another process is still writing ${path}: ${messageOf(error)}`, {
+      hint: `try again; if no dcp is running, remove ${path}.lock`,
+    });
   }
   try {
     const before = await readText(path);
@@ -104,10 +121,14 @@ export async function updateYaml(link: string, change: (doc: Document) => void):
     change(doc);
     const after = doc.toString();
     // Nothing to say and no file yet: leave it that way.
-    if (after === before || (before === null && isMap(doc.contents) && doc.contents.items.length === 0)) return false;
+    if (after === before || (before === null && isMap(doc.contents) && doc.contents.items.length === 0))
+      return false;
     const mode = before === null ? 0o644 : (await stat(path)).mode & 0o777;
     await writeFilesAtomically(
-      [...(before === null ? [] : [{ path: `${path}.bak`, content: before, mode }]), { path, content: after, mode }],
+      [
+        ...(before === null ? [] : [{ path: `${path}.bak`, content: before, mode }]),
+        { path, content: after, mode },
+      ],
       { overwrite: true },
     );
     return true;

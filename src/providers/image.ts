@@ -56,7 +56,9 @@ export async function lookupImage(image: string, timeoutMs = 10_000): Promise<Im
     let response = await fetch(url, { method: 'HEAD', headers: { Accept: MANIFESTS }, signal });
     if (response.status === 401) {
       const challenge = response.headers.get('www-authenticate') ?? '';
-      const params = Object.fromEntries([...challenge.matchAll(/(\w+)="([^"]*)"/g)].map((match) => [match[1]!, match[2]!]));
+      const params = Object.fromEntries(
+        [...challenge.matchAll(/(\w+)="([^"]*)"/g)].map((match) => [match[1]!, match[2]!]),
+      );
       if (!/^bearer /i.test(challenge) || !params.realm) return 'unknown';
       const tokenUrl = new URL(params.realm);
       if (params.service) tokenUrl.searchParams.set('service', params.service);
@@ -65,7 +67,11 @@ export async function lookupImage(image: string, timeoutMs = 10_000): Promise<Im
       const body = answer.ok ? ((await answer.json()) as { token?: string; access_token?: string }) : {};
       const token = body.token ?? body.access_token;
       if (!token) return 'unknown';
-      response = await fetch(url, { method: 'HEAD', headers: { Accept: MANIFESTS, Authorization: `Bearer ${token}` }, signal });
+      response = await fetch(url, {
+        method: 'HEAD',
+        headers: { Accept: MANIFESTS, Authorization: `Bearer ${token}` },
+        signal,
+      });
     }
     if (response.ok) return 'found';
     return response.status === 404 ? 'missing' : 'unknown';
@@ -84,7 +90,10 @@ export interface ChosenImage {
  * else the release's own tag (another Python) with a warning, else a usage error. A registry
  * that cannot be asked gets the exact tag.
  */
-export async function matchingImage(python: string | undefined, repository = process.env.DCP_IMAGE_REPOSITORY || DEFAULT_IMAGE_REPOSITORY): Promise<ChosenImage> {
+export async function matchingImage(
+  python: string | undefined,
+  repository = process.env.DCP_IMAGE_REPOSITORY || DEFAULT_IMAGE_REPOSITORY,
+): Promise<ChosenImage> {
   let found;
   try {
     found = await findPython(python);
@@ -104,5 +113,8 @@ export async function matchingImage(python: string | undefined, repository = pro
       warning: `${repository} has no image of distributed ${distributed} for Python ${version}; using ${release}, built for another Python (functions pickled here may not load there: pass --image with one that matches if you have it)`,
     };
   }
-  throw usageError(`${repository} has no image of distributed ${distributed}`, `pass --image with one that has distributed ${distributed} and Python ${version}, or --runtime preinstalled with an --ami that has them`);
+  throw usageError(
+    `${repository} has no image of distributed ${distributed}`,
+    `pass --image with one that has distributed ${distributed} and Python ${version}, or --runtime preinstalled with an --ami that has them`,
+  );
 }

@@ -15,6 +15,12 @@ export function unavailableReason(name: ProviderName): string | undefined {
 
 export async function loadProvider(name: ProviderName): Promise<Provider> {
   const load = AVAILABLE[name];
-  if (!load) throw usageError(`the ${name} provider is ${unavailableReason(name)}`, `use ${Object.keys(AVAILABLE).map((p) => `--provider ${p}`).join(' or ')} for now; the other clouds are being built`);
+  if (!load)
+    throw usageError(
+      `the ${name} provider is ${unavailableReason(name)}`,
+      `use ${Object.keys(AVAILABLE)
+        .map((p) => `--provider ${p}`)
+        .join(' or ')} for now; the other clouds are being built`,
+    );
   return load();
 }

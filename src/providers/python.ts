@@ -46,13 +46,18 @@ async function pythonBehindDask(path: string | undefined): Promise<string | unde
     const firstLine = (await readFile(candidate, 'utf8').catch(() => '')).split('\n')[0] ?? '';
     // `#!/usr/bin/python3`, `#!/usr/bin/env python3`, `#!/usr/bin/env -S python3 -u`
     const words = firstLine.startsWith('#!') ? firstLine.slice(2).trim().split(/\s+/) : [];
-    const interpreter = words[0]?.endsWith('/env') ? words.slice(1).find((word) => !word.startsWith('-')) : words[0];
+    const interpreter = words[0]?.endsWith('/env')
+      ? words.slice(1).find((word) => !word.startsWith('-'))
+      : words[0];
     if (interpreter) return interpreter;
   }
   return undefined;
 }
 
-export async function findPython(explicit: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<PythonInfo> {
+export async function findPython(
+  explicit: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<PythonInfo> {
   const tried: string[] = [];
   const ask = async (python: string, from: string) => {
     const result = await probe(python);
@@ -68,7 +73,12 @@ export async function findPython(explicit: string | undefined, env: NodeJS.Proce
     if (python) {
       const found = await ask(python, from);
       if (found) return found;
-      throw new DcpError(`${from} ${python} cannot run Dask: ${tried.at(-1)!.split(': ').slice(1).join(': ')}`, { hint: `install distributed for it (${python} -m pip install distributed), or point ${from} at another Python` });
+      throw new DcpError(
+        `${from} ${python} cannot run Dask: ${tried.at(-1)!.split(': ').slice(1).join(': ')}`,
+        {
+          hint: `install distributed for it (${python} -m pip install distributed), or point ${from} at another Python`,
+        },
+      );
     }
   }
   for (const [python, from] of [
@@ -94,10 +104,14 @@ export interface DaskVersions {
 
 /** The versions a cluster must match for this Python's Client to talk to it. */
 export async function daskVersions(python: string): Promise<DaskVersions> {
-  const code = 'import sys, importlib.metadata as m; print(m.version("distributed"), "%d.%d" % sys.version_info[:2])';
+  const code =
+    'import sys, importlib.metadata as m; print(m.version("distributed"), "%d.%d" % sys.version_info[:2])';
   const { stdout } = await promisify(execFile)(python, ['-c', code], { timeout: 30_000, cwd: tmpdir() });
   const [distributed = '', version = ''] = stdout.trim().split(/\s+/);
   const release = /^\d+\.\d+\.\d+/.exec(distributed)?.[0];
-  if (!release) throw new DcpError(`${python} reports distributed ${JSON.stringify(distributed)}, not a release number`, { hint: 'pass --image to choose the Dask image yourself' });
+  if (!release)
+    throw new DcpError(`${python} reports distributed ${JSON.stringify(distributed)}, not a release number`, {
+      hint: 'pass --image to choose the Dask image yourself',
+    });
   return { distributed: release, python: version };
 }

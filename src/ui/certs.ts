@@ -15,16 +15,37 @@ export function daskUsage(result: GenResult) {
   const { files } = result;
   return {
     scheduler_address: address,
-    scheduler_command: ['dask', 'scheduler', '--protocol', 'tls', ...daskTlsArgs({ caFile: files.ca, cert: files.cert.scheduler, key: files.key.scheduler })],
-    worker_command: ['dask', 'worker', address, ...daskTlsArgs({ caFile: files.ca, cert: files.cert.worker, key: files.key.worker })],
-    snippet: pythonClientSnippet(address, { caFile: files.ca, clientCert: files.cert.client, clientKey: files.key.client }),
+    scheduler_command: [
+      'dask',
+      'scheduler',
+      '--protocol',
+      'tls',
+      ...daskTlsArgs({ caFile: files.ca, cert: files.cert.scheduler, key: files.key.scheduler }),
+    ],
+    worker_command: [
+      'dask',
+      'worker',
+      address,
+      ...daskTlsArgs({ caFile: files.ca, cert: files.cert.worker, key: files.key.worker }),
+    ],
+    snippet: pythonClientSnippet(address, {
+      caFile: files.ca,
+      clientCert: files.cert.client,
+      clientKey: files.key.client,
+    }),
   };
 }
 
 export function genJson(result: GenResult) {
   return {
     dir: result.dir,
-    ca: { cert: result.ca.cert, key: result.ca.key, created: result.ca.created, subject: result.ca.subject, not_after: result.ca.notAfter.toISOString() },
+    ca: {
+      cert: result.ca.cert,
+      key: result.ca.key,
+      created: result.ca.created,
+      subject: result.ca.subject,
+      not_after: result.ca.notAfter.toISOString(),
+    },
     certificates: result.certificates.map((c) => ({
       role: c.role,
       cert: c.cert,
@@ -40,27 +61,42 @@ export function genJson(result: GenResult) {
 export function renderGen(result: GenResult, style: Style): string {
   const usage = daskUsage(result);
   const rows: [string, string][] = [
-    ['ca.pem', `CA certificate, expires ${isoDay(result.ca.notAfter)}${result.ca.created ? '' : ' (your CA)'}`],
-    ...(result.ca.key ? ([['ca-key.pem', 'CA private key (0600): keep it here, never copy it to a cluster']] as [string, string][]) : []),
+    [
+      'ca.pem',
+      `CA certificate, expires ${isoDay(result.ca.notAfter)}${result.ca.created ? '' : ' (your CA)'}`,
+    ],
+    ...(result.ca.key
+      ? ([['ca-key.pem', 'CA private key (0600): keep it here, never copy it to a cluster']] as [
+          string,
+          string,
+        ][])
+      : []),
     ...result.certificates.flatMap((c): [string, string][] => [
-      [basename(c.cert), `${c.role} certificate, expires ${isoDay(c.notAfter)}${c.role === 'client' ? '' : `, names ${c.altNames.join(' ')}`}`],
+      [
+        basename(c.cert),
+        `${c.role} certificate, expires ${isoDay(c.notAfter)}${c.role === 'client' ? '' : `, names ${c.altNames.join(' ')}`}`,
+      ],
       [basename(c.key), `${c.role} private key (0600)`],
     ]),
   ];
   const width = Math.max(...rows.map(([name]) => name.length));
   const indent = (text: string) => text.replace(/^(?=.)/gm, '    ');
-  return [
-    `${style.green('✓')} ${result.ca.created ? 'A new CA and certificates' : 'Certificates'} for scheduler, worker and client in ${style.bold(result.dir)}`,
-    '',
-    ...rows.map(([name, what]) => `  ${name.padEnd(width)}  ${style.dim(what)}`),
-    '',
-    style.bold('Next: start Dask with them'),
-    `  ${shellCommand(usage.scheduler_command)}`,
-    `  ${shellCommand(usage.worker_command)}`,
-    '',
-    style.bold('and connect from Python:'),
-    indent(usage.snippet),
-  ].join('\n').trimEnd() + '\n';
+  return (
+    [
+      `${style.green('✓')} ${result.ca.created ? 'A new CA and certificates' : 'Certificates'} for scheduler, worker and client in ${style.bold(result.dir)}`,
+      '',
+      ...rows.map(([name, what]) => `  ${name.padEnd(width)}  ${style.dim(what)}`),
+      '',
+      style.bold('Next: start Dask with them'),
+      `  ${shellCommand(usage.scheduler_command)}`,
+      `  ${shellCommand(usage.worker_command)}`,
+      '',
+      style.bold('and connect from Python:'),
+      indent(usage.snippet),
+    ]
+      .join('\n')
+      .trimEnd() + '\n'
+  );
 }
 
 export function renderVerify(report: VerifyReport, style: Style): string {
@@ -68,8 +104,15 @@ export function renderVerify(report: VerifyReport, style: Style): string {
   const head = report.ok
     ? `${style.green('✓')} Dask will accept ${report.files.cert} ${as}${report.subject ? ` (${report.subject})` : ''}`
     : `${style.red('✗')} Dask will reject ${report.files.cert} ${as}: ${report.problems.length} problem${report.problems.length === 1 ? '' : 's'}`;
-  const line = (mark: string) => (f: Finding) => `  ${mark} ${f.message}\n      ${style.dim(`hint: ${f.hint}`)}`;
-  return [head, ...report.problems.map(line(style.red('✗'))), ...report.warnings.map(line(style.yellow('!')))].join('\n') + '\n';
+  const line = (mark: string) => (f: Finding) =>
+    `  ${mark} ${f.message}\n      ${style.dim(`hint: ${f.hint}`)}`;
+  return (
+    [
+      head,
+      ...report.problems.map(line(style.red('✗'))),
+      ...report.warnings.map(line(style.yellow('!'))),
+    ].join('\n') + '\n'
+  );
 }
 
 export function renderInspect(files: FileSummary[], style: Style): string {

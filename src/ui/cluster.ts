@@ -33,7 +33,11 @@ export function clusterJson(record: ClusterRecord) {
     scheduler_address: record.scheduler_address,
     dashboard_url: record.dashboard_url,
     workers: record.workers,
-    tls: record.tls && { ca_file: record.tls.caFile, client_cert: record.tls.clientCert, client_key: record.tls.clientKey },
+    tls: record.tls && {
+      ca_file: record.tls.caFile,
+      client_cert: record.tls.clientCert,
+      client_key: record.tls.clientKey,
+    },
     dask_config_file: record.dask_config_file,
     created_at: record.created_at,
     snippet: snippetFor(record, 'python'),
@@ -42,7 +46,8 @@ export function clusterJson(record: ClusterRecord) {
 
 /** One stderr line per engine event, for runs without the terminal UI. */
 export function progressLine(event: ProgressEvent, style: Style): string {
-  const mark = event.status === 'done' ? style.green('✓') : event.status === 'start' ? style.cyan('›') : style.dim('·');
+  const mark =
+    event.status === 'done' ? style.green('✓') : event.status === 'start' ? style.cyan('›') : style.dim('·');
   return `${mark} ${event.step}${event.detail ? style.dim(`: ${event.detail}`) : ''}`;
 }
 
@@ -53,8 +58,20 @@ export function renderUp(record: ClusterRecord, style: Style): string {
     ['scheduler', record.scheduler_address ?? ''],
     ['dashboard', record.dashboard_url ?? ''],
     ['workers', String(record.workers)],
-    ['TLS', record.tls ? `CA ${record.tls.caFile}\n             client ${record.tls.clientCert} + ${record.tls.clientKey}` : style.yellow('off')],
-    ...(record.dask_config_file ? ([['Dask config', `${record.dask_config_file} (a plain Client("${record.scheduler_address}") works now)`]] as [string, string][]) : []),
+    [
+      'TLS',
+      record.tls
+        ? `CA ${record.tls.caFile}\n             client ${record.tls.clientCert} + ${record.tls.clientKey}`
+        : style.yellow('off'),
+    ],
+    ...(record.dask_config_file
+      ? ([
+          [
+            'Dask config',
+            `${record.dask_config_file} (a plain Client("${record.scheduler_address}") works now)`,
+          ],
+        ] as [string, string][])
+      : []),
   ];
   return [
     `${style.green('✓')} Cluster ${style.bold(record.name)} is ${upState(record)} (${record.provider}, ${record.workers} worker${record.workers === 1 ? '' : 's'}, ${record.tls ? 'TLS' : 'no TLS'})`,
@@ -73,14 +90,22 @@ export function renderUp(record: ClusterRecord, style: Style): string {
 }
 
 /** The review before `up` creates anything: what, where, open to whom, and where keys go. */
-export function reviewLines(plan: UpPlan, providerPlan: string[], clusterStateDir: string, clientConfig: string): string[] {
+export function reviewLines(
+  plan: UpPlan,
+  providerPlan: string[],
+  clusterStateDir: string,
+  clientConfig: string,
+): string[] {
   const { spec, tls } = plan;
   const cloud = spec.provider !== 'local';
   const lines = [...providerPlan];
   if (cloud) {
-    if (spec.networking === 'private') lines.push('give no VM a public IP: the scheduler is reachable inside its network only');
+    if (spec.networking === 'private')
+      lines.push('give no VM a public IP: the scheduler is reachable inside its network only');
     for (const rule of spec.ingress) {
-      lines.push(`open ports ${rule.ports.join(', ')} to ${rule.cidr === 'me' ? 'your public address only (looked up now)' : rule.cidr}`);
+      lines.push(
+        `open ports ${rule.ports.join(', ')} to ${rule.cidr === 'me' ? 'your public address only (looked up now)' : rule.cidr}`,
+      );
     }
   }
   lines.push(
@@ -97,7 +122,16 @@ export function reviewLines(plan: UpPlan, providerPlan: string[], clusterStateDi
 /** Rows under a bold header, each column as wide as its widest cell. */
 function table(rows: string[][], style: Style): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-  return rows.map((row, i) => row.map((cell, j) => (i === 0 ? style.bold(cell.padEnd(widths[j]!)) : cell.padEnd(widths[j]!))).join('  ').trimEnd()).join('\n') + '\n';
+  return (
+    rows
+      .map((row, i) =>
+        row
+          .map((cell, j) => (i === 0 ? style.bold(cell.padEnd(widths[j]!)) : cell.padEnd(widths[j]!)))
+          .join('  ')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
 }
 
 export function renderList(records: ClusterRecord[], style: Style): string {
@@ -105,19 +139,38 @@ export function renderList(records: ClusterRecord[], style: Style): string {
   return table(
     [
       ['NAME', 'PROVIDER', 'STATUS', 'SCHEDULER', 'WORKERS', 'CREATED'],
-      ...records.map((r) => [r.name, r.provider, r.status, r.scheduler_address ?? '-', String(r.workers), r.created_at.replace('T', ' ').slice(0, 16)]),
+      ...records.map((r) => [
+        r.name,
+        r.provider,
+        r.status,
+        r.scheduler_address ?? '-',
+        String(r.workers),
+        r.created_at.replace('T', ' ').slice(0, 16),
+      ]),
     ],
     style,
   );
 }
 
 /** `dcp list --provider`: what a cloud holds, and whether this machine has its state. */
-export function renderDiscovered(clusters: (DiscoveredCluster & { here: boolean })[], provider: string, location: string | undefined, style: Style): string {
+export function renderDiscovered(
+  clusters: (DiscoveredCluster & { here: boolean })[],
+  provider: string,
+  location: string | undefined,
+  style: Style,
+): string {
   if (clusters.length === 0) return `No dcp clusters in ${provider}${location ? ` ${location}` : ''}.\n`;
   return table(
     [
       ['NAME', 'REGION', 'SCHEDULER', 'RUNNING', 'OTHER', 'STATE HERE'],
-      ...clusters.map((c) => [c.name, c.location, c.scheduler ?? '-', `${c.members.filter((m) => m.running).length}/${c.members.length}`, c.resources.join(', ') || '-', c.here ? 'yes' : 'no']),
+      ...clusters.map((c) => [
+        c.name,
+        c.location,
+        c.scheduler ?? '-',
+        `${c.members.filter((m) => m.running).length}/${c.members.length}`,
+        c.resources.join(', ') || '-',
+        c.here ? 'yes' : 'no',
+      ]),
     ],
     style,
   );
@@ -141,7 +194,9 @@ export function renderStatus(status: StatusReport, style: Style): string {
     `${healthy ? style.green('✓') : style.yellow('!')} ${style.bold(status.name)} (${status.provider}): scheduler ${status.reachable ? 'reachable' : style.red('not reachable')} at ${status.scheduler_address}`,
     `  workers     ${status.workers}/${status.expected_workers} connected${status.reachable ? `, ${status.threads} threads` : ''}`,
     `  dashboard   ${status.dashboard_url}`,
-    ...status.members.map((m) => `  ${m.role.padEnd(11)} ${m.id} ${m.running ? 'running' : style.red('not running')}`),
+    ...status.members.map(
+      (m) => `  ${m.role.padEnd(11)} ${m.id} ${m.running ? 'running' : style.red('not running')}`,
+    ),
     '',
   ].join('\n');
 }

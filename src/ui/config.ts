@@ -7,7 +7,11 @@ export function renderValue(value: unknown): string {
   return typeof value === 'string' ? value : JSON.stringify(value);
 }
 
-export function renderList(entries: { key: string; value: unknown; origin: Origin }[], showOrigin: boolean, style: Style): string {
+export function renderList(
+  entries: { key: string; value: unknown; origin: Origin }[],
+  showOrigin: boolean,
+  style: Style,
+): string {
   const width = Math.max(0, ...entries.map((e) => `${e.key} = ${renderValue(e.value)}`.length));
   return (
     entries

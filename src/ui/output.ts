@@ -28,11 +28,19 @@ export interface Output {
   progress(message: string): void;
 }
 
-export function isInteractive(options: GlobalOptions, env = process.env, stdin: { isTTY?: boolean } = process.stdin, stdout: { isTTY?: boolean } = process.stdout): boolean {
+export function isInteractive(
+  options: GlobalOptions,
+  env = process.env,
+  stdin: { isTTY?: boolean } = process.stdin,
+  stdout: { isTTY?: boolean } = process.stdout,
+): boolean {
   return !options.json && !options.yes && !env.CI && stdin.isTTY === true && stdout.isTTY === true;
 }
 
-export function createOutput(options: GlobalOptions, streams = { out: process.stdout, err: process.stderr }): Output {
+export function createOutput(
+  options: GlobalOptions,
+  streams = { out: process.stdout, err: process.stderr },
+): Output {
   const style = createStyle(colorEnabled(streams.out, options.color));
   const errStyle = createStyle(colorEnabled(streams.err, options.color));
   return {
@@ -40,14 +48,21 @@ export function createOutput(options: GlobalOptions, streams = { out: process.st
     verbose: options.verbose ?? false,
     yes: options.yes ?? false,
     interactive: isInteractive(options),
-    live: !options.json && !process.env.CI && process.env.TERM !== 'dumb' && streams.out.isTTY === true && streams.err.isTTY === true,
+    live:
+      !options.json &&
+      !process.env.CI &&
+      process.env.TERM !== 'dumb' &&
+      streams.out.isTTY === true &&
+      streams.err.isTTY === true,
     style,
     errStyle,
     result(data, human) {
       streams.out.write(options.json ? `${JSON.stringify(data, null, 2)}\n` : human());
     },
     warn(message, hint) {
-      streams.err.write(`${errStyle.yellow('warning:')} ${message}\n${hint ? `  ${errStyle.dim(`hint: ${hint}`)}\n` : ''}`);
+      streams.err.write(
+        `${errStyle.yellow('warning:')} ${message}\n${hint ? `  ${errStyle.dim(`hint: ${hint}`)}\n` : ''}`,
+      );
     },
     progress(message) {
       streams.err.write(`${message}\n`);

@@ -2,7 +2,16 @@ import { stripVTControlCharacters } from 'node:util';
 import { render } from 'ink-testing-library';
 import { describe, expect, it } from 'vitest';
 import type { ClusterRecord } from '../cluster/state.js';
-import { applyEvent, applyToView, ErrorReport, Summary, TaskList, UpView, type Task, type ViewState } from './progress.js';
+import {
+  applyEvent,
+  applyToView,
+  ErrorReport,
+  Summary,
+  TaskList,
+  UpView,
+  type Task,
+  type ViewState,
+} from './progress.js';
 
 const frame = (node: React.ReactElement) => stripVTControlCharacters(render(node).lastFrame() ?? '');
 
@@ -41,16 +50,41 @@ describe('UpView', () => {
     state = applyToView(state, { step: 'create', status: 'start' }, 0);
     state = applyToView(state, { step: 'start worker-1', status: 'done', detail: 'pid 7' }, 10);
     state = applyToView(state, { step: 'create', status: 'done' }, 20);
-    state = { ...state, settled: [...state.settled, { key: 'w', warning: 'TLS is off: traffic is unencrypted' }] };
+    state = {
+      ...state,
+      settled: [...state.settled, { key: 'w', warning: 'TLS is off: traffic is unencrypted' }],
+    };
     state = applyToView(state, { step: 'workers', status: 'start', detail: '0/2' }, 30);
     state = applyToView(state, { step: 'workers', status: 'info', detail: '1/2 connected' }, 40);
-    expect(state.settled.map((item) => ('task' in item ? item.task.step : item.warning))).toEqual(['start worker-1', 'create', 'TLS is off: traffic is unencrypted']);
-    expect(frame(<UpView state={state} now={500} />)).toMatch(/^✓ start worker-1 {2}0\.0s {2}pid 7\n✓ create {2}0\.0s\n! TLS is off: traffic is unencrypted\n. workers {2}0\.5s {2}1\/2 connected$/);
+    expect(state.settled.map((item) => ('task' in item ? item.task.step : item.warning))).toEqual([
+      'start worker-1',
+      'create',
+      'TLS is off: traffic is unencrypted',
+    ]);
+    expect(frame(<UpView state={state} now={500} />)).toMatch(
+      /^✓ start worker-1 {2}0\.0s {2}pid 7\n✓ create {2}0\.0s\n! TLS is off: traffic is unencrypted\n. workers {2}0\.5s {2}1\/2 connected$/,
+    );
   });
 
   it('an error with its details and hint', () => {
-    const text = frame(<ErrorReport error={{ message: 'the worker-1 process exited during start-up', details: '--- worker-1 ---\nboom', hint: 'the log lines above say what went wrong' }} />);
-    expect(text).toBe(['', '✗ the worker-1 process exited during start-up', '--- worker-1 ---', 'boom', '  hint: the log lines above say what went wrong'].join('\n'));
+    const text = frame(
+      <ErrorReport
+        error={{
+          message: 'the worker-1 process exited during start-up',
+          details: '--- worker-1 ---\nboom',
+          hint: 'the log lines above say what went wrong',
+        }}
+      />,
+    );
+    expect(text).toBe(
+      [
+        '',
+        '✗ the worker-1 process exited during start-up',
+        '--- worker-1 ---',
+        'boom',
+        '  hint: the log lines above say what went wrong',
+      ].join('\n'),
+    );
   });
 });
 
@@ -80,6 +114,8 @@ describe('Summary', () => {
   });
 
   it('does not call a cluster made with --no-wait ready', () => {
-    expect(frame(<Summary record={{ ...record, status: 'running' }} />)).toContain('✓ analytics is starting (not waited for) (local, 2 workers, TLS)');
+    expect(frame(<Summary record={{ ...record, status: 'running' }} />)).toContain(
+      '✓ analytics is starting (not waited for) (local, 2 workers, TLS)',
+    );
   });
 });

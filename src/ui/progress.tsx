@@ -32,7 +32,12 @@ export interface ViewState {
 export function applyToView(state: ViewState, event: ProgressEvent, now: number): ViewState {
   const tasks = applyEvent(state.tasks, event, now);
   const finished = event.status === 'done' ? tasks.find((task) => task.step === event.step) : undefined;
-  return { tasks, settled: finished ? [...state.settled, { key: `task:${finished.step}:${now}`, task: finished }] : state.settled };
+  return {
+    tasks,
+    settled: finished
+      ? [...state.settled, { key: `task:${finished.step}:${now}`, task: finished }]
+      : state.settled,
+  };
 }
 
 /** The task list after one more engine event. */
@@ -56,7 +61,9 @@ export function applyEvent(current: Task[], event: ProgressEvent, now: number): 
 
 /** Marks whatever was still running as failed. */
 export function failRunning(tasks: Task[], now: number): Task[] {
-  return tasks.map((task) => (task.status === 'running' ? { ...task, status: 'failed', endedAt: now } : task));
+  return tasks.map((task) =>
+    task.status === 'running' ? { ...task, status: 'failed', endedAt: now } : task,
+  );
 }
 
 function seconds(ms: number): string {
@@ -67,7 +74,15 @@ function TaskLine({ task, now }: { task: Task; now: number }) {
   return (
     <Box>
       <Box width={2}>
-        {task.status === 'running' ? <Text color="cyan"><Spinner type="dots" /></Text> : task.status === 'done' ? <Text color="green">✓</Text> : <Text color="red">✗</Text>}
+        {task.status === 'running' ? (
+          <Text color="cyan">
+            <Spinner type="dots" />
+          </Text>
+        ) : task.status === 'done' ? (
+          <Text color="green">✓</Text>
+        ) : (
+          <Text color="red">✗</Text>
+        )}
       </Box>
       {/* One line a step, however narrow the terminal: a wrapped line would confuse the redraw. */}
       <Text wrap="truncate-end">
@@ -95,13 +110,16 @@ export function Summary({ record }: { record: ClusterRecord }) {
     ['dashboard', record.dashboard_url ?? ''],
     ['workers', String(record.workers)],
     ['TLS', record.tls ? `CA ${record.tls.caFile}` : 'off'],
-    ...(record.tls ? ([['', `client ${record.tls.clientCert} + ${record.tls.clientKey}`]] as [string, string][]) : []),
+    ...(record.tls
+      ? ([['', `client ${record.tls.clientCert} + ${record.tls.clientKey}`]] as [string, string][])
+      : []),
   ];
   return (
     <Box flexDirection="column" marginTop={1}>
       <Text>
         <Text color="green">✓ </Text>
-        <Text bold>{record.name}</Text> is {upState(record)} ({record.provider}, {record.workers} worker{record.workers === 1 ? '' : 's'}, {record.tls ? 'TLS' : 'no TLS'})
+        <Text bold>{record.name}</Text> is {upState(record)} ({record.provider}, {record.workers} worker
+        {record.workers === 1 ? '' : 's'}, {record.tls ? 'TLS' : 'no TLS'})
       </Text>
       <Box flexDirection="column" marginLeft={2} marginTop={1}>
         {rows.map(([label, value], i) => (
@@ -119,7 +137,8 @@ export function Summary({ record }: { record: ClusterRecord }) {
       </Box>
       <Box marginTop={1}>
         <Text>
-          <Text bold>Next: </Text>dcp status {record.name} · dcp dashboard {record.name} · dcp down {record.name}
+          <Text bold>Next: </Text>dcp status {record.name} · dcp dashboard {record.name} · dcp down{' '}
+          {record.name}
         </Text>
       </Box>
     </Box>
@@ -134,7 +153,15 @@ export function Summary({ record }: { record: ClusterRecord }) {
 export function UpView({ state, now }: { state: ViewState; now: number }) {
   return (
     <Box flexDirection="column">
-      <Static items={state.settled}>{(item) => ('task' in item ? <TaskLine key={item.key} task={item.task} now={now} /> : <Text key={item.key} color="yellow">{`! ${item.warning}`}</Text>)}</Static>
+      <Static items={state.settled}>
+        {(item) =>
+          'task' in item ? (
+            <TaskLine key={item.key} task={item.task} now={now} />
+          ) : (
+            <Text key={item.key} color="yellow">{`! ${item.warning}`}</Text>
+          )
+        }
+      </Static>
       <TaskList tasks={state.tasks.filter((task) => task.status !== 'done')} now={now} />
     </Box>
   );
@@ -191,7 +218,11 @@ export function startUpView(stdout: NodeJS.WriteStream = process.stdout): UpView
     state = next;
     listener?.(state);
   };
-  const instance = render(<LiveView subscribe={(l) => ((listener = l), l(state))} />, { stdout, exitOnCtrlC: false, patchConsole: false });
+  const instance = render(<LiveView subscribe={(l) => ((listener = l), l(state))} />, {
+    stdout,
+    exitOnCtrlC: false,
+    patchConsole: false,
+  });
   const stop = async () => {
     // Let the last state reach the screen before Ink lets go of it.
     await new Promise((resolve) => setTimeout(resolve, 120));
@@ -200,7 +231,11 @@ export function startUpView(stdout: NodeJS.WriteStream = process.stdout): UpView
   };
   return {
     progress: (event) => update(applyToView(state, event, Date.now())),
-    warn: (message) => update({ ...state, settled: [...state.settled, { key: `warning:${state.settled.length}`, warning: message }] }),
+    warn: (message) =>
+      update({
+        ...state,
+        settled: [...state.settled, { key: `warning:${state.settled.length}`, warning: message }],
+      }),
     fail: async (error) => {
       update({ ...state, tasks: failRunning(state.tasks, Date.now()) });
       await stop();

@@ -9,7 +9,8 @@ import type { Choice, Prompter } from './wizard.js';
 
 export async function confirm(out: Output, message: string, flag: string): Promise<boolean> {
   if (out.yes) return true;
-  if (!out.interactive) throw usageError(`${message} (no one to ask here)`, `pass ${flag} to go ahead without asking`);
+  if (!out.interactive)
+    throw usageError(`${message} (no one to ask here)`, `pass ${flag} to go ahead without asking`);
   const { confirm: ask } = await import('@inquirer/prompts');
   return ask({ message, default: false });
 }
@@ -21,15 +22,22 @@ export async function inquirerPrompter(): Promise<Prompter> {
     select: <T extends string>(q: { message: string; choices: Choice<T>[]; default?: T }) =>
       select<T>({
         message: q.message,
-        choices: q.choices.map((c): { value: T; name: string; description?: string; disabled: boolean | string } => ({
-          value: c.value,
-          name: c.name,
-          ...(c.description ? { description: c.description } : {}),
-          disabled: c.disabled ?? false,
-        })),
+        choices: q.choices.map(
+          (c): { value: T; name: string; description?: string; disabled: boolean | string } => ({
+            value: c.value,
+            name: c.name,
+            ...(c.description ? { description: c.description } : {}),
+            disabled: c.disabled ?? false,
+          }),
+        ),
         ...(q.default === undefined ? {} : { default: q.default }),
       }),
-    input: (q) => input({ message: q.message, ...(q.default === undefined ? {} : { default: q.default }), ...(q.validate ? { validate: q.validate } : {}) }),
+    input: (q) =>
+      input({
+        message: q.message,
+        ...(q.default === undefined ? {} : { default: q.default }),
+        ...(q.validate ? { validate: q.validate } : {}),
+      }),
     confirm: (q) => askConfirm(q),
     // Where the questions are: the review must be on screen when "Create it?" is asked.
     say: (text) => process.stdout.write(`${text}\n`),

@@ -6,7 +6,14 @@ import { planUp } from '../cluster/spec.js';
 import { flatten, type LoadedSettings, type Origin } from '../config/load.js';
 import { DEFAULTS, type ProviderName, type Settings } from '../config/schema.js';
 import type { UpFlags } from '../cluster/spec.js';
-import { equivalentCommand, runWizard, WizardCancelled, type Choice, type Prompter, type WizardContext } from './wizard.js';
+import {
+  equivalentCommand,
+  runWizard,
+  WizardCancelled,
+  type Choice,
+  type Prompter,
+  type WizardContext,
+} from './wizard.js';
 
 /** Answers by question: a string picks a choice or types text, a boolean confirms; Enter is `undefined`. */
 type Script = [RegExp, string | boolean | undefined][];
@@ -44,11 +51,18 @@ function scripted(script: Script) {
   return { prompter, asked, said, left: script };
 }
 
-function loaded(settings: Settings = {}, from: Origin = { source: 'user', file: '/home/u/.config/dask/dcp.yaml' }): LoadedSettings {
+function loaded(
+  settings: Settings = {},
+  from: Origin = { source: 'user', file: '/home/u/.config/dask/dcp.yaml' },
+): LoadedSettings {
   const origins = new Map<string, Origin>();
   for (const key of Object.keys(DEFAULTS)) origins.set(key, { source: 'default' });
   for (const key of flatten(settings).keys()) origins.set(key, from);
-  return { settings: { ...DEFAULTS, ...settings }, origins, files: { user: '/home/u/.config/dask/dcp.yaml', project: null } };
+  return {
+    settings: { ...DEFAULTS, ...settings },
+    origins,
+    files: { user: '/home/u/.config/dask/dcp.yaml', project: null },
+  };
 }
 
 function context(overrides: Partial<WizardContext> = {}): WizardContext {
@@ -74,7 +88,14 @@ describe('the answers, through the same checks as flags', () => {
   const env = { DASK_CONFIG: mkdtempSync(join(tmpdir(), 'dcp-wizard-')) };
 
   it('Enter everywhere plans a local TLS cluster of 2 workers', async () => {
-    const { prompter } = scripted([[/Where should/, ENTER], [/TLS for scheduler/, ENTER], [/workers/, ENTER], [/Threads/, ENTER], [/name/, ENTER], ...REVIEW]);
+    const { prompter } = scripted([
+      [/Where should/, ENTER],
+      [/TLS for scheduler/, ENTER],
+      [/workers/, ENTER],
+      [/Threads/, ENTER],
+      [/name/, ENTER],
+      ...REVIEW,
+    ]);
     const plan = await planUp((await runWizard(context(), prompter)).flags, env);
     expect(plan.spec).toMatchObject({ provider: 'local', workers: 2 });
     expect(plan.tls).toEqual({ mode: 'auto' });
@@ -93,8 +114,17 @@ describe('the answers, through the same checks as flags', () => {
       [/Save these choices/, true],
       [/Create it\?/, ENTER],
     ]);
-    const plan = await planUp((await runWizard(context({ flags: { wait: true, insecure: false, provider: 'local' } }), prompter)).flags, env);
-    expect(plan.tls).toEqual({ mode: 'byo', ca: resolve('ca.pem'), cert: resolve('dask.pem'), key: resolve('dask-key.pem') });
+    const plan = await planUp(
+      (await runWizard(context({ flags: { wait: true, insecure: false, provider: 'local' } }), prompter))
+        .flags,
+      env,
+    );
+    expect(plan.tls).toEqual({
+      mode: 'byo',
+      ca: resolve('ca.pem'),
+      cert: resolve('dask.pem'),
+      key: resolve('dask-key.pem'),
+    });
     expect(plan.chosen.tls).toBeUndefined();
   });
 });
@@ -120,7 +150,14 @@ describe('the wizard', () => {
 
   it('lists a provider that cannot be used, with the reason, and will not pick it', async () => {
     let shown: Choice<string>[] = [];
-    const { prompter } = scripted([[/Where should the cluster run/, ENTER], [/TLS/, ENTER], [/workers/, ENTER], [/Threads/, ENTER], [/name/, ENTER], ...REVIEW]);
+    const { prompter } = scripted([
+      [/Where should the cluster run/, ENTER],
+      [/TLS/, ENTER],
+      [/workers/, ENTER],
+      [/Threads/, ENTER],
+      [/name/, ENTER],
+      ...REVIEW,
+    ]);
     const spy: Prompter = {
       ...prompter,
       select: async (q) => {
@@ -128,7 +165,10 @@ describe('the wizard', () => {
         return prompter.select(q);
       },
     };
-    await runWizard(context({ unavailable: (p) => (p === 'local' ? undefined : 'no credentials found') }), spy);
+    await runWizard(
+      context({ unavailable: (p) => (p === 'local' ? undefined : 'no credentials found') }),
+      spy,
+    );
     expect(shown.find((c) => c.value === 'aws')?.disabled).toBe('no credentials found');
     expect(shown.find((c) => c.value === 'local')?.disabled).toBeUndefined();
   });
@@ -138,24 +178,39 @@ describe('the wizard', () => {
     ['gcp', /GCP zone/, 'zone', 'europe-west1-b'],
     ['azure', /Azure location/, 'region', 'westeurope'],
     ['digitalocean', /DigitalOcean region/, 'region', 'ams3'],
-  ] as const)('%s, public: its %s, networking, and ingress for my address by default', async (provider, question, flag, value) => {
-    const { prompter, left } = scripted([
-      [/Where should the cluster run/, provider],
-      [question, value],
-      [/How will you reach the scheduler/, ENTER],
-      [/Who may connect/, ENTER],
-      [/TLS for scheduler/, ENTER],
-      [/How many workers/, '4'],
-      [/Threads per worker/, '2'],
-      [/Instance type/, 'big-one'],
-      [/Cluster name/, 'analytics'],
-      ...REVIEW,
-    ]);
-    const { flags } = await runWizard(context(), prompter);
-    expect(left).toEqual([]);
-    expect(flags).toMatchObject({ provider, [flag]: value, public: true, ingress: ['me'], tls: 'auto', workers: '4', threads: '2', instanceType: 'big-one', name: 'analytics' });
-    expect(equivalentCommand(flags)).toBe(`dcp up --provider ${provider} --${flag} ${value} --public --ingress me --tls auto --workers 4 --threads 2 --instance-type big-one --name analytics`);
-  });
+  ] as const)(
+    '%s, public: its %s, networking, and ingress for my address by default',
+    async (provider, question, flag, value) => {
+      const { prompter, left } = scripted([
+        [/Where should the cluster run/, provider],
+        [question, value],
+        [/How will you reach the scheduler/, ENTER],
+        [/Who may connect/, ENTER],
+        [/TLS for scheduler/, ENTER],
+        [/How many workers/, '4'],
+        [/Threads per worker/, '2'],
+        [/Instance type/, 'big-one'],
+        [/Cluster name/, 'analytics'],
+        ...REVIEW,
+      ]);
+      const { flags } = await runWizard(context(), prompter);
+      expect(left).toEqual([]);
+      expect(flags).toMatchObject({
+        provider,
+        [flag]: value,
+        public: true,
+        ingress: ['me'],
+        tls: 'auto',
+        workers: '4',
+        threads: '2',
+        instanceType: 'big-one',
+        name: 'analytics',
+      });
+      expect(equivalentCommand(flags)).toBe(
+        `dcp up --provider ${provider} --${flag} ${value} --public --ingress me --tls auto --workers 4 --threads 2 --instance-type big-one --name analytics`,
+      );
+    },
+  );
 
   it('offers the region of the AWS profile as the answer to the region question', async () => {
     const { prompter, left } = scripted([
@@ -169,16 +224,36 @@ describe('the wizard', () => {
       [/Cluster name/, ENTER],
       ...REVIEW,
     ]);
-    const { flags } = await runWizard(context({ flags: { wait: true, insecure: false, provider: 'aws' }, configuredLocation: async (p) => (p === 'aws' ? 'ap-southeast-2' : undefined) }), prompter);
+    const { flags } = await runWizard(
+      context({
+        flags: { wait: true, insecure: false, provider: 'aws' },
+        configuredLocation: async (p) => (p === 'aws' ? 'ap-southeast-2' : undefined),
+      }),
+      prompter,
+    );
     expect(left).toEqual([]);
     expect(flags.region).toBe('ap-southeast-2');
   });
 
   it('public with networks typed in, the whole internet refused', async () => {
-    const { prompter } = scripted([[/Who may connect/, 'cidrs'], [/CIDR blocks/, '0.0.0.0/0']]);
-    const ctx = context({ flags: { wait: true, insecure: false, provider: 'aws', region: 'eu-west-1', public: true } });
+    const { prompter } = scripted([
+      [/Who may connect/, 'cidrs'],
+      [/CIDR blocks/, '0.0.0.0/0'],
+    ]);
+    const ctx = context({
+      flags: { wait: true, insecure: false, provider: 'aws', region: 'eu-west-1', public: true },
+    });
     await expect(runWizard(ctx, prompter)).rejects.toThrow(/the whole internet/);
-    const typed = scripted([[/Who may connect/, 'cidrs'], [/CIDR blocks/, '203.0.113.0/24, 10.1.0.0/16'], [/TLS/, ENTER], [/workers/, ENTER], [/Threads/, ENTER], [/Instance type/, ENTER], [/name/, 'x1'], ...REVIEW]);
+    const typed = scripted([
+      [/Who may connect/, 'cidrs'],
+      [/CIDR blocks/, '203.0.113.0/24, 10.1.0.0/16'],
+      [/TLS/, ENTER],
+      [/workers/, ENTER],
+      [/Threads/, ENTER],
+      [/Instance type/, ENTER],
+      [/name/, 'x1'],
+      ...REVIEW,
+    ]);
     const { flags } = await runWizard(ctx, typed.prompter);
     expect(flags.ingress).toEqual(['203.0.113.0/24', '10.1.0.0/16']);
   });
@@ -195,7 +270,10 @@ describe('the wizard', () => {
       [/name/, 'x2'],
       ...REVIEW,
     ]);
-    const { flags } = await runWizard(context({ flags: { wait: true, insecure: false, provider: 'aws', region: 'eu-west-1' } }), prompter);
+    const { flags } = await runWizard(
+      context({ flags: { wait: true, insecure: false, provider: 'aws', region: 'eu-west-1' } }),
+      prompter,
+    );
     expect(flags).toMatchObject({ private: true, vpc: 'vpc-0abc', subnet: 'subnet-0def', ingress: [] });
     expect(equivalentCommand(flags)).toContain('--private --vpc vpc-0abc --subnet subnet-0def');
     expect(asked.some((q) => /Who may connect/.test(q))).toBe(false);
@@ -213,15 +291,33 @@ describe('the wizard', () => {
       [/name/, 'x3'],
       ...REVIEW,
     ]);
-    const checkTls = async (files: { dir: string } | { ca: string; cert: string; key: string }) => ('dir' in files && files.dir === '/bad' ? ['the key does not belong to the certificate'] : []);
-    const { flags } = await runWizard(context({ flags: { wait: true, insecure: false, provider: 'local' }, checkTls }), prompter);
-    expect(said.join('\n')).toContain('Dask would not accept these files:\n  ✗ the key does not belong to the certificate');
+    const checkTls = async (files: { dir: string } | { ca: string; cert: string; key: string }) =>
+      'dir' in files && files.dir === '/bad' ? ['the key does not belong to the certificate'] : [];
+    const { flags } = await runWizard(
+      context({ flags: { wait: true, insecure: false, provider: 'local' }, checkTls }),
+      prompter,
+    );
+    expect(said.join('\n')).toContain(
+      'Dask would not accept these files:\n  ✗ the key does not belong to the certificate',
+    );
     expect(flags).toMatchObject({ tls: 'byo', tlsDir: '/good' });
   });
 
   it('bring-your-own files that keep failing: the way out is a fresh set', async () => {
-    const { prompter } = scripted([[/TLS for scheduler/, 'byo'], [/Your files are/, 'dir'], [/Folder with the files/, '/bad'], [/Try other files/, false], [/workers/, ENTER], [/Threads/, ENTER], [/name/, 'x9'], ...REVIEW]);
-    const { flags } = await runWizard(context({ flags: { wait: true, insecure: false, provider: 'local' }, checkTls: async () => ['no'] }), prompter);
+    const { prompter } = scripted([
+      [/TLS for scheduler/, 'byo'],
+      [/Your files are/, 'dir'],
+      [/Folder with the files/, '/bad'],
+      [/Try other files/, false],
+      [/workers/, ENTER],
+      [/Threads/, ENTER],
+      [/name/, 'x9'],
+      ...REVIEW,
+    ]);
+    const { flags } = await runWizard(
+      context({ flags: { wait: true, insecure: false, provider: 'local' }, checkTls: async () => ['no'] }),
+      prompter,
+    );
     expect(flags.tls).toBe('auto');
     expect(flags.tlsDir).toBeUndefined();
   });
@@ -238,8 +334,16 @@ describe('the wizard', () => {
       [/name/, 'x4'],
       ...REVIEW,
     ]);
-    const { flags } = await runWizard(context({ flags: { wait: true, insecure: false, provider: 'local' } }), prompter);
-    expect(flags).toMatchObject({ tls: 'byo', tlsCa: '/ca.pem', tlsCert: '/dask.pem', tlsKey: '/dask-key.pem' });
+    const { flags } = await runWizard(
+      context({ flags: { wait: true, insecure: false, provider: 'local' } }),
+      prompter,
+    );
+    expect(flags).toMatchObject({
+      tls: 'byo',
+      tlsCa: '/ca.pem',
+      tlsCert: '/dask.pem',
+      tlsKey: '/dask-key.pem',
+    });
   });
 
   it('TLS off: refused on a public network, then asked again', async () => {
@@ -252,15 +356,32 @@ describe('the wizard', () => {
       [/name/, 'x5'],
       ...REVIEW,
     ]);
-    const { flags } = await runWizard(context({ flags: { wait: true, insecure: false, provider: 'gcp', zone: 'z', public: true, ingress: ['me'] } }), prompter);
+    const { flags } = await runWizard(
+      context({
+        flags: { wait: true, insecure: false, provider: 'gcp', zone: 'z', public: true, ingress: ['me'] },
+      }),
+      prompter,
+    );
     expect(said.join('\n')).toContain('TLS off is refused on a public network');
     expect(asked.some((q) => /Really turn TLS off/.test(q))).toBe(false);
     expect(flags.tls).toBe('auto');
   });
 
   it('TLS off where allowed needs an explicit yes', async () => {
-    const declined = scripted([[/TLS for scheduler/, 'off'], [/Really turn TLS off/, ENTER], [/TLS for scheduler/, 'off'], [/Really turn TLS off/, true], [/workers/, ENTER], [/Threads/, ENTER], [/name/, 'x6'], ...REVIEW]);
-    const { flags } = await runWizard(context({ flags: { wait: true, insecure: false, provider: 'local' } }), declined.prompter);
+    const declined = scripted([
+      [/TLS for scheduler/, 'off'],
+      [/Really turn TLS off/, ENTER],
+      [/TLS for scheduler/, 'off'],
+      [/Really turn TLS off/, true],
+      [/workers/, ENTER],
+      [/Threads/, ENTER],
+      [/name/, 'x6'],
+      ...REVIEW,
+    ]);
+    const { flags } = await runWizard(
+      context({ flags: { wait: true, insecure: false, provider: 'local' } }),
+      declined.prompter,
+    );
     expect(flags.tls).toBe('off');
     expect(declined.left).toEqual([]);
   });
@@ -269,39 +390,100 @@ describe('the wizard', () => {
     const { prompter, asked } = scripted([[/Threads/, ENTER], ...REVIEW]);
     const flags: UpFlags = { wait: true, insecure: false, provider: 'local', tls: 'auto', name: 'given' };
     await runWizard(context({ flags, loaded: loaded({ workers: 3 }) }), prompter);
-    expect(asked).toEqual(['Threads per worker? (empty: Dask decides from the CPUs)', 'Save these choices as your defaults?', 'Create it?']);
+    expect(asked).toEqual([
+      'Threads per worker? (empty: Dask decides from the CPUs)',
+      'Save these choices as your defaults?',
+      'Create it?',
+    ]);
   });
 
   it('a saved provider, region and instance type are not asked again', async () => {
-    const { prompter, asked } = scripted([[/How will you reach/, ENTER], [/Who may connect/, ENTER], [/TLS/, ENTER], [/workers/, ENTER], [/Threads/, ENTER], [/name/, 'x7'], ...REVIEW]);
-    const saved: Settings = { provider: 'aws' as ProviderName, aws: { region: 'eu-west-1', instance_type: 't3.large' } };
+    const { prompter, asked } = scripted([
+      [/How will you reach/, ENTER],
+      [/Who may connect/, ENTER],
+      [/TLS/, ENTER],
+      [/workers/, ENTER],
+      [/Threads/, ENTER],
+      [/name/, 'x7'],
+      ...REVIEW,
+    ]);
+    const saved: Settings = {
+      provider: 'aws' as ProviderName,
+      aws: { region: 'eu-west-1', instance_type: 't3.large' },
+    };
     const { flags } = await runWizard(context({ loaded: loaded(saved) }), prompter);
     expect(asked.some((q) => /Where should|AWS region|Instance type/.test(q))).toBe(false);
     expect(flags.instanceType).toBeUndefined(); // the saved one stays in effect
   });
 
   it('AWS_REGION answers the region question, as it satisfies the check', async () => {
-    const { prompter, asked } = scripted([[/How will you reach/, ENTER], [/Who may connect/, ENTER], [/TLS/, ENTER], [/workers/, ENTER], [/Threads/, ENTER], [/Instance type/, ENTER], [/name/, 'x8'], ...REVIEW]);
-    await runWizard(context({ flags: { wait: true, insecure: false, provider: 'aws' }, env: { AWS_REGION: 'eu-west-1' } }), prompter);
+    const { prompter, asked } = scripted([
+      [/How will you reach/, ENTER],
+      [/Who may connect/, ENTER],
+      [/TLS/, ENTER],
+      [/workers/, ENTER],
+      [/Threads/, ENTER],
+      [/Instance type/, ENTER],
+      [/name/, 'x8'],
+      ...REVIEW,
+    ]);
+    await runWizard(
+      context({ flags: { wait: true, insecure: false, provider: 'aws' }, env: { AWS_REGION: 'eu-west-1' } }),
+      prompter,
+    );
     expect(asked.some((q) => /AWS region/.test(q))).toBe(false);
   });
 
   it('a saved byo without its folder answers nothing: TLS is asked', async () => {
-    const { prompter, asked } = scripted([[/TLS for scheduler/, ENTER], [/workers/, ENTER], [/Threads/, ENTER], [/name/, 'x10'], ...REVIEW]);
-    await runWizard(context({ flags: { wait: true, insecure: false, provider: 'local' }, loaded: loaded({ tls: 'byo' }) }), prompter);
+    const { prompter, asked } = scripted([
+      [/TLS for scheduler/, ENTER],
+      [/workers/, ENTER],
+      [/Threads/, ENTER],
+      [/name/, 'x10'],
+      ...REVIEW,
+    ]);
+    await runWizard(
+      context({ flags: { wait: true, insecure: false, provider: 'local' }, loaded: loaded({ tls: 'byo' }) }),
+      prompter,
+    );
     expect(asked[0]).toMatch(/TLS for scheduler/);
   });
 
   it('a name in use is refused at the question', async () => {
-    const { prompter } = scripted([[/Threads/, ENTER], [/Cluster name/, 'taken']]);
-    await expect(runWizard(context({ flags: { wait: true, insecure: false, provider: 'local', tls: 'auto', workers: '2' } }), prompter)).rejects.toThrow(/a cluster named taken already exists/);
+    const { prompter } = scripted([
+      [/Threads/, ENTER],
+      [/Cluster name/, 'taken'],
+    ]);
+    await expect(
+      runWizard(
+        context({ flags: { wait: true, insecure: false, provider: 'local', tls: 'auto', workers: '2' } }),
+        prompter,
+      ),
+    ).rejects.toThrow(/a cluster named taken already exists/);
   });
 
   it('saying yes to saving sets --save; saying no at the review creates nothing', async () => {
-    const saving = scripted([[/Threads/, ENTER], [/Save these choices/, true], [/Create it\?/, ENTER]]);
-    const base: UpFlags = { wait: true, insecure: false, provider: 'local', tls: 'auto', name: 'n1', workers: '2' };
+    const saving = scripted([
+      [/Threads/, ENTER],
+      [/Save these choices/, true],
+      [/Create it\?/, ENTER],
+    ]);
+    const base: UpFlags = {
+      wait: true,
+      insecure: false,
+      provider: 'local',
+      tls: 'auto',
+      name: 'n1',
+      workers: '2',
+    };
     expect((await runWizard(context({ flags: base }), saving.prompter)).flags.save).toBe(true);
-    const refusing = scripted([[/Threads/, ENTER], [/Save these choices/, ENTER], [/Create it\?/, false]]);
-    await expect(runWizard(context({ flags: base }), refusing.prompter)).rejects.toBeInstanceOf(WizardCancelled);
+    const refusing = scripted([
+      [/Threads/, ENTER],
+      [/Save these choices/, ENTER],
+      [/Create it\?/, false],
+    ]);
+    await expect(runWizard(context({ flags: base }), refusing.prompter)).rejects.toBeInstanceOf(
+      WizardCancelled,
+    );
   });
 });

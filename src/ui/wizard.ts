@@ -22,7 +22,11 @@ export interface Choice<T> {
 
 export interface Prompter {
   select<T extends string>(question: { message: string; choices: Choice<T>[]; default?: T }): Promise<T>;
-  input(question: { message: string; default?: string; validate?: (value: string) => true | string }): Promise<string>;
+  input(question: {
+    message: string;
+    default?: string;
+    validate?: (value: string) => true | string;
+  }): Promise<string>;
   confirm(question: { message: string; default: boolean }): Promise<boolean>;
   /** Text between questions: problems to fix, the review. */
   say(text: string): void;
@@ -110,11 +114,15 @@ const validateWith =
   };
 
 const wholeNumber = (min: number, max: number) => (value: string) =>
-  /^\d+$/.test(value.trim()) && Number(value) >= min && Number(value) <= max ? true : `a whole number from ${min} to ${max}`;
+  /^\d+$/.test(value.trim()) && Number(value) >= min && Number(value) <= max
+    ? true
+    : `a whole number from ${min} to ${max}`;
 
 export class WizardCancelled extends DcpError {
   constructor() {
-    super('nothing was created: you said no at the review', { hint: 'run dcp up again, or pass the flags the review showed' });
+    super('nothing was created: you said no at the review', {
+      hint: 'run dcp up again, or pass the flags the review showed',
+    });
   }
 }
 
@@ -143,7 +151,11 @@ export async function runWizard(context: WizardContext, prompter: Prompter): Pro
     const { flag } = cloudLocation(provider);
     if (flags[flag] === undefined && !locationKnown(provider, settings, context.env)) {
       const configured = await context.configuredLocation?.(provider);
-      flags[flag] = await prompter.input({ message: LOCATION_QUESTION[provider], ...(configured ? { default: configured } : {}), validate: (v) => (v.trim() ? true : `the cluster needs a ${flag}`) });
+      flags[flag] = await prompter.input({
+        message: LOCATION_QUESTION[provider],
+        ...(configured ? { default: configured } : {}),
+        validate: (v) => (v.trim() ? true : `the cluster needs a ${flag}`),
+      });
     }
     if (!flags.public && !flags.private && open('networking')) {
       const networking = await prompter.select<'public' | 'private'>({
@@ -172,27 +184,46 @@ export async function runWizard(context: WizardContext, prompter: Prompter): Pro
         const typed = await prompter.input({
           message: 'CIDR blocks, comma-separated (e.g. 203.0.113.0/24, 10.1.0.0/16)',
           validate: validateWith((value) => {
-            const cidrs = value.split(',').map((c) => c.trim()).filter(Boolean);
+            const cidrs = value
+              .split(',')
+              .map((c) => c.trim())
+              .filter(Boolean);
             if (cidrs.length === 0) throw new Error('at least one CIDR block');
-            for (const cidr of cidrs) if (parseCidr(cidr).anywhere) throw new Error(`${cidr} is the whole internet; use --ingress ${cidr} --allow-anywhere if you mean it`);
+            for (const cidr of cidrs)
+              if (parseCidr(cidr).anywhere)
+                throw new Error(
+                  `${cidr} is the whole internet; use --ingress ${cidr} --allow-anywhere if you mean it`,
+                );
           }),
         });
-        flags.ingress!.push(...typed.split(',').map((c) => c.trim()).filter(Boolean));
+        flags.ingress!.push(
+          ...typed
+            .split(',')
+            .map((c) => c.trim())
+            .filter(Boolean),
+        );
       }
     }
     if (!isPublic && flags.vpc === undefined) {
-      const vpc = await prompter.input({ message: 'Which VPC/network? (empty: the default one)', default: '' });
+      const vpc = await prompter.input({
+        message: 'Which VPC/network? (empty: the default one)',
+        default: '',
+      });
       if (vpc.trim()) flags.vpc = vpc.trim();
     }
     if (!isPublic && flags.subnet === undefined && provider !== 'digitalocean') {
-      const subnet = await prompter.input({ message: 'Which subnet? (empty: one of the network’s own)', default: '' });
+      const subnet = await prompter.input({
+        message: 'Which subnet? (empty: one of the network’s own)',
+        default: '',
+      });
       if (subnet.trim()) flags.subnet = subnet.trim();
     }
   }
 
   // 3. TLS. A saved `byo` without its folder answers nothing.
   const savedTls = !open('tls') && !(settings.tls === 'byo' && !settings.tls_dir);
-  const tlsGiven = flags.tls !== undefined || flags.tlsDir !== undefined || flags.tlsCa !== undefined || savedTls;
+  const tlsGiven =
+    flags.tls !== undefined || flags.tlsDir !== undefined || flags.tlsCa !== undefined || savedTls;
   while (!tlsGiven && flags.tls === undefined) {
     const mode = await prompter.select<'auto' | 'byo' | 'off'>({
       message: 'TLS for scheduler, workers and client?',
@@ -205,24 +236,47 @@ export async function runWizard(context: WizardContext, prompter: Prompter): Pro
     });
     if (mode === 'off') {
       if (isPublic && !flags.insecure) {
-        prompter.say('TLS off is refused on a public network: anyone who can reach the scheduler could run code on it. Choose another mode (or pass --tls off --insecure).');
+        prompter.say(
+          'TLS off is refused on a public network: anyone who can reach the scheduler could run code on it. Choose another mode (or pass --tls off --insecure).',
+        );
         continue;
       }
-      if (!(await prompter.confirm({ message: 'Really turn TLS off? Anyone who can reach the scheduler can run code on it.', default: false }))) continue;
+      if (
+        !(await prompter.confirm({
+          message: 'Really turn TLS off? Anyone who can reach the scheduler can run code on it.',
+          default: false,
+        }))
+      )
+        continue;
     }
     flags.tls = mode === 'byo' && !(await askForFiles(context, prompter, flags)) ? 'auto' : mode;
   }
 
   // 4. Size and name.
   if (flags.workers === undefined && open('workers')) {
-    flags.workers = await prompter.input({ message: 'How many workers?', default: String(settings.workers ?? 2), validate: wholeNumber(1, 1000) });
+    flags.workers = await prompter.input({
+      message: 'How many workers?',
+      default: String(settings.workers ?? 2),
+      validate: wholeNumber(1, 1000),
+    });
   }
   if (flags.threads === undefined && open('threads')) {
-    const threads = await prompter.input({ message: 'Threads per worker? (empty: Dask decides from the CPUs)', default: '', validate: (v) => (v.trim() === '' ? true : wholeNumber(1, 1024)(v)) });
+    const threads = await prompter.input({
+      message: 'Threads per worker? (empty: Dask decides from the CPUs)',
+      default: '',
+      validate: (v) => (v.trim() === '' ? true : wholeNumber(1, 1024)(v)),
+    });
     if (threads.trim()) flags.threads = threads.trim();
   }
-  if (provider !== 'local' && flags.instanceType === undefined && open(cloudFlagKey(provider, 'instanceType')!)) {
-    const type = await prompter.input({ message: 'Instance type for the workers? (empty: the provider’s default)', default: '' });
+  if (
+    provider !== 'local' &&
+    flags.instanceType === undefined &&
+    open(cloudFlagKey(provider, 'instanceType')!)
+  ) {
+    const type = await prompter.input({
+      message: 'Instance type for the workers? (empty: the provider’s default)',
+      default: '',
+    });
     if (type.trim()) flags.instanceType = type.trim();
   }
   if (flags.name === undefined) {
@@ -233,15 +287,27 @@ export async function runWizard(context: WizardContext, prompter: Prompter): Pro
       default: suggestion,
       validate: validateWith((value) => {
         validateName(value);
-        if (context.nameTaken(value)) throw new Error(`a cluster named ${value} already exists: pick another name`);
+        if (context.nameTaken(value))
+          throw new Error(`a cluster named ${value} already exists: pick another name`);
       }),
     });
   }
 
   // 5. Review.
   const plan = await context.plan(flags);
-  prompter.say(['', 'This will:', ...plan.map((line) => `  • ${line}`), '', 'The same without questions:', `  ${equivalentCommand(flags)}`, ''].join('\n'));
-  if (!flags.save) flags.save = await prompter.confirm({ message: 'Save these choices as your defaults?', default: false });
+  prompter.say(
+    [
+      '',
+      'This will:',
+      ...plan.map((line) => `  • ${line}`),
+      '',
+      'The same without questions:',
+      `  ${equivalentCommand(flags)}`,
+      '',
+    ].join('\n'),
+  );
+  if (!flags.save)
+    flags.save = await prompter.confirm({ message: 'Save these choices as your defaults?', default: false });
   if (!(await prompter.confirm({ message: 'Create it?', default: true }))) throw new WizardCancelled();
   return { flags };
 }
@@ -254,7 +320,10 @@ async function askForFiles(context: WizardContext, prompter: Prompter, flags: Up
   const layout = await prompter.select<'dir' | 'files'>({
     message: 'Your files are…',
     choices: [
-      { value: 'dir', name: 'a folder in the dcp certs gen layout (ca.pem, scheduler.pem, scheduler-key.pem, …)' },
+      {
+        value: 'dir',
+        name: 'a folder in the dcp certs gen layout (ca.pem, scheduler.pem, scheduler-key.pem, …)',
+      },
       { value: 'files', name: 'one CA, certificate and key, used by every role' },
     ],
     default: 'dir',
@@ -275,6 +344,12 @@ async function askForFiles(context: WizardContext, prompter: Prompter, flags: Up
       return true;
     }
     prompter.say(`Dask would not accept these files:\n${problems.map((p) => `  ✗ ${p}`).join('\n')}`);
-    if (!(await prompter.confirm({ message: 'Try other files? (no: let dcp make a fresh CA and certificates)', default: true }))) return false;
+    if (
+      !(await prompter.confirm({
+        message: 'Try other files? (no: let dcp make a fresh CA and certificates)',
+        default: true,
+      }))
+    )
+      return false;
   }
 }

@@ -4,7 +4,9 @@ import ms from 'ms';
 /** Milliseconds, or undefined when `text` is not a positive duration. */
 export function parseDuration(text: string): number | undefined {
   const trimmed = text.trim();
-  const value = /^\d+(\.\d+)?$/.test(trimmed) ? Number(trimmed) * 1000 : (ms as (value: string) => number | undefined)(trimmed);
+  const value = /^\d+(\.\d+)?$/.test(trimmed)
+    ? Number(trimmed) * 1000
+    : (ms as (value: string) => number | undefined)(trimmed);
   return value !== undefined && Number.isFinite(value) && value > 0 ? value : undefined;
 }
 

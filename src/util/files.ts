@@ -32,7 +32,10 @@ export async function ensurePrivateDir(dir: string): Promise<string | undefined>
   try {
     await mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
   } catch (error) {
-    throw usageError(`cannot use ${dir} as a folder: ${describeErrno(error)}`, 'pick another folder with --out');
+    throw usageError(
+      `cannot use ${dir} as a folder: ${describeErrno(error)}`,
+      'pick another folder with --out',
+    );
   }
   const info = await stat(dir);
   if (process.getuid && info.uid !== process.getuid()) {
@@ -69,15 +72,21 @@ export function describeErrno(error: unknown): string {
  * on failure or Ctrl-C nothing new is left. With it, each file is replaced atomically by
  * rename(2), one after another; temporary files never outlive a failure or an interrupt.
  */
-export async function writeFilesAtomically(files: FileToWrite[], options: { overwrite: boolean }): Promise<void> {
+export async function writeFilesAtomically(
+  files: FileToWrite[],
+  options: { overwrite: boolean },
+): Promise<void> {
   if (!options.overwrite) {
-    const taken = (await Promise.all(files.map(async (f) => ((await exists(f.path)) ? f.path : null)))).filter(
-      (path): path is string => path !== null,
-    );
+    const taken = (
+      await Promise.all(files.map(async (f) => ((await exists(f.path)) ? f.path : null)))
+    ).filter((path): path is string => path !== null);
     if (taken.length > 0) {
       const where = [...new Set(taken.map((path) => dirname(path)))].join(', ');
       const names = taken.map((path) => basename(path)).join(', ');
-      throw usageError(`${names} already exist${taken.length === 1 ? 's' : ''} in ${where}; nothing was written`, 'pass --force to replace them, or --out another folder');
+      throw usageError(
+        `${names} already exist${taken.length === 1 ? 's' : ''} in ${where}; nothing was written`,
+        'pass --force to replace them, or --out another folder',
+      );
     }
   }
   // Ctrl-C is honoured between steps, never in the middle of one, so the clean-up below always
@@ -88,7 +97,10 @@ export async function writeFilesAtomically(files: FileToWrite[], options: { over
     try {
       for (const file of files) {
         signal.throwIfAborted();
-        const temp = join(dirname(file.path), `.${basename(file.path)}.${randomBytes(6).toString('hex')}.tmp`);
+        const temp = join(
+          dirname(file.path),
+          `.${basename(file.path)}.${randomBytes(6).toString('hex')}.tmp`,
+        );
         temps.push(temp);
         const handle = await open(temp, 'wx', file.mode);
         try {
@@ -113,9 +125,15 @@ export async function writeFilesAtomically(files: FileToWrite[], options: { over
       await Promise.all(placed.map((path) => unlink(path).catch(() => undefined)));
       if (error instanceof Interrupted) throw error;
       if ((error as NodeJS.ErrnoException).code === 'EEXIST' && !options.overwrite) {
-        throw usageError('another process wrote the same files at the same time; nothing was written', 'run the command again');
+        throw usageError(
+          'another process wrote the same files at the same time; nothing was written',
+          'run the command again',
+        );
       }
-      throw new DcpError(`cannot write ${dirname(files[temps.length - 1]?.path ?? '.')}: ${describeErrno(error)}`, { hint: 'check the folder and the disk', cause: error });
+      throw new DcpError(
+        `cannot write ${dirname(files[temps.length - 1]?.path ?? '.')}: ${describeErrno(error)}`,
+        { hint: 'check the folder and the disk', cause: error },
+      );
     } finally {
       await Promise.all(temps.map((temp) => unlink(temp).catch(() => undefined)));
     }

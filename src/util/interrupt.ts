@@ -15,7 +15,10 @@ export function installInterruptHandlers(): void {
       if (received || handlers.size === 0) {
         process.stderr.write(`\n${signal === 'SIGINT' ? 'interrupted' : 'terminated'}\n`);
         // --json promises a document on stdout, even now.
-        if (process.argv.includes('--json')) process.stdout.write(`${JSON.stringify({ error: { message: `interrupted (${signal})`, hint: null, exit_code: ExitCode.interrupted } })}\n`);
+        if (process.argv.includes('--json'))
+          process.stdout.write(
+            `${JSON.stringify({ error: { message: `interrupted (${signal})`, hint: null, exit_code: ExitCode.interrupted } })}\n`,
+          );
         process.exit(ExitCode.interrupted);
       }
       received = signal;

@@ -30,7 +30,17 @@ describe('dcp certs gen', () => {
 
   beforeAll(async () => {
     out = join(tempDir(), 'tls');
-    run = await dcp(['certs', 'gen', '--out', out, '--san', 'sched.example.com', '--san', '10.0.0.5', '--json']);
+    run = await dcp([
+      'certs',
+      'gen',
+      '--out',
+      out,
+      '--san',
+      'sched.example.com',
+      '--san',
+      '10.0.0.5',
+      '--json',
+    ]);
     expect(run.exitCode, run.stderr).toBe(0);
     result = json<GenJson>(run.stdout);
   });
@@ -38,14 +48,23 @@ describe('dcp certs gen', () => {
   it('writes the CA and one certificate and key per role, with private modes', () => {
     expect(readdirSync(out).sort()).toEqual([...FILES].sort());
     expect(mode(out)).toBe(0o700);
-    for (const file of FILES) expect(mode(join(out, file)), file).toBe(file.endsWith('-key.pem') ? 0o600 : 0o644);
+    for (const file of FILES)
+      expect(mode(join(out, file)), file).toBe(file.endsWith('-key.pem') ? 0o600 : 0o644);
   });
 
   it('passes openssl verify -x509_strict, for the purposes each role is used for', async () => {
     for (const role of ROLES) {
       const cert = join(out, `${role}.pem`);
       for (const purpose of role === 'client' ? ['sslclient'] : ['sslserver', 'sslclient']) {
-        const check = await openssl(['verify', '-x509_strict', '-purpose', purpose, '-CAfile', join(out, 'ca.pem'), cert]);
+        const check = await openssl([
+          'verify',
+          '-x509_strict',
+          '-purpose',
+          purpose,
+          '-CAfile',
+          join(out, 'ca.pem'),
+          cert,
+        ]);
         expect(check.stdout + check.stderr, `${role} ${purpose}`).toBe(`${cert}: OK`);
       }
     }
@@ -63,11 +82,15 @@ describe('dcp certs gen', () => {
       const leaf = await text(join(out, `${role}.pem`));
       expect(leaf).toMatch(/Basic Constraints: critical\s+CA:FALSE/);
       expect(leaf).toMatch(/Key Usage: critical\s+Digital Signature, Key Encipherment/);
-      expect(leaf).toMatch(/Extended Key Usage:\s+TLS Web Server Authentication, TLS Web Client Authentication/);
+      expect(leaf).toMatch(
+        /Extended Key Usage:\s+TLS Web Server Authentication, TLS Web Client Authentication/,
+      );
       expect(leaf).toMatch(/Public-Key: \(2048 bit\)/);
       expect(leaf.match(/Authority Key Identifier:\s+(?:keyid:)?([0-9A-F:]+)/)?.[1]).toBe(caKeyId);
       expect(leaf.match(/Subject Key Identifier:\s+([0-9A-F:]+)/)?.[1]).not.toBe(caKeyId);
-      const serial = (await opensslOk(['x509', '-in', join(out, `${role}.pem`), '-noout', '-serial'])).replace('serial=', '');
+      const serial = (
+        await opensslOk(['x509', '-in', join(out, `${role}.pem`), '-noout', '-serial'])
+      ).replace('serial=', '');
       expect(serial).toMatch(/^[0-9A-F]{30,34}$/); // 128 random bits, positive
       serials.add(serial);
       if (role !== 'client') {
@@ -81,19 +104,41 @@ describe('dcp certs gen', () => {
 
   it('computes key identifiers as OpenSSL does for the same key', async () => {
     const dir = tempDir();
-    const reference = await makeCert(dir, 'same-key', { key: join(out, 'worker-key.pem'), extensions: ['subjectKeyIdentifier = hash'] });
+    const reference = await makeCert(dir, 'same-key', {
+      key: join(out, 'worker-key.pem'),
+      extensions: ['subjectKeyIdentifier = hash'],
+    });
     const ours = (await text(join(out, 'worker.pem'))).match(/Subject Key Identifier:\s+([0-9A-F:]+)/)?.[1];
     expect((await text(reference.cert)).match(/Subject Key Identifier:\s+([0-9A-F:]+)/)?.[1]).toBe(ours);
   });
 
   it('reports what it wrote with expiry dates, and the Dask flags and Security snippet for the files', () => {
-    expect(result.ca).toMatchObject({ cert: join(out, 'ca.pem'), key: join(out, 'ca-key.pem'), created: true });
+    expect(result.ca).toMatchObject({
+      cert: join(out, 'ca.pem'),
+      key: join(out, 'ca-key.pem'),
+      created: true,
+    });
     const days = (Date.parse(result.certificates[0]!.not_after) - Date.now()) / 86_400_000;
     expect(days).toBeGreaterThan(364);
     expect(days).toBeLessThanOrEqual(365);
     expect(result.dask.scheduler_address).toBe('tls://sched.example.com:8786');
-    expect(result.dask.scheduler_command).toEqual(['dask', 'scheduler', '--protocol', 'tls', '--tls-ca-file', join(out, 'ca.pem'), '--tls-cert', join(out, 'scheduler.pem'), '--tls-key', join(out, 'scheduler-key.pem')]);
-    expect(result.dask.worker_command.slice(0, 3)).toEqual(['dask', 'worker', 'tls://sched.example.com:8786']);
+    expect(result.dask.scheduler_command).toEqual([
+      'dask',
+      'scheduler',
+      '--protocol',
+      'tls',
+      '--tls-ca-file',
+      join(out, 'ca.pem'),
+      '--tls-cert',
+      join(out, 'scheduler.pem'),
+      '--tls-key',
+      join(out, 'scheduler-key.pem'),
+    ]);
+    expect(result.dask.worker_command.slice(0, 3)).toEqual([
+      'dask',
+      'worker',
+      'tls://sched.example.com:8786',
+    ]);
     expect(result.dask.snippet).toContain(`tls_client_key="${join(out, 'client-key.pem')}"`);
   });
 
@@ -111,13 +156,18 @@ describe('dcp certs gen', () => {
   it('keeps keys private even under a permissive umask, and certificates readable under a strict one', async () => {
     for (const umask of ['000', '077']) {
       const dir = join(tempDir(), `umask-${umask}`);
-      const child = await execa('sh', ['-c', `umask ${umask} && exec "$0" "$@"`, process.execPath, CLI, 'certs', 'gen', '--out', dir], {
-        reject: false,
-        env: { HOME: tempDir(), CI: 'true' },
-      });
+      const child = await execa(
+        'sh',
+        ['-c', `umask ${umask} && exec "$0" "$@"`, process.execPath, CLI, 'certs', 'gen', '--out', dir],
+        {
+          reject: false,
+          env: { HOME: tempDir(), CI: 'true' },
+        },
+      );
       expect(child.exitCode, child.stderr).toBe(0);
       expect(mode(dir)).toBe(0o700);
-      for (const file of FILES) expect(mode(join(dir, file)), `${umask} ${file}`).toBe(file.endsWith('-key.pem') ? 0o600 : 0o644);
+      for (const file of FILES)
+        expect(mode(join(dir, file)), `${umask} ${file}`).toBe(file.endsWith('-key.pem') ? 0o600 : 0o644);
     }
   });
 
@@ -153,7 +203,15 @@ describe('dcp certs gen --key-type ec', () => {
     const run = await dcp(['certs', 'gen', '--out', out, '--key-type', 'ec']);
     expect(run.exitCode, run.stderr).toBe(0);
     for (const role of ROLES) {
-      const check = await openssl(['verify', '-x509_strict', '-purpose', role === 'client' ? 'sslclient' : 'sslserver', '-CAfile', join(out, 'ca.pem'), join(out, `${role}.pem`)]);
+      const check = await openssl([
+        'verify',
+        '-x509_strict',
+        '-purpose',
+        role === 'client' ? 'sslclient' : 'sslserver',
+        '-CAfile',
+        join(out, 'ca.pem'),
+        join(out, `${role}.pem`),
+      ]);
       expect(check.stdout + check.stderr).toBe(`${join(out, `${role}.pem`)}: OK`);
     }
     const leaf = await text(join(out, 'scheduler.pem'));
@@ -176,11 +234,27 @@ describe('dcp certs gen --ca-cert/--ca-key', () => {
     await opensslOk(['genpkey', ...keyArgs, '-out', caKey]);
     const ca = await makeCert(dir, 'corp-ca', {
       key: caKey,
-      extensions: ['basicConstraints = critical, CA:TRUE', 'keyUsage = critical, keyCertSign, cRLSign', 'subjectKeyIdentifier = hash'],
+      extensions: [
+        'basicConstraints = critical, CA:TRUE',
+        'keyUsage = critical, keyCertSign, cRLSign',
+        'subjectKeyIdentifier = hash',
+      ],
       days: 3650,
     });
     const out = join(dir, 'out');
-    const run = await dcp(['certs', 'gen', '--out', out, '--ca-cert', ca.cert, '--ca-key', ca.key, '--days', '30', '--json']);
+    const run = await dcp([
+      'certs',
+      'gen',
+      '--out',
+      out,
+      '--ca-cert',
+      ca.cert,
+      '--ca-key',
+      ca.key,
+      '--days',
+      '30',
+      '--json',
+    ]);
     expect(run.exitCode, run.stderr).toBe(0);
     const result = json<GenJson>(run.stdout);
     expect(result.ca).toMatchObject({ created: false, key: null });
@@ -196,15 +270,33 @@ describe('dcp certs gen --ca-cert/--ca-key', () => {
     const out = join(tempDir(), 'tls');
     expect((await dcp(['certs', 'gen', '--out', out])).exitCode).toBe(0);
     const ca = readFileSync(join(out, 'ca.pem'), 'utf8');
-    const again = await dcp(['certs', 'gen', '--out', out, '--ca-cert', join(out, 'ca.pem'), '--ca-key', join(out, 'ca-key.pem'), '--force']);
+    const again = await dcp([
+      'certs',
+      'gen',
+      '--out',
+      out,
+      '--ca-cert',
+      join(out, 'ca.pem'),
+      '--ca-key',
+      join(out, 'ca-key.pem'),
+      '--force',
+    ]);
     expect(again.exitCode, again.stderr).toBe(0);
     expect(readFileSync(join(out, 'ca.pem'), 'utf8')).toBe(ca);
-    expect((await openssl(['verify', '-x509_strict', '-CAfile', join(out, 'ca.pem'), join(out, 'client.pem')])).exitCode).toBe(0);
+    expect(
+      (await openssl(['verify', '-x509_strict', '-CAfile', join(out, 'ca.pem'), join(out, 'client.pem')]))
+        .exitCode,
+    ).toBe(0);
   });
 });
 
 describe('dcp certs gen: CAs that are not simple roots', () => {
-  const CA_EXT = ['basicConstraints = critical, CA:TRUE', 'keyUsage = critical, keyCertSign, cRLSign', 'subjectKeyIdentifier = hash', 'authorityKeyIdentifier = keyid'];
+  const CA_EXT = [
+    'basicConstraints = critical, CA:TRUE',
+    'keyUsage = critical, keyCertSign, cRLSign',
+    'subjectKeyIdentifier = hash',
+    'authorityKeyIdentifier = keyid',
+  ];
 
   it('an intermediate CA with its root in the --ca-cert file: ca.pem holds both, and strict verification passes', async () => {
     const dir = tempDir();
@@ -213,19 +305,46 @@ describe('dcp certs gen: CAs that are not simple roots', () => {
     const bundle = join(dir, 'bundle.pem');
     writeFileSync(bundle, readFileSync(intermediate.cert, 'utf8') + readFileSync(root.cert, 'utf8'));
     const out = join(dir, 'out');
-    const run = await dcp(['certs', 'gen', '--out', out, '--ca-cert', bundle, '--ca-key', intermediate.key, '--days', '30']);
+    const run = await dcp([
+      'certs',
+      'gen',
+      '--out',
+      out,
+      '--ca-cert',
+      bundle,
+      '--ca-key',
+      intermediate.key,
+      '--days',
+      '30',
+    ]);
     expect(run.exitCode, run.stderr).toBe(0);
     expect(run.stderr).not.toContain('warning');
-    expect((await openssl(['verify', '-x509_strict', '-CAfile', join(out, 'ca.pem'), join(out, 'worker.pem')])).exitCode).toBe(0);
+    expect(
+      (await openssl(['verify', '-x509_strict', '-CAfile', join(out, 'ca.pem'), join(out, 'worker.pem')]))
+        .exitCode,
+    ).toBe(0);
   });
 
   it('an intermediate alone: a warning that Python before 3.13 will reject the set', async () => {
     const dir = tempDir();
     const root = await makeCert(dir, 'root', { extensions: CA_EXT, days: 3650 });
     const intermediate = await makeCert(dir, 'intermediate', { ca: root, extensions: CA_EXT, days: 1000 });
-    const run = await dcp(['certs', 'gen', '--out', join(dir, 'out'), '--ca-cert', intermediate.cert, '--ca-key', intermediate.key, '--days', '30']);
+    const run = await dcp([
+      'certs',
+      'gen',
+      '--out',
+      join(dir, 'out'),
+      '--ca-cert',
+      intermediate.cert,
+      '--ca-key',
+      intermediate.key,
+      '--days',
+      '30',
+    ]);
     expect(run.exitCode, run.stderr).toBe(0);
-    expect(run.stderr).toMatch(/warning: .* is not a self-signed root and holds none: Python before 3.13 will reject/);
+    expect(run.stderr).toMatch(
+      /warning: .* is not a self-signed root and holds none: Python before 3.13 will reject/,
+    );
   });
 
   it('replacing the set from another CA removes the old CA key, which no longer matches', async () => {
@@ -233,26 +352,54 @@ describe('dcp certs gen: CAs that are not simple roots', () => {
     const out = join(dir, 'out');
     expect((await dcp(['certs', 'gen', '--out', out])).exitCode).toBe(0);
     const corp = await makeCert(dir, 'corp', { extensions: CA_EXT });
-    const run = await dcp(['certs', 'gen', '--out', out, '--ca-cert', corp.cert, '--ca-key', corp.key, '--days', '20', '--force']);
+    const run = await dcp([
+      'certs',
+      'gen',
+      '--out',
+      out,
+      '--ca-cert',
+      corp.cert,
+      '--ca-key',
+      corp.key,
+      '--days',
+      '20',
+      '--force',
+    ]);
     expect(run.exitCode, run.stderr).toBe(0);
     expect(existsSync(join(out, 'ca-key.pem'))).toBe(false);
     expect(run.stderr).toContain('it belonged to the CA these files no longer use');
   });
 
   it('a wildcard name is written into the certificates but never used as the address', async () => {
-    const run = await dcp(['certs', 'gen', '--out', join(tempDir(), 'w'), '--san', '*.dask.internal', '--san', '10.0.0.5', '--json']);
+    const run = await dcp([
+      'certs',
+      'gen',
+      '--out',
+      join(tempDir(), 'w'),
+      '--san',
+      '*.dask.internal',
+      '--san',
+      '10.0.0.5',
+      '--json',
+    ]);
     expect(json<GenJson>(run.stdout).dask.scheduler_address).toBe('tls://10.0.0.5:8786');
   });
 
   it('no temporary key files are left when interrupted at any moment', async () => {
     const out = join(tempDir(), 'interrupted');
     for (let i = 0; i < 12; i++) {
-      const child = execa(process.execPath, [CLI, 'certs', 'gen', '--out', out, '--force'], { reject: false, env: { HOME: tempDir(), CI: 'true' } });
+      const child = execa(process.execPath, [CLI, 'certs', 'gen', '--out', out, '--force'], {
+        reject: false,
+        env: { HOME: tempDir(), CI: 'true' },
+      });
       await new Promise((resolve) => setTimeout(resolve, 250 + i * 60));
       child.kill('SIGINT');
       const result = await child;
       // Finished, stopped itself (130), or was signalled before it could listen for signals.
-      expect(result.exitCode === 0 || result.exitCode === 130 || result.signal === 'SIGINT', `${result.exitCode} ${result.signal}`).toBe(true);
+      expect(
+        result.exitCode === 0 || result.exitCode === 130 || result.signal === 'SIGINT',
+        `${result.exitCode} ${result.signal}`,
+      ).toBe(true);
       if (existsSync(out)) expect(readdirSync(out).filter((name) => name.endsWith('.tmp'))).toEqual([]);
     }
   });
@@ -269,12 +416,28 @@ describe('dcp certs gen: bad input exits 2 with a one-line reason and writes not
     const dir = tempDir();
     const ed448Key = join(dir, 'ed448-key.pem');
     await opensslOk(['genpkey', '-algorithm', 'ED448', '-out', ed448Key]);
-    ed448 = await makeCert(dir, 'ed448-ca', { key: ed448Key, extensions: ['basicConstraints = critical, CA:TRUE', 'keyUsage = critical, keyCertSign', 'subjectKeyIdentifier = hash'] });
+    ed448 = await makeCert(dir, 'ed448-ca', {
+      key: ed448Key,
+      extensions: [
+        'basicConstraints = critical, CA:TRUE',
+        'keyUsage = critical, keyCertSign',
+        'subjectKeyIdentifier = hash',
+      ],
+    });
     notPem = join(dir, 'notes.txt');
     await execa('sh', ['-c', `echo "just some text" > ${notPem}`]);
     leafOnly = await makeCert(dir, 'leaf', { extensions: ['basicConstraints = CA:FALSE'] });
     encryptedKey = join(dir, 'enc-key.pem');
-    await opensslOk(['pkey', '-in', leafOnly.key, '-aes256', '-passout', 'pass:secret', '-out', encryptedKey]);
+    await opensslOk([
+      'pkey',
+      '-in',
+      leafOnly.key,
+      '-aes256',
+      '-passout',
+      'pass:secret',
+      '-out',
+      encryptedKey,
+    ]);
     otherKey = join(dir, 'other-key.pem');
     await opensslOk(['genpkey', '-algorithm', 'RSA', '-out', otherKey]);
   });
@@ -283,15 +446,35 @@ describe('dcp certs gen: bad input exits 2 with a one-line reason and writes not
     ['--days 0', () => ['--days', '0'], /--days "0" is not a number of days/],
     ['--days abc', () => ['--days', 'abc'], /--days "abc" is not a number of days/],
     ['--ca-days -5', () => ['--ca-days', '-5'], /--ca-days "-5" is not a number of days/],
-    ['a SAN neither host nor IP', () => ['--san', 'not a host!'], /--san "not a host!" is neither a host name nor an IP address/],
+    [
+      'a SAN neither host nor IP',
+      () => ['--san', 'not a host!'],
+      /--san "not a host!" is neither a host name nor an IP address/,
+    ],
     ['a mistyped IP as SAN', () => ['--san', '10.0.0.300'], /--san "10.0.0.300" is neither/],
-    ['an unreadable --ca-cert', () => ['--ca-cert', '/nonexistent/ca.pem', '--ca-key', otherKey], /cannot read --ca-cert \/nonexistent\/ca.pem: no such file/],
-    ['a non-PEM --ca-cert', () => ['--ca-cert', notPem, '--ca-key', otherKey], /--ca-cert .* holds no certificate: it is not a PEM file/],
-    ['a --ca-cert that is no CA', () => ['--ca-cert', leafOnly.cert, '--ca-key', leafOnly.key], /--ca-cert: the CA certificate "CN=leaf" in .* says basicConstraints CA:FALSE/],
+    [
+      'an unreadable --ca-cert',
+      () => ['--ca-cert', '/nonexistent/ca.pem', '--ca-key', otherKey],
+      /cannot read --ca-cert \/nonexistent\/ca.pem: no such file/,
+    ],
+    [
+      'a non-PEM --ca-cert',
+      () => ['--ca-cert', notPem, '--ca-key', otherKey],
+      /--ca-cert .* holds no certificate: it is not a PEM file/,
+    ],
+    [
+      'a --ca-cert that is no CA',
+      () => ['--ca-cert', leafOnly.cert, '--ca-key', leafOnly.key],
+      /--ca-cert: the CA certificate "CN=leaf" in .* says basicConstraints CA:FALSE/,
+    ],
     ['--ca-cert without --ca-key', () => ['--ca-cert', leafOnly.cert], /--ca-cert and --ca-key go together/],
     ['leaves that outlive the CA', () => ['--days', '400', '--ca-days', '300'], /would outlive its CA/],
     ['a SAN with an interface zone', () => ['--san', 'fe80::1%eth0'], /--san "fe80::1%eth0" is neither/],
-    ['a CA key dcp cannot sign with', () => ['--ca-cert', ed448.cert, '--ca-key', ed448.key], /--ca-key .*: dcp cannot sign with ed448 keys/],
+    [
+      'a CA key dcp cannot sign with',
+      () => ['--ca-cert', ed448.cert, '--ca-key', ed448.key],
+      /--ca-key .*: dcp cannot sign with ed448 keys/,
+    ],
   ];
 
   it.each(cases)('%s', async (_name, args, reason) => {
@@ -308,7 +491,13 @@ describe('dcp certs gen: bad input exits 2 with a one-line reason and writes not
 
   it('an encrypted or mismatched CA key', async () => {
     const dir = tempDir();
-    const ca = await makeCert(dir, 'ca', { extensions: ['basicConstraints = critical, CA:TRUE', 'keyUsage = critical, keyCertSign', 'subjectKeyIdentifier = hash'] });
+    const ca = await makeCert(dir, 'ca', {
+      extensions: [
+        'basicConstraints = critical, CA:TRUE',
+        'keyUsage = critical, keyCertSign',
+        'subjectKeyIdentifier = hash',
+      ],
+    });
     const encrypted = join(dir, 'ca-enc.pem');
     await opensslOk(['pkey', '-in', ca.key, '-aes256', '-passout', 'pass:x', '-out', encrypted]);
     for (const [key, reason] of [
@@ -328,12 +517,20 @@ describe('dcp certs gen: bad input exits 2 with a one-line reason and writes not
     writeFileSync(file, 'x');
     const run = await dcp(['certs', 'gen', '--out', join(file, 'tls')]);
     expect(run.exitCode).toBe(2);
-    expect(run.stderr.split('\n')[0]).toMatch(/^error: cannot use .*a-file\/tls as a folder: part of the path is a file, not a folder$/);
+    expect(run.stderr.split('\n')[0]).toMatch(
+      /^error: cannot use .*a-file\/tls as a folder: part of the path is a file, not a folder$/,
+    );
   });
 
   it('--json still prints one JSON document: the error', async () => {
     const run = await dcp(['certs', 'gen', '--out', join(tempDir(), 'x'), '--days', 'abc', '--json']);
     expect(run.exitCode).toBe(2);
-    expect(json(run.stdout)).toEqual({ error: { message: '--days "abc" is not a number of days from 1 to 36525', hint: 'for example --days 365', exit_code: 2 } });
+    expect(json(run.stdout)).toEqual({
+      error: {
+        message: '--days "abc" is not a number of days from 1 to 36525',
+        hint: 'for example --days 365',
+        exit_code: 2,
+      },
+    });
   });
 });

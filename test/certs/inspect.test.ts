@@ -36,8 +36,20 @@ describe('dcp certs inspect', () => {
       self_signed: false,
     });
     expect(leaf.days_left).toBeGreaterThanOrEqual(364);
-    expect(ca).toMatchObject({ ca: true, self_signed: true, key_usage: ['keyCertSign', 'cRLSign'], extended_key_usage: null });
-    const fingerprint = await opensslOk(['x509', '-in', join(tls, 'scheduler.pem'), '-noout', '-fingerprint', '-sha256']);
+    expect(ca).toMatchObject({
+      ca: true,
+      self_signed: true,
+      key_usage: ['keyCertSign', 'cRLSign'],
+      extended_key_usage: null,
+    });
+    const fingerprint = await opensslOk([
+      'x509',
+      '-in',
+      join(tls, 'scheduler.pem'),
+      '-noout',
+      '-fingerprint',
+      '-sha256',
+    ]);
     expect(fingerprint).toBe(`sha256 Fingerprint=${leaf.sha256_fingerprint}`);
     const end = await opensslOk(['x509', '-in', join(tls, 'scheduler.pem'), '-noout', '-enddate']);
     expect(new Date(end.replace('notAfter=', '')).toISOString()).toBe(leaf.not_after);
@@ -45,10 +57,15 @@ describe('dcp certs inspect', () => {
 
   it('reads a file holding a certificate and its key, and never shows key material', async () => {
     const combined = join(dir, 'combined.pem');
-    writeFileSync(combined, readFileSync(join(tls, 'client.pem'), 'utf8') + readFileSync(join(tls, 'client-key.pem'), 'utf8'));
+    writeFileSync(
+      combined,
+      readFileSync(join(tls, 'client.pem'), 'utf8') + readFileSync(join(tls, 'client-key.pem'), 'utf8'),
+    );
     const { exitCode, files, stdout } = await inspect([combined]);
     expect(exitCode).toBe(0);
-    expect(files[0]!.keys).toEqual([{ label: 'PRIVATE KEY', key: 'RSA 2048', encrypted: false, matches_certificate: 0, error: null }]);
+    expect(files[0]!.keys).toEqual([
+      { label: 'PRIVATE KEY', key: 'RSA 2048', encrypted: false, matches_certificate: 0, error: null },
+    ]);
     const human = await dcp(['certs', 'inspect', combined]);
     expect(human.stdout).toContain('private key: RSA 2048, matches certificate 1');
     for (const out of [stdout, human.stdout, human.stderr]) expect(out).not.toMatch(/PRIVATE KEY-----|MII/);

@@ -20,7 +20,11 @@ let other: string;
 
 async function verify(args: string[]) {
   const run = await dcp(['certs', 'verify', ...args, '--json']);
-  return { exitCode: run.exitCode, report: run.stdout ? json<Report>(run.stdout) : undefined, stderr: run.stderr };
+  return {
+    exitCode: run.exitCode,
+    report: run.stdout ? json<Report>(run.stdout) : undefined,
+    stderr: run.stderr,
+  };
 }
 
 const codes = (findings: { code: string }[]) => findings.map((f) => f.code);
@@ -29,43 +33,88 @@ beforeAll(async () => {
   dir = tempDir();
   tls = join(dir, 'tls');
   other = join(dir, 'other');
-  const [a, b] = await Promise.all([dcp(['certs', 'gen', '--out', tls]), dcp(['certs', 'gen', '--out', other])]);
+  const [a, b] = await Promise.all([
+    dcp(['certs', 'gen', '--out', tls]),
+    dcp(['certs', 'gen', '--out', other]),
+  ]);
   expect(a.exitCode, a.stderr).toBe(0);
   expect(b.exitCode, b.stderr).toBe(0);
 });
 
 describe('dcp certs verify: a good set', () => {
   it.each(['scheduler', 'worker', 'client'])('accepts the %s files, with no warnings', async (role) => {
-    const { exitCode, report } = await verify(['--ca', join(tls, 'ca.pem'), '--cert', join(tls, `${role}.pem`), '--key', join(tls, `${role}-key.pem`)]);
+    const { exitCode, report } = await verify([
+      '--ca',
+      join(tls, 'ca.pem'),
+      '--cert',
+      join(tls, `${role}.pem`),
+      '--key',
+      join(tls, `${role}-key.pem`),
+    ]);
     expect(exitCode).toBe(0);
     expect(report).toMatchObject({ ok: true, role, problems: [], warnings: [] });
   });
 
   it('accepts a file holding both certificate and key, without --key', async () => {
     const combined = join(dir, 'combined.pem');
-    writeFileSync(combined, readFileSync(join(tls, 'worker.pem'), 'utf8') + readFileSync(join(tls, 'worker-key.pem'), 'utf8'));
-    const { exitCode, report } = await verify(['--ca', join(tls, 'ca.pem'), '--cert', combined, '--role', 'worker']);
+    writeFileSync(
+      combined,
+      readFileSync(join(tls, 'worker.pem'), 'utf8') + readFileSync(join(tls, 'worker-key.pem'), 'utf8'),
+    );
+    const { exitCode, report } = await verify([
+      '--ca',
+      join(tls, 'ca.pem'),
+      '--cert',
+      combined,
+      '--role',
+      'worker',
+    ]);
     expect(exitCode).toBe(0);
     expect(report?.warnings).toEqual([]);
   });
 
   it('says so in one line for a person', async () => {
-    const run = await dcp(['certs', 'verify', '--ca', join(tls, 'ca.pem'), '--cert', join(tls, 'client.pem'), '--key', join(tls, 'client-key.pem')]);
+    const run = await dcp([
+      'certs',
+      'verify',
+      '--ca',
+      join(tls, 'ca.pem'),
+      '--cert',
+      join(tls, 'client.pem'),
+      '--key',
+      join(tls, 'client-key.pem'),
+    ]);
     expect(run.exitCode).toBe(0);
-    expect(run.stdout).toBe(`✓ Dask will accept ${join(tls, 'client.pem')} as the client (CN=dask-client, O=dcp)`);
+    expect(run.stdout).toBe(
+      `✓ Dask will accept ${join(tls, 'client.pem')} as the client (CN=dask-client, O=dcp)`,
+    );
   });
 });
 
 describe('dcp certs verify: each problem, exit 1 with a hint', () => {
   it('a key that does not match the certificate', async () => {
-    const { exitCode, report } = await verify(['--ca', join(tls, 'ca.pem'), '--cert', join(tls, 'scheduler.pem'), '--key', join(tls, 'worker-key.pem')]);
+    const { exitCode, report } = await verify([
+      '--ca',
+      join(tls, 'ca.pem'),
+      '--cert',
+      join(tls, 'scheduler.pem'),
+      '--key',
+      join(tls, 'worker-key.pem'),
+    ]);
     expect(exitCode).toBe(1);
     expect(codes(report!.problems)).toEqual(['key-mismatch']);
     expect(report!.problems[0]!.hint).toBeTruthy();
   });
 
   it('a certificate not signed by that CA', async () => {
-    const { exitCode, report } = await verify(['--ca', join(other, 'ca.pem'), '--cert', join(tls, 'client.pem'), '--key', join(tls, 'client-key.pem')]);
+    const { exitCode, report } = await verify([
+      '--ca',
+      join(other, 'ca.pem'),
+      '--cert',
+      join(tls, 'client.pem'),
+      '--key',
+      join(tls, 'client-key.pem'),
+    ]);
     expect(exitCode).toBe(1);
     expect(codes(report!.problems)).toEqual(['not-signed-by-ca']);
     expect(report!.problems[0]!.message).toMatch(/was not signed by the CA in .*other\/ca\.pem/);
@@ -95,7 +144,16 @@ describe('dcp certs verify: each problem, exit 1 with a hint', () => {
         }),
       );
       writeFileSync(key, privateKeyPem(keys.privateKey));
-      const { exitCode, report } = await verify(['--ca', join(tls, 'ca.pem'), '--cert', cert, '--key', key, '--role', 'client']);
+      const { exitCode, report } = await verify([
+        '--ca',
+        join(tls, 'ca.pem'),
+        '--cert',
+        cert,
+        '--key',
+        key,
+        '--role',
+        'client',
+      ]);
       expect(exitCode, name).toBe(1);
       expect(codes(report!.problems)).toEqual([code]);
     }
@@ -106,7 +164,12 @@ describe('dcp certs verify: each problem, exit 1 with a hint', () => {
     const leaf = (name: string, eku?: string) =>
       makeCert(dir, name, {
         ca: caFiles,
-        extensions: ['basicConstraints = CA:FALSE', 'subjectKeyIdentifier = hash', 'authorityKeyIdentifier = keyid', ...(eku ? [`extendedKeyUsage = ${eku}`] : [])],
+        extensions: [
+          'basicConstraints = CA:FALSE',
+          'subjectKeyIdentifier = hash',
+          'authorityKeyIdentifier = keyid',
+          ...(eku ? [`extendedKeyUsage = ${eku}`] : []),
+        ],
       });
 
     beforeAll(() => {
@@ -120,7 +183,16 @@ describe('dcp certs verify: each problem, exit 1 with a hint', () => {
       ['codeSigning', 'worker', 'lacks serverAuth and clientAuth'],
     ])('%s is unfit for a %s', async (eku, role, why) => {
       const files = await leaf(`eku-${eku}-${role}`, eku);
-      const { exitCode, report } = await verify(['--ca', caFiles.cert, '--cert', files.cert, '--key', files.key, '--role', role]);
+      const { exitCode, report } = await verify([
+        '--ca',
+        caFiles.cert,
+        '--cert',
+        files.cert,
+        '--key',
+        files.key,
+        '--role',
+        role,
+      ]);
       expect(exitCode).toBe(1);
       expect(codes(report!.problems)).toEqual(['extended-key-usage']);
       expect(report!.problems[0]!.message).toContain(why);
@@ -132,15 +204,29 @@ describe('dcp certs verify: each problem, exit 1 with a hint', () => {
       ['no extension', 'worker'],
     ])('%s is fit for a %s', async (eku, role) => {
       const files = await leaf(`eku-ok-${role}`, eku === 'no extension' ? undefined : eku);
-      const { exitCode, report } = await verify(['--ca', caFiles.cert, '--cert', files.cert, '--key', files.key, '--role', role]);
+      const { exitCode, report } = await verify([
+        '--ca',
+        caFiles.cert,
+        '--cert',
+        files.cert,
+        '--key',
+        files.key,
+        '--role',
+        role,
+      ]);
       expect(report!.problems).toEqual([]);
       expect(exitCode).toBe(0);
     });
   });
 
   it('a CA without basicConstraints CA:TRUE', async () => {
-    const fake = await makeCert(dir, 'not-a-ca', { extensions: ['basicConstraints = critical, CA:FALSE', 'subjectKeyIdentifier = hash'] });
-    const leaf = await makeCert(dir, 'signed-by-not-a-ca', { ca: fake, extensions: ['authorityKeyIdentifier = keyid'] });
+    const fake = await makeCert(dir, 'not-a-ca', {
+      extensions: ['basicConstraints = critical, CA:FALSE', 'subjectKeyIdentifier = hash'],
+    });
+    const leaf = await makeCert(dir, 'signed-by-not-a-ca', {
+      ca: fake,
+      extensions: ['authorityKeyIdentifier = keyid'],
+    });
     const { exitCode, report } = await verify(['--ca', fake.cert, '--cert', leaf.cert, '--key', leaf.key]);
     expect(exitCode).toBe(1);
     expect(codes(report!.problems)).toEqual(['ca-not-ca']);
@@ -148,8 +234,24 @@ describe('dcp certs verify: each problem, exit 1 with a hint', () => {
 
   it('a private key encrypted with a passphrase', async () => {
     const encrypted = join(dir, 'encrypted-key.pem');
-    await opensslOk(['pkey', '-in', join(tls, 'worker-key.pem'), '-aes256', '-passout', 'pass:secret', '-out', encrypted]);
-    const { exitCode, report } = await verify(['--ca', join(tls, 'ca.pem'), '--cert', join(tls, 'worker.pem'), '--key', encrypted]);
+    await opensslOk([
+      'pkey',
+      '-in',
+      join(tls, 'worker-key.pem'),
+      '-aes256',
+      '-passout',
+      'pass:secret',
+      '-out',
+      encrypted,
+    ]);
+    const { exitCode, report } = await verify([
+      '--ca',
+      join(tls, 'ca.pem'),
+      '--cert',
+      join(tls, 'worker.pem'),
+      '--key',
+      encrypted,
+    ]);
     expect(exitCode).toBe(1);
     expect(codes(report!.problems)).toEqual(['key-encrypted']);
     expect(report!.problems[0]!.hint).toContain('openssl pkey -in');
@@ -157,16 +259,40 @@ describe('dcp certs verify: each problem, exit 1 with a hint', () => {
 
   it('a traditional (PKCS#1) encrypted key is caught too', async () => {
     const encrypted = join(dir, 'encrypted-traditional.pem');
-    await opensslOk(['rsa', '-in', join(tls, 'worker-key.pem'), '-aes256', '-traditional', '-passout', 'pass:secret', '-out', encrypted]);
+    await opensslOk([
+      'rsa',
+      '-in',
+      join(tls, 'worker-key.pem'),
+      '-aes256',
+      '-traditional',
+      '-passout',
+      'pass:secret',
+      '-out',
+      encrypted,
+    ]);
     expect(readFileSync(encrypted, 'utf8')).toContain('Proc-Type: 4,ENCRYPTED');
-    const { report } = await verify(['--ca', join(tls, 'ca.pem'), '--cert', join(tls, 'worker.pem'), '--key', encrypted]);
+    const { report } = await verify([
+      '--ca',
+      join(tls, 'ca.pem'),
+      '--cert',
+      join(tls, 'worker.pem'),
+      '--key',
+      encrypted,
+    ]);
     expect(codes(report!.problems)).toEqual(['key-encrypted']);
   });
 
   it('files that are not PEM: DER, and plain text', async () => {
     const der = join(dir, 'worker.der');
     await opensslOk(['x509', '-in', join(tls, 'worker.pem'), '-outform', 'DER', '-out', der]);
-    const derRun = await verify(['--ca', join(tls, 'ca.pem'), '--cert', der, '--key', join(tls, 'worker-key.pem')]);
+    const derRun = await verify([
+      '--ca',
+      join(tls, 'ca.pem'),
+      '--cert',
+      der,
+      '--key',
+      join(tls, 'worker-key.pem'),
+    ]);
     expect(derRun.exitCode).toBe(1);
     expect(codes(derRun.report!.problems)).toEqual(['not-pem']);
     expect(derRun.report!.problems[0]!.message).toContain('binary DER');
@@ -174,13 +300,29 @@ describe('dcp certs verify: each problem, exit 1 with a hint', () => {
 
     const textFile = join(dir, 'readme.txt');
     writeFileSync(textFile, 'not a certificate\n');
-    const textRun = await verify(['--ca', textFile, '--cert', join(tls, 'worker.pem'), '--key', join(tls, 'worker-key.pem')]);
+    const textRun = await verify([
+      '--ca',
+      textFile,
+      '--cert',
+      join(tls, 'worker.pem'),
+      '--key',
+      join(tls, 'worker-key.pem'),
+    ]);
     expect(textRun.exitCode).toBe(1);
     expect(codes(textRun.report!.problems)).toEqual(['not-pem']);
   });
 
   it('prints one line per problem, each with a hint', async () => {
-    const run = await dcp(['certs', 'verify', '--ca', join(other, 'ca.pem'), '--cert', join(tls, 'scheduler.pem'), '--key', join(tls, 'client-key.pem')]);
+    const run = await dcp([
+      'certs',
+      'verify',
+      '--ca',
+      join(other, 'ca.pem'),
+      '--cert',
+      join(tls, 'scheduler.pem'),
+      '--key',
+      join(tls, 'client-key.pem'),
+    ]);
     expect(run.exitCode).toBe(1);
     const lines = run.stdout.trimEnd().split('\n');
     expect(lines[0]).toMatch(/^✗ Dask will reject .*scheduler\.pem as the scheduler: 2 problems$/);
@@ -191,12 +333,31 @@ describe('dcp certs verify: each problem, exit 1 with a hint', () => {
 
 describe('dcp certs verify: strict-verification gaps are warnings naming Python 3.13', () => {
   it.each([
-    ['a CA whose basicConstraints is not critical', ['basicConstraints = CA:TRUE', 'keyUsage = critical, keyCertSign', 'subjectKeyIdentifier = hash'], 'strict-basic-constraints'],
-    ['a CA without keyUsage', ['basicConstraints = critical, CA:TRUE', 'subjectKeyIdentifier = hash'], 'strict-ca-key-usage'],
-    ['a CA without subjectKeyIdentifier', ['basicConstraints = critical, CA:TRUE', 'keyUsage = critical, keyCertSign', 'subjectKeyIdentifier = none'], 'strict-subject-key-id'],
+    [
+      'a CA whose basicConstraints is not critical',
+      ['basicConstraints = CA:TRUE', 'keyUsage = critical, keyCertSign', 'subjectKeyIdentifier = hash'],
+      'strict-basic-constraints',
+    ],
+    [
+      'a CA without keyUsage',
+      ['basicConstraints = critical, CA:TRUE', 'subjectKeyIdentifier = hash'],
+      'strict-ca-key-usage',
+    ],
+    [
+      'a CA without subjectKeyIdentifier',
+      [
+        'basicConstraints = critical, CA:TRUE',
+        'keyUsage = critical, keyCertSign',
+        'subjectKeyIdentifier = none',
+      ],
+      'strict-subject-key-id',
+    ],
   ])('%s', async (name, caExtensions, code) => {
     const ca = await makeCert(dir, `strict-${code}`, { extensions: caExtensions });
-    const leaf = await makeCert(dir, `strict-${code}-leaf`, { ca, extensions: ['basicConstraints = CA:FALSE', 'authorityKeyIdentifier = keyid, issuer'] });
+    const leaf = await makeCert(dir, `strict-${code}-leaf`, {
+      ca,
+      extensions: ['basicConstraints = CA:FALSE', 'authorityKeyIdentifier = keyid, issuer'],
+    });
     const { exitCode, report } = await verify(['--ca', ca.cert, '--cert', leaf.cert, '--key', leaf.key]);
     expect(report!.problems, name).toEqual([]);
     expect(exitCode).toBe(0);
@@ -208,8 +369,17 @@ describe('dcp certs verify: strict-verification gaps are warnings naming Python 
   });
 
   it('a certificate without authorityKeyIdentifier', async () => {
-    const ca = await makeCert(dir, 'aki-ca', { extensions: ['basicConstraints = critical, CA:TRUE', 'keyUsage = critical, keyCertSign', 'subjectKeyIdentifier = hash'] });
-    const leaf = await makeCert(dir, 'aki-leaf', { ca, extensions: ['basicConstraints = CA:FALSE', 'authorityKeyIdentifier = none'] });
+    const ca = await makeCert(dir, 'aki-ca', {
+      extensions: [
+        'basicConstraints = critical, CA:TRUE',
+        'keyUsage = critical, keyCertSign',
+        'subjectKeyIdentifier = hash',
+      ],
+    });
+    const leaf = await makeCert(dir, 'aki-leaf', {
+      ca,
+      extensions: ['basicConstraints = CA:FALSE', 'authorityKeyIdentifier = none'],
+    });
     const { exitCode, report } = await verify(['--ca', ca.cert, '--cert', leaf.cert, '--key', leaf.key]);
     expect(exitCode).toBe(0);
     expect(codes(report!.warnings)).toEqual(['strict-authority-key-id']);
@@ -220,15 +390,33 @@ describe('dcp certs verify: strict-verification gaps are warnings naming Python 
 
 describe('dcp certs verify: bad arguments exit 2', () => {
   it('a --ca that does not exist', async () => {
-    const run = await dcp(['certs', 'verify', '--ca', join(dir, 'missing.pem'), '--cert', join(tls, 'worker.pem')]);
+    const run = await dcp([
+      'certs',
+      'verify',
+      '--ca',
+      join(dir, 'missing.pem'),
+      '--cert',
+      join(tls, 'worker.pem'),
+    ]);
     expect(run.exitCode).toBe(2);
     expect(run.stderr).toMatch(/^error: cannot read --ca .*missing\.pem: no such file/);
   });
 
   it('an unknown --role', async () => {
-    const run = await dcp(['certs', 'verify', '--ca', join(tls, 'ca.pem'), '--cert', join(tls, 'worker.pem'), '--role', 'nanny']);
+    const run = await dcp([
+      'certs',
+      'verify',
+      '--ca',
+      join(tls, 'ca.pem'),
+      '--cert',
+      join(tls, 'worker.pem'),
+      '--role',
+      'nanny',
+    ]);
     expect(run.exitCode).toBe(2);
-    expect(run.stderr).toContain("argument 'nanny' is invalid. Allowed choices are scheduler, worker, client");
+    expect(run.stderr).toContain(
+      "argument 'nanny' is invalid. Allowed choices are scheduler, worker, client",
+    );
   });
 
   it('no --cert', async () => {
@@ -239,14 +427,26 @@ describe('dcp certs verify: bad arguments exit 2', () => {
 });
 
 describe('dcp certs verify: chains and CAs, judged as OpenSSL judges them', () => {
-  const CA_EXT = ['basicConstraints = critical, CA:TRUE', 'keyUsage = critical, keyCertSign, cRLSign', 'subjectKeyIdentifier = hash'];
-  const LEAF_EXT = ['basicConstraints = CA:FALSE', 'subjectKeyIdentifier = hash', 'authorityKeyIdentifier = keyid'];
+  const CA_EXT = [
+    'basicConstraints = critical, CA:TRUE',
+    'keyUsage = critical, keyCertSign, cRLSign',
+    'subjectKeyIdentifier = hash',
+  ];
+  const LEAF_EXT = [
+    'basicConstraints = CA:FALSE',
+    'subjectKeyIdentifier = hash',
+    'authorityKeyIdentifier = keyid',
+  ];
   let root: { cert: string; key: string };
   let intermediate: { cert: string; key: string };
   let leaf: { cert: string; key: string };
 
   /** `openssl verify` with OpenSSL's own purpose check, strict or not. */
-  const opensslAccepts = async (ca: string, cert: string, options: { strict?: boolean; untrusted?: string; purpose?: string } = {}) =>
+  const opensslAccepts = async (
+    ca: string,
+    cert: string,
+    options: { strict?: boolean; untrusted?: string; purpose?: string } = {},
+  ) =>
     (
       await openssl([
         'verify',
@@ -261,49 +461,108 @@ describe('dcp certs verify: chains and CAs, judged as OpenSSL judges them', () =
     ).exitCode === 0;
 
   beforeAll(async () => {
-    root = await makeCert(dir, 'chain-root', { extensions: [...CA_EXT, 'authorityKeyIdentifier = keyid'], days: 3650 });
-    intermediate = await makeCert(dir, 'chain-intermediate', { ca: root, extensions: [...CA_EXT, 'authorityKeyIdentifier = keyid'], days: 1000 });
+    root = await makeCert(dir, 'chain-root', {
+      extensions: [...CA_EXT, 'authorityKeyIdentifier = keyid'],
+      days: 3650,
+    });
+    intermediate = await makeCert(dir, 'chain-intermediate', {
+      ca: root,
+      extensions: [...CA_EXT, 'authorityKeyIdentifier = keyid'],
+      days: 1000,
+    });
     leaf = await makeCert(dir, 'chain-leaf', { ca: intermediate, extensions: LEAF_EXT });
   });
 
   it('a leaf sent with its intermediate, trusted through the root', async () => {
     const withChain = join(dir, 'chain-leaf-full.pem');
     writeFileSync(withChain, readFileSync(leaf.cert, 'utf8') + readFileSync(intermediate.cert, 'utf8'));
-    const { exitCode, report } = await verify(['--ca', root.cert, '--cert', withChain, '--key', leaf.key, '--role', 'client']);
+    const { exitCode, report } = await verify([
+      '--ca',
+      root.cert,
+      '--cert',
+      withChain,
+      '--key',
+      leaf.key,
+      '--role',
+      'client',
+    ]);
     expect(report!.problems).toEqual([]);
     expect(exitCode).toBe(0);
-    expect(await opensslAccepts(root.cert, leaf.cert, { untrusted: intermediate.cert, strict: true })).toBe(true);
+    expect(await opensslAccepts(root.cert, leaf.cert, { untrusted: intermediate.cert, strict: true })).toBe(
+      true,
+    );
   });
 
   it('a CA file with only the intermediate: a partial chain, which only Python 3.13+ accepts', async () => {
-    const { exitCode, report } = await verify(['--ca', intermediate.cert, '--cert', leaf.cert, '--key', leaf.key, '--role', 'client']);
+    const { exitCode, report } = await verify([
+      '--ca',
+      intermediate.cert,
+      '--cert',
+      leaf.cert,
+      '--key',
+      leaf.key,
+      '--role',
+      'client',
+    ]);
     expect(exitCode).toBe(0);
     expect(codes(report!.warnings)).toEqual(['partial-chain']);
     expect(report!.warnings[0]!.message).toContain('Python before 3.13');
     expect(await opensslAccepts(intermediate.cert, leaf.cert)).toBe(false);
-    expect((await openssl(['verify', '-partial_chain', '-CAfile', intermediate.cert, leaf.cert])).exitCode).toBe(0);
+    expect(
+      (await openssl(['verify', '-partial_chain', '-CAfile', intermediate.cert, leaf.cert])).exitCode,
+    ).toBe(0);
   });
 
   it('an intermediate that is no CA, sent along with the leaf', async () => {
-    const fake = await makeCert(dir, 'chain-fake-intermediate', { ca: root, extensions: ['basicConstraints = CA:FALSE', 'subjectKeyIdentifier = hash', 'authorityKeyIdentifier = keyid'] });
+    const fake = await makeCert(dir, 'chain-fake-intermediate', {
+      ca: root,
+      extensions: [
+        'basicConstraints = CA:FALSE',
+        'subjectKeyIdentifier = hash',
+        'authorityKeyIdentifier = keyid',
+      ],
+    });
     const below = await makeCert(dir, 'chain-below-fake', { ca: fake, extensions: LEAF_EXT });
     const withChain = join(dir, 'chain-below-fake-full.pem');
     writeFileSync(withChain, readFileSync(below.cert, 'utf8') + readFileSync(fake.cert, 'utf8'));
-    const { exitCode, report } = await verify(['--ca', root.cert, '--cert', withChain, '--key', below.key, '--role', 'client']);
+    const { exitCode, report } = await verify([
+      '--ca',
+      root.cert,
+      '--cert',
+      withChain,
+      '--key',
+      below.key,
+      '--role',
+      'client',
+    ]);
     expect(exitCode).toBe(1);
     expect(codes(report!.problems)).toEqual(['ca-not-ca']);
     expect(await opensslAccepts(root.cert, below.cert, { untrusted: fake.cert })).toBe(false);
   });
 
   it('a CA whose extended key usage leaves out what the role needs', async () => {
-    const narrow = await makeCert(dir, 'eku-ca', { extensions: [...CA_EXT, 'extendedKeyUsage = clientAuth'] });
+    const narrow = await makeCert(dir, 'eku-ca', {
+      extensions: [...CA_EXT, 'extendedKeyUsage = clientAuth'],
+    });
     const server = await makeCert(dir, 'eku-ca-leaf', { ca: narrow, extensions: LEAF_EXT });
-    const { exitCode, report } = await verify(['--ca', narrow.cert, '--cert', server.cert, '--key', server.key, '--role', 'scheduler']);
+    const { exitCode, report } = await verify([
+      '--ca',
+      narrow.cert,
+      '--cert',
+      server.cert,
+      '--key',
+      server.key,
+      '--role',
+      'scheduler',
+    ]);
     expect(exitCode).toBe(1);
     expect(codes(report!.problems)).toEqual(['ca-extended-key-usage']);
     expect(await opensslAccepts(narrow.cert, server.cert, { purpose: 'sslserver' })).toBe(false);
     // For a client, clientAuth is all it takes, and OpenSSL agrees.
-    expect((await verify(['--ca', narrow.cert, '--cert', server.cert, '--key', server.key, '--role', 'client'])).exitCode).toBe(0);
+    expect(
+      (await verify(['--ca', narrow.cert, '--cert', server.cert, '--key', server.key, '--role', 'client']))
+        .exitCode,
+    ).toBe(0);
     expect(await opensslAccepts(narrow.cert, server.cert, { purpose: 'sslclient' })).toBe(true);
   });
 
@@ -343,29 +602,81 @@ describe('dcp certs verify: chains and CAs, judged as OpenSSL judges them', () =
   it('a CA with the right name and key whose key identifier is not the one the leaf names', async () => {
     const caKey = join(dir, 'akid-ca-key.pem');
     await opensslOk(['genpkey', '-algorithm', 'RSA', '-out', caKey]);
-    const first = await makeCert(dir, 'akid-ca', { key: caKey, extensions: ['basicConstraints = critical, CA:TRUE', 'keyUsage = critical, keyCertSign', 'subjectKeyIdentifier = 01:02:03:04'] });
-    const signed = await makeCert(dir, 'akid-leaf', { ca: first, extensions: ['basicConstraints = CA:FALSE', 'authorityKeyIdentifier = keyid'] });
+    const first = await makeCert(dir, 'akid-ca', {
+      key: caKey,
+      extensions: [
+        'basicConstraints = critical, CA:TRUE',
+        'keyUsage = critical, keyCertSign',
+        'subjectKeyIdentifier = 01:02:03:04',
+      ],
+    });
+    const signed = await makeCert(dir, 'akid-leaf', {
+      ca: first,
+      extensions: ['basicConstraints = CA:FALSE', 'authorityKeyIdentifier = keyid'],
+    });
     const other = join(dir, 'akid-other');
     mkdirSync(other);
-    const second = await makeCert(other, 'akid-ca', { key: caKey, extensions: ['basicConstraints = critical, CA:TRUE', 'keyUsage = critical, keyCertSign', 'subjectKeyIdentifier = 0A:0B:0C:0D'] });
-    expect((await verify(['--ca', first.cert, '--cert', signed.cert, '--key', signed.key, '--role', 'client'])).exitCode).toBe(0);
-    const { exitCode, report } = await verify(['--ca', second.cert, '--cert', signed.cert, '--key', signed.key, '--role', 'client']);
+    const second = await makeCert(other, 'akid-ca', {
+      key: caKey,
+      extensions: [
+        'basicConstraints = critical, CA:TRUE',
+        'keyUsage = critical, keyCertSign',
+        'subjectKeyIdentifier = 0A:0B:0C:0D',
+      ],
+    });
+    expect(
+      (await verify(['--ca', first.cert, '--cert', signed.cert, '--key', signed.key, '--role', 'client']))
+        .exitCode,
+    ).toBe(0);
+    const { exitCode, report } = await verify([
+      '--ca',
+      second.cert,
+      '--cert',
+      signed.cert,
+      '--key',
+      signed.key,
+      '--role',
+      'client',
+    ]);
     expect(exitCode).toBe(1);
     expect(codes(report!.problems)).toEqual(['not-signed-by-ca']);
     expect(await opensslAccepts(second.cert, signed.cert)).toBe(false);
   });
 
   it('an unknown extension marked critical', async () => {
-    const odd = await makeCert(dir, 'critical-leaf', { ca: root, extensions: [...LEAF_EXT, '1.2.3.4 = critical, ASN1:UTF8String:surprise'] });
-    const { exitCode, report } = await verify(['--ca', root.cert, '--cert', odd.cert, '--key', odd.key, '--role', 'client']);
+    const odd = await makeCert(dir, 'critical-leaf', {
+      ca: root,
+      extensions: [...LEAF_EXT, '1.2.3.4 = critical, ASN1:UTF8String:surprise'],
+    });
+    const { exitCode, report } = await verify([
+      '--ca',
+      root.cert,
+      '--cert',
+      odd.cert,
+      '--key',
+      odd.key,
+      '--role',
+      'client',
+    ]);
     expect(exitCode).toBe(1);
     expect(codes(report!.problems)).toEqual(['unknown-critical-extension']);
     expect(await opensslAccepts(root.cert, odd.cert)).toBe(false);
   });
 
   it('a self-signed certificate trusted as itself (pinned), even without CA:TRUE', async () => {
-    const pinned = await makeCert(dir, 'pinned', { extensions: ['basicConstraints = critical, CA:FALSE', 'subjectKeyIdentifier = hash'] });
-    const { exitCode, report } = await verify(['--ca', pinned.cert, '--cert', pinned.cert, '--key', pinned.key, '--role', 'client']);
+    const pinned = await makeCert(dir, 'pinned', {
+      extensions: ['basicConstraints = critical, CA:FALSE', 'subjectKeyIdentifier = hash'],
+    });
+    const { exitCode, report } = await verify([
+      '--ca',
+      pinned.cert,
+      '--cert',
+      pinned.cert,
+      '--key',
+      pinned.key,
+      '--role',
+      'client',
+    ]);
     expect(report!.problems).toEqual([]);
     expect(exitCode).toBe(0);
     expect(await opensslAccepts(pinned.cert, pinned.cert, { strict: true })).toBe(true);
@@ -374,11 +685,39 @@ describe('dcp certs verify: chains and CAs, judged as OpenSSL judges them', () =
   it('a version 1 root: tolerated by lenient OpenSSL, a warning naming Python 3.13', async () => {
     const v1Key = join(dir, 'v1-root-key.pem');
     const v1 = join(dir, 'v1-root.pem');
-    await opensslOk(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', v1Key, '-out', v1, '-days', '30', '-subj', '/CN=v1 root', '-config', '/dev/null']);
+    await opensslOk([
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      v1Key,
+      '-out',
+      v1,
+      '-days',
+      '30',
+      '-subj',
+      '/CN=v1 root',
+      '-config',
+      '/dev/null',
+    ]);
     const text = await opensslOk(['x509', '-in', v1, '-noout', '-text']);
     expect(text).toMatch(/Version: 1 \(0x0\)/);
-    const signed = await makeCert(dir, 'v1-leaf', { ca: { cert: v1, key: v1Key }, extensions: ['basicConstraints = CA:FALSE', 'subjectKeyIdentifier = hash'] });
-    const { exitCode, report } = await verify(['--ca', v1, '--cert', signed.cert, '--key', signed.key, '--role', 'client']);
+    const signed = await makeCert(dir, 'v1-leaf', {
+      ca: { cert: v1, key: v1Key },
+      extensions: ['basicConstraints = CA:FALSE', 'subjectKeyIdentifier = hash'],
+    });
+    const { exitCode, report } = await verify([
+      '--ca',
+      v1,
+      '--cert',
+      signed.cert,
+      '--key',
+      signed.key,
+      '--role',
+      'client',
+    ]);
     expect(report!.problems).toEqual([]);
     expect(exitCode).toBe(0);
     expect(codes(report!.warnings)).toContain('strict-ca-basic-constraints');

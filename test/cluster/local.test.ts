@@ -31,13 +31,18 @@ interface Journaled {
 }
 
 let home: string;
-const run = (args: string[], env: Record<string, string> = {}) => dcp(args, { home, env, timeoutMs: 120_000 });
+const run = (args: string[], env: Record<string, string> = {}) =>
+  dcp(args, { home, env, timeoutMs: 120_000 });
 const stateOf = (name: string) => join(home, '.local', 'state', 'dcp', 'clusters', name);
 
 function journal(name: string): Journaled[] {
   const path = join(stateOf(name), 'journal.jsonl');
   if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8').trim().split('\n').filter(Boolean).map((line) => JSON.parse(line) as Journaled);
+  return readFileSync(path, 'utf8')
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as Journaled);
 }
 
 function portFree(port: number): Promise<boolean> {
@@ -55,8 +60,12 @@ async function anyRunning(processes: Journaled[]): Promise<boolean> {
 /** A Python that passes dcp's check but whose `dask worker` misbehaves: fails, or hangs. */
 function fakePython(dir: string, worker: 'fail' | 'hang'): string {
   const path = join(dir, `python-${worker}`);
-  const misbehave = worker === 'fail' ? 'echo "fake failure: this worker cannot start" >&2; exit 3' : 'exec sleep 300';
-  writeFileSync(path, `#!/bin/sh\nif [ "$1" = "-m" ] && [ "$2" = "dask" ] && [ "$3" = "worker" ]; then ${misbehave}; fi\nexec ${python()} "$@"\n`);
+  const misbehave =
+    worker === 'fail' ? 'echo "fake failure: this worker cannot start" >&2; exit 3' : 'exec sleep 300';
+  writeFileSync(
+    path,
+    `#!/bin/sh\nif [ "$1" = "-m" ] && [ "$2" = "dask" ] && [ "$3" = "worker" ]; then ${misbehave}; fi\nexec ${python()} "$@"\n`,
+  );
   chmodSync(path, 0o755);
   return path;
 }
@@ -88,12 +97,20 @@ describeWithDask('dcp up / status / down with the local provider', () => {
 
     // The dcp-owned Dask config makes a plain Client("tls://...") work too.
     expect(cluster.dask_config_file).toBe(join(home, '.config', 'dask', 'dcp-client.yaml'));
-    const plain = await runPython(`from distributed import Client\nclient = Client(${JSON.stringify(cluster.scheduler_address)}, timeout=10)\nprint(client.submit(sum, [1, 2]).result())`, { env: { HOME: home } });
+    const plain = await runPython(
+      `from distributed import Client\nclient = Client(${JSON.stringify(cluster.scheduler_address)}, timeout=10)\nprint(client.submit(sum, [1, 2]).result())`,
+      { env: { HOME: home } },
+    );
     expect(plain.stdout.trim(), plain.all).toBe('3');
 
     const status = await run(['status', '--json']);
     expect(status.exitCode, status.stderr).toBe(0);
-    expect(json(status.stdout)).toMatchObject({ name: cluster.name, reachable: true, workers: 2, expected_workers: 2 });
+    expect(json(status.stdout)).toMatchObject({
+      name: cluster.name,
+      reachable: true,
+      workers: 2,
+      expected_workers: 2,
+    });
 
     const dashboard = await run(['dashboard', '--no-open']);
     expect(dashboard).toMatchObject({ exitCode: 0, stdout: cluster.dashboard_url });
@@ -102,14 +119,19 @@ describeWithDask('dcp up / status / down with the local provider', () => {
 
     // The env form, executed as printed: the exports, then the plain Client line.
     const envForm = (await run(['snippet', '--format', 'env'])).stdout;
-    const viaEnv = await execa('bash', ['-c', envForm], { reject: false, env: { HOME: home, PATH: `/usr/bin:${process.env.PATH}` } });
+    const viaEnv = await execa('bash', ['-c', envForm], {
+      reject: false,
+      env: { HOME: home, PATH: `/usr/bin:${process.env.PATH}` },
+    });
     expect(viaEnv.stdout, viaEnv.stderr).toMatch(/<Client: 'tls:\/\/127\.0\.0\.1:\d+' processes=2/);
     const yamlForm = (await run(['snippet', '--format', 'yaml'])).stdout;
     expect(yamlForm).toContain(`ca-file: ${cluster.tls!.ca_file}`);
     expect(yamlForm).toContain('require-encryption: true');
 
     const list = await run(['list', '--json']);
-    expect(json<{ clusters: { name: string }[] }>(list.stdout).clusters.map((c) => c.name)).toEqual([cluster.name]);
+    expect(json<{ clusters: { name: string }[] }>(list.stdout).clusters.map((c) => c.name)).toEqual([
+      cluster.name,
+    ]);
 
     const processes = journal(cluster.name);
     expect(processes.map((p) => p.data.role)).toEqual(['scheduler', 'worker-1', 'worker-2']);
@@ -121,10 +143,14 @@ describeWithDask('dcp up / status / down with the local provider', () => {
       .filter(([, pgid]) => processes.some((p) => p.data.pid === pgid))
       .map(([pid]) => pid);
     expect(members.length).toBeGreaterThanOrEqual(5); // scheduler, and a nanny and a worker each
-    const listening = (await execa('ss', ['-H', '-ltnp'])).stdout.split('\n').filter((line) => members.some((pid) => line.includes(`pid=${pid},`)));
+    const listening = (await execa('ss', ['-H', '-ltnp'])).stdout
+      .split('\n')
+      .filter((line) => members.some((pid) => line.includes(`pid=${pid},`)));
     expect(listening.length).toBeGreaterThanOrEqual(5);
     for (const line of listening) expect(line.split(/\s+/)[3], line).toMatch(/^127\.0\.0\.1:\d+$/);
-    const [schedulerPort, dashboardPort] = [cluster.scheduler_address, cluster.dashboard_url].map((url) => Number(new URL(url.replace('tls:', 'http:')).port));
+    const [schedulerPort, dashboardPort] = [cluster.scheduler_address, cluster.dashboard_url].map((url) =>
+      Number(new URL(url.replace('tls:', 'http:')).port),
+    );
 
     const refused = await run(['down', cluster.name]);
     expect(refused.exitCode).toBe(2);
@@ -148,7 +174,10 @@ describeWithDask('dcp up / status / down with the local provider', () => {
     expect(up.exitCode, up.stderr).toBe(0);
     const victim = journal('killtest').find((p) => p.data.role === 'worker-2')!;
     process.kill(-victim.data.pid, 'SIGKILL'); // the nanny and its worker
-    let report: { workers: number; members: { role: string; running: boolean }[] } = { workers: -1, members: [] };
+    let report: { workers: number; members: { role: string; running: boolean }[] } = {
+      workers: -1,
+      members: [],
+    };
     for (let i = 0; i < 40 && report.workers !== 2; i++) {
       report = json((await run(['status', 'killtest', '--json'])).stdout);
       await sleep(250);
@@ -162,12 +191,19 @@ describeWithDask('dcp up / status / down with the local provider', () => {
   });
 
   it('two ups at once get a port each, and both become ready', async () => {
-    const [a, b] = await Promise.all([run(['up', '--name', 'race-a', '--workers', '1', '--json']), run(['up', '--name', 'race-b', '--workers', '1', '--json'])]);
+    const [a, b] = await Promise.all([
+      run(['up', '--name', 'race-a', '--workers', '1', '--json']),
+      run(['up', '--name', 'race-b', '--workers', '1', '--json']),
+    ]);
     expect(a.exitCode, a.stderr).toBe(0);
     expect(b.exitCode, b.stderr).toBe(0);
     const [first, second] = [json<UpJson>(a.stdout), json<UpJson>(b.stdout)];
     expect(first.scheduler_address).not.toBe(second.scheduler_address);
-    const status = await Promise.all(['race-a', 'race-b'].map(async (name) => json<{ workers: number }>((await run(['status', name, '--json'])).stdout).workers));
+    const status = await Promise.all(
+      ['race-a', 'race-b'].map(
+        async (name) => json<{ workers: number }>((await run(['status', name, '--json'])).stdout).workers,
+      ),
+    );
     expect(status).toEqual([1, 1]);
     expect((await run(['down', '--all', '--yes'])).exitCode).toBe(0);
   });
@@ -222,42 +258,75 @@ describeWithDask('dcp up / status / down with the local provider', () => {
     expect(existsSync(stateOf('slow'))).toBe(false);
   });
 
-  it.each(['SIGINT', 'SIGTERM'] as const)('%s during up: rollback, exit 130, nothing left running', async (signal) => {
-    const fake = fakePython(tempDir(), 'hang');
-    const name = `stopped-${signal.toLowerCase()}`;
-    const child = execa(process.execPath, [CLI, 'up', '--name', name, '--python', fake], {
-      reject: false,
-      stdin: 'ignore',
-      env: { HOME: home, XDG_STATE_HOME: join(home, '.local', 'state'), CI: 'true' },
-      extendEnv: false,
-    });
-    // Wait until the scheduler and both workers are journaled: the middle of `up`.
-    for (let i = 0; i < 200 && journal(name).length < 3; i++) await sleep(50);
-    const processes = journal(name);
-    expect(processes).toHaveLength(3);
-    child.kill(signal);
-    const result = await child;
-    expect(result.exitCode).toBe(130);
-    expect(result.stderr).toMatch(/interrupted/);
-    expect(result.stderr).toMatch(/rolled back: removed/);
-    expect(await anyRunning(processes)).toBe(false);
-    expect(existsSync(stateOf(name))).toBe(false);
-  });
+  it.each(['SIGINT', 'SIGTERM'] as const)(
+    '%s during up: rollback, exit 130, nothing left running',
+    async (signal) => {
+      const fake = fakePython(tempDir(), 'hang');
+      const name = `stopped-${signal.toLowerCase()}`;
+      const child = execa(process.execPath, [CLI, 'up', '--name', name, '--python', fake], {
+        reject: false,
+        stdin: 'ignore',
+        env: { HOME: home, XDG_STATE_HOME: join(home, '.local', 'state'), CI: 'true' },
+        extendEnv: false,
+      });
+      // Wait until the scheduler and both workers are journaled: the middle of `up`.
+      for (let i = 0; i < 200 && journal(name).length < 3; i++) await sleep(50);
+      const processes = journal(name);
+      expect(processes).toHaveLength(3);
+      child.kill(signal);
+      const result = await child;
+      expect(result.exitCode).toBe(130);
+      expect(result.stderr).toMatch(/interrupted/);
+      expect(result.stderr).toMatch(/rolled back: removed/);
+      expect(await anyRunning(processes)).toBe(false);
+      expect(existsSync(stateOf(name))).toBe(false);
+    },
+  );
 
   it('bring-your-own files: a certs gen folder, and the one-pair setup blog posts use', async () => {
     const dir = tempDir();
     expect((await run(['certs', 'gen', '--out', join(dir, 'tls')])).exitCode).toBe(0);
-    const fromDir = await run(['up', '--name', 'byo-dir', '--tls-dir', join(dir, 'tls'), '--workers', '1', '--json']);
+    const fromDir = await run([
+      'up',
+      '--name',
+      'byo-dir',
+      '--tls-dir',
+      join(dir, 'tls'),
+      '--workers',
+      '1',
+      '--json',
+    ]);
     expect(fromDir.exitCode, fromDir.stderr).toBe(0);
     expect(json<UpJson>(fromDir.stdout).tls?.ca_file).toBe(join(dir, 'tls', 'ca.pem'));
     expect((await run(['down', 'byo-dir', '--yes'])).exitCode).toBe(0);
 
     // openssl req -newkey rsa:2048 -nodes -x509: one self-signed pair as CA, scheduler, worker and client.
-    const pair = await makeCert(dir, 'dask-cluster', { extensions: ['basicConstraints = critical, CA:TRUE', 'subjectKeyIdentifier = hash', 'authorityKeyIdentifier = keyid'] });
-    const onePair = await run(['up', '--name', 'byo-pair', '--tls-ca', pair.cert, '--tls-cert', pair.cert, '--tls-key', pair.key, '--workers', '1', '--json']);
+    const pair = await makeCert(dir, 'dask-cluster', {
+      extensions: [
+        'basicConstraints = critical, CA:TRUE',
+        'subjectKeyIdentifier = hash',
+        'authorityKeyIdentifier = keyid',
+      ],
+    });
+    const onePair = await run([
+      'up',
+      '--name',
+      'byo-pair',
+      '--tls-ca',
+      pair.cert,
+      '--tls-cert',
+      pair.cert,
+      '--tls-key',
+      pair.key,
+      '--workers',
+      '1',
+      '--json',
+    ]);
     expect(onePair.exitCode, onePair.stderr).toBe(0);
     const cluster = json<UpJson>(onePair.stdout);
-    const computed = await runPython(`${cluster.snippet}\nprint(client.submit(sum, [2, 3]).result())`, { env: { HOME: home } });
+    const computed = await runPython(`${cluster.snippet}\nprint(client.submit(sum, [2, 3]).result())`, {
+      env: { HOME: home },
+    });
     expect(computed.stdout.trim(), computed.all).toBe('5');
     expect((await run(['down', 'byo-pair', '--yes'])).exitCode).toBe(0);
   });
@@ -266,7 +335,17 @@ describeWithDask('dcp up / status / down with the local provider', () => {
     const dir = tempDir();
     expect((await run(['certs', 'gen', '--out', join(dir, 'a')])).exitCode).toBe(0);
     expect((await run(['certs', 'gen', '--out', join(dir, 'b')])).exitCode).toBe(0);
-    const result = await run(['up', '--name', 'bad-byo', '--tls-ca', join(dir, 'a', 'ca.pem'), '--tls-cert', join(dir, 'b', 'scheduler.pem'), '--tls-key', join(dir, 'a', 'scheduler-key.pem')]);
+    const result = await run([
+      'up',
+      '--name',
+      'bad-byo',
+      '--tls-ca',
+      join(dir, 'a', 'ca.pem'),
+      '--tls-cert',
+      join(dir, 'b', 'scheduler.pem'),
+      '--tls-key',
+      join(dir, 'a', 'scheduler-key.pem'),
+    ]);
     expect(result.exitCode).toBe(2);
     expect(result.stderr).toMatch(/would not work with Dask/);
     expect(result.stderr).toMatch(/was not signed by the CA/);
@@ -279,12 +358,16 @@ describeWithDask('dcp up / status / down with the local provider', () => {
     const result = await run(['up', '--name', 'plain', '--tls', 'off', '--workers', '1', '--save', '--json']);
     expect(result.exitCode, result.stderr).toBe(0);
     // --save kept the choices (not the name, which is no setting) as defaults, the Dask way.
-    expect(readFileSync(join(home, '.config', 'dask', 'dcp.yaml'), 'utf8')).toBe('dcp:\n  workers: 1\n  tls: "off"\n');
+    expect(readFileSync(join(home, '.config', 'dask', 'dcp.yaml'), 'utf8')).toBe(
+      'dcp:\n  workers: 1\n  tls: "off"\n',
+    );
     const cluster = json<UpJson>(result.stdout);
     expect(cluster.tls).toBeNull();
     expect(cluster.scheduler_address).toMatch(/^tcp:\/\//);
     expect(result.stderr).toContain('warning: TLS is off');
-    const computed = await runPython(`${cluster.snippet}\nprint(client.submit(sum, [2, 3]).result())`, { env: { HOME: home } });
+    const computed = await runPython(`${cluster.snippet}\nprint(client.submit(sum, [2, 3]).result())`, {
+      env: { HOME: home },
+    });
     expect(computed.stdout.trim(), computed.all).toBe('5');
     expect((await run(['down', '--all', '--yes'])).exitCode).toBe(0);
     expect(json<{ clusters: unknown[] }>((await run(['list', '--json'])).stdout).clusters).toEqual([]);
@@ -301,7 +384,11 @@ it('snippet, dashboard and status name the cluster they need', async () => {
   }
   const unknown = await dcp(['status', 'nope'], { home: empty });
   expect(unknown.stderr).toContain('no cluster named nope');
-  for (const command of [['down', '../..', '--yes'], ['status', '../x'], ['snippet', '/etc']]) {
+  for (const command of [
+    ['down', '../..', '--yes'],
+    ['status', '../x'],
+    ['snippet', '/etc'],
+  ]) {
     const result = await dcp(command, { home: empty });
     expect(result.exitCode, command.join(' ')).toBe(2);
     expect(result.stderr).toContain('is not a valid cluster name');

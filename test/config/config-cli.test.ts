@@ -1,4 +1,13 @@
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { SETTINGS_HELP } from '../../src/ui/help.js';
@@ -8,9 +17,19 @@ import { dcp, json, tempDir } from '../helpers/cli.js';
 let home: string;
 let settingsFile: string;
 
-const run = (args: string[], options: { env?: Record<string, string>; cwd?: string } = {}) => dcp(args, { home, ...options });
+const run = (args: string[], options: { env?: Record<string, string>; cwd?: string } = {}) =>
+  dcp(args, { home, ...options });
 
-const ORIGINAL = ['# my dcp settings', 'dcp:', '  workers: 3  # enough for now', '  aws:', '    region: eu-west-1', 'other:', '  thing: kept', ''].join('\n');
+const ORIGINAL = [
+  '# my dcp settings',
+  'dcp:',
+  '  workers: 3  # enough for now',
+  '  aws:',
+  '    region: eu-west-1',
+  'other:',
+  '  thing: kept',
+  '',
+].join('\n');
 
 beforeEach(() => {
   home = tempDir('dcp-home-');
@@ -21,16 +40,52 @@ beforeEach(() => {
 
 describe('dcp config: bad input exits 2 with a one-line reason and leaves the file byte-for-byte unchanged', () => {
   it.each([
-    ['a CIDR with an octet over 255', ['config', 'set', 'ingress', '--cidr', '10.1.0.300/16'], /--cidr "10.1.0.300\/16" is not a CIDR block/],
-    ['0.0.0.0/0 without --allow-anywhere', ['config', 'set', 'ingress', '--cidr', '0.0.0.0/0'], /0.0.0.0\/0 would open ports 8786, 8787 to the whole internet/],
-    ['::/0 without --allow-anywhere', ['config', 'set', 'ingress', '--cidr', '::/0'], /::\/0 would open ports/],
-    ['port 70000', ['config', 'set', 'ingress', '--cidr', '10.0.0.0/8', '--ports', '70000'], /--ports "70000": "70000" is not a port from 1 to 65535/],
-    ['port 70000 in the JSON form', ['config', 'set', 'ingress', '[{"ports": [70000], "cidr": "10.0.0.0/8"}]'], /ingress\[0\.ports\.0\]: ports are whole numbers from 1 to 65535/],
-    ['JSON that does not parse', ['config', 'set', 'ingress', '[{"ports": [8786]'], /ingress is not valid JSON/],
+    [
+      'a CIDR with an octet over 255',
+      ['config', 'set', 'ingress', '--cidr', '10.1.0.300/16'],
+      /--cidr "10.1.0.300\/16" is not a CIDR block/,
+    ],
+    [
+      '0.0.0.0/0 without --allow-anywhere',
+      ['config', 'set', 'ingress', '--cidr', '0.0.0.0/0'],
+      /0.0.0.0\/0 would open ports 8786, 8787 to the whole internet/,
+    ],
+    [
+      '::/0 without --allow-anywhere',
+      ['config', 'set', 'ingress', '--cidr', '::/0'],
+      /::\/0 would open ports/,
+    ],
+    [
+      'port 70000',
+      ['config', 'set', 'ingress', '--cidr', '10.0.0.0/8', '--ports', '70000'],
+      /--ports "70000": "70000" is not a port from 1 to 65535/,
+    ],
+    [
+      'port 70000 in the JSON form',
+      ['config', 'set', 'ingress', '[{"ports": [70000], "cidr": "10.0.0.0/8"}]'],
+      /ingress\[0\.ports\.0\]: ports are whole numbers from 1 to 65535/,
+    ],
+    [
+      'JSON that does not parse',
+      ['config', 'set', 'ingress', '[{"ports": [8786]'],
+      /ingress is not valid JSON/,
+    ],
     ['an unknown key', ['config', 'set', 'wrkers', '3'], /unknown setting "wrkers"/],
-    ['a value of the wrong type', ['config', 'set', 'workers', 'abc'], /workers: "abc" must be a whole number from 1 to 1000/],
-    ['a provider nobody supports', ['config', 'set', 'provider', 'ibm'], /provider: "ibm" must be one of local, aws, gcp, azure, digitalocean/],
-    ['--cidr on another key', ['config', 'set', 'workers', '4', '--cidr', '10.0.0.0/8'], /--cidr, --ports, --append and --allow-anywhere are for dcp config set ingress/],
+    [
+      'a value of the wrong type',
+      ['config', 'set', 'workers', 'abc'],
+      /workers: "abc" must be a whole number from 1 to 1000/,
+    ],
+    [
+      'a provider nobody supports',
+      ['config', 'set', 'provider', 'ibm'],
+      /provider: "ibm" must be one of local, aws, gcp, azure, digitalocean/,
+    ],
+    [
+      '--cidr on another key',
+      ['config', 'set', 'workers', '4', '--cidr', '10.0.0.0/8'],
+      /--cidr, --ports, --append and --allow-anywhere are for dcp config set ingress/,
+    ],
     ['a group as a key', ['config', 'set', 'aws', 'x'], /aws is a group of settings, not one/],
   ])('%s', async (_name, args, reason) => {
     const result = await run(args);
@@ -46,10 +101,17 @@ describe('dcp config: bad input exits 2 with a one-line reason and leaves the fi
   it('a dcp.yaml that does not parse: named with its line, for every command that reads it', async () => {
     const broken = 'dcp:\n  workers: 3\n  aws: [unclosed\n';
     writeFileSync(settingsFile, broken);
-    for (const args of [['config', 'set', 'workers', '4'], ['config', 'list'], ['config', 'get', 'workers'], ['config', 'unset', 'workers']]) {
+    for (const args of [
+      ['config', 'set', 'workers', '4'],
+      ['config', 'list'],
+      ['config', 'get', 'workers'],
+      ['config', 'unset', 'workers'],
+    ]) {
       const result = await run(args);
       expect(result.exitCode, args.join(' ')).toBe(2);
-      expect(result.stderr.split('\n')[0]).toMatch(new RegExp(`^error: ${settingsFile.replace(/[.]/g, '\\.')}:\\d+: the YAML does not parse`));
+      expect(result.stderr.split('\n')[0]).toMatch(
+        new RegExp(`^error: ${settingsFile.replace(/[.]/g, '\\.')}:\\d+: the YAML does not parse`),
+      );
       expect(readFileSync(settingsFile, 'utf8')).toBe(broken);
     }
   });
@@ -66,7 +128,9 @@ describe('dcp config: bad input exits 2 with a one-line reason and leaves the fi
     writeFileSync(settingsFile, 'dcp:\n  workers: many\n');
     const result = await run(['config', 'list']);
     expect(result.exitCode).toBe(2);
-    expect(result.stderr).toContain(`error: ${settingsFile}: dcp.workers: must be a whole number from 1 to 1000`);
+    expect(result.stderr).toContain(
+      `error: ${settingsFile}: dcp.workers: must be a whole number from 1 to 1000`,
+    );
   });
 });
 
@@ -75,7 +139,19 @@ describe('dcp config set/get/unset', () => {
     expect((await run(['config', 'set', 'workers', '8'])).exitCode).toBe(0);
     expect((await run(['config', 'set', 'aws.instance_type', 't3.large'])).exitCode).toBe(0);
     const text = readFileSync(settingsFile, 'utf8');
-    expect(text).toBe(['# my dcp settings', 'dcp:', '  workers: 8 # enough for now', '  aws:', '    region: eu-west-1', '    instance_type: t3.large', 'other:', '  thing: kept', ''].join('\n'));
+    expect(text).toBe(
+      [
+        '# my dcp settings',
+        'dcp:',
+        '  workers: 8 # enough for now',
+        '  aws:',
+        '    region: eu-west-1',
+        '    instance_type: t3.large',
+        'other:',
+        '  thing: kept',
+        '',
+      ].join('\n'),
+    );
     expect(readFileSync(`${settingsFile}.bak`, 'utf8')).toContain('workers: 8');
     expect(readdirSync(join(home, '.config', 'dask')).sort()).toEqual(['dcp.yaml', 'dcp.yaml.bak']);
   });
@@ -120,13 +196,20 @@ describe('dcp config set/get/unset', () => {
     expect((await dcp(['config', 'set', 'tls', 'off'], { home: fresh })).exitCode).toBe(0);
     expect(readFileSync(join(fresh, '.config', 'dask', 'dcp.yaml'), 'utf8')).toBe('dcp:\n  tls: "off"\n');
     const elsewhere = join(fresh, 'my-dask');
-    expect((await dcp(['config', 'set', 'workers', '6'], { home: fresh, env: { DASK_CONFIG: elsewhere } })).exitCode).toBe(0);
+    expect(
+      (await dcp(['config', 'set', 'workers', '6'], { home: fresh, env: { DASK_CONFIG: elsewhere } }))
+        .exitCode,
+    ).toBe(0);
     expect(readFileSync(join(elsewhere, 'dcp.yaml'), 'utf8')).toBe('dcp:\n  workers: 6\n');
   });
 
   it('get prints the value alone, or JSON with its origin', async () => {
     expect((await run(['config', 'get', 'aws.region'])).stdout).toBe('eu-west-1');
-    expect(json((await run(['config', 'get', 'workers', '--json'])).stdout)).toEqual({ key: 'workers', value: 3, origin: { source: 'user', file: settingsFile } });
+    expect(json((await run(['config', 'get', 'workers', '--json'])).stdout)).toEqual({
+      key: 'workers',
+      value: 3,
+      origin: { source: 'user', file: settingsFile },
+    });
     const unsetKey = await run(['config', 'get', 'gcp.zone']);
     expect(unsetKey).toMatchObject({ exitCode: 0, stdout: '' });
     expect(unsetKey.stderr).toContain('gcp.zone is not set');
@@ -134,7 +217,11 @@ describe('dcp config set/get/unset', () => {
 
   it('unset removes a key, and an emptied group with it', async () => {
     expect((await run(['config', 'unset', 'aws.region'])).exitCode).toBe(0);
-    expect(readFileSync(settingsFile, 'utf8')).toBe(['# my dcp settings', 'dcp:', '  workers: 3 # enough for now', 'other:', '  thing: kept', ''].join('\n'));
+    expect(readFileSync(settingsFile, 'utf8')).toBe(
+      ['# my dcp settings', 'dcp:', '  workers: 3 # enough for now', 'other:', '  thing: kept', ''].join(
+        '\n',
+      ),
+    );
     const again = await run(['config', 'unset', 'aws.region', '--json']);
     expect(json(again.stdout)).toMatchObject({ changed: false });
   });
@@ -150,9 +237,22 @@ describe('dcp config set ingress', () => {
   it('normalises host bits with a warning, keeps me, and appends without duplicates', async () => {
     const first = await run(['config', 'set', 'ingress', '--cidr', '10.1.0.2/16', '--json']);
     expect(first.exitCode).toBe(0);
-    expect(first.stderr).toContain('warning: 10.1.0.2/16 has host bits set; stored as the network 10.1.0.0/16');
+    expect(first.stderr).toContain(
+      'warning: 10.1.0.2/16 has host bits set; stored as the network 10.1.0.0/16',
+    );
     expect(json(first.stdout)).toMatchObject({ value: [{ ports: [8786, 8787], cidr: '10.1.0.0/16' }] });
-    await run(['config', 'set', 'ingress', '--cidr', 'me', '--cidr', 'fd00:1::5/64', '--ports', '8786', '--append']);
+    await run([
+      'config',
+      'set',
+      'ingress',
+      '--cidr',
+      'me',
+      '--cidr',
+      'fd00:1::5/64',
+      '--ports',
+      '8786',
+      '--append',
+    ]);
     await run(['config', 'set', 'ingress', '--cidr', '10.1.0.0/16', '--append']);
     expect(json((await run(['config', 'get', 'ingress', '--json'])).stdout)).toMatchObject({
       value: [
@@ -165,12 +265,27 @@ describe('dcp config set ingress', () => {
   });
 
   it("takes Coiled's JSON list, and the whole internet only when asked by name, with a warning", async () => {
-    const coiled = await run(['config', 'set', 'ingress', '[{"ports": [8786], "cidr": "10.1.0.2/16"}, {"ports": [8787], "cidr": "10.32.0.0/16"}]']);
+    const coiled = await run([
+      'config',
+      'set',
+      'ingress',
+      '[{"ports": [8786], "cidr": "10.1.0.2/16"}, {"ports": [8787], "cidr": "10.32.0.0/16"}]',
+    ]);
     expect(coiled.exitCode, coiled.stderr).toBe(0);
-    const anywhere = await run(['config', 'set', 'ingress', '--cidr', '0.0.0.0/0', '--allow-anywhere', '--append']);
+    const anywhere = await run([
+      'config',
+      'set',
+      'ingress',
+      '--cidr',
+      '0.0.0.0/0',
+      '--allow-anywhere',
+      '--append',
+    ]);
     expect(anywhere.exitCode).toBe(0);
     expect(anywhere.stderr).toContain('0.0.0.0/0 opens ports 8786, 8787 to the whole internet');
-    expect(json<{ value: unknown }>((await run(['config', 'get', 'ingress', '--json'])).stdout).value).toEqual([
+    expect(
+      json<{ value: unknown }>((await run(['config', 'get', 'ingress', '--json'])).stdout).value,
+    ).toEqual([
       { ports: [8786], cidr: '10.1.0.0/16' },
       { ports: [8787], cidr: '10.32.0.0/16' },
       { ports: [8786, 8787], cidr: '0.0.0.0/0' },
@@ -182,9 +297,14 @@ describe('dcp config list, path and precedence', () => {
   it('flags > DCP_ variables > project file > user file > defaults, each origin named', async () => {
     const project = tempDir('dcp-project-');
     writeFileSync(join(project, '.dcprc.yaml'), 'workers: 4\naws:\n  instance_type: m5.large\n');
-    const result = await run(['config', 'list', '--show-origin', '--json'], { cwd: project, env: { DCP_AWS_INSTANCE_TYPE: 'c5.xlarge', DCP_TLS: 'off' } });
+    const result = await run(['config', 'list', '--show-origin', '--json'], {
+      cwd: project,
+      env: { DCP_AWS_INSTANCE_TYPE: 'c5.xlarge', DCP_TLS: 'off' },
+    });
     expect(result.exitCode, result.stderr).toBe(0);
-    const listed = json<{ settings: Record<string, unknown>; origins: Record<string, unknown> }>(result.stdout);
+    const listed = json<{ settings: Record<string, unknown>; origins: Record<string, unknown> }>(
+      result.stdout,
+    );
     expect(listed.settings).toEqual({
       provider: 'local',
       workers: 4,
@@ -211,10 +331,17 @@ describe('dcp config list, path and precedence', () => {
 
   it('finds package.json#dcp from a subfolder, and refuses a bad project file naming it', async () => {
     const project = tempDir('dcp-project-');
-    writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'x', dcp: { provider: 'gcp', gcp: { zone: 'europe-west1-b' } } }));
+    writeFileSync(
+      join(project, 'package.json'),
+      JSON.stringify({ name: 'x', dcp: { provider: 'gcp', gcp: { zone: 'europe-west1-b' } } }),
+    );
     mkdirSync(join(project, 'src'));
     const found = await run(['config', 'get', 'gcp.zone', '--json'], { cwd: join(project, 'src') });
-    expect(json(found.stdout)).toEqual({ key: 'gcp.zone', value: 'europe-west1-b', origin: { source: 'project', file: join(project, 'package.json') } });
+    expect(json(found.stdout)).toEqual({
+      key: 'gcp.zone',
+      value: 'europe-west1-b',
+      origin: { source: 'project', file: join(project, 'package.json') },
+    });
 
     const other = tempDir('dcp-project-');
     writeFileSync(join(other, '.dcprc.yaml'), 'workers: 0\n');
@@ -231,7 +358,12 @@ describe('dcp config list, path and precedence', () => {
 
   it('path says where everything lives', async () => {
     const result = await run(['config', 'path', '--json']);
-    expect(json(result.stdout)).toMatchObject({ settings: settingsFile, cloudprovider: join(home, '.config', 'dask', 'cloudprovider.yaml'), dask_config_dir: join(home, '.config', 'dask'), project: null });
+    expect(json(result.stdout)).toMatchObject({
+      settings: settingsFile,
+      cloudprovider: join(home, '.config', 'dask', 'cloudprovider.yaml'),
+      dask_config_dir: join(home, '.config', 'dask'),
+      project: null,
+    });
   });
 
   it('export needs a cloud: local is refused naming --provider', async () => {
@@ -244,7 +376,9 @@ describe('dcp config list, path and precedence', () => {
   it('the help lists every settings key the schema has', () => {
     for (const key of SETTING_KEYS.keys()) {
       const [group, name] = key.split('.');
-      expect(SETTINGS_HELP, key).toMatch(name ? new RegExp(`${group}\\.\\s.*\\b${name}\\b`) : new RegExp(`\\b${group}\\b`));
+      expect(SETTINGS_HELP, key).toMatch(
+        name ? new RegExp(`${group}\\.\\s.*\\b${name}\\b`) : new RegExp(`\\b${group}\\b`),
+      );
     }
   });
 });

@@ -26,8 +26,13 @@ beforeEach(() => {
 
 describeWithDask('dask.config reads what dcp writes', () => {
   it('the ingress list, in Coiled shape, under dcp.ingress', async () => {
-    expect((await run(['config', 'set', 'ingress', '--cidr', '10.1.0.2/16', '--ports', '8786,8787'])).exitCode).toBe(0);
-    expect((await run(['config', 'set', 'ingress', '--cidr', '10.32.0.0/16', '--ports', '8787', '--append'])).exitCode).toBe(0);
+    expect(
+      (await run(['config', 'set', 'ingress', '--cidr', '10.1.0.2/16', '--ports', '8786,8787'])).exitCode,
+    ).toBe(0);
+    expect(
+      (await run(['config', 'set', 'ingress', '--cidr', '10.32.0.0/16', '--ports', '8787', '--append']))
+        .exitCode,
+    ).toBe(0);
     expect((await run(['config', 'set', 'workers', '5'])).exitCode).toBe(0);
     // YAML 1.1, as PyYAML reads it: a bare `off` would come back as False.
     expect((await run(['config', 'set', 'tls', 'off'])).exitCode).toBe(0);
@@ -72,8 +77,22 @@ describeWithDask('dask.config reads what dcp writes', () => {
     expect(exported.exitCode, exported.stderr).toBe(0);
     expect(json(exported.stdout)).toMatchObject({ file, provider: 'aws', changed: true });
 
-    const keys = ['region', 'vpc', 'subnet_id', 'use_private_ip', 'instance_type', 'scheduler_instance_type', 'worker_instance_type', 'docker_image', 'ami', 'key_name', 'filesystem_size'];
-    expect(await daskGet([...keys.map((k) => `cloudprovider.ec2.${k}`), 'cloudprovider.gcp.projectid'])).toEqual([
+    const keys = [
+      'region',
+      'vpc',
+      'subnet_id',
+      'use_private_ip',
+      'instance_type',
+      'scheduler_instance_type',
+      'worker_instance_type',
+      'docker_image',
+      'ami',
+      'key_name',
+      'filesystem_size',
+    ];
+    expect(
+      await daskGet([...keys.map((k) => `cloudprovider.ec2.${k}`), 'cloudprovider.gcp.projectid']),
+    ).toEqual([
       'eu-west-1',
       'vpc-0abc',
       'subnet-0def',
@@ -96,14 +115,20 @@ describeWithDask('dask.config reads what dcp writes', () => {
 
   it('the TLS keys dcp up writes, which distributed.Security picks up by itself', async () => {
     const file = join(daskDir, 'dcp-tls.yaml');
-    await writeDaskTlsConfig(file, { caFile: '/x/ca.pem', clientCert: '/x/client.pem', clientKey: '/x/client-key.pem' });
-    expect(await daskGet(['distributed.comm.require-encryption', 'distributed.comm.tls.ca-file', 'distributed.comm.tls.client.cert', 'distributed.comm.tls.client.key', 'distributed.comm.tls.min-version'])).toEqual([
-      true,
-      '/x/ca.pem',
-      '/x/client.pem',
-      '/x/client-key.pem',
-      1.2,
-    ]);
+    await writeDaskTlsConfig(file, {
+      caFile: '/x/ca.pem',
+      clientCert: '/x/client.pem',
+      clientKey: '/x/client-key.pem',
+    });
+    expect(
+      await daskGet([
+        'distributed.comm.require-encryption',
+        'distributed.comm.tls.ca-file',
+        'distributed.comm.tls.client.cert',
+        'distributed.comm.tls.client.key',
+        'distributed.comm.tls.min-version',
+      ]),
+    ).toEqual([true, '/x/ca.pem', '/x/client.pem', '/x/client-key.pem', 1.2]);
     const code = [
       'import dask.config',
       'from distributed.security import Security',

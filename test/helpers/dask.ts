@@ -26,8 +26,13 @@ export const daskPython = findDaskPython();
  */
 export function describeWithDask(name: string, body: () => void): void {
   if (!daskPython) {
-    if (process.env.CI) throw new Error('python3-distributed is not installed, and CI must run the real-Dask tests: apt-get install -y python3-distributed');
-    console.warn(`\n*** SKIPPING "${name}": no python3 with distributed (apt-get install -y python3-distributed) ***\n`);
+    if (process.env.CI)
+      throw new Error(
+        'python3-distributed is not installed, and CI must run the real-Dask tests: apt-get install -y python3-distributed',
+      );
+    console.warn(
+      `\n*** SKIPPING "${name}": no python3 with distributed (apt-get install -y python3-distributed) ***\n`,
+    );
   }
   describe.skipIf(!daskPython)(name, body);
 }
@@ -44,7 +49,9 @@ export function freePort(): Promise<number> {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -81,14 +88,23 @@ afterAll(async () => {
 
 /** Starts `python3 args...` in its own process group, and waits for `ready` in its output. */
 export async function startPython(args: string[], ready: RegExp, timeoutMs = 30_000): Promise<Started> {
-  const child = execa(python(), args, { detached: true, reject: false, all: true, stdin: 'ignore', env: { PYTHONUNBUFFERED: '1' } });
+  const child = execa(python(), args, {
+    detached: true,
+    reject: false,
+    all: true,
+    stdin: 'ignore',
+    env: { PYTHONUNBUFFERED: '1' },
+  });
   running.add(child);
   let output = '';
   child.all?.on('data', (chunk: Buffer) => {
     output += chunk.toString();
   });
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`not ready after ${timeoutMs} ms: ${args.join(' ')}\n${output}`)), timeoutMs);
+    const timer = setTimeout(
+      () => reject(new Error(`not ready after ${timeoutMs} ms: ${args.join(' ')}\n${output}`)),
+      timeoutMs,
+    );
     const check = () => {
       if (ready.test(output)) {
         clearTimeout(timer);
@@ -116,7 +132,20 @@ const tlsArgs = (tls: TlsFiles) => ['--tls-ca-file', tls.ca, '--tls-cert', tls.c
 export async function startScheduler(tls: TlsFiles): Promise<Started & { address: string }> {
   const [port, dashboard] = await Promise.all([freePort(), freePort()]);
   const started = await startPython(
-    ['-m', 'dask', 'scheduler', '--host', '127.0.0.1', '--port', String(port), '--protocol', 'tls', '--dashboard-address', `127.0.0.1:${dashboard}`, ...tlsArgs(tls)],
+    [
+      '-m',
+      'dask',
+      'scheduler',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--protocol',
+      'tls',
+      '--dashboard-address',
+      `127.0.0.1:${dashboard}`,
+      ...tlsArgs(tls),
+    ],
     /Scheduler at:/,
   );
   return { ...started, address: `tls://127.0.0.1:${port}` };
@@ -124,17 +153,39 @@ export async function startScheduler(tls: TlsFiles): Promise<Started & { address
 
 /** `dask worker` connected to `address`; resolves once it registered. */
 export function startWorker(address: string, tls: TlsFiles): Promise<Started> {
-  return startPython(['-m', 'dask', 'worker', address, '--host', '127.0.0.1', '--nthreads', '1', '--no-dashboard', ...tlsArgs(tls)], /Registered to:/);
+  return startPython(
+    [
+      '-m',
+      'dask',
+      'worker',
+      address,
+      '--host',
+      '127.0.0.1',
+      '--nthreads',
+      '1',
+      '--no-dashboard',
+      ...tlsArgs(tls),
+    ],
+    /Registered to:/,
+  );
 }
 
 /** The test Python's distributed release (without a distribution's suffix) and its `X.Y`, asked of it directly. */
 export async function localVersions(): Promise<{ distributed: string; python: string }> {
-  const { stdout } = await execa(python(), ['-c', 'import sys, importlib.metadata as m; print(m.version("distributed").split("+")[0], "%d.%d" % sys.version_info[:2])']);
+  const { stdout } = await execa(python(), [
+    '-c',
+    'import sys, importlib.metadata as m; print(m.version("distributed").split("+")[0], "%d.%d" % sys.version_info[:2])',
+  ]);
   const [distributed = '', version = ''] = stdout.trim().split(' ');
   return { distributed, python: version };
 }
 
 /** Runs Python code; never throws for a non-zero exit. */
 export function runPython(code: string, options: { timeoutMs?: number; env?: Record<string, string> } = {}) {
-  return execa(python(), ['-c', code], { reject: false, all: true, timeout: options.timeoutMs ?? 60_000, env: { PYTHONUNBUFFERED: '1', ...options.env } });
+  return execa(python(), ['-c', code], {
+    reject: false,
+    all: true,
+    timeout: options.timeoutMs ?? 60_000,
+    env: { PYTHONUNBUFFERED: '1', ...options.env },
+  });
 }

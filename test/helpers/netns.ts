@@ -23,7 +23,8 @@ function canMakeNamespaces(): string | undefined {
 export function describeWithNetns(name: string, body: () => void): void {
   const reason = canMakeNamespaces();
   if (reason) {
-    if (process.env.CI) throw new Error(`network namespaces cannot be made here (${reason}), and CI must run "${name}"`);
+    if (process.env.CI)
+      throw new Error(`network namespaces cannot be made here (${reason}), and CI must run "${name}"`);
     console.warn(`\n*** SKIPPING "${name}": network namespaces cannot be made (${reason}) ***\n`);
   }
   describe.skipIf(Boolean(reason))(name, body);
@@ -39,7 +40,11 @@ export interface Network {
   gateway: string;
   hosts: Record<string, Host>;
   /** Runs a command inside a host's namespace, with a VM's bare environment. */
-  exec(host: string, command: string[], env?: Record<string, string>): Promise<{ exitCode?: number; all: string }>;
+  exec(
+    host: string,
+    command: string[],
+    env?: Record<string, string>,
+  ): Promise<{ exitCode?: number; all: string }>;
   /** Kills every process left in the namespaces, then removes them and the bridge. */
   remove(): Promise<void>;
 }
@@ -51,7 +56,8 @@ export async function makeNetwork(names: string[]): Promise<Network> {
   // 10.213.x.0/24 with a random x: unlikely to meet a route of this machine, checked below.
   const prefix = `10.213.${randomBytes(1)[0]! % 250}`;
   const routes = (await ip('route')).stdout;
-  if (routes.includes(`${prefix}.`)) throw new Error(`${prefix}.0/24 is already routed here; run the test again`);
+  if (routes.includes(`${prefix}.`))
+    throw new Error(`${prefix}.0/24 is already routed here; run the test again`);
   const bridge = `dcpbr${id}`;
   const hosts: Record<string, Host> = {};
   const made: { namespaces: string[]; bridge?: string } = { namespaces: [] };
@@ -59,16 +65,33 @@ export async function makeNetwork(names: string[]): Promise<Network> {
     gateway: `${prefix}.1`,
     hosts,
     exec: async (host, command, env = {}) =>
-      await execa('ip', ['netns', 'exec', hosts[host]!.namespace, 'env', '-i', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...command], {
-        reject: false,
-        all: true,
-        // Not a socket: bash reads ~/.bashrc when its stdin is one, as if started by rshd.
-        stdin: 'ignore',
-        timeout: 60_000,
-      }),
+      await execa(
+        'ip',
+        [
+          'netns',
+          'exec',
+          hosts[host]!.namespace,
+          'env',
+          '-i',
+          'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+          'HOME=/root',
+          ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
+          ...command,
+        ],
+        {
+          reject: false,
+          all: true,
+          // Not a socket: bash reads ~/.bashrc when its stdin is one, as if started by rshd.
+          stdin: 'ignore',
+          timeout: 60_000,
+        },
+      ),
     async remove() {
       for (const namespace of made.namespaces) {
-        const pids = (await execa('ip', ['netns', 'pids', namespace], { reject: false })).stdout.split('\n').filter(Boolean).map(Number);
+        const pids = (await execa('ip', ['netns', 'pids', namespace], { reject: false })).stdout
+          .split('\n')
+          .filter(Boolean)
+          .map(Number);
         for (const pid of pids) {
           try {
             process.kill(pid, 'SIGKILL');

@@ -29,16 +29,56 @@ export async function makeCert(
   const config = join(dir, `${name}.cnf`);
   writeFileSync(
     config,
-    ['[req]', 'distinguished_name = dn', 'prompt = no', '[dn]', `CN = ${name}`, '[ext]', ...options.extensions].join('\n') + '\n',
+    [
+      '[req]',
+      'distinguished_name = dn',
+      'prompt = no',
+      '[dn]',
+      `CN = ${name}`,
+      '[ext]',
+      ...options.extensions,
+    ].join('\n') + '\n',
   );
-  if (!options.key) await opensslOk(['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', key]);
+  if (!options.key)
+    await opensslOk(['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', key]);
   const days = String(options.days ?? 30);
   if (options.ca) {
     const csr = join(dir, `${name}.csr`);
     await opensslOk(['req', '-new', '-key', key, '-config', config, '-out', csr]);
-    await opensslOk(['x509', '-req', '-in', csr, '-CA', options.ca.cert, '-CAkey', options.ca.key, '-days', days, '-extfile', config, '-extensions', 'ext', '-out', cert]);
+    await opensslOk([
+      'x509',
+      '-req',
+      '-in',
+      csr,
+      '-CA',
+      options.ca.cert,
+      '-CAkey',
+      options.ca.key,
+      '-days',
+      days,
+      '-extfile',
+      config,
+      '-extensions',
+      'ext',
+      '-out',
+      cert,
+    ]);
   } else {
-    await opensslOk(['req', '-x509', '-new', '-key', key, '-config', config, '-extensions', 'ext', '-days', days, '-out', cert]);
+    await opensslOk([
+      'req',
+      '-x509',
+      '-new',
+      '-key',
+      key,
+      '-config',
+      config,
+      '-extensions',
+      'ext',
+      '-days',
+      days,
+      '-out',
+      cert,
+    ]);
   }
   return { cert, key };
 }

@@ -19,7 +19,10 @@ export interface Handshake {
 }
 
 export async function handshake(server: Peer, client: Peer, strict: boolean): Promise<Handshake> {
-  const result = await execa(python(), [SCRIPT, JSON.stringify({ server, client, strict })], { reject: false, timeout: 60_000 });
+  const result = await execa(python(), [SCRIPT, JSON.stringify({ server, client, strict })], {
+    reject: false,
+    timeout: 60_000,
+  });
   if (result.exitCode !== 0) throw new Error(`tls_handshake.py failed:\n${result.stderr}`);
   return JSON.parse(result.stdout) as Handshake;
 }

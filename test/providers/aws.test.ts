@@ -54,13 +54,30 @@ beforeEach(() => {
 
 let counter = 0;
 function flags(extra: Partial<UpFlags> = {}): UpFlags {
-  return { name: `aws-test-${++counter}`, provider: 'aws', wait: false, insecure: false, image: 'ghcr.io/dask/dask:2022.12.1-py3.11', workers: '2', ...extra };
+  return {
+    name: `aws-test-${++counter}`,
+    provider: 'aws',
+    wait: false,
+    insecure: false,
+    image: 'ghcr.io/dask/dask:2022.12.1-py3.11',
+    workers: '2',
+    ...extra,
+  };
 }
 
-async function up(extra: Partial<UpFlags> = {}, onProgress: (event: ProgressEvent) => void = () => undefined, interrupt = new AbortController()) {
+async function up(
+  extra: Partial<UpFlags> = {},
+  onProgress: (event: ProgressEvent) => void = () => undefined,
+  interrupt = new AbortController(),
+) {
   const events: ProgressEvent[] = [];
   const plan = await planUp(flags(extra));
-  const record = await createCluster(plan, awsProvider, { progress: (event) => (events.push(event), onProgress(event)) }, interrupt.signal);
+  const record = await createCluster(
+    plan,
+    awsProvider,
+    { progress: (event) => (events.push(event), onProgress(event)) },
+    interrupt.signal,
+  );
   return { plan, record, events };
 }
 
@@ -94,10 +111,18 @@ describe('up', () => {
     const [group] = fake.securityGroups().filter((g) => g.tags['dcp:cluster'] === record.name);
     expect(group!.name).toBe(`dcp-${record.name}`);
     expect(instances.every((i) => i.securityGroupIds.includes(group!.id))).toBe(true);
-    const opened = group!.ingress.filter((rule) => rule.cidrIp || rule.cidrIpv6).map((rule) => `${rule.cidrIp ?? rule.cidrIpv6}:${rule.fromPort}-${rule.toPort}`);
+    const opened = group!.ingress
+      .filter((rule) => rule.cidrIp || rule.cidrIpv6)
+      .map((rule) => `${rule.cidrIp ?? rule.cidrIpv6}:${rule.fromPort}-${rule.toPort}`);
     expect(opened.sort()).toEqual([`${fake.myIp}/32:8786-8786`, `${fake.myIp}/32:8787-8787`]);
-    expect(group!.ingress.some((rule) => rule.sourceGroupId === group!.id && rule.protocol === '-1')).toBe(true);
-    expect(record.details).toMatchObject({ region: 'us-east-1', security_group: group!.id, vpc: SEED.defaultVpcId });
+    expect(group!.ingress.some((rule) => rule.sourceGroupId === group!.id && rule.protocol === '-1')).toBe(
+      true,
+    );
+    expect(record.details).toMatchObject({
+      region: 'us-east-1',
+      security_group: group!.id,
+      vpc: SEED.defaultVpcId,
+    });
     await destroyCluster(record.name, quiet);
   });
 
@@ -110,7 +135,8 @@ describe('up', () => {
       expect(instance.userData).toContain(pem('ca.pem'));
       expect(instance.userData).toContain(pem(`${role}-key.pem`));
       expect(instance.userData).not.toContain(pem('ca-key.pem'));
-      for (const other of ['scheduler', 'worker', 'client'].filter((r) => r !== role)) expect(instance.userData).not.toContain(pem(`${other}-key.pem`));
+      for (const other of ['scheduler', 'worker', 'client'].filter((r) => r !== role))
+        expect(instance.userData).not.toContain(pem(`${other}-key.pem`));
       expect(instance.userDataRaw.length).toBeLessThanOrEqual(16_384);
     }
     await destroyCluster(record.name, quiet);
@@ -126,16 +152,23 @@ describe('up', () => {
     expect(record.scheduler_address).toBe(`tls://${scheduler.privateIp}:8786`);
     const group = fake.securityGroups().find((g) => g.tags['dcp:cluster'] === record.name)!;
     expect(group.vpcId).toBe(SEED.customVpcId);
-    expect(group.ingress.filter((r) => r.cidrIp).map((r) => r.cidrIp)).toEqual(['10.1.0.0/16', '10.1.0.0/16']);
+    expect(group.ingress.filter((r) => r.cidrIp).map((r) => r.cidrIp)).toEqual([
+      '10.1.0.0/16',
+      '10.1.0.0/16',
+    ]);
     await destroyCluster(record.name, quiet);
   });
 
   it('--vpc alone: a subnet of that VPC; a subnet AWS does not know: said, with nothing made', async () => {
     const { record } = await up({ vpc: SEED.customVpcId, private: true });
-    expect(tagged(record.name).every((i) => i.vpcId === SEED.customVpcId && i.subnetId === SEED.customSubnetId)).toBe(true);
+    expect(
+      tagged(record.name).every((i) => i.vpcId === SEED.customVpcId && i.subnetId === SEED.customSubnetId),
+    ).toBe(true);
     await destroyCluster(record.name, quiet);
     fake.calls.length = 0;
-    const error = await up({ name: 'aws-bad-subnet', subnet: 'subnet-0123456789abcdef0' }).catch((e: unknown) => e as DcpError);
+    const error = await up({ name: 'aws-bad-subnet', subnet: 'subnet-0123456789abcdef0' }).catch(
+      (e: unknown) => e as DcpError,
+    );
     expect((error as DcpError).message).toMatch(/AWS refused DescribeSubnets: InvalidSubnetID.NotFound/);
     expect((error as DcpError).hint).toMatch(/--subnet/);
     expect(fake.mutatingCalls()).toEqual([]);
@@ -145,13 +178,22 @@ describe('up', () => {
     await expect(planUp(flags({ ingress: ['0.0.0.0/0'] }))).rejects.toThrow(/whole internet/);
     const { record } = await up({ ingress: ['0.0.0.0/0:8786', '2001:db8::/32:8786'], allowAnywhere: true });
     const group = fake.securityGroups().find((g) => g.tags['dcp:cluster'] === record.name)!;
-    expect(group.ingress.map((r) => r.cidrIp ?? r.cidrIpv6).filter(Boolean).sort()).toEqual(['0.0.0.0/0', '2001:db8::/32']);
+    expect(
+      group.ingress
+        .map((r) => r.cidrIp ?? r.cidrIpv6)
+        .filter(Boolean)
+        .sort(),
+    ).toEqual(['0.0.0.0/0', '2001:db8::/32']);
     await destroyCluster(record.name, quiet);
   });
 
   it('picks arm64 Ubuntu for Graviton types, and takes --ami as given', async () => {
     const arm = await up({ instanceType: 'm7g.large' });
-    expect(tagged(arm.record.name).every((i) => i.imageId === SEED.images.nobleArm64New && i.instanceType === 'm7g.large')).toBe(true);
+    expect(
+      tagged(arm.record.name).every(
+        (i) => i.imageId === SEED.images.nobleArm64New && i.instanceType === 'm7g.large',
+      ),
+    ).toBe(true);
     const pinned = await up({ ami: SEED.images.jammyAmd64 });
     expect(tagged(pinned.record.name).every((i) => i.imageId === SEED.images.jammyAmd64)).toBe(true);
     expect(fake.calls.filter((c) => c.action === 'DescribeImages')).toHaveLength(1);
@@ -165,8 +207,15 @@ describe('up', () => {
       const { record } = await up({ instanceType: 'm7g.large' });
       const scheduler = tagged(record.name).find((i) => i.tags['dcp:role'] === 'scheduler')!;
       expect(scheduler).toMatchObject({ instanceType: 't3.large', imageId: SEED.images.nobleAmd64New });
-      expect(tagged(record.name).filter((i) => i.tags['dcp:role'] === 'worker').every((i) => i.imageId === SEED.images.nobleArm64New)).toBe(true);
-      expect(record.details).toMatchObject({ ami: SEED.images.nobleAmd64New, worker_ami: SEED.images.nobleArm64New });
+      expect(
+        tagged(record.name)
+          .filter((i) => i.tags['dcp:role'] === 'worker')
+          .every((i) => i.imageId === SEED.images.nobleArm64New),
+      ).toBe(true);
+      expect(record.details).toMatchObject({
+        ami: SEED.images.nobleAmd64New,
+        worker_ami: SEED.images.nobleArm64New,
+      });
       await destroyCluster(record.name, quiet);
     } finally {
       delete process.env.DCP_AWS_SCHEDULER_INSTANCE_TYPE;
@@ -177,7 +226,12 @@ describe('up', () => {
     const { record } = await up({ workers: '50' });
     const mutating = fake.mutatingCalls();
     expect(mutating.length).toBeLessThanOrEqual(10);
-    expect(mutating.map((c) => c.action)).toEqual(['CreateSecurityGroup', 'AuthorizeSecurityGroupIngress', 'RunInstances', 'RunInstances']);
+    expect(mutating.map((c) => c.action)).toEqual([
+      'CreateSecurityGroup',
+      'AuthorizeSecurityGroupIngress',
+      'RunInstances',
+      'RunInstances',
+    ]);
     const workers = tagged(record.name).filter((i) => i.tags['dcp:role'] === 'worker');
     expect(workers).toHaveLength(50);
     expect(new Set(workers.map((w) => w.reservationId)).size).toBe(1);
@@ -202,14 +256,20 @@ describeWithDask('the image', () => {
       const { record } = await up({ image: undefined, python: python() });
       const expected = `${registry.host}/dask/dask:${version}-py${pythonVersion}`;
       expect(record.details.image).toBe(expected);
-      for (const instance of tagged(record.name)) expect(instance.userData).toContain(`'${expected}' dask '${instance.tags['dcp:role']}'`);
+      for (const instance of tagged(record.name))
+        expect(instance.userData).toContain(`'${expected}' dask '${instance.tags['dcp:role']}'`);
       await destroyCluster(record.name, quiet);
 
       // No build for this Python: the release's own image, and the user is told.
       registry.tags.delete(`${version}-py${pythonVersion}`);
       const warnings: string[] = [];
       const plan = await planUp(flags({ image: undefined, python: python() }));
-      const fallback = await createCluster(plan, awsProvider, { progress: () => undefined, warn: (message) => warnings.push(message) }, new AbortController().signal);
+      const fallback = await createCluster(
+        plan,
+        awsProvider,
+        { progress: () => undefined, warn: (message) => warnings.push(message) },
+        new AbortController().signal,
+      );
       expect(fallback.details.image).toBe(`${registry.host}/dask/dask:${version}`);
       expect(warnings.join('\n')).toContain(`for Python ${pythonVersion}`);
       await destroyCluster(fallback.name, quiet);
@@ -242,32 +302,52 @@ describe('refusals before anything is made', () => {
   });
 
   it('preinstalled Dask needs a machine image that has it', async () => {
-    const error = await up({ name: 'aws-preinstalled', runtime: 'preinstalled' }).catch((e: unknown) => e as DcpError);
+    const error = await up({ name: 'aws-preinstalled', runtime: 'preinstalled' }).catch(
+      (e: unknown) => e as DcpError,
+    );
     expect((error as DcpError).exitCode).toBe(ExitCode.usage);
     expect((error as DcpError).hint).toContain('--ami');
     expect(fake.mutatingCalls()).toEqual([]);
   });
 
   it('an idle timeout under a minute, or an image with spaces, is refused as a flag', async () => {
-    await expect(planUp(flags({ idleTimeout: '30s' }))).rejects.toThrow(/--idle-timeout: "30s" must be at least 1m/);
-    await expect(planUp(flags({ image: 'ghcr.io/dask/dask:1\nrm -rf /' }))).rejects.toThrow(/--image: .* without spaces/);
+    await expect(planUp(flags({ idleTimeout: '30s' }))).rejects.toThrow(
+      /--idle-timeout: "30s" must be at least 1m/,
+    );
+    await expect(planUp(flags({ image: 'ghcr.io/dask/dask:1\nrm -rf /' }))).rejects.toThrow(
+      /--image: .* without spaces/,
+    );
   });
 
   it('private VMs pulling Docker images are warned about the NAT they need', async () => {
     const plan = await planUp(flags({ private: true }));
     expect(plan.warnings.join('\n')).toMatch(/NAT gateway/);
-    expect((await planUp(flags({ private: true, runtime: 'preinstalled', ami: 'ami-1' }))).warnings).toEqual([]);
+    expect((await planUp(flags({ private: true, runtime: 'preinstalled', ami: 'ami-1' }))).warnings).toEqual(
+      [],
+    );
   });
 });
 
 describe('failures roll back everything', () => {
-  const steps = ['CreateSecurityGroup', 'AuthorizeSecurityGroupIngress', 'RunInstances', 'RunInstances'] as const;
+  const steps = [
+    'CreateSecurityGroup',
+    'AuthorizeSecurityGroupIngress',
+    'RunInstances',
+    'RunInstances',
+  ] as const;
   for (const [i, action] of steps.entries()) {
     const skip = steps.slice(0, i).filter((a) => a === action).length;
     it(`a failure at mutating call ${i + 1} (${action}${skip ? ' of the workers' : ''}) leaves nothing tagged`, async () => {
-      fake.fail(action, { code: 'UnauthorizedOperation', message: 'You are not authorized to perform this operation.' }, { skip });
+      fake.fail(
+        action,
+        { code: 'UnauthorizedOperation', message: 'You are not authorized to perform this operation.' },
+        { skip },
+      );
       const name = `aws-fault-${i}`;
-      const error = await up({ name }).then(() => undefined, (e: unknown) => e as DcpError);
+      const error = await up({ name }).then(
+        () => undefined,
+        (e: unknown) => e as DcpError,
+      );
       expect(error).toBeInstanceOf(DcpError);
       expect(error!.message).toContain(`AWS refused ${action}: UnauthorizedOperation`);
       expect(error!.message).toContain('rolled back');
@@ -280,24 +360,42 @@ describe('failures roll back everything', () => {
   it('a rollback removes only what its own run made, never a namesake that appeared elsewhere meanwhile', async () => {
     const { record: other } = await up({ name: 'aws-namesake' });
     rmSync(clusterDir(other.name), { recursive: true });
-    const theirs = () => fake.leftovers('aws-namesake').instances.filter((i) => i.vpcId === SEED.defaultVpcId);
+    const theirs = () =>
+      fake.leftovers('aws-namesake').instances.filter((i) => i.vpcId === SEED.defaultVpcId);
     expect(theirs()).toHaveLength(3);
     // As if the other cluster was made after this run checked the name: the check sees a free one.
-    const racing: Provider = { ...awsProvider, prepare: async (spec) => ({ ...(await awsProvider.prepare({ ...spec, name: 'aws-namesake-free' })), name: spec.name }) };
-    for (const [action, skip] of [['CreateSecurityGroup', 0], ['RunInstances', 1]] as const) {
+    const racing: Provider = {
+      ...awsProvider,
+      prepare: async (spec) => ({
+        ...(await awsProvider.prepare({ ...spec, name: 'aws-namesake-free' })),
+        name: spec.name,
+      }),
+    };
+    for (const [action, skip] of [
+      ['CreateSecurityGroup', 0],
+      ['RunInstances', 1],
+    ] as const) {
       fake.fail(action, { code: 'InsufficientInstanceCapacity', message: 'no capacity' }, { skip });
       const plan = await planUp(flags({ name: 'aws-namesake', subnet: SEED.customSubnetId }));
-      await expect(createCluster(plan, racing, quiet, new AbortController().signal)).rejects.toThrow(/rolled back/);
+      await expect(createCluster(plan, racing, quiet, new AbortController().signal)).rejects.toThrow(
+        /rolled back/,
+      );
       expect(theirs()).toHaveLength(3);
       expect(fake.leftovers('aws-namesake').securityGroups.map((g) => g.vpcId)).toEqual([SEED.defaultVpcId]);
-      expect(fake.leftovers('aws-namesake').instances.filter((i) => i.vpcId === SEED.customVpcId)).toEqual([]);
+      expect(fake.leftovers('aws-namesake').instances.filter((i) => i.vpcId === SEED.customVpcId)).toEqual(
+        [],
+      );
     }
     await destroyCluster('aws-namesake', quiet, process.env, { provider: 'aws' });
     expect(fake.leftovers('aws-namesake')).toEqual({ instances: [], securityGroups: [] });
   });
 
   it('no capacity for the workers: the scheduler and group go, and the hint says what to try', async () => {
-    fake.fail('RunInstances', { code: 'InsufficientInstanceCapacity', message: 'We currently do not have sufficient capacity.' }, { skip: 1 });
+    fake.fail(
+      'RunInstances',
+      { code: 'InsufficientInstanceCapacity', message: 'We currently do not have sufficient capacity.' },
+      { skip: 1 },
+    );
     const error = await up({ name: 'aws-capacity' }).catch((e: unknown) => e as DcpError);
     expect((error as DcpError).hint).toMatch(/instance-type/);
     expect((error as DcpError).message).toMatch(/removed instance i-\w+, security group sg-\w+/);
@@ -305,7 +403,11 @@ describe('failures roll back everything', () => {
   });
 
   it('throttling that outlasts the SDK’s retries fails cleanly too', async () => {
-    fake.fail('RunInstances', { code: 'RequestLimitExceeded', message: 'Request limit exceeded.' }, { times: Infinity });
+    fake.fail(
+      'RunInstances',
+      { code: 'RequestLimitExceeded', message: 'Request limit exceeded.' },
+      { times: Infinity },
+    );
     try {
       const error = await up({ name: 'aws-throttled' }).catch((e: unknown) => e as DcpError);
       expect((error as DcpError).message).toContain('RequestLimitExceeded');
@@ -316,11 +418,22 @@ describe('failures roll back everything', () => {
     }
   });
 
-  for (const step of ['find network', 'security group', 'launch scheduler', 'launch workers', 'public address']) {
+  for (const step of [
+    'find network',
+    'security group',
+    'launch scheduler',
+    'launch workers',
+    'public address',
+  ]) {
     it(`Ctrl-C during "${step}": exit 130, nothing left`, async () => {
       const interrupt = new AbortController();
       const name = `aws-ctrl-c-${step.replace(' ', '-')}`;
-      const error = await up({ name }, (event) => event.step === step && event.status === 'start' && interrupt.abort(new Interrupted('SIGINT')), interrupt).catch((e: unknown) => e as DcpError);
+      const error = await up(
+        { name },
+        (event) =>
+          event.step === step && event.status === 'start' && interrupt.abort(new Interrupted('SIGINT')),
+        interrupt,
+      ).catch((e: unknown) => e as DcpError);
       expect((error as DcpError).exitCode).toBe(ExitCode.interrupted);
       expect((error as DcpError).message).toMatch(/^interrupted \(Ctrl-C\); rolled back/);
       expect(fake.leftovers(name)).toEqual({ instances: [], securityGroups: [] });
@@ -330,7 +443,11 @@ describe('failures roll back everything', () => {
   it('answers lost after AWS acted (the SDK retries them): still nothing left behind', async () => {
     for (const action of ['CreateSecurityGroup', 'RunInstances'] as const) {
       const name = `aws-lost-${action}`;
-      fake.fail(action, { code: 'InternalError', message: 'An internal error has occurred.' }, { times: Infinity, afterEffect: true });
+      fake.fail(
+        action,
+        { code: 'InternalError', message: 'An internal error has occurred.' },
+        { times: Infinity, afterEffect: true },
+      );
       try {
         const error = await up({ name }).catch((e: unknown) => e as DcpError);
         expect(error).toBeInstanceOf(DcpError);
@@ -343,7 +460,15 @@ describe('failures roll back everything', () => {
 
   it('an API blip while waiting is forgiven; three unanswered checks in a row are not', async () => {
     const { plan, record } = await up();
-    const context = { spec: { ...plan.spec, cloud: { ...plan.spec.cloud, region: 'us-east-1' } }, dir: clusterDir(record.name), logsDir: '', tls: null, record: async () => undefined, progress: () => undefined, signal: new AbortController().signal };
+    const context = {
+      spec: { ...plan.spec, cloud: { ...plan.spec.cloud, region: 'us-east-1' } },
+      dir: clusterDir(record.name),
+      logsDir: '',
+      tls: null,
+      record: async () => undefined,
+      progress: () => undefined,
+      signal: new AbortController().signal,
+    };
     fake.fail('DescribeInstances', { code: 'UnauthorizedOperation', message: 'denied' }, { times: 3 });
     await expect(awsProvider.checkHealth(context)).resolves.toBeUndefined();
     await expect(awsProvider.checkHealth(context)).resolves.toBeUndefined();
@@ -371,18 +496,27 @@ describe('waiting for readiness (in the loopback subnet: nothing leaves this mac
   const loopback = { private: true, subnet: SEED.loopbackSubnetId, wait: true } as const;
 
   it('a scheduler that never answers: rolled back at the timeout, with what the instances were doing', async () => {
-    const error = await up({ ...loopback, name: 'aws-timeout', timeout: '2s' }).catch((e: unknown) => e as DcpError);
-    expect((error as DcpError).message).toMatch(/aws-timeout was not ready within 2s; rolled back: removed instances i-\w+, i-\w+, i-\w+, security group sg-\w+/);
+    const error = await up({ ...loopback, name: 'aws-timeout', timeout: '2s' }).catch(
+      (e: unknown) => e as DcpError,
+    );
+    expect((error as DcpError).message).toMatch(
+      /aws-timeout was not ready within 2s; rolled back: removed instances i-\w+, i-\w+, i-\w+, security group sg-\w+/,
+    );
     expect((error as DcpError).details).toMatch(/--- instances ---\nscheduler i-\w+: pending/);
     expect(fake.leftovers('aws-timeout')).toEqual({ instances: [], securityGroups: [] });
   });
 
   it('the instance states still explain a timeout when the console cannot be read (permission, older types)', async () => {
     fake.fail('GetConsoleOutput', { code: 'UnauthorizedOperation', message: 'denied' }, { times: 2 });
-    const error = await up({ ...loopback, name: 'aws-no-console', timeout: '2s' }).catch((e: unknown) => e as DcpError);
+    const error = await up({ ...loopback, name: 'aws-no-console', timeout: '2s' }).catch(
+      (e: unknown) => e as DcpError,
+    );
     expect((error as DcpError).details).toMatch(/--- instances ---\nscheduler i-\w+: pending/);
     expect((error as DcpError).details).toContain('(its console output could not be read)');
-    expect(fake.calls.filter((c) => c.action === 'GetConsoleOutput').map((c) => c.params.Latest)).toEqual(['true', 'false']);
+    expect(fake.calls.filter((c) => c.action === 'GetConsoleOutput').map((c) => c.params.Latest)).toEqual([
+      'true',
+      'false',
+    ]);
   });
 
   it('an instance that dies while dcp waits fails up at once, saying which and why', async () => {
@@ -390,10 +524,15 @@ describe('waiting for readiness (in the loopback subnet: nothing leaves this mac
     const error = await up({ ...loopback, name: 'aws-dies', timeout: '5m' }, (event) => {
       if (event.step === 'launch workers' && event.status === 'done') {
         const worker = tagged('aws-dies').find((i) => i.tags['dcp:role'] === 'worker')!;
-        fake.setInstanceState(worker.id, 'terminated', { code: 'Server.InternalError', message: 'Server.InternalError: Internal error on launch' });
+        fake.setInstanceState(worker.id, 'terminated', {
+          code: 'Server.InternalError',
+          message: 'Server.InternalError: Internal error on launch',
+        });
       }
     }).catch((e: unknown) => e as DcpError);
-    expect((error as DcpError).message).toMatch(/the worker instance i-\w+ is terminated: Server.InternalError: Internal error on launch; rolled back/);
+    expect((error as DcpError).message).toMatch(
+      /the worker instance i-\w+ is terminated: Server.InternalError: Internal error on launch; rolled back/,
+    );
     expect(Date.now() - started).toBeLessThan(60_000);
     expect(fake.leftovers('aws-dies')).toEqual({ instances: [], securityGroups: [] });
   }, 60_000);
@@ -421,7 +560,10 @@ describe('down', () => {
     expect(mine.resources[0]).toMatch(/^security group sg-/);
     expect(await destroyCluster(record.name, quiet)).toBeUndefined();
     expect(fake.leftovers(record.name).instances).toHaveLength(3);
-    const removed = await destroyCluster(record.name, quiet, process.env, { provider: 'aws', location: 'us-east-1' });
+    const removed = await destroyCluster(record.name, quiet, process.env, {
+      provider: 'aws',
+      location: 'us-east-1',
+    });
     expect(removed?.join(' ')).toMatch(/instances i-.*security group sg-/);
     expect(fake.leftovers(record.name)).toEqual({ instances: [], securityGroups: [] });
     // Again: nothing to do, quietly.

@@ -26,17 +26,34 @@ describeWithDask('boot scripts in network namespaces', () => {
 
     beforeAll(async () => {
       dir = tempDir('dcp-boot-');
-      certs = await generateCertificateSet({ out: join(dir, 'certs'), san: [], days: 1, caDays: 2, force: false, keyType: 'ec' });
+      certs = await generateCertificateSet({
+        out: join(dir, 'certs'),
+        san: [],
+        days: 1,
+        caDays: 2,
+        force: false,
+        keyType: 'ec',
+      });
       network = await makeNetwork(['scheduler', 'worker']);
       const pem = (file: string) => readFileSync(file, 'utf8');
-      const common = { cluster: 'netns-test', runtime: 'preinstalled', image: 'unused', idleTimeoutSeconds: IDLE_SECONDS, threads: 2 } as const;
+      const common = {
+        cluster: 'netns-test',
+        runtime: 'preinstalled',
+        image: 'unused',
+        idleTimeoutSeconds: IDLE_SECONDS,
+        threads: 2,
+      } as const;
       const boot = async (role: 'scheduler' | 'worker', extra: Partial<BootOptions>) => {
         // cloud-init's own folder, where the script leaves its start-at-every-boot link.
         mkdirSync(join(vm(role), 'cloud', 'scripts'), { recursive: true });
         const script = bootScript({
           ...common,
           role,
-          tls: { ca: pem(certs.files.ca), cert: pem(certs.files.cert[role]), key: pem(certs.files.key[role]) },
+          tls: {
+            ca: pem(certs.files.ca),
+            cert: pem(certs.files.cert[role]),
+            key: pem(certs.files.key[role]),
+          },
           stateDir: join(vm(role), 'var/lib/dcp'),
           powerOff: `touch ${join(vm(role), 'powered-off')}`,
           perBootDir: join(vm(role), 'cloud', 'scripts', 'per-boot'),
@@ -63,7 +80,9 @@ describeWithDask('boot scripts in network namespaces', () => {
         const state = join(vm(role), 'var/lib/dcp');
         expect(statSync(state).mode & 0o777).toBe(0o700);
         expect(statSync(join(state, 'tls')).mode & 0o777).toBe(0o700);
-        expect(readdirSync(join(state, 'tls')).sort()).toEqual([`${role}-key.pem`, `${role}.pem`, 'ca.pem'].sort());
+        expect(readdirSync(join(state, 'tls')).sort()).toEqual(
+          [`${role}-key.pem`, `${role}.pem`, 'ca.pem'].sort(),
+        );
         expect(statSync(join(state, 'tls', `${role}-key.pem`)).mode & 0o777).toBe(0o600);
         const script = readFileSync(join(vm(role), 'user-data'), 'utf8');
         expect(script).not.toContain(readFileSync(certs.files.caKey, 'utf8').trim());
@@ -88,7 +107,9 @@ describeWithDask('boot scripts in network namespaces', () => {
 
     it('serves a Client on the host over mutual TLS, computing on the worker through the private network', async () => {
       const result = await compute();
-      const logs = ['scheduler', 'worker'].map((role) => readFileSync(join(vm(role), 'var/lib/dcp/dask.log'), 'utf8')).join('\n---\n');
+      const logs = ['scheduler', 'worker']
+        .map((role) => readFileSync(join(vm(role), 'var/lib/dcp/dask.log'), 'utf8'))
+        .join('\n---\n');
       expect(result.exitCode, `${result.all}\n${logs}`).toBe(0);
       expect(result.stdout).toContain(`workers ['${network.hosts.worker!.ip}']`);
       expect(result.stdout).toContain('answer 42');
@@ -114,13 +135,20 @@ describeWithDask('boot scripts in network namespaces', () => {
     it('starts Dask again when the VM boots again, once only however often it is started', async () => {
       // cloud-init runs each per-boot script once a boot; twice here shows the second one yields.
       for (const role of ['scheduler', 'scheduler', 'worker']) {
-        expect((await network.exec(role, [join(vm(role), 'cloud', 'scripts', 'per-boot', 'dcp-dask')])).exitCode).toBe(0);
+        expect(
+          (await network.exec(role, [join(vm(role), 'cloud', 'scripts', 'per-boot', 'dcp-dask')])).exitCode,
+        ).toBe(0);
       }
       const result = await compute();
       expect(result.exitCode, result.all).toBe(0);
       expect(result.stdout).toContain('answer 42');
       const { stdout } = await execa('ip', ['netns', 'pids', network.hosts.scheduler!.namespace]);
-      const commands = await Promise.all(stdout.split('\n').filter(Boolean).map((pid) => readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')));
+      const commands = await Promise.all(
+        stdout
+          .split('\n')
+          .filter(Boolean)
+          .map((pid) => readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')),
+      );
       expect(commands.filter((c) => c.includes('dask\0scheduler'))).toHaveLength(1);
     }, 120_000);
   });

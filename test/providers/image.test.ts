@@ -6,7 +6,10 @@ import { describeWithDask, localVersions, python } from '../helpers/dask.js';
 
 describe('image references', () => {
   it.each([
-    ['ghcr.io/dask/dask:2024.5.0-py3.12', { registry: 'ghcr.io', repository: 'dask/dask', tag: '2024.5.0-py3.12' }],
+    [
+      'ghcr.io/dask/dask:2024.5.0-py3.12',
+      { registry: 'ghcr.io', repository: 'dask/dask', tag: '2024.5.0-py3.12' },
+    ],
     ['daskdev/dask', { registry: 'registry-1.docker.io', repository: 'daskdev/dask', tag: 'latest' }],
     ['python:3.12', { registry: 'registry-1.docker.io', repository: 'library/python', tag: '3.12' }],
     ['localhost:5000/team/dask:1', { registry: 'localhost:5000', repository: 'team/dask', tag: '1' }],
@@ -25,7 +28,11 @@ describe('asking the registry', () => {
   it('found and missing, through the anonymous token dance', async () => {
     expect(await lookupImage(`${registry.host}/dask/dask:2022.12.1-py3.10`)).toBe('found');
     expect(await lookupImage(`${registry.host}/dask/dask:2022.12.1-py3.99`)).toBe('missing');
-    expect(registry.requests.slice(0, 3)).toEqual(['HEAD /v2/dask/dask/manifests/2022.12.1-py3.10', 'GET /token', 'HEAD /v2/dask/dask/manifests/2022.12.1-py3.10']);
+    expect(registry.requests.slice(0, 3)).toEqual([
+      'HEAD /v2/dask/dask/manifests/2022.12.1-py3.10',
+      'GET /token',
+      'HEAD /v2/dask/dask/manifests/2022.12.1-py3.10',
+    ]);
   });
 
   it('unknown when the registry cannot say: no token for that repository, nobody listening', async () => {
@@ -41,9 +48,14 @@ describeWithDask('the image matching this machine', () => {
   });
 
   it('is the exact tag when the registry has it', async () => {
-    const registry = await startFakeRegistry('dask/dask', [`${versions.distributed}-py${versions.python}`, versions.distributed]);
+    const registry = await startFakeRegistry('dask/dask', [
+      `${versions.distributed}-py${versions.python}`,
+      versions.distributed,
+    ]);
     try {
-      expect(await matchingImage(python(), `${registry.host}/dask/dask`)).toEqual({ image: `${registry.host}/dask/dask:${versions.distributed}-py${versions.python}` });
+      expect(await matchingImage(python(), `${registry.host}/dask/dask`)).toEqual({
+        image: `${registry.host}/dask/dask:${versions.distributed}-py${versions.python}`,
+      });
     } finally {
       await registry.close();
     }
@@ -54,7 +66,9 @@ describeWithDask('the image matching this machine', () => {
     try {
       const chosen = await matchingImage(python(), `${registry.host}/dask/dask`);
       expect(chosen.image).toBe(`${registry.host}/dask/dask:${versions.distributed}`);
-      expect(chosen.warning).toContain(`no image of distributed ${versions.distributed} for Python ${versions.python}`);
+      expect(chosen.warning).toContain(
+        `no image of distributed ${versions.distributed} for Python ${versions.python}`,
+      );
     } finally {
       await registry.close();
     }
@@ -63,13 +77,18 @@ describeWithDask('the image matching this machine', () => {
   it('is a usage error naming --image when the release has no image at all', async () => {
     const registry = await startFakeRegistry('dask/dask', ['1999.1.1']);
     try {
-      await expect(matchingImage(python(), `${registry.host}/dask/dask`)).rejects.toMatchObject({ exitCode: 2, hint: expect.stringContaining('--image') });
+      await expect(matchingImage(python(), `${registry.host}/dask/dask`)).rejects.toMatchObject({
+        exitCode: 2,
+        hint: expect.stringContaining('--image'),
+      });
     } finally {
       await registry.close();
     }
   });
 
   it('takes the exact tag when the registry cannot be asked', async () => {
-    expect((await matchingImage(python(), '127.0.0.1:9/dask/dask')).image).toBe(`127.0.0.1:9/dask/dask:${versions.distributed}-py${versions.python}`);
+    expect((await matchingImage(python(), '127.0.0.1:9/dask/dask')).image).toBe(
+      `127.0.0.1:9/dask/dask:${versions.distributed}-py${versions.python}`,
+    );
   });
 });

@@ -9,17 +9,35 @@ function sdkError(name: string, message: string): Error {
 
 describe('AWS errors as dcp errors', () => {
   it('names the action and the code, with a hint for what to do', () => {
-    const error = awsError('RunInstances', sdkError('VcpuLimitExceeded', 'You have requested more vCPU capacity than your current vCPU limit of 32 allows.'));
+    const error = awsError(
+      'RunInstances',
+      sdkError(
+        'VcpuLimitExceeded',
+        'You have requested more vCPU capacity than your current vCPU limit of 32 allows.',
+      ),
+    );
     expect(error).toBeInstanceOf(DcpError);
-    expect(error.message).toBe('AWS refused RunInstances: VcpuLimitExceeded: You have requested more vCPU capacity than your current vCPU limit of 32 allows.');
+    expect(error.message).toBe(
+      'AWS refused RunInstances: VcpuLimitExceeded: You have requested more vCPU capacity than your current vCPU limit of 32 allows.',
+    );
     expect(error.hint).toMatch(/quota/);
   });
 
   it('keeps the encoded authorization blob off the one-line message, with the command that decodes it', () => {
     const blob = 'x'.repeat(600);
-    const error = awsError('CreateSecurityGroup', sdkError('UnauthorizedOperation', `You are not authorized to perform this operation. Encoded authorization failure message: ${blob}`));
-    expect(error.message).toBe('AWS refused CreateSecurityGroup: UnauthorizedOperation: You are not authorized to perform this operation.');
-    expect(error.details).toBe(`what AWS checked: aws sts decode-authorization-message --encoded-message ${blob}`);
+    const error = awsError(
+      'CreateSecurityGroup',
+      sdkError(
+        'UnauthorizedOperation',
+        `You are not authorized to perform this operation. Encoded authorization failure message: ${blob}`,
+      ),
+    );
+    expect(error.message).toBe(
+      'AWS refused CreateSecurityGroup: UnauthorizedOperation: You are not authorized to perform this operation.',
+    );
+    expect(error.details).toBe(
+      `what AWS checked: aws sts decode-authorization-message --encoded-message ${blob}`,
+    );
     expect(error.hint).toMatch(/permissions/);
   });
 

@@ -50,18 +50,28 @@ interface CallOptions {
  */
 function actions(client: EC2Client) {
   return {
-    authorizeSecurityGroupIngress: (input: AuthorizeSecurityGroupIngressCommandInput) => client.send(new AuthorizeSecurityGroupIngressCommand(input)),
-    createSecurityGroup: (input: CreateSecurityGroupCommandInput) => client.send(new CreateSecurityGroupCommand(input)),
-    deleteSecurityGroup: (input: DeleteSecurityGroupCommandInput) => client.send(new DeleteSecurityGroupCommand(input)),
-    describeImages: (input: DescribeImagesCommandInput, options?: CallOptions) => client.send(new DescribeImagesCommand(input), options),
-    describeInstances: (input: DescribeInstancesCommandInput, options?: CallOptions) => client.send(new DescribeInstancesCommand(input), options),
-    describeSecurityGroups: (input: DescribeSecurityGroupsCommandInput) => client.send(new DescribeSecurityGroupsCommand(input)),
-    describeSubnets: (input: DescribeSubnetsCommandInput, options?: CallOptions) => client.send(new DescribeSubnetsCommand(input), options),
-    describeVpcs: (input: DescribeVpcsCommandInput, options?: CallOptions) => client.send(new DescribeVpcsCommand(input), options),
-    getConsoleOutput: (input: GetConsoleOutputCommandInput) => client.send(new GetConsoleOutputCommand(input)),
+    authorizeSecurityGroupIngress: (input: AuthorizeSecurityGroupIngressCommandInput) =>
+      client.send(new AuthorizeSecurityGroupIngressCommand(input)),
+    createSecurityGroup: (input: CreateSecurityGroupCommandInput) =>
+      client.send(new CreateSecurityGroupCommand(input)),
+    deleteSecurityGroup: (input: DeleteSecurityGroupCommandInput) =>
+      client.send(new DeleteSecurityGroupCommand(input)),
+    describeImages: (input: DescribeImagesCommandInput, options?: CallOptions) =>
+      client.send(new DescribeImagesCommand(input), options),
+    describeInstances: (input: DescribeInstancesCommandInput, options?: CallOptions) =>
+      client.send(new DescribeInstancesCommand(input), options),
+    describeSecurityGroups: (input: DescribeSecurityGroupsCommandInput) =>
+      client.send(new DescribeSecurityGroupsCommand(input)),
+    describeSubnets: (input: DescribeSubnetsCommandInput, options?: CallOptions) =>
+      client.send(new DescribeSubnetsCommand(input), options),
+    describeVpcs: (input: DescribeVpcsCommandInput, options?: CallOptions) =>
+      client.send(new DescribeVpcsCommand(input), options),
+    getConsoleOutput: (input: GetConsoleOutputCommandInput) =>
+      client.send(new GetConsoleOutputCommand(input)),
     // Mutating calls take no abort signal: cut off half way, one may still have made something.
     runInstances: (input: RunInstancesCommandInput) => client.send(new RunInstancesCommand(input)),
-    terminateInstances: (input: TerminateInstancesCommandInput) => client.send(new TerminateInstancesCommand(input)),
+    terminateInstances: (input: TerminateInstancesCommandInput) =>
+      client.send(new TerminateInstancesCommand(input)),
   };
 }
 
@@ -72,14 +82,29 @@ export interface Ec2 {
 
 /** What AWS said, and what the user can do about it. */
 const HINTS: [RegExp, string][] = [
-  [/^(UnauthorizedOperation|AccessDenied|AuthFailure|InvalidClientTokenId|SignatureDoesNotMatch|OptInRequired)/, 'the AWS identity in use lacks EC2 permissions for this; check `aws sts get-caller-identity` and its IAM policy'],
-  [/^(InsufficientInstanceCapacity|InsufficientCapacity|Unsupported)/, 'AWS has no capacity for this instance type here right now: try another --instance-type, --subnet (zone) or --region'],
-  [/^(VcpuLimitExceeded|InstanceLimitExceeded|MaxSpotInstanceCountExceeded|SecurityGroupLimitExceeded|RulesPerSecurityGroupLimitExceeded)/, 'an AWS quota stops this: fewer --workers, a smaller --instance-type, or ask AWS for a higher limit (Service Quotas)'],
+  [
+    /^(UnauthorizedOperation|AccessDenied|AuthFailure|InvalidClientTokenId|SignatureDoesNotMatch|OptInRequired)/,
+    'the AWS identity in use lacks EC2 permissions for this; check `aws sts get-caller-identity` and its IAM policy',
+  ],
+  [
+    /^(InsufficientInstanceCapacity|InsufficientCapacity|Unsupported)/,
+    'AWS has no capacity for this instance type here right now: try another --instance-type, --subnet (zone) or --region',
+  ],
+  [
+    /^(VcpuLimitExceeded|InstanceLimitExceeded|MaxSpotInstanceCountExceeded|SecurityGroupLimitExceeded|RulesPerSecurityGroupLimitExceeded)/,
+    'an AWS quota stops this: fewer --workers, a smaller --instance-type, or ask AWS for a higher limit (Service Quotas)',
+  ],
   [/^(RequestLimitExceeded|Throttling)/, 'AWS is throttling this account; wait a minute and run it again'],
-  [/^InvalidAMIID/, 'pass an AMI that exists in this region with --ami, or drop --ami for the latest Ubuntu LTS'],
+  [
+    /^InvalidAMIID/,
+    'pass an AMI that exists in this region with --ami, or drop --ami for the latest Ubuntu LTS',
+  ],
   [/^InvalidSubnetID/, 'pass a subnet of this region with --subnet (aws ec2 describe-subnets lists them)'],
   [/^InvalidVpcID/, 'pass a VPC of this region with --vpc (aws ec2 describe-vpcs lists them)'],
-  [/^InvalidGroup\.Duplicate/, 'a security group of that name exists in this VPC, perhaps from a cluster of the same name: dcp list --provider aws'],
+  [
+    /^InvalidGroup\.Duplicate/,
+    'a security group of that name exists in this VPC, perhaps from a cluster of the same name: dcp list --provider aws',
+  ],
 ];
 
 /** An SDK failure of `action`, as one line with a hint. */
@@ -91,7 +116,9 @@ export function awsError(action: string, error: unknown): DcpError {
   const [message = '', blob] = messageOf(error).split(/\s*Encoded authorization failure message:\s*/);
   return new DcpError(`AWS refused ${action}: ${code}: ${message}`, {
     ...(hint ? { hint } : {}),
-    ...(blob ? { details: `what AWS checked: aws sts decode-authorization-message --encoded-message ${blob}` } : {}),
+    ...(blob
+      ? { details: `what AWS checked: aws sts decode-authorization-message --encoded-message ${blob}` }
+      : {}),
     cause: error,
   });
 }
@@ -138,7 +165,10 @@ export async function connect(region: string | undefined): Promise<Ec2> {
   try {
     resolved = await sdk.config.region();
   } catch {
-    throw usageError('no region is known for aws', 'pass --region, or save one: dcp config set aws.region ... (or set AWS_REGION, or a region in your AWS profile)');
+    throw usageError(
+      'no region is known for aws',
+      'pass --region, or save one: dcp config set aws.region ... (or set AWS_REGION, or a region in your AWS profile)',
+    );
   }
   try {
     await sdk.config.credentials();
@@ -156,15 +186,22 @@ export type Which = { id: string } | { name: string } | 'all';
 
 function clusterFilter(which: Which): Filter {
   if (which === 'all') return { Name: 'tag-key', Values: [TAG_CLUSTER] };
-  return 'id' in which ? { Name: `tag:${TAG_CLUSTER_ID}`, Values: [which.id] } : { Name: `tag:${TAG_CLUSTER}`, Values: [which.name] };
+  return 'id' in which
+    ? { Name: `tag:${TAG_CLUSTER_ID}`, Values: [which.id] }
+    : { Name: `tag:${TAG_CLUSTER}`, Values: [which.name] };
 }
 
-export function tagValue(tags: { Key?: string; Value?: string }[] | undefined, key: string): string | undefined {
+export function tagValue(
+  tags: { Key?: string; Value?: string }[] | undefined,
+  key: string,
+): string | undefined {
   return tags?.find((tag) => tag.Key === key)?.Value;
 }
 
 /** Every item of a listing, page after page. */
-async function allPages<T>(page: (token: { NextToken?: string }) => Promise<{ items: T[]; NextToken?: string | undefined }>): Promise<T[]> {
+async function allPages<T>(
+  page: (token: { NextToken?: string }) => Promise<{ items: T[]; NextToken?: string | undefined }>,
+): Promise<T[]> {
   const items: T[] = [];
   let NextToken: string | undefined;
   do {
@@ -178,14 +215,26 @@ async function allPages<T>(page: (token: { NextToken?: string }) => Promise<{ it
 /** Every instance these filters match. */
 function findInstances(ec2: Ec2, Filters: Filter[], signal?: AbortSignal): Promise<Instance[]> {
   return allPages(async (token) => {
-    const page = await call('DescribeInstances', () => ec2.api.describeInstances({ Filters, ...token }, signal ? { abortSignal: signal } : {}));
-    return { items: (page.Reservations ?? []).flatMap((reservation) => reservation.Instances ?? []), NextToken: page.NextToken };
+    const page = await call('DescribeInstances', () =>
+      ec2.api.describeInstances({ Filters, ...token }, signal ? { abortSignal: signal } : {}),
+    );
+    return {
+      items: (page.Reservations ?? []).flatMap((reservation) => reservation.Instances ?? []),
+      NextToken: page.NextToken,
+    };
   });
 }
 
 /** Every instance of a cluster (or of every dcp cluster) that is not terminated yet. */
 export function clusterInstances(ec2: Ec2, which: Which, signal?: AbortSignal): Promise<Instance[]> {
-  return findInstances(ec2, [clusterFilter(which), { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped', 'shutting-down'] }], signal);
+  return findInstances(
+    ec2,
+    [
+      clusterFilter(which),
+      { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped', 'shutting-down'] },
+    ],
+    signal,
+  );
 }
 
 /** The error for an instance that will never serve the cluster (stopped, terminated, ...), if it is one. */
@@ -193,12 +242,16 @@ export function lostInstance(instance: Instance): DcpError | undefined {
   const state = instance.State?.Name ?? 'unknown';
   if (state === 'pending' || state === 'running') return undefined;
   const reason = instance.StateReason?.Message;
-  return new DcpError(`the ${tagValue(instance.Tags, TAG_ROLE) ?? 'cluster'} instance ${instance.InstanceId} is ${state}${reason ? `: ${reason}` : ''}`);
+  return new DcpError(
+    `the ${tagValue(instance.Tags, TAG_ROLE) ?? 'cluster'} instance ${instance.InstanceId} is ${state}${reason ? `: ${reason}` : ''}`,
+  );
 }
 
 export function clusterGroups(ec2: Ec2, which: Which): Promise<SecurityGroup[]> {
   return allPages(async (token) => {
-    const page = await call('DescribeSecurityGroups', () => ec2.api.describeSecurityGroups({ Filters: [clusterFilter(which)], ...token }));
+    const page = await call('DescribeSecurityGroups', () =>
+      ec2.api.describeSecurityGroups({ Filters: [clusterFilter(which)], ...token }),
+    );
     return { items: page.SecurityGroups ?? [], NextToken: page.NextToken };
   });
 }
@@ -213,18 +266,25 @@ export async function terminate(ec2: Ec2, ids: string[], timeoutMs = 15 * 60_000
   if (ids.length === 0) return;
   for (let i = 0; i < ids.length; i += 1000) {
     const batch = ids.slice(i, i + 1000);
-    await call('TerminateInstances', () => ec2.api.terminateInstances({ InstanceIds: batch })).catch(async (error: unknown) => {
-      // One id already gone fails the whole call: terminate the ones that still exist.
-      if (!/InvalidInstanceID\.NotFound/.test(errorCode((error as DcpError).cause) ?? '')) throw error;
-      const live = await existing(ec2, batch);
-      if (live.length > 0) await call('TerminateInstances', () => ec2.api.terminateInstances({ InstanceIds: live }));
-    });
+    await call('TerminateInstances', () => ec2.api.terminateInstances({ InstanceIds: batch })).catch(
+      async (error: unknown) => {
+        // One id already gone fails the whole call: terminate the ones that still exist.
+        if (!/InvalidInstanceID\.NotFound/.test(errorCode((error as DcpError).cause) ?? '')) throw error;
+        const live = await existing(ec2, batch);
+        if (live.length > 0)
+          await call('TerminateInstances', () => ec2.api.terminateInstances({ InstanceIds: live }));
+      },
+    );
   }
   const deadline = Date.now() + timeoutMs;
   for (let attempt = 0; ; attempt++) {
     const remaining = await existing(ec2, ids, ['terminated']);
     if (remaining.length === 0) return;
-    if (Date.now() > deadline) throw new DcpError(`${remaining.length} instance${remaining.length === 1 ? ' is' : 's are'} still shutting down: ${remaining.join(', ')}`, { hint: 'run dcp down again in a few minutes' });
+    if (Date.now() > deadline)
+      throw new DcpError(
+        `${remaining.length} instance${remaining.length === 1 ? ' is' : 's are'} still shutting down: ${remaining.join(', ')}`,
+        { hint: 'run dcp down again in a few minutes' },
+      );
     await sleep(pollDelay(attempt));
   }
 }
@@ -235,13 +295,22 @@ export async function terminate(ec2: Ec2, ids: string[], timeoutMs = 15 * 60_000
  */
 export async function describeInstances(ec2: Ec2, ids: string[], signal?: AbortSignal): Promise<Instance[]> {
   const found: Instance[] = [];
-  for (let i = 0; i < ids.length; i += 200) found.push(...(await findInstances(ec2, [{ Name: 'instance-id', Values: ids.slice(i, i + 200) }], signal)));
+  for (let i = 0; i < ids.length; i += 200)
+    found.push(
+      ...(await findInstances(ec2, [{ Name: 'instance-id', Values: ids.slice(i, i + 200) }], signal)),
+    );
   return found;
 }
 
 /** The ids among `ids` that AWS still knows, in a state other than `except`. */
-async function existing(ec2: Ec2, ids: string[], except: string[] = ['terminated', 'shutting-down']): Promise<string[]> {
-  return (await describeInstances(ec2, ids)).filter((instance) => !except.includes(instance.State?.Name ?? '')).map((instance) => instance.InstanceId!);
+async function existing(
+  ec2: Ec2,
+  ids: string[],
+  except: string[] = ['terminated', 'shutting-down'],
+): Promise<string[]> {
+  return (await describeInstances(ec2, ids))
+    .filter((instance) => !except.includes(instance.State?.Name ?? ''))
+    .map((instance) => instance.InstanceId!);
 }
 
 /**
@@ -257,7 +326,8 @@ export async function deleteGroup(ec2: Ec2, groupId: string, timeoutMs = 5 * 60_
     } catch (error) {
       const code = errorCode(error);
       if (code === 'InvalidGroup.NotFound') return false;
-      if (code !== 'DependencyViolation' || Date.now() > deadline) throw awsError('DeleteSecurityGroup', error);
+      if (code !== 'DependencyViolation' || Date.now() > deadline)
+        throw awsError('DeleteSecurityGroup', error);
       await sleep(pollDelay(attempt));
     }
   }

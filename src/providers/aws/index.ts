@@ -16,9 +16,32 @@ import { DASK_PORTS, resolveMe } from '../../config/ingress.js';
 import { DcpError, usageError } from '../../errors.js';
 import { formatDuration } from '../../util/duration.js';
 import { bootScript, DASHBOARD_PORT, SCHEDULER_PORT, userData, type RoleTls } from '../boot/index.js';
-import type { ClusterSpec, CreateContext, DestroyContext, DiscoveredCluster, Endpoints, MemberStatus, Provider } from '../provider.js';
+import type {
+  ClusterSpec,
+  CreateContext,
+  DestroyContext,
+  DiscoveredCluster,
+  Endpoints,
+  MemberStatus,
+  Provider,
+} from '../provider.js';
 import { matchingImage, type ChosenImage } from '../image.js';
-import { call, clusterGroups, clusterInstances, connect, deleteGroup, describeInstances, lostInstance, pollDelay, TAG_CLUSTER, TAG_CLUSTER_ID, TAG_ROLE, tagValue, terminate, type Ec2 } from './ec2.js';
+import {
+  call,
+  clusterGroups,
+  clusterInstances,
+  connect,
+  deleteGroup,
+  describeInstances,
+  lostInstance,
+  pollDelay,
+  TAG_CLUSTER,
+  TAG_CLUSTER_ID,
+  TAG_ROLE,
+  tagValue,
+  terminate,
+  type Ec2,
+} from './ec2.js';
 import { architecture, permissions, resolvePlacement, ubuntuImage } from './network.js';
 
 const DEFAULT_INSTANCE_TYPE = 't3.medium';
@@ -41,7 +64,11 @@ function tags(name: string, clusterId: string, role: string, label: string): Tag
 async function roleTls(context: CreateContext, role: 'scheduler' | 'worker'): Promise<RoleTls | null> {
   const { tls } = context;
   if (!tls) return null;
-  const [ca, cert, key] = await Promise.all([readFile(tls.caFile, 'utf8'), readFile(tls.cert[role], 'utf8'), readFile(tls.key[role], 'utf8')]);
+  const [ca, cert, key] = await Promise.all([
+    readFile(tls.caFile, 'utf8'),
+    readFile(tls.cert[role], 'utf8'),
+    readFile(tls.key[role], 'utf8'),
+  ]);
   return { ca, cert, key };
 }
 
@@ -51,7 +78,8 @@ const unanswered = new Map<string, number>();
 const clients = new Map<string, Promise<Ec2>>();
 /** One client per region (and endpoint) for the whole run; the first call checks region and credentials. */
 function ec2For(region: string | undefined): Promise<Ec2> {
-  const keyOf = (name: string | undefined) => `${name ?? ''}|${process.env.AWS_ENDPOINT_URL_EC2 ?? process.env.AWS_ENDPOINT_URL ?? ''}`;
+  const keyOf = (name: string | undefined) =>
+    `${name ?? ''}|${process.env.AWS_ENDPOINT_URL_EC2 ?? process.env.AWS_ENDPOINT_URL ?? ''}`;
   const key = keyOf(region);
   if (!clients.has(key)) {
     const made = connect(region);
@@ -72,7 +100,9 @@ function clusterIdOf(resources: Resource[]): string | undefined {
 }
 
 function instanceIds(resources: Resource[], role?: string): string[] {
-  return resources.filter((r): r is AwsResource => r.kind === 'instance' && (role === undefined || r.data.role === role)).map((r) => r.id);
+  return resources
+    .filter((r): r is AwsResource => r.kind === 'instance' && (role === undefined || r.data.role === role))
+    .map((r) => r.id);
 }
 
 function count(n: number, word: string): string {
@@ -81,7 +111,9 @@ function count(n: number, word: string): string {
 
 /** `instances i-1, i-2` for a few, `51 instances` for many. */
 function idsOrCount(ids: string[], word: string): string {
-  return ids.length <= 3 ? `${word}${ids.length === 1 ? '' : 's'} ${ids.join(', ')}` : count(ids.length, word);
+  return ids.length <= 3
+    ? `${word}${ids.length === 1 ? '' : 's'} ${ids.join(', ')}`
+    : count(ids.length, word);
 }
 
 export const awsProvider: Provider = {
@@ -92,11 +124,17 @@ export const awsProvider: Provider = {
 
   plan(spec) {
     const type = spec.cloud.instance_type ?? DEFAULT_INSTANCE_TYPE;
-    const where = spec.cloud.subnet ? `subnet ${spec.cloud.subnet}` : spec.cloud.vpc ? `VPC ${spec.cloud.vpc}` : 'the default VPC';
+    const where = spec.cloud.subnet
+      ? `subnet ${spec.cloud.subnet}`
+      : spec.cloud.vpc
+        ? `VPC ${spec.cloud.vpc}`
+        : 'the default VPC';
     return [
       `launch a scheduler (${spec.cloud.scheduler_instance_type ?? type}) and ${count(spec.workers, 'worker')} (${type}) in ${where}${spec.cloud.region ? ` of ${spec.cloud.region}` : ''}`,
       // Private networking and the ingress rules are said by the review itself, for every cloud.
-      ...(spec.networking === 'public' ? ['give each instance a public IP; workers still reach the scheduler by its private IP'] : []),
+      ...(spec.networking === 'public'
+        ? ['give each instance a public IP; workers still reach the scheduler by its private IP']
+        : []),
       `a security group dcp-${spec.name}: the cluster's members reach each other${spec.ingress.length === 0 ? "; the VPC's own network reaches the scheduler" : ''}`,
       `stop billing by itself: the scheduler powers off after ${formatDuration(spec.idleTimeoutSeconds * 1000)} without work, and its workers with it`,
     ];
@@ -104,15 +142,28 @@ export const awsProvider: Provider = {
 
   async prepare(spec): Promise<ClusterSpec> {
     const ec2 = await ec2For(spec.cloud.region);
-    if ((await clusterInstances(ec2, { name: spec.name })).length > 0 || (await clusterGroups(ec2, { name: spec.name })).length > 0) {
-      throw usageError(`a cluster named ${spec.name} already exists in ${ec2.region}`, `pick another --name, or remove it first: dcp down ${spec.name} --provider aws --region ${ec2.region}`);
+    if (
+      (await clusterInstances(ec2, { name: spec.name })).length > 0 ||
+      (await clusterGroups(ec2, { name: spec.name })).length > 0
+    ) {
+      throw usageError(
+        `a cluster named ${spec.name} already exists in ${ec2.region}`,
+        `pick another --name, or remove it first: dcp down ${spec.name} --provider aws --region ${ec2.region}`,
+      );
     }
     if (spec.runtime === 'preinstalled' && !spec.cloud.ami) {
-      throw usageError('--runtime preinstalled needs a machine image that has Dask on it; stock Ubuntu does not', 'pass --ami (your Packer-built image, say), or use --runtime docker');
+      throw usageError(
+        '--runtime preinstalled needs a machine image that has Dask on it; stock Ubuntu does not',
+        'pass --ami (your Packer-built image, say), or use --runtime docker',
+      );
     }
     const [ingress, chosen] = await Promise.all([
       resolveMe(spec.ingress),
-      spec.runtime === 'docker' && !spec.image ? matchingImage(spec.python) : Promise.resolve<ChosenImage | undefined>(spec.image === undefined ? undefined : { image: spec.image }),
+      spec.runtime === 'docker' && !spec.image
+        ? matchingImage(spec.python)
+        : Promise.resolve<ChosenImage | undefined>(
+            spec.image === undefined ? undefined : { image: spec.image },
+          ),
     ]);
     return {
       ...spec,
@@ -143,7 +194,11 @@ export const awsProvider: Provider = {
       return images.get(arch)!;
     };
     const [schedulerImage, workerImage] = [await imageFor(schedulerType), await imageFor(workerType)];
-    context.progress({ step: 'find network', status: 'done', detail: `${placement.subnetId} (${placement.zone}) in ${placement.vpcId}, image ${schedulerImage}` });
+    context.progress({
+      step: 'find network',
+      status: 'done',
+      detail: `${placement.subnetId} (${placement.zone}) in ${placement.vpcId}, image ${schedulerImage}`,
+    });
 
     // Ctrl-C is honoured between the mutating calls, never inside one (see ec2.ts).
     context.progress({ step: 'security group', status: 'start', detail: `dcp-${spec.name}` });
@@ -152,18 +207,35 @@ export const awsProvider: Provider = {
         GroupName: `dcp-${spec.name}`,
         Description: `Dask cluster ${spec.name} (dcp): its members, and who may reach the scheduler`,
         VpcId: placement.vpcId,
-        TagSpecifications: [{ ResourceType: 'security-group', Tags: tags(spec.name, clusterId, 'firewall', `dcp-${spec.name}`) }],
+        TagSpecifications: [
+          {
+            ResourceType: 'security-group',
+            Tags: tags(spec.name, clusterId, 'firewall', `dcp-${spec.name}`),
+          },
+        ],
       }),
     );
     await context.record({ kind: 'security-group', id: groupId!, data: { region, clusterId } });
     // Private clusters are reachable from their own VPC unless the user said otherwise.
     const ingress = spec.ingress.length > 0 ? spec.ingress : [{ ports: DASK_PORTS, cidr: placement.vpcCidr }];
     const rules = permissions(groupId!, ingress);
-    await call('AuthorizeSecurityGroupIngress', () => ec2.api.authorizeSecurityGroupIngress({ GroupId: groupId!, IpPermissions: rules }));
-    context.progress({ step: 'security group', status: 'done', detail: `${groupId}: ${ingress.map((rule) => `${rule.cidr} → ${rule.ports.join(',')}`).join('; ')}` });
+    await call('AuthorizeSecurityGroupIngress', () =>
+      ec2.api.authorizeSecurityGroupIngress({ GroupId: groupId!, IpPermissions: rules }),
+    );
+    context.progress({
+      step: 'security group',
+      status: 'done',
+      detail: `${groupId}: ${ingress.map((rule) => `${rule.cidr} → ${rule.ports.join(',')}`).join('; ')}`,
+    });
     signal.throwIfAborted();
 
-    const launch = async (role: 'scheduler' | 'worker', input: Pick<RunInstancesCommandInput, 'ImageId' | 'InstanceType' | 'MinCount' | 'MaxCount' | 'UserData'>) => {
+    const launch = async (
+      role: 'scheduler' | 'worker',
+      input: Pick<
+        RunInstancesCommandInput,
+        'ImageId' | 'InstanceType' | 'MinCount' | 'MaxCount' | 'UserData'
+      >,
+    ) => {
       const label = role === 'scheduler' ? `${spec.name}-scheduler` : `${spec.name}-worker`;
       const { Instances = [] } = await call('RunInstances', () =>
         ec2.api.runInstances({
@@ -172,20 +244,53 @@ export const awsProvider: Provider = {
           ClientToken: randomUUID(),
           InstanceInitiatedShutdownBehavior: 'terminate',
           MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 1, HttpEndpoint: 'enabled' },
-          NetworkInterfaces: [{ DeviceIndex: 0, SubnetId: placement.subnetId, Groups: [groupId!], AssociatePublicIpAddress: isPublic, DeleteOnTermination: true }],
-          TagSpecifications: ['instance', 'volume', 'network-interface'].map((type) => ({ ResourceType: type as 'instance', Tags: tags(spec.name, clusterId, role, label) })),
+          NetworkInterfaces: [
+            {
+              DeviceIndex: 0,
+              SubnetId: placement.subnetId,
+              Groups: [groupId!],
+              AssociatePublicIpAddress: isPublic,
+              DeleteOnTermination: true,
+            },
+          ],
+          TagSpecifications: ['instance', 'volume', 'network-interface'].map((type) => ({
+            ResourceType: type as 'instance',
+            Tags: tags(spec.name, clusterId, role, label),
+          })),
         }),
       );
-      for (const instance of Instances) await context.record({ kind: 'instance', id: instance.InstanceId!, data: { region, clusterId, role } });
+      for (const instance of Instances)
+        await context.record({
+          kind: 'instance',
+          id: instance.InstanceId!,
+          data: { region, clusterId, role },
+        });
       return Instances;
     };
 
-    const schedulerScript = bootScript({ role: 'scheduler', cluster: spec.name, runtime: spec.runtime, image: spec.image ?? '', tls: await roleTls(context, 'scheduler'), idleTimeoutSeconds: spec.idleTimeoutSeconds });
+    const schedulerScript = bootScript({
+      role: 'scheduler',
+      cluster: spec.name,
+      runtime: spec.runtime,
+      image: spec.image ?? '',
+      tls: await roleTls(context, 'scheduler'),
+      idleTimeoutSeconds: spec.idleTimeoutSeconds,
+    });
     context.progress({ step: 'launch scheduler', status: 'start', detail: schedulerType });
-    const [scheduler] = await launch('scheduler', { ImageId: schedulerImage, InstanceType: schedulerType as InstanceType, MinCount: 1, MaxCount: 1, UserData: userData(schedulerScript).toString('base64') });
+    const [scheduler] = await launch('scheduler', {
+      ImageId: schedulerImage,
+      InstanceType: schedulerType as InstanceType,
+      MinCount: 1,
+      MaxCount: 1,
+      UserData: userData(schedulerScript).toString('base64'),
+    });
     const privateIp = scheduler?.PrivateIpAddress;
     if (!scheduler || !privateIp) throw new DcpError('AWS launched the scheduler without a private IP');
-    context.progress({ step: 'launch scheduler', status: 'done', detail: `${scheduler.InstanceId} at ${privateIp}` });
+    context.progress({
+      step: 'launch scheduler',
+      status: 'done',
+      detail: `${scheduler.InstanceId} at ${privateIp}`,
+    });
     signal.throwIfAborted();
 
     // The workers need only the scheduler's private address, known now: no waiting for its boot.
@@ -200,9 +305,26 @@ export const awsProvider: Provider = {
       ...(spec.threads ? { threads: spec.threads } : {}),
       ...(spec.memoryLimit ? { memoryLimit: spec.memoryLimit } : {}),
     });
-    context.progress({ step: 'launch workers', status: 'start', detail: `${count(spec.workers, 'worker')} (${workerType})` });
-    const workers = await launch('worker', { ImageId: workerImage, InstanceType: workerType as InstanceType, MinCount: spec.workers, MaxCount: spec.workers, UserData: userData(workerScript).toString('base64') });
-    context.progress({ step: 'launch workers', status: 'done', detail: idsOrCount(workers.map((w) => w.InstanceId!), 'instance') });
+    context.progress({
+      step: 'launch workers',
+      status: 'start',
+      detail: `${count(spec.workers, 'worker')} (${workerType})`,
+    });
+    const workers = await launch('worker', {
+      ImageId: workerImage,
+      InstanceType: workerType as InstanceType,
+      MinCount: spec.workers,
+      MaxCount: spec.workers,
+      UserData: userData(workerScript).toString('base64'),
+    });
+    context.progress({
+      step: 'launch workers',
+      status: 'done',
+      detail: idsOrCount(
+        workers.map((w) => w.InstanceId!),
+        'instance',
+      ),
+    });
 
     let address = privateIp;
     if (isPublic) {
@@ -257,7 +379,10 @@ export const awsProvider: Provider = {
     let states: string[];
     try {
       ec2 = await ec2For(regionOf(resources));
-      states = (await describeInstances(ec2, instanceIds(resources))).map((i) => `${tagValue(i.Tags, TAG_ROLE) ?? '?'} ${i.InstanceId}: ${i.State?.Name}${i.StateReason?.Message ? ` (${i.StateReason.Message})` : ''}`);
+      states = (await describeInstances(ec2, instanceIds(resources))).map(
+        (i) =>
+          `${tagValue(i.Tags, TAG_ROLE) ?? '?'} ${i.InstanceId}: ${i.State?.Name}${i.StateReason?.Message ? ` (${i.StateReason.Message})` : ''}`,
+      );
     } catch {
       return '';
     }
@@ -267,14 +392,21 @@ export const awsProvider: Provider = {
       for (const Latest of [true, false]) {
         try {
           const { Output } = await ec2.api.getConsoleOutput({ InstanceId: schedulerId, Latest });
-          return Output ? Buffer.from(Output, 'base64').toString('utf8').trimEnd().split('\n').slice(-15).join('\n') : '(no console output yet)';
+          return Output
+            ? Buffer.from(Output, 'base64').toString('utf8').trimEnd().split('\n').slice(-15).join('\n')
+            : '(no console output yet)';
         } catch {
           // try the other way, then give up
         }
       }
       return '(its console output could not be read)';
     };
-    return [`--- instances ---`, ...states, `--- scheduler ${schedulerId}: the last lines of its console ---`, await consoleText()].join('\n');
+    return [
+      `--- instances ---`,
+      ...states,
+      `--- scheduler ${schedulerId}: the last lines of its console ---`,
+      await consoleText(),
+    ].join('\n');
   },
 
   async destroy(resources, context: DestroyContext): Promise<string[]> {
@@ -289,12 +421,21 @@ export const awsProvider: Provider = {
     const ids = [...new Set([...instanceIds(resources), ...tagged.map((i) => i.InstanceId!)])];
     const removed: string[] = [];
     if (ids.length > 0) {
-      context.progress({ step: 'terminate instances', status: 'start', detail: count(ids.length, 'instance') });
+      context.progress({
+        step: 'terminate instances',
+        status: 'start',
+        detail: count(ids.length, 'instance'),
+      });
       await terminate(ec2, ids);
       context.progress({ step: 'terminate instances', status: 'done', detail: idsOrCount(ids, 'instance') });
       removed.push(idsOrCount(ids, 'instance'));
     }
-    const groups = [...new Set([...resources.filter((r) => r.kind === 'security-group').map((r) => r.id), ...(await clusterGroups(ec2, which)).map((g) => g.GroupId!)])];
+    const groups = [
+      ...new Set([
+        ...resources.filter((r) => r.kind === 'security-group').map((r) => r.id),
+        ...(await clusterGroups(ec2, which)).map((g) => g.GroupId!),
+      ]),
+    ];
     for (const group of groups) {
       context.progress({ step: 'delete security group', status: 'start', detail: group });
       if (await deleteGroup(ec2, group)) removed.push(`security group ${group}`);
@@ -307,20 +448,29 @@ export const awsProvider: Provider = {
     // Every journal line of a cloud cluster says its region.
     const ec2 = await ec2For(regionOf(resources));
     const instances = await describeInstances(ec2, instanceIds(resources));
-    return instances.map((i) => ({ role: tagValue(i.Tags, TAG_ROLE) ?? '?', id: i.InstanceId!, running: i.State?.Name === 'running' }));
+    return instances.map((i) => ({
+      role: tagValue(i.Tags, TAG_ROLE) ?? '?',
+      id: i.InstanceId!,
+      running: i.State?.Name === 'running',
+    }));
   },
 
   async discover(region): Promise<DiscoveredCluster[]> {
     const ec2 = await ec2For(region);
     const byName = new Map<string, DiscoveredCluster>();
-    const entry = (name: string) => byName.get(name) ?? byName.set(name, { name, provider: 'aws', location: ec2.region, members: [], resources: [] }).get(name)!;
+    const entry = (name: string) =>
+      byName.get(name) ??
+      byName
+        .set(name, { name, provider: 'aws', location: ec2.region, members: [], resources: [] })
+        .get(name)!;
     for (const instance of await clusterInstances(ec2, 'all')) {
       const cluster = entry(tagValue(instance.Tags, TAG_CLUSTER)!);
       const role = tagValue(instance.Tags, TAG_ROLE) ?? '?';
       cluster.members.push({ role, id: instance.InstanceId!, running: instance.State?.Name === 'running' });
       if (role === 'scheduler') cluster.scheduler = instance.PublicIpAddress ?? instance.PrivateIpAddress;
     }
-    for (const group of await clusterGroups(ec2, 'all')) entry(tagValue(group.Tags, TAG_CLUSTER)!).resources.push(`security group ${group.GroupId}`);
+    for (const group of await clusterGroups(ec2, 'all'))
+      entry(tagValue(group.Tags, TAG_CLUSTER)!).resources.push(`security group ${group.GroupId}`);
     return [...byName.values()].sort((a, b) => a.name.localeCompare(b.name));
   },
 };

@@ -18,26 +18,58 @@ export interface Placement {
 }
 
 /** The subnet given, else one in the VPC given, else one in the region's default VPC. */
-export async function resolvePlacement(ec2: Ec2, vpc: string | undefined, subnet: string | undefined, signal: AbortSignal): Promise<Placement> {
+export async function resolvePlacement(
+  ec2: Ec2,
+  vpc: string | undefined,
+  subnet: string | undefined,
+  signal: AbortSignal,
+): Promise<Placement> {
   const options = { abortSignal: signal };
   let vpcId = vpc;
   if (!vpcId && !subnet) {
-    const { Vpcs = [] } = await call('DescribeVpcs', () => ec2.api.describeVpcs({ Filters: [{ Name: 'isDefault', Values: ['true'] }] }, options));
+    const { Vpcs = [] } = await call('DescribeVpcs', () =>
+      ec2.api.describeVpcs({ Filters: [{ Name: 'isDefault', Values: ['true'] }] }, options),
+    );
     vpcId = Vpcs[0]?.VpcId;
-    if (!vpcId) throw usageError(`${ec2.region} has no default VPC`, 'pass --vpc and --subnet (aws ec2 describe-subnets lists them), or save them: dcp config set aws.subnet ...');
+    if (!vpcId)
+      throw usageError(
+        `${ec2.region} has no default VPC`,
+        'pass --vpc and --subnet (aws ec2 describe-subnets lists them), or save them: dcp config set aws.subnet ...',
+      );
   }
   const { Subnets = [] } = await call('DescribeSubnets', () =>
-    ec2.api.describeSubnets(subnet ? { SubnetIds: [subnet] } : { Filters: [{ Name: 'vpc-id', Values: [vpcId!] }] }, options),
+    ec2.api.describeSubnets(
+      subnet ? { SubnetIds: [subnet] } : { Filters: [{ Name: 'vpc-id', Values: [vpcId!] }] },
+      options,
+    ),
   );
   const available = Subnets.filter((s) => s.State === 'available' && (s.AvailableIpAddressCount ?? 1) > 0);
   if (subnet && vpcId && Subnets[0] && Subnets[0].VpcId !== vpcId) {
-    throw usageError(`subnet ${subnet} is in ${Subnets[0].VpcId}, not in ${vpcId}`, 'pass a subnet of that VPC, or drop --vpc');
+    throw usageError(
+      `subnet ${subnet} is in ${Subnets[0].VpcId}, not in ${vpcId}`,
+      'pass a subnet of that VPC, or drop --vpc',
+    );
   }
   // The default subnets first (they map public IPs), then the roomiest.
-  const chosen = available.sort((a, b) => Number(b.DefaultForAz ?? false) - Number(a.DefaultForAz ?? false) || (b.AvailableIpAddressCount ?? 0) - (a.AvailableIpAddressCount ?? 0))[0];
-  if (!chosen) throw usageError(subnet ? `subnet ${subnet} is not available` : `VPC ${vpcId} has no available subnet`, 'pass another --subnet');
-  const { Vpcs = [] } = await call('DescribeVpcs', () => ec2.api.describeVpcs({ VpcIds: [chosen.VpcId!] }, options));
-  return { vpcId: chosen.VpcId!, vpcCidr: Vpcs[0]?.CidrBlock ?? chosen.CidrBlock!, subnetId: chosen.SubnetId!, zone: chosen.AvailabilityZone ?? '' };
+  const chosen = available.sort(
+    (a, b) =>
+      Number(b.DefaultForAz ?? false) - Number(a.DefaultForAz ?? false) ||
+      (b.AvailableIpAddressCount ?? 0) - (a.AvailableIpAddressCount ?? 0),
+  )[0];
+  if (!chosen)
+    throw usageError(
+      subnet ? `subnet ${subnet} is not available` : `VPC ${vpcId} has no available subnet`,
+      'pass another --subnet',
+    );
+  const { Vpcs = [] } = await call('DescribeVpcs', () =>
+    ec2.api.describeVpcs({ VpcIds: [chosen.VpcId!] }, options),
+  );
+  return {
+    vpcId: chosen.VpcId!,
+    vpcCidr: Vpcs[0]?.CidrBlock ?? chosen.CidrBlock!,
+    subnetId: chosen.SubnetId!,
+    zone: chosen.AvailabilityZone ?? '',
+  };
 }
 
 /** Graviton families (m7g, c6gn, t4g, a1, ...) run arm64; the rest x86_64. */
@@ -54,7 +86,10 @@ export async function ubuntuImage(ec2: Ec2, arch: 'arm64' | 'x86_64', signal: Ab
       {
         Owners: [CANONICAL],
         Filters: [
-          { Name: 'name', Values: [`ubuntu/images/*/ubuntu-noble-24.04-${arch === 'arm64' ? 'arm64' : 'amd64'}-server-*`] },
+          {
+            Name: 'name',
+            Values: [`ubuntu/images/*/ubuntu-noble-24.04-${arch === 'arm64' ? 'arm64' : 'amd64'}-server-*`],
+          },
           { Name: 'architecture', Values: [arch] },
           { Name: 'state', Values: ['available'] },
         ],
@@ -62,8 +97,13 @@ export async function ubuntuImage(ec2: Ec2, arch: 'arm64' | 'x86_64', signal: Ab
       { abortSignal: signal },
     ),
   );
-  const newest = Images.filter((image) => image.ImageId).sort((a, b) => (b.CreationDate ?? '').localeCompare(a.CreationDate ?? ''))[0];
-  if (!newest) throw new DcpError(`no Ubuntu 24.04 image for ${arch} found in ${ec2.region}`, { hint: 'pass one with --ami' });
+  const newest = Images.filter((image) => image.ImageId).sort((a, b) =>
+    (b.CreationDate ?? '').localeCompare(a.CreationDate ?? ''),
+  )[0];
+  if (!newest)
+    throw new DcpError(`no Ubuntu 24.04 image for ${arch} found in ${ec2.region}`, {
+      hint: 'pass one with --ami',
+    });
   return newest.ImageId!;
 }
 
@@ -72,9 +112,13 @@ export async function ubuntuImage(ec2: Ec2, arch: 'arm64' | 'x86_64', signal: Ab
  * workers), and each ingress rule's ports over TCP from its network.
  */
 export function permissions(groupId: string, rules: IngressRule[]): IpPermission[] {
-  const members: IpPermission = { IpProtocol: '-1', UserIdGroupPairs: [{ GroupId: groupId, Description: 'members of this Dask cluster' }] };
+  const members: IpPermission = {
+    IpProtocol: '-1',
+    UserIdGroupPairs: [{ GroupId: groupId, Description: 'members of this Dask cluster' }],
+  };
   const ports = new Map<number, IngressRule[]>();
-  for (const rule of rules) for (const port of rule.ports) ports.set(port, [...(ports.get(port) ?? []), rule]);
+  for (const rule of rules)
+    for (const port of rule.ports) ports.set(port, [...(ports.get(port) ?? []), rule]);
   const opened = [...ports.entries()].map(([port, from]): IpPermission => {
     const v6 = from.filter((rule) => ipaddr.parseCIDR(rule.cidr)[0].kind() === 'ipv6');
     const v4 = from.filter((rule) => !v6.includes(rule));
@@ -84,7 +128,9 @@ export function permissions(groupId: string, rules: IngressRule[]): IpPermission
       FromPort: port,
       ToPort: port,
       ...(v4.length ? { IpRanges: v4.map((rule) => ({ CidrIp: rule.cidr, Description: description })) } : {}),
-      ...(v6.length ? { Ipv6Ranges: v6.map((rule) => ({ CidrIpv6: rule.cidr, Description: description })) } : {}),
+      ...(v6.length
+        ? { Ipv6Ranges: v6.map((rule) => ({ CidrIpv6: rule.cidr, Description: description })) }
+        : {}),
     };
   });
   return [members, ...opened];

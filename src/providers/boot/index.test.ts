@@ -9,8 +9,19 @@ import { DcpError } from '../../errors.js';
 import { bootScript, daskArguments, USER_DATA_LIMIT, userData, type BootOptions } from './index.js';
 
 const PEM = (label: string, body = 'QUJD') => `-----BEGIN ${label}-----\n${body}\n-----END ${label}-----\n`;
-const tls = { ca: PEM('CERTIFICATE', 'Q0E='), cert: PEM('CERTIFICATE', 'V09SS0VS'), key: PEM('PRIVATE KEY', 'S0VZ') };
-const base: BootOptions = { role: 'scheduler', cluster: 'c1', runtime: 'preinstalled', image: 'ghcr.io/dask/dask:2022.12.1-py3.11', tls, idleTimeoutSeconds: 3600 };
+const tls = {
+  ca: PEM('CERTIFICATE', 'Q0E='),
+  cert: PEM('CERTIFICATE', 'V09SS0VS'),
+  key: PEM('PRIVATE KEY', 'S0VZ'),
+};
+const base: BootOptions = {
+  role: 'scheduler',
+  cluster: 'c1',
+  runtime: 'preinstalled',
+  image: 'ghcr.io/dask/dask:2022.12.1-py3.11',
+  tls,
+  idleTimeoutSeconds: 3600,
+};
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
@@ -18,21 +29,49 @@ afterAll(() => dirs.forEach((dir) => rmSync(dir, { recursive: true, force: true 
 describe('dask arguments', () => {
   it('starts the scheduler on TLS with the idle timeout and a dashboard', () => {
     expect(daskArguments(base, '/t')).toEqual([
-      'scheduler', '--protocol', 'tls', '--port', '8786', '--dashboard-address', ':8787', '--idle-timeout', '3600s',
-      '--tls-ca-file', '/t/ca.pem', '--tls-cert', '/t/scheduler.pem', '--tls-key', '/t/scheduler-key.pem',
+      'scheduler',
+      '--protocol',
+      'tls',
+      '--port',
+      '8786',
+      '--dashboard-address',
+      ':8787',
+      '--idle-timeout',
+      '3600s',
+      '--tls-ca-file',
+      '/t/ca.pem',
+      '--tls-cert',
+      '/t/scheduler.pem',
+      '--tls-key',
+      '/t/scheduler-key.pem',
     ]);
   });
 
   it('points a worker at the private address, with its own files and a death timeout', () => {
-    const args = daskArguments({ ...base, role: 'worker', schedulerHost: '10.0.0.5', threads: 4, memoryLimit: '8GiB' }, '/t');
+    const args = daskArguments(
+      { ...base, role: 'worker', schedulerHost: '10.0.0.5', threads: 4, memoryLimit: '8GiB' },
+      '/t',
+    );
     expect(args.slice(0, 2)).toEqual(['worker', 'tls://10.0.0.5:8786']);
-    expect(args).toEqual(expect.arrayContaining(['--death-timeout', '--nthreads', '4', '--memory-limit', '8GiB', '/t/worker.pem', '/t/worker-key.pem']));
+    expect(args).toEqual(
+      expect.arrayContaining([
+        '--death-timeout',
+        '--nthreads',
+        '4',
+        '--memory-limit',
+        '8GiB',
+        '/t/worker.pem',
+        '/t/worker-key.pem',
+      ]),
+    );
     expect(args.join(' ')).not.toContain('scheduler');
   });
 
   it('uses plain TCP when TLS is off, and refuses a worker without a scheduler', () => {
     expect(daskArguments({ ...base, tls: null }, '/t')).not.toContain('--tls-ca-file');
-    expect(daskArguments({ ...base, role: 'worker', tls: null, schedulerHost: '10.0.0.5' }, '/t')[1]).toBe('tcp://10.0.0.5:8786');
+    expect(daskArguments({ ...base, role: 'worker', tls: null, schedulerHost: '10.0.0.5' }, '/t')[1]).toBe(
+      'tcp://10.0.0.5:8786',
+    );
     expect(() => daskArguments({ ...base, role: 'worker' }, '/t')).toThrow(/scheduler address/);
   });
 });
@@ -65,33 +104,89 @@ describe('the script', () => {
     writeFileSync(join(dir, 'docker'), `#!/bin/bash\nprintf '%s\\n' "$@" > ${dir}/docker-args\n`);
     chmodSync(join(dir, 'docker'), 0o755);
     const image = `registry.example/odd'name:$(touch ${dir}/pwned)`;
-    const script = bootScript({ ...base, runtime: 'docker', image, cluster: "it's", stateDir: join(dir, 'state'), powerOff: `touch ${dir}/off`, console: join(dir, 'console'), perBootDir: join(dir, 'per-boot') });
+    const script = bootScript({
+      ...base,
+      runtime: 'docker',
+      image,
+      cluster: "it's",
+      stateDir: join(dir, 'state'),
+      powerOff: `touch ${dir}/off`,
+      console: join(dir, 'console'),
+      perBootDir: join(dir, 'per-boot'),
+    });
     // stdin not a socket: bash would read ~/.bashrc, as if started by rshd.
-    execFileSync('bash', ['-c', script], { env: { PATH: `${dir}:/usr/bin:/bin` }, stdio: ['ignore', 'pipe', 'pipe'] });
+    execFileSync('bash', ['-c', script], {
+      env: { PATH: `${dir}:/usr/bin:/bin` },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     for (let i = 0; i < 100 && !existsSync(join(dir, 'off')); i++) await sleep(50);
     const args = readFileSync(join(dir, 'docker-args'), 'utf8').trimEnd().split('\n');
-    expect(args.slice(0, 8)).toEqual(['run', '--rm', '--name', 'dcp-dask', '--network', 'host', '-v', `${join(dir, 'state')}/tls:/dcp-tls:ro`]);
+    expect(args.slice(0, 8)).toEqual([
+      'run',
+      '--rm',
+      '--name',
+      'dcp-dask',
+      '--network',
+      'host',
+      '-v',
+      `${join(dir, 'state')}/tls:/dcp-tls:ro`,
+    ]);
     expect(args[8]).toBe(image);
     expect(args.slice(9, 11)).toEqual(['dask', 'scheduler']);
     expect(args).toContain('/dcp-tls/scheduler-key.pem');
     expect(existsSync(join(dir, 'pwned'))).toBe(false);
     // Dask (here the stand-in) exited, so the VM powers off.
     expect(existsSync(join(dir, 'off'))).toBe(true);
-    expect(readFileSync(join(dir, 'state', 'dask.log'), 'utf8')).toMatch(/dask scheduler exited with status 0 .*powering off/);
-    expect(readFileSync(join(dir, 'console'), 'utf8')).toContain("the last lines of the dask scheduler's log");
+    expect(readFileSync(join(dir, 'state', 'dask.log'), 'utf8')).toMatch(
+      /dask scheduler exited with status 0 .*powering off/,
+    );
+    expect(readFileSync(join(dir, 'console'), 'utf8')).toContain(
+      "the last lines of the dask scheduler's log",
+    );
   });
 
   it('powers the VM off when Dask cannot even be installed, and when the script itself fails', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'dcp-boot-fail-'));
     dirs.push(dir);
     // No docker, and an apt-get that fails as it would without a route to the mirrors.
-    writeFileSync(join(dir, 'apt-get'), '#!/bin/bash\necho "E: Unable to fetch some archives" >&2\nexit 100\n');
+    writeFileSync(
+      join(dir, 'apt-get'),
+      '#!/bin/bash\necho "E: Unable to fetch some archives" >&2\nexit 100\n',
+    );
     chmodSync(join(dir, 'apt-get'), 0o755);
-    for (const name of ['bash', 'cat', 'mkdir', 'chmod', 'dirname', 'ln', 'setsid', 'flock', 'date', 'tail', 'touch']) {
-      execFileSync('ln', ['-s', execFileSync('bash', ['-c', `command -v ${name}`]).toString().trim(), join(dir, name)]);
+    for (const name of [
+      'bash',
+      'cat',
+      'mkdir',
+      'chmod',
+      'dirname',
+      'ln',
+      'setsid',
+      'flock',
+      'date',
+      'tail',
+      'touch',
+    ]) {
+      execFileSync('ln', [
+        '-s',
+        execFileSync('bash', ['-c', `command -v ${name}`])
+          .toString()
+          .trim(),
+        join(dir, name),
+      ]);
     }
-    const script = bootScript({ ...base, runtime: 'docker', stateDir: join(dir, 'state'), powerOff: `touch ${dir}/off`, console: join(dir, 'console'), perBootDir: join(dir, 'per-boot') });
-    execFileSync(join(dir, 'bash'), ['-c', script], { env: { PATH: dir }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const script = bootScript({
+      ...base,
+      runtime: 'docker',
+      stateDir: join(dir, 'state'),
+      powerOff: `touch ${dir}/off`,
+      console: join(dir, 'console'),
+      perBootDir: join(dir, 'per-boot'),
+    });
+    execFileSync(join(dir, 'bash'), ['-c', script], {
+      env: { PATH: dir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     for (let i = 0; i < 100 && !existsSync(join(dir, 'off')); i++) await sleep(50);
     expect(existsSync(join(dir, 'off'))).toBe(true);
     expect(readFileSync(join(dir, 'state', 'dask.log'), 'utf8')).toContain('Unable to fetch some archives');
@@ -100,7 +195,13 @@ describe('the script', () => {
     dirs.push(broken);
     // A state folder that cannot be made: the script fails before Dask, and still powers off.
     writeFileSync(join(broken, 'file'), '');
-    const failing = bootScript({ ...base, stateDir: join(broken, 'file', 'state'), powerOff: `touch ${broken}/off`, perBootDir: join(broken, 'per-boot'), console: join(broken, 'console') });
+    const failing = bootScript({
+      ...base,
+      stateDir: join(broken, 'file', 'state'),
+      powerOff: `touch ${broken}/off`,
+      perBootDir: join(broken, 'per-boot'),
+      console: join(broken, 'console'),
+    });
     expect(() => execFileSync('bash', ['-c', failing], { stdio: ['ignore', 'pipe', 'pipe'] })).toThrow();
     expect(existsSync(join(broken, 'off'))).toBe(true);
   });
@@ -110,7 +211,9 @@ describe('user data', () => {
   it('stays plain text while it fits, and is gzipped when it does not', () => {
     const small = bootScript(base);
     expect(userData(small).toString()).toBe(small);
-    const chain = Array.from({ length: 40 }, (_, i) => PEM('CERTIFICATE', Buffer.from(`intermediate ${i} `.repeat(30)).toString('base64'))).join('');
+    const chain = Array.from({ length: 40 }, (_, i) =>
+      PEM('CERTIFICATE', Buffer.from(`intermediate ${i} `.repeat(30)).toString('base64')),
+    ).join('');
     const big = bootScript({ ...base, tls: { ...tls, ca: chain } });
     expect(Buffer.byteLength(big)).toBeGreaterThan(USER_DATA_LIMIT);
     const packed = userData(big);
@@ -120,7 +223,9 @@ describe('user data', () => {
   });
 
   it('refuses a script too big even compressed, saying why', () => {
-    const random = Array.from({ length: 30 }, () => PEM('CERTIFICATE', Buffer.from(crypto.getRandomValues(new Uint8Array(1024))).toString('base64'))).join('');
+    const random = Array.from({ length: 30 }, () =>
+      PEM('CERTIFICATE', Buffer.from(crypto.getRandomValues(new Uint8Array(1024))).toString('base64')),
+    ).join('');
     expect(() => userData(bootScript({ ...base, tls: { ...tls, ca: random } }))).toThrow(DcpError);
   });
 });

@@ -60,22 +60,34 @@ function quote(value: string): string {
 
 /** `dask scheduler ...` or `dask worker ...` arguments, with TLS files under `tlsDir`. */
 export function daskArguments(options: BootOptions, tlsDir: string): string[] {
-  const tls = options.tls ? daskTlsArgs({ caFile: `${tlsDir}/ca.pem`, cert: `${tlsDir}/${options.role}.pem`, key: `${tlsDir}/${options.role}-key.pem` }) : [];
+  const tls = options.tls
+    ? daskTlsArgs({
+        caFile: `${tlsDir}/ca.pem`,
+        cert: `${tlsDir}/${options.role}.pem`,
+        key: `${tlsDir}/${options.role}-key.pem`,
+      })
+    : [];
   const protocol = options.tls ? 'tls' : 'tcp';
   if (options.role === 'scheduler') {
     return [
       'scheduler',
-      '--protocol', protocol,
-      '--port', String(SCHEDULER_PORT),
-      '--dashboard-address', `:${DASHBOARD_PORT}`,
-      '--idle-timeout', `${options.idleTimeoutSeconds}s`,
+      '--protocol',
+      protocol,
+      '--port',
+      String(SCHEDULER_PORT),
+      '--dashboard-address',
+      `:${DASHBOARD_PORT}`,
+      '--idle-timeout',
+      `${options.idleTimeoutSeconds}s`,
       ...tls,
     ];
   }
   if (!options.schedulerHost) throw new Error('a worker boot script needs the scheduler address');
   return [
-    'worker', `${protocol}://${options.schedulerHost}:${SCHEDULER_PORT}`,
-    '--death-timeout', `${WORKER_DEATH_TIMEOUT_SECONDS}s`,
+    'worker',
+    `${protocol}://${options.schedulerHost}:${SCHEDULER_PORT}`,
+    '--death-timeout',
+    `${WORKER_DEATH_TIMEOUT_SECONDS}s`,
     ...(options.threads ? ['--nthreads', String(options.threads)] : []),
     ...(options.memoryLimit ? ['--memory-limit', options.memoryLimit] : []),
     ...tls,
@@ -174,9 +186,12 @@ export function userData(script: string): Buffer {
   if (raw.length <= USER_DATA_LIMIT) return raw;
   const packed = gzipSync(raw, { level: 9 });
   if (packed.length > USER_DATA_LIMIT) {
-    throw new DcpError(`the boot script is ${packed.length} bytes even compressed, over the ${USER_DATA_LIMIT}-byte user data limit`, {
-      hint: 'a long certificate chain makes it big: issue the cluster certificates from a CA without intermediates, or use --tls auto',
-    });
+    throw new DcpError(
+      `the boot script is ${packed.length} bytes even compressed, over the ${USER_DATA_LIMIT}-byte user data limit`,
+      {
+        hint: 'a long certificate chain makes it big: issue the cluster certificates from a CA without intermediates, or use --tls auto',
+      },
+    );
   }
   return packed;
 }

@@ -10,7 +10,14 @@ import { basename, join } from 'node:path';
 import { DcpError } from '../../errors.js';
 import { daskTlsArgs } from '../../cluster/snippet.js';
 import { clustersDir, readJournal, type ClusterRecord, type Resource } from '../../cluster/state.js';
-import type { ClusterTls, CreateContext, DestroyContext, Endpoints, MemberStatus, Provider } from '../provider.js';
+import type {
+  ClusterTls,
+  CreateContext,
+  DestroyContext,
+  Endpoints,
+  MemberStatus,
+  Provider,
+} from '../provider.js';
 import { isRunning, spawnDetached, stopProcess, type ProcessIdentity } from './process.js';
 import { findPython } from '../python.js';
 
@@ -94,7 +101,13 @@ export const localProvider: Provider = {
       context.signal.throwIfAborted();
       const log = join(logsDir, `${role}.log`);
       // Run from the state folder: Python puts the working folder first on its import path.
-      const identity = await spawnDetached(python, ['-m', 'dask', ...args], log, { ...process.env, PYTHONUNBUFFERED: '1' }, context.dir).catch((error: unknown) => {
+      const identity = await spawnDetached(
+        python,
+        ['-m', 'dask', ...args],
+        log,
+        { ...process.env, PYTHONUNBUFFERED: '1' },
+        context.dir,
+      ).catch((error: unknown) => {
         throw new DcpError(`the ${role} process exited during start-up: ${(error as Error).message}`);
       });
       await context.record({ kind: 'process', id: String(identity.pid), data: { role, ...identity, log } });
@@ -104,7 +117,12 @@ export const localProvider: Provider = {
     // Two `up`s at once must not both take 8786: choosing the ports and binding them is one
     // step for every dcp on this machine, under a lock. Workers start meanwhile: they retry
     // until the scheduler listens, which saves them a round of waiting.
-    const release = await lock(join(clustersDir(), 'local-ports'), { realpath: false, stale: 30_000, update: 5_000, retries: { retries: 600, minTimeout: 50, maxTimeout: 100 } });
+    const release = await lock(join(clustersDir(), 'local-ports'), {
+      realpath: false,
+      stale: 30_000,
+      update: 5_000,
+      retries: { retries: 600, minTimeout: 50, maxTimeout: 100 },
+    });
     let address: string;
     let schedulerPort: number;
     let dashboardPort: number;
@@ -114,21 +132,29 @@ export const localProvider: Provider = {
       address = `${tls ? 'tls' : 'tcp'}://${HOST}:${schedulerPort}`;
       await start('scheduler', [
         'scheduler',
-        '--host', HOST,
-        '--port', String(schedulerPort),
-        '--dashboard-address', `${HOST}:${dashboardPort}`,
-        '--protocol', tls ? 'tls' : 'tcp',
+        '--host',
+        HOST,
+        '--port',
+        String(schedulerPort),
+        '--dashboard-address',
+        `${HOST}:${dashboardPort}`,
+        '--protocol',
+        tls ? 'tls' : 'tcp',
         ...roleTlsArgs(tls, 'scheduler'),
       ]);
       for (let i = 1; i <= spec.workers; i++) {
         await start(`worker-${i}`, [
-          'worker', address,
-          '--host', HOST,
-          '--name', `${spec.name}-worker-${i}`,
+          'worker',
+          address,
+          '--host',
+          HOST,
+          '--name',
+          `${spec.name}-worker-${i}`,
           // --no-dashboard still leaves the worker's HTTP server (/health, /metrics) listening on
           // every interface; this keeps it on loopback with the rest.
           '--no-dashboard',
-          '--dashboard-address', `${HOST}:0`,
+          '--dashboard-address',
+          `${HOST}:0`,
           ...(spec.threads ? ['--nthreads', String(spec.threads)] : []),
           ...(spec.memoryLimit ? ['--memory-limit', spec.memoryLimit] : []),
           ...roleTlsArgs(tls, 'worker'),
@@ -148,15 +174,24 @@ export const localProvider: Provider = {
   async checkHealth(context) {
     for (const resource of processes(await readJournal(context.dir))) {
       if (!(await isRunning(resource.data))) {
-        throw new DcpError(`the ${resource.data.role} process exited during start-up (pid ${resource.data.pid})`);
+        throw new DcpError(
+          `the ${resource.data.role} process exited during start-up (pid ${resource.data.pid})`,
+        );
       }
     }
   },
 
   async diagnostics(dir) {
     const logsDir = join(dir, 'logs');
-    const logs = (await readdir(logsDir).catch(() => [])).filter((f) => f.endsWith('.log')).sort((a, b) => (a === 'scheduler.log' ? -1 : b === 'scheduler.log' ? 1 : a.localeCompare(b)));
-    const parts = await Promise.all(logs.map(async (file) => `--- ${basename(file, '.log')}: the last lines of its log ---\n${(await tail(join(logsDir, file), 8)) || '(empty)'}`));
+    const logs = (await readdir(logsDir).catch(() => []))
+      .filter((f) => f.endsWith('.log'))
+      .sort((a, b) => (a === 'scheduler.log' ? -1 : b === 'scheduler.log' ? 1 : a.localeCompare(b)));
+    const parts = await Promise.all(
+      logs.map(
+        async (file) =>
+          `--- ${basename(file, '.log')}: the last lines of its log ---\n${(await tail(join(logsDir, file), 8)) || '(empty)'}`,
+      ),
+    );
     return parts.join('\n');
   },
 
@@ -167,13 +202,25 @@ export const localProvider: Provider = {
       removed.push(`${r.data.role} (pid ${r.data.pid}${stopped ? '' : ', had exited'})`);
     };
     // Workers first, then the scheduler, so workers do not spend the grace period reconnecting.
-    await Promise.all(processes(resources).reverse().filter((r) => r.data.role !== 'scheduler').map(stop));
+    await Promise.all(
+      processes(resources)
+        .reverse()
+        .filter((r) => r.data.role !== 'scheduler')
+        .map(stop),
+    );
     for (const r of processes(resources).filter((p) => p.data.role === 'scheduler')) await stop(r);
-    if (removed.length > 0) context.progress({ step: 'stop processes', status: 'done', detail: removed.join(', ') });
+    if (removed.length > 0)
+      context.progress({ step: 'stop processes', status: 'done', detail: removed.join(', ') });
     return removed;
   },
 
   async members(_record: ClusterRecord, resources: Resource[]): Promise<MemberStatus[]> {
-    return Promise.all(processes(resources).map(async (r) => ({ role: r.data.role, id: `pid ${r.data.pid}`, running: await isRunning(r.data) })));
+    return Promise.all(
+      processes(resources).map(async (r) => ({
+        role: r.data.role,
+        id: `pid ${r.data.pid}`,
+        running: await isRunning(r.data),
+      })),
+    );
   },
 };

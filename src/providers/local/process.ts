@@ -24,7 +24,9 @@ export async function processStartTime(pid: number): Promise<string | undefined>
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT' && process.platform === 'linux') return undefined;
   }
-  const line = (await promisify(execFile)('ps', ['-o', 'stat=,lstart=', '-p', String(pid)]).catch(() => ({ stdout: '' }))).stdout.trim();
+  const line = (
+    await promisify(execFile)('ps', ['-o', 'stat=,lstart=', '-p', String(pid)]).catch(() => ({ stdout: '' }))
+  ).stdout.trim();
   return line && !line.startsWith('Z') ? line.replace(/^\S+\s+/, '') : undefined;
 }
 
@@ -33,7 +35,13 @@ export async function isRunning(identity: ProcessIdentity): Promise<boolean> {
 }
 
 /** Starts `command` detached from dcp, its output appended to `logFile`. */
-export async function spawnDetached(command: string, args: string[], logFile: string, env: NodeJS.ProcessEnv, cwd: string): Promise<ProcessIdentity> {
+export async function spawnDetached(
+  command: string,
+  args: string[],
+  logFile: string,
+  env: NodeJS.ProcessEnv,
+  cwd: string,
+): Promise<ProcessIdentity> {
   const log = openSync(logFile, 'a', 0o600);
   try {
     const child = spawn(command, args, { detached: true, stdio: ['ignore', log, log], env, cwd });

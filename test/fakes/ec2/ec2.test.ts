@@ -40,7 +40,9 @@ async function setup(options: FakeEc2Options = {}, config: Partial<EC2ClientConf
 }
 
 /** The rejection of `promise`, which must reject. */
-async function failure(promise: Promise<unknown>): Promise<Error & { $metadata?: { httpStatusCode?: number; attempts?: number } }> {
+async function failure(
+  promise: Promise<unknown>,
+): Promise<Error & { $metadata?: { httpStatusCode?: number; attempts?: number } }> {
   try {
     await promise;
   } catch (error) {
@@ -59,7 +61,11 @@ async function describe1(ec2: EC2Client, id: string): Promise<Instance> {
   return inst;
 }
 
-async function clusterGroup(ec2: EC2Client, name: string, vpcId: string = SEED.defaultVpcId): Promise<string> {
+async function clusterGroup(
+  ec2: EC2Client,
+  name: string,
+  vpcId: string = SEED.defaultVpcId,
+): Promise<string> {
   const { GroupId } = await ec2.send(
     new CreateSecurityGroupCommand({
       GroupName: `dcp-${name}`,
@@ -71,7 +77,11 @@ async function clusterGroup(ec2: EC2Client, name: string, vpcId: string = SEED.d
   return GroupId!;
 }
 
-function launchInput(groupId: string, cluster: string, extra: Partial<RunInstancesCommandInput> = {}): RunInstancesCommandInput {
+function launchInput(
+  groupId: string,
+  cluster: string,
+  extra: Partial<RunInstancesCommandInput> = {},
+): RunInstancesCommandInput {
   const tags = [
     { Key: 'dcp:cluster', Value: cluster },
     { Key: 'dcp:role', Value: 'worker' },
@@ -81,15 +91,30 @@ function launchInput(groupId: string, cluster: string, extra: Partial<RunInstanc
     InstanceType: 't3.medium',
     MinCount: 1,
     MaxCount: 1,
-    NetworkInterfaces: [{ DeviceIndex: 0, SubnetId: SEED.defaultSubnetIds['us-east-1a'], Groups: [groupId], AssociatePublicIpAddress: true, DeleteOnTermination: true }],
-    TagSpecifications: (['instance', 'volume', 'network-interface'] as const).map((ResourceType) => ({ ResourceType, Tags: tags })),
+    NetworkInterfaces: [
+      {
+        DeviceIndex: 0,
+        SubnetId: SEED.defaultSubnetIds['us-east-1a'],
+        Groups: [groupId],
+        AssociatePublicIpAddress: true,
+        DeleteOnTermination: true,
+      },
+    ],
+    TagSpecifications: (['instance', 'volume', 'network-interface'] as const).map((ResourceType) => ({
+      ResourceType,
+      Tags: tags,
+    })),
     ...extra,
   };
 }
 
 describe('Query decoding', () => {
   it('turns numbered parameters into lists and dotted ones into objects', () => {
-    const params = decodeQuery(new URLSearchParams('Filter.1.Name=tag%3Adcp%3Acluster&Filter.1.Value.1=a&Filter.1.Value.2=b&Filter.2.Name=x&MetadataOptions.HttpTokens=required&InstanceId.2=i-2&InstanceId.1=i-1'));
+    const params = decodeQuery(
+      new URLSearchParams(
+        'Filter.1.Name=tag%3Adcp%3Acluster&Filter.1.Value.1=a&Filter.1.Value.2=b&Filter.2.Name=x&MetadataOptions.HttpTokens=required&InstanceId.2=i-2&InstanceId.1=i-1',
+      ),
+    );
     expect(params).toEqual({
       Filter: [{ Name: 'tag:dcp:cluster', Value: ['a', 'b'] }, { Name: 'x' }],
       MetadataOptions: { HttpTokens: 'required' },
@@ -101,18 +126,44 @@ describe('Query decoding', () => {
 describe('fake EC2 seed data', () => {
   it('has a default VPC with a default subnet per zone, and a custom VPC', async () => {
     const { ec2 } = await setup();
-    const vpcs = await ec2.send(new DescribeVpcsCommand({ Filters: [{ Name: 'isDefault', Values: ['true'] }] }));
-    expect(vpcs.Vpcs).toEqual([expect.objectContaining({ VpcId: SEED.defaultVpcId, CidrBlock: '172.31.0.0/16', IsDefault: true, State: 'available' })]);
-    const subnets = await ec2.send(
-      new DescribeSubnetsCommand({ Filters: [{ Name: 'vpc-id', Values: [SEED.defaultVpcId] }, { Name: 'default-for-az', Values: ['true'] }] }),
+    const vpcs = await ec2.send(
+      new DescribeVpcsCommand({ Filters: [{ Name: 'isDefault', Values: ['true'] }] }),
     );
-    expect(subnets.Subnets?.map((s) => [s.AvailabilityZone, s.CidrBlock, s.MapPublicIpOnLaunch, s.AvailableIpAddressCount])).toEqual([
+    expect(vpcs.Vpcs).toEqual([
+      expect.objectContaining({
+        VpcId: SEED.defaultVpcId,
+        CidrBlock: '172.31.0.0/16',
+        IsDefault: true,
+        State: 'available',
+      }),
+    ]);
+    const subnets = await ec2.send(
+      new DescribeSubnetsCommand({
+        Filters: [
+          { Name: 'vpc-id', Values: [SEED.defaultVpcId] },
+          { Name: 'default-for-az', Values: ['true'] },
+        ],
+      }),
+    );
+    expect(
+      subnets.Subnets?.map((s) => [
+        s.AvailabilityZone,
+        s.CidrBlock,
+        s.MapPublicIpOnLaunch,
+        s.AvailableIpAddressCount,
+      ]),
+    ).toEqual([
       ['us-east-1a', '172.31.0.0/20', true, 4091],
       ['us-east-1b', '172.31.16.0/20', true, 4091],
       ['us-east-1c', '172.31.32.0/20', true, 4091],
     ]);
     const custom = await ec2.send(new DescribeSubnetsCommand({ SubnetIds: [SEED.customSubnetId] }));
-    expect(custom.Subnets?.[0]).toMatchObject({ VpcId: SEED.customVpcId, CidrBlock: '10.1.1.0/24', MapPublicIpOnLaunch: false, DefaultForAz: false });
+    expect(custom.Subnets?.[0]).toMatchObject({
+      VpcId: SEED.customVpcId,
+      CidrBlock: '10.1.1.0/24',
+      MapPublicIpOnLaunch: false,
+      DefaultForAz: false,
+    });
     const missing = await failure(ec2.send(new DescribeVpcsCommand({ VpcIds: ['vpc-0123456789abcdef0'] })));
     expect(missing.name).toBe('InvalidVpcID.NotFound');
   });
@@ -129,21 +180,43 @@ describe('fake EC2 seed data', () => {
         ],
       }),
     );
-    const newest = [...(images.Images ?? [])].sort((a, b) => (b.CreationDate ?? '').localeCompare(a.CreationDate ?? ''))[0];
-    expect(images.Images?.map((i) => i.ImageId).sort()).toEqual([SEED.images.nobleAmd64Old, SEED.images.nobleAmd64New].sort());
-    expect(newest).toMatchObject({ ImageId: SEED.images.nobleAmd64New, OwnerId: SEED.canonicalOwnerId, RootDeviceName: '/dev/sda1', State: 'available' });
-    const anyone = await ec2.send(new DescribeImagesCommand({ Filters: [{ Name: 'name', Values: ['*ubuntu-noble-24.04-amd64-server-*'] }] }));
+    const newest = [...(images.Images ?? [])].sort((a, b) =>
+      (b.CreationDate ?? '').localeCompare(a.CreationDate ?? ''),
+    )[0];
+    expect(images.Images?.map((i) => i.ImageId).sort()).toEqual(
+      [SEED.images.nobleAmd64Old, SEED.images.nobleAmd64New].sort(),
+    );
+    expect(newest).toMatchObject({
+      ImageId: SEED.images.nobleAmd64New,
+      OwnerId: SEED.canonicalOwnerId,
+      RootDeviceName: '/dev/sda1',
+      State: 'available',
+    });
+    const anyone = await ec2.send(
+      new DescribeImagesCommand({
+        Filters: [{ Name: 'name', Values: ['*ubuntu-noble-24.04-amd64-server-*'] }],
+      }),
+    );
     expect(anyone.Images?.map((i) => i.ImageId)).toContain(SEED.images.impostorNobleAmd64);
-    const arm = await ec2.send(new DescribeImagesCommand({ Owners: [SEED.canonicalOwnerId], Filters: [{ Name: 'architecture', Values: ['arm64'] }] }));
+    const arm = await ec2.send(
+      new DescribeImagesCommand({
+        Owners: [SEED.canonicalOwnerId],
+        Filters: [{ Name: 'architecture', Values: ['arm64'] }],
+      }),
+    );
     expect(arm.Images).toHaveLength(2);
-    expect((await failure(ec2.send(new DescribeImagesCommand({ ImageIds: ['ami-0123456789abcdef0'] })))).name).toBe('InvalidAMIID.NotFound');
+    expect(
+      (await failure(ec2.send(new DescribeImagesCommand({ ImageIds: ['ami-0123456789abcdef0'] })))).name,
+    ).toBe('InvalidAMIID.NotFound');
   });
 
   it('can start without a default VPC', async () => {
     const { ec2 } = await setup({ noDefaultVpc: true });
     const vpcs = await ec2.send(new DescribeVpcsCommand({}));
     expect(vpcs.Vpcs?.map((v) => v.VpcId)).toEqual([SEED.customVpcId, SEED.loopbackVpcId]);
-    const noVpc = await failure(ec2.send(new CreateSecurityGroupCommand({ GroupName: 'x', Description: 'x' })));
+    const noVpc = await failure(
+      ec2.send(new CreateSecurityGroupCommand({ GroupName: 'x', Description: 'x' })),
+    );
     expect(noVpc.name).toBe('VPCIdNotSpecified');
   });
 });
@@ -153,28 +226,69 @@ describe('fake EC2 security groups', () => {
     const { ec2, fake } = await setup();
     const groupId = await clusterGroup(ec2, 'c1');
     expect(groupId).toMatch(/^sg-[0-9a-f]{17}$/);
-    const dup = await failure(ec2.send(new CreateSecurityGroupCommand({ GroupName: 'dcp-c1', Description: 'again', VpcId: SEED.defaultVpcId })));
+    const dup = await failure(
+      ec2.send(
+        new CreateSecurityGroupCommand({
+          GroupName: 'dcp-c1',
+          Description: 'again',
+          VpcId: SEED.defaultVpcId,
+        }),
+      ),
+    );
     expect(dup.name).toBe('InvalidGroup.Duplicate');
     // The same name in another VPC is fine.
     await clusterGroup(ec2, 'c1', SEED.customVpcId);
 
     const permissions = [
-      { IpProtocol: 'tcp', FromPort: 8786, ToPort: 8787, IpRanges: [{ CidrIp: '203.0.113.7/32', Description: 'me' }], Ipv6Ranges: [{ CidrIpv6: '2001:db8::/64' }] },
+      {
+        IpProtocol: 'tcp',
+        FromPort: 8786,
+        ToPort: 8787,
+        IpRanges: [{ CidrIp: '203.0.113.7/32', Description: 'me' }],
+        Ipv6Ranges: [{ CidrIpv6: '2001:db8::/64' }],
+      },
       { IpProtocol: '-1', UserIdGroupPairs: [{ GroupId: groupId, Description: 'cluster' }] },
     ];
-    const auth = await ec2.send(new AuthorizeSecurityGroupIngressCommand({ GroupId: groupId, IpPermissions: permissions }));
+    const auth = await ec2.send(
+      new AuthorizeSecurityGroupIngressCommand({ GroupId: groupId, IpPermissions: permissions }),
+    );
     expect(auth.Return).toBe(true);
     expect(auth.SecurityGroupRules).toHaveLength(3);
 
-    const again = await failure(ec2.send(new AuthorizeSecurityGroupIngressCommand({ GroupId: groupId, IpPermissions: [permissions[0]!] })));
+    const again = await failure(
+      ec2.send(
+        new AuthorizeSecurityGroupIngressCommand({ GroupId: groupId, IpPermissions: [permissions[0]!] }),
+      ),
+    );
     expect(again.name).toBe('InvalidPermission.Duplicate');
-    const unknown = await failure(ec2.send(new AuthorizeSecurityGroupIngressCommand({ GroupId: 'sg-0123456789abcdef0', IpPermissions: [permissions[0]!] })));
+    const unknown = await failure(
+      ec2.send(
+        new AuthorizeSecurityGroupIngressCommand({
+          GroupId: 'sg-0123456789abcdef0',
+          IpPermissions: [permissions[0]!],
+        }),
+      ),
+    );
     expect(unknown.name).toBe('InvalidGroup.NotFound');
     expect(unknown.message).toBe("The security group 'sg-0123456789abcdef0' does not exist");
-    const badCidr = await failure(ec2.send(new AuthorizeSecurityGroupIngressCommand({ GroupId: groupId, IpPermissions: [{ IpProtocol: 'tcp', FromPort: 1, ToPort: 1, IpRanges: [{ CidrIp: '1.2.3.4' }] }] })));
+    const badCidr = await failure(
+      ec2.send(
+        new AuthorizeSecurityGroupIngressCommand({
+          GroupId: groupId,
+          IpPermissions: [{ IpProtocol: 'tcp', FromPort: 1, ToPort: 1, IpRanges: [{ CidrIp: '1.2.3.4' }] }],
+        }),
+      ),
+    );
     expect(badCidr.name).toBe('InvalidParameterValue');
 
-    const found = await ec2.send(new DescribeSecurityGroupsCommand({ Filters: [{ Name: 'tag:dcp:cluster', Values: ['c1'] }, { Name: 'vpc-id', Values: [SEED.defaultVpcId] }] }));
+    const found = await ec2.send(
+      new DescribeSecurityGroupsCommand({
+        Filters: [
+          { Name: 'tag:dcp:cluster', Values: ['c1'] },
+          { Name: 'vpc-id', Values: [SEED.defaultVpcId] },
+        ],
+      }),
+    );
     expect(found.SecurityGroups).toHaveLength(1);
     expect(found.SecurityGroups?.[0]).toMatchObject({
       GroupId: groupId,
@@ -183,14 +297,35 @@ describe('fake EC2 security groups', () => {
       VpcId: SEED.defaultVpcId,
       Tags: [{ Key: 'dcp:cluster', Value: 'c1' }],
       IpPermissions: [
-        { IpProtocol: 'tcp', FromPort: 8786, ToPort: 8787, IpRanges: [{ CidrIp: '203.0.113.7/32', Description: 'me' }], Ipv6Ranges: [{ CidrIpv6: '2001:db8::/64' }], UserIdGroupPairs: [] },
-        { IpProtocol: '-1', UserIdGroupPairs: [expect.objectContaining({ GroupId: groupId, Description: 'cluster' })], IpRanges: [] },
+        {
+          IpProtocol: 'tcp',
+          FromPort: 8786,
+          ToPort: 8787,
+          IpRanges: [{ CidrIp: '203.0.113.7/32', Description: 'me' }],
+          Ipv6Ranges: [{ CidrIpv6: '2001:db8::/64' }],
+          UserIdGroupPairs: [],
+        },
+        {
+          IpProtocol: '-1',
+          UserIdGroupPairs: [expect.objectContaining({ GroupId: groupId, Description: 'cluster' })],
+          IpRanges: [],
+        },
       ],
     });
     expect(fake.securityGroups().find((g) => g.id === groupId)?.ingress).toHaveLength(3);
-    const byKey = await ec2.send(new DescribeSecurityGroupsCommand({ Filters: [{ Name: 'tag-key', Values: ['dcp:cluster'] }] }));
+    const byKey = await ec2.send(
+      new DescribeSecurityGroupsCommand({ Filters: [{ Name: 'tag-key', Values: ['dcp:cluster'] }] }),
+    );
     expect(byKey.SecurityGroups).toHaveLength(2);
-    const nonAscii = await failure(ec2.send(new CreateSecurityGroupCommand({ GroupName: 'x', Description: 'dcp — cluster', VpcId: SEED.defaultVpcId })));
+    const nonAscii = await failure(
+      ec2.send(
+        new CreateSecurityGroupCommand({
+          GroupName: 'x',
+          Description: 'dcp — cluster',
+          VpcId: SEED.defaultVpcId,
+        }),
+      ),
+    );
     expect(nonAscii.message).toMatch(/beyond ASCII/);
   });
 });
@@ -227,14 +362,24 @@ describe('fake EC2 instances', () => {
       SecurityGroups: [{ GroupId: groupId, GroupName: 'dcp-rt' }],
       MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 2, HttpEndpoint: 'enabled' },
       ClientToken: 'token-rt',
-      NetworkInterfaces: [expect.objectContaining({ SubnetId: SEED.defaultSubnetIds['us-east-1a'], Attachment: expect.objectContaining({ DeviceIndex: 0, DeleteOnTermination: true }) })],
+      NetworkInterfaces: [
+        expect.objectContaining({
+          SubnetId: SEED.defaultSubnetIds['us-east-1a'],
+          Attachment: expect.objectContaining({ DeviceIndex: 0, DeleteOnTermination: true }),
+        }),
+      ],
     });
     expect(inst.PublicIpAddress).toMatch(/^(198\.51\.100|203\.0\.113)\.\d+$/);
     expect(inst.LaunchTime).toBeInstanceOf(Date);
     expect(tagsOf(inst)).toEqual({ 'dcp:cluster': 'rt', 'dcp:role': 'worker' });
 
     const [record] = fake.instances();
-    expect(record).toMatchObject({ userData: script, shutdownBehavior: 'terminate', volumeTags: { 'dcp:cluster': 'rt' }, networkInterfaceTags: { 'dcp:role': 'worker' } });
+    expect(record).toMatchObject({
+      userData: script,
+      shutdownBehavior: 'terminate',
+      volumeTags: { 'dcp:cluster': 'rt' },
+      networkInterfaceTags: { 'dcp:role': 'worker' },
+    });
     expect(record?.userDataRaw.subarray(0, 2)).toEqual(Buffer.from([0x1f, 0x8b]));
     expect(fake.calls.find((c) => c.action === 'RunInstances')?.params).toMatchObject({
       NetworkInterface: [{ DeviceIndex: '0', SecurityGroupId: [groupId], AssociatePublicIpAddress: 'true' }],
@@ -242,10 +387,23 @@ describe('fake EC2 instances', () => {
     });
 
     // Without a network interface, the subnet decides about the public address.
-    const priv = await ec2.send(new RunInstancesCommand({ ImageId: SEED.images.nobleAmd64New, InstanceType: 't3.micro', MinCount: 2, MaxCount: 2, SubnetId: SEED.customSubnetId }));
+    const priv = await ec2.send(
+      new RunInstancesCommand({
+        ImageId: SEED.images.nobleAmd64New,
+        InstanceType: 't3.micro',
+        MinCount: 2,
+        MaxCount: 2,
+        SubnetId: SEED.customSubnetId,
+      }),
+    );
     expect(priv.Instances?.map((i) => i.PrivateIpAddress)).toEqual(['10.1.1.4', '10.1.1.5']);
     const privIds = priv.Instances!.map((i) => i.InstanceId!);
-    expect(fake.instances().filter((i) => privIds.includes(i.id)).map((i) => i.publicIp)).toEqual([undefined, undefined]);
+    expect(
+      fake
+        .instances()
+        .filter((i) => privIds.includes(i.id))
+        .map((i) => i.publicIp),
+    ).toEqual([undefined, undefined]);
   });
 
   it('moves pending → running and shutting-down → terminated, releasing the public address', async () => {
@@ -261,7 +419,13 @@ describe('fake EC2 instances', () => {
     expect(running.StateReason).toBeUndefined();
 
     const term = await ec2.send(new TerminateInstancesCommand({ InstanceIds: [id] }));
-    expect(term.TerminatingInstances).toEqual([{ InstanceId: id, PreviousState: { Code: 16, Name: 'running' }, CurrentState: { Code: 32, Name: 'shutting-down' } }]);
+    expect(term.TerminatingInstances).toEqual([
+      {
+        InstanceId: id,
+        PreviousState: { Code: 16, Name: 'running' },
+        CurrentState: { Code: 32, Name: 'shutting-down' },
+      },
+    ]);
     expect((await describe1(ec2, id)).PublicIpAddress).toBeUndefined();
     await sleep(210);
     const gone = await describe1(ec2, id);
@@ -269,7 +433,9 @@ describe('fake EC2 instances', () => {
     expect(gone.StateReason?.Code).toBe('Client.UserInitiatedShutdown');
     expect(fake.instances()[0]?.state).toBe('terminated');
 
-    const unknown = await failure(ec2.send(new DescribeInstancesCommand({ InstanceIds: ['i-0123456789abcdef0'] })));
+    const unknown = await failure(
+      ec2.send(new DescribeInstancesCommand({ InstanceIds: ['i-0123456789abcdef0'] })),
+    );
     expect(unknown.name).toBe('InvalidInstanceID.NotFound');
     expect(unknown.message).toBe("The instance ID 'i-0123456789abcdef0' does not exist");
   });
@@ -279,22 +445,39 @@ describe('fake EC2 instances', () => {
     const a = await clusterGroup(ec2, 'alpha');
     const b = await clusterGroup(ec2, 'beta');
     await ec2.send(new RunInstancesCommand(launchInput(a, 'alpha', { MinCount: 3, MaxCount: 3 })));
-    const beta = await ec2.send(new RunInstancesCommand(launchInput(b, 'beta', { MinCount: 4, MaxCount: 4 })));
+    const beta = await ec2.send(
+      new RunInstancesCommand(launchInput(b, 'beta', { MinCount: 4, MaxCount: 4 })),
+    );
     const count = async (Filters: { Name: string; Values: string[] }[]) =>
-      ((await ec2.send(new DescribeInstancesCommand({ Filters }))).Reservations ?? []).flatMap((r) => r.Instances ?? []).length;
+      ((await ec2.send(new DescribeInstancesCommand({ Filters }))).Reservations ?? []).flatMap(
+        (r) => r.Instances ?? [],
+      ).length;
     expect(await count([{ Name: 'tag:dcp:cluster', Values: ['alpha'] }])).toBe(3);
     expect(await count([{ Name: 'tag:dcp:cluster', Values: ['al*', 'beta'] }])).toBe(7);
     expect(await count([{ Name: 'tag-key', Values: ['dcp:cluster'] }])).toBe(7);
     expect(await count([{ Name: 'instance-id', Values: [beta.Instances![0]!.InstanceId!] }])).toBe(1);
     expect(await count([{ Name: 'vpc-id', Values: [SEED.customVpcId] }])).toBe(0);
 
-    fake.setInstanceState(beta.Instances![0]!.InstanceId!, 'terminated', { code: 'Server.InternalError', message: 'Server.InternalError: Internal error on launch' });
-    expect(await count([{ Name: 'tag:dcp:cluster', Values: ['beta'] }, { Name: 'instance-state-name', Values: ['pending', 'running'] }])).toBe(3);
+    fake.setInstanceState(beta.Instances![0]!.InstanceId!, 'terminated', {
+      code: 'Server.InternalError',
+      message: 'Server.InternalError: Internal error on launch',
+    });
+    expect(
+      await count([
+        { Name: 'tag:dcp:cluster', Values: ['beta'] },
+        { Name: 'instance-state-name', Values: ['pending', 'running'] },
+      ]),
+    ).toBe(3);
     const dead = await describe1(ec2, beta.Instances![0]!.InstanceId!);
-    expect(dead.StateReason).toEqual({ Code: 'Server.InternalError', Message: 'Server.InternalError: Internal error on launch' });
+    expect(dead.StateReason).toEqual({
+      Code: 'Server.InternalError',
+      Message: 'Server.InternalError: Internal error on launch',
+    });
     expect(fake.leftovers('beta').instances).toHaveLength(3);
 
-    const bad = await failure(ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'tag-name', Values: ['x'] }] })));
+    const bad = await failure(
+      ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'tag-name', Values: ['x'] }] })),
+    );
     expect(bad.name).toBe('InvalidParameterValue');
 
     const pages: number[] = [];
@@ -307,19 +490,28 @@ describe('fake EC2 instances', () => {
   it('refuses to delete a security group until its instances are terminated', async () => {
     const { ec2, fake } = await setup({ shuttingDownMs: 200 });
     const groupId = await clusterGroup(ec2, 'dv');
-    const run = await ec2.send(new RunInstancesCommand(launchInput(groupId, 'dv', { MinCount: 2, MaxCount: 2 })));
+    const run = await ec2.send(
+      new RunInstancesCommand(launchInput(groupId, 'dv', { MinCount: 2, MaxCount: 2 })),
+    );
     const ids = run.Instances!.map((i) => i.InstanceId!);
     const busy = await failure(ec2.send(new DeleteSecurityGroupCommand({ GroupId: groupId })));
     expect(busy.name).toBe('DependencyViolation');
     expect(busy.$metadata?.httpStatusCode).toBe(400);
-    expect(fake.leftovers('dv')).toMatchObject({ instances: [{ id: ids[0] }, { id: ids[1] }], securityGroups: [{ id: groupId }] });
+    expect(fake.leftovers('dv')).toMatchObject({
+      instances: [{ id: ids[0] }, { id: ids[1] }],
+      securityGroups: [{ id: groupId }],
+    });
 
     await ec2.send(new TerminateInstancesCommand({ InstanceIds: ids }));
-    expect((await failure(ec2.send(new DeleteSecurityGroupCommand({ GroupId: groupId })))).name).toBe('DependencyViolation'); // shutting-down still holds it
+    expect((await failure(ec2.send(new DeleteSecurityGroupCommand({ GroupId: groupId })))).name).toBe(
+      'DependencyViolation',
+    ); // shutting-down still holds it
     await sleep(210);
     await ec2.send(new DeleteSecurityGroupCommand({ GroupId: groupId }));
     expect(fake.leftovers('dv')).toEqual({ instances: [], securityGroups: [] });
-    expect((await failure(ec2.send(new DeleteSecurityGroupCommand({ GroupId: groupId })))).name).toBe('InvalidGroup.NotFound');
+    expect((await failure(ec2.send(new DeleteSecurityGroupCommand({ GroupId: groupId })))).name).toBe(
+      'InvalidGroup.NotFound',
+    );
     expect(fake.mutatingCalls().map((c) => [c.action, c.error])).toEqual([
       ['CreateSecurityGroup', undefined],
       ['RunInstances', undefined],
@@ -347,7 +539,9 @@ describe('fake EC2 instances', () => {
   it('launches what capacity allows, and refuses below MinCount', async () => {
     const { ec2, fake } = await setup({ capacity: 3 });
     const groupId = await clusterGroup(ec2, 'cap');
-    const partial = await ec2.send(new RunInstancesCommand(launchInput(groupId, 'cap', { MinCount: 1, MaxCount: 5 })));
+    const partial = await ec2.send(
+      new RunInstancesCommand(launchInput(groupId, 'cap', { MinCount: 1, MaxCount: 5 })),
+    );
     expect(partial.Instances).toHaveLength(3);
     const none = await failure(ec2.send(new RunInstancesCommand(launchInput(groupId, 'cap'))));
     expect(none.name).toBe('InsufficientInstanceCapacity');
@@ -358,24 +552,42 @@ describe('fake EC2 instances', () => {
   it('validates what AWS validates', async () => {
     const { ec2, fake } = await setup();
     const groupId = await clusterGroup(ec2, 'v');
-    const err = async (extra: Partial<RunInstancesCommandInput>) => failure(ec2.send(new RunInstancesCommand(launchInput(groupId, 'v', extra))));
+    const err = async (extra: Partial<RunInstancesCommandInput>) =>
+      failure(ec2.send(new RunInstancesCommand(launchInput(groupId, 'v', extra))));
 
     const big = await err({ UserData: Buffer.alloc(16385, 'a').toString('base64') });
     expect([big.name, big.message]).toEqual(['InvalidParameterValue', 'User data is limited to 16384 bytes']);
-    await ec2.send(new RunInstancesCommand(launchInput(groupId, 'v', { UserData: Buffer.alloc(16384, 'a').toString('base64') }))); // exactly the limit fits
+    await ec2.send(
+      new RunInstancesCommand(
+        launchInput(groupId, 'v', { UserData: Buffer.alloc(16384, 'a').toString('base64') }),
+      ),
+    ); // exactly the limit fits
     expect((await err({ MinCount: 3, MaxCount: 2 })).name).toBe('InvalidParameterValue');
     expect((await err({ ImageId: 'ami-0123456789abcdef0' })).name).toBe('InvalidAMIID.NotFound');
-    expect((await err({ InstanceType: 't4g.medium' })).message).toMatch(/architecture 'arm64' of the specified instance type/);
-    const nic = (patch: object) => ({ NetworkInterfaces: [{ ...launchInput(groupId, 'v').NetworkInterfaces![0], ...patch }] });
+    expect((await err({ InstanceType: 't4g.medium' })).message).toMatch(
+      /architecture 'arm64' of the specified instance type/,
+    );
+    const nic = (patch: object) => ({
+      NetworkInterfaces: [{ ...launchInput(groupId, 'v').NetworkInterfaces![0], ...patch }],
+    });
     expect((await err(nic({ SubnetId: 'subnet-0123456789abcdef0' }))).name).toBe('InvalidSubnetID.NotFound');
     expect((await err(nic({ Groups: ['sg-0123456789abcdef0'] }))).name).toBe('InvalidGroup.NotFound');
-    expect((await err(nic({ SubnetId: SEED.customSubnetId }))).message).toMatch(/belong to different networks/);
+    expect((await err(nic({ SubnetId: SEED.customSubnetId }))).message).toMatch(
+      /belong to different networks/,
+    );
     expect(fake.instances()).toHaveLength(1);
   });
 
   it('serves console output as base64, absent until there is some', async () => {
     const { ec2, fake } = await setup();
-    const run = await ec2.send(new RunInstancesCommand({ ImageId: SEED.images.nobleArm64New, InstanceType: 't4g.small', MinCount: 1, MaxCount: 1 }));
+    const run = await ec2.send(
+      new RunInstancesCommand({
+        ImageId: SEED.images.nobleArm64New,
+        InstanceType: 't4g.small',
+        MinCount: 1,
+        MaxCount: 1,
+      }),
+    );
     const id = run.Instances![0]!.InstanceId!;
     expect(run.Instances![0]!.SubnetId).toBe(SEED.defaultSubnetIds['us-east-1a']); // no subnet: a default one
     expect((await ec2.send(new GetConsoleOutputCommand({ InstanceId: id }))).Output).toBeUndefined();
@@ -389,10 +601,20 @@ describe('fake EC2 instances', () => {
 describe('fake EC2 faults and protocol', () => {
   it('injects errors once, after skipping, and always', async () => {
     const { ec2, fake } = await setup();
-    fake.fail('DescribeVpcs', { code: 'UnauthorizedOperation', message: 'You are not authorized to perform this operation.' });
+    fake.fail('DescribeVpcs', {
+      code: 'UnauthorizedOperation',
+      message: 'You are not authorized to perform this operation.',
+    });
     const once = await failure(ec2.send(new DescribeVpcsCommand({})));
-    expect([once.name, once.message, once.$metadata?.httpStatusCode]).toEqual(['UnauthorizedOperation', 'You are not authorized to perform this operation.', 400]);
-    expect(once.$metadata).toMatchObject({ attempts: 1, requestId: expect.stringMatching(/^[0-9a-f-]{36}$/) });
+    expect([once.name, once.message, once.$metadata?.httpStatusCode]).toEqual([
+      'UnauthorizedOperation',
+      'You are not authorized to perform this operation.',
+      400,
+    ]);
+    expect(once.$metadata).toMatchObject({
+      attempts: 1,
+      requestId: expect.stringMatching(/^[0-9a-f-]{36}$/),
+    });
     await ec2.send(new DescribeVpcsCommand({}));
 
     fake.fail('DescribeSubnets', { code: 'InvalidParameterValue' }, { skip: 1 });
@@ -402,7 +624,15 @@ describe('fake EC2 faults and protocol', () => {
 
     fake.fail('RunInstances', { code: 'InsufficientInstanceCapacity' }, { times: Infinity });
     for (let n = 0; n < 3; n++) {
-      expect((await failure(ec2.send(new RunInstancesCommand({ ImageId: SEED.images.nobleAmd64New, MinCount: 1, MaxCount: 1 })))).name).toBe('InsufficientInstanceCapacity');
+      expect(
+        (
+          await failure(
+            ec2.send(
+              new RunInstancesCommand({ ImageId: SEED.images.nobleAmd64New, MinCount: 1, MaxCount: 1 }),
+            ),
+          )
+        ).name,
+      ).toBe('InsufficientInstanceCapacity');
     }
     expect(fake.instances()).toHaveLength(0);
     fake.fail('RunInstances', { code: 'InsufficientInstanceCapacity' }, { times: 0 }); // stops it
@@ -411,8 +641,19 @@ describe('fake EC2 faults and protocol', () => {
 
   it('lets the SDK retry a lost RunInstances answer without launching twice', async () => {
     const { ec2, fake } = await setup();
-    fake.fail('RunInstances', { code: 'InternalError', message: 'We encountered an internal error. Please try again.' }, { afterEffect: true });
-    const out = await ec2.send(new RunInstancesCommand({ ImageId: SEED.images.nobleAmd64New, InstanceType: 't3.micro', MinCount: 1, MaxCount: 1 }));
+    fake.fail(
+      'RunInstances',
+      { code: 'InternalError', message: 'We encountered an internal error. Please try again.' },
+      { afterEffect: true },
+    );
+    const out = await ec2.send(
+      new RunInstancesCommand({
+        ImageId: SEED.images.nobleAmd64New,
+        InstanceType: 't3.micro',
+        MinCount: 1,
+        MaxCount: 1,
+      }),
+    );
     expect(out.$metadata.attempts).toBe(2);
     const [first, second] = fake.calls.filter((c) => c.action === 'RunInstances');
     expect(first?.error).toBe('InternalError');
@@ -424,23 +665,45 @@ describe('fake EC2 faults and protocol', () => {
 
   it('has throttling retried by the SDK, which gives up after 3 attempts', async () => {
     const { ec2, fake } = await setup();
-    fake.fail('DescribeVpcs', { code: 'RequestLimitExceeded', message: 'Request limit exceeded.' }, { times: 2 });
+    fake.fail(
+      'DescribeVpcs',
+      { code: 'RequestLimitExceeded', message: 'Request limit exceeded.' },
+      { times: 2 },
+    );
     const ok = await ec2.send(new DescribeVpcsCommand({}));
     expect(ok.$metadata.attempts).toBe(3);
-    expect(fake.calls.map((c) => c.error)).toEqual(['RequestLimitExceeded', 'RequestLimitExceeded', undefined]);
+    expect(fake.calls.map((c) => c.error)).toEqual([
+      'RequestLimitExceeded',
+      'RequestLimitExceeded',
+      undefined,
+    ]);
 
-    fake.fail('DescribeVpcs', { code: 'RequestLimitExceeded', message: 'Request limit exceeded.' }, { times: Infinity });
+    fake.fail(
+      'DescribeVpcs',
+      { code: 'RequestLimitExceeded', message: 'Request limit exceeded.' },
+      { times: Infinity },
+    );
     const gaveUp = await failure(ec2.send(new DescribeVpcsCommand({})));
-    expect([gaveUp.name, gaveUp.message, gaveUp.$metadata?.httpStatusCode, gaveUp.$metadata?.attempts]).toEqual(['RequestLimitExceeded', 'Request limit exceeded.', 503, 3]);
+    expect([
+      gaveUp.name,
+      gaveUp.message,
+      gaveUp.$metadata?.httpStatusCode,
+      gaveUp.$metadata?.attempts,
+    ]).toEqual(['RequestLimitExceeded', 'Request limit exceeded.', 503, 3]);
     expect(fake.calls).toHaveLength(6);
   });
 
   it('requires an Authorization header, answers EC2 error XML, and serves /checkip', async () => {
     const { fake } = await setup({ myIp: '198.51.100.77' });
-    const res = await fetch(fake.url, { method: 'POST', body: new URLSearchParams({ Action: 'DescribeVpcs', Version: '2016-11-15' }) });
+    const res = await fetch(fake.url, {
+      method: 'POST',
+      body: new URLSearchParams({ Action: 'DescribeVpcs', Version: '2016-11-15' }),
+    });
     expect(res.status).toBe(401);
     const body = await res.text();
-    expect(body).toMatch(/<Response><Errors><Error><Code>AuthFailure<\/Code><Message>[^<]+<\/Message><\/Error><\/Errors><RequestID>[0-9a-f-]{36}<\/RequestID><\/Response>$/);
+    expect(body).toMatch(
+      /<Response><Errors><Error><Code>AuthFailure<\/Code><Message>[^<]+<\/Message><\/Error><\/Errors><RequestID>[0-9a-f-]{36}<\/RequestID><\/Response>$/,
+    );
     const ip = await fetch(`${fake.url}/checkip`);
     expect(await ip.text()).toBe('198.51.100.77\n');
     expect(fake.myIp).toBe('198.51.100.77');
@@ -448,9 +711,19 @@ describe('fake EC2 faults and protocol', () => {
 
   it('is reachable through AWS_ENDPOINT_URL_EC2 by a client made with no options', async () => {
     const { fake } = await setup();
-    const keys = ['AWS_ENDPOINT_URL_EC2', 'AWS_REGION', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'] as const;
+    const keys = [
+      'AWS_ENDPOINT_URL_EC2',
+      'AWS_REGION',
+      'AWS_ACCESS_KEY_ID',
+      'AWS_SECRET_ACCESS_KEY',
+    ] as const;
     const saved = keys.map((k) => process.env[k]);
-    Object.assign(process.env, { AWS_ENDPOINT_URL_EC2: fake.url, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'AKIDFAKE', AWS_SECRET_ACCESS_KEY: 'fake' });
+    Object.assign(process.env, {
+      AWS_ENDPOINT_URL_EC2: fake.url,
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: 'AKIDFAKE',
+      AWS_SECRET_ACCESS_KEY: 'fake',
+    });
     try {
       const out = await new EC2Client({}).send(new DescribeVpcsCommand({}));
       expect(out.Vpcs?.length).toBe(3);

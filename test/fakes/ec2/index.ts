@@ -24,11 +24,19 @@ import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import type { EC2ClientConfig } from '@aws-sdk/client-ec2';
 import ipaddr from 'ipaddr.js';
-import { decodeQuery, errorXml, responseXml, type QueryParams, type QueryValue, type XmlValue } from './xml.js';
+import {
+  decodeQuery,
+  errorXml,
+  responseXml,
+  type QueryParams,
+  type QueryValue,
+  type XmlValue,
+} from './xml.js';
 
 export type { QueryParams, QueryValue } from './xml.js';
 
-export type InstanceStateName = 'pending' | 'running' | 'shutting-down' | 'terminated' | 'stopping' | 'stopped';
+export type InstanceStateName =
+  'pending' | 'running' | 'shutting-down' | 'terminated' | 'stopping' | 'stopped';
 
 export interface FakeCall {
   action: string;
@@ -188,8 +196,15 @@ const USER_DATA_LIMIT = 16384;
  * but millisecond delays: the SDK's own waits up to 1 s, then 2 s, on throttling.
  * Use: `new EC2Client({ …, retryStrategy: fastRetryStrategy() })`.
  */
-export function fastRetryStrategy(maxAttempts = 3, delayMs = 1): NonNullable<EC2ClientConfig['retryStrategy']> {
-  const token = (count: number) => ({ getRetryCount: () => count, getRetryDelay: () => delayMs, getRetryCost: () => 0 });
+export function fastRetryStrategy(
+  maxAttempts = 3,
+  delayMs = 1,
+): NonNullable<EC2ClientConfig['retryStrategy']> {
+  const token = (count: number) => ({
+    getRetryCount: () => count,
+    getRetryDelay: () => delayMs,
+    getRetryCost: () => 0,
+  });
   return {
     acquireInitialRetryToken: async () => token(0),
     refreshRetryTokenForRetry: async (previous, info) => {
@@ -287,7 +302,8 @@ const bool = (p: QueryParams | undefined, key: string): boolean | undefined => {
 };
 const required = (p: QueryParams, key: string): string => {
   const v = str(p, key);
-  if (v === undefined || v === '') throw new Ec2Error('MissingParameter', `The request must contain the parameter ${key}`);
+  if (v === undefined || v === '')
+    throw new Ec2Error('MissingParameter', `The request must contain the parameter ${key}`);
   return v;
 };
 const int = (p: QueryParams | undefined, key: string): number | undefined => {
@@ -315,15 +331,25 @@ function subnetRange(cidr: string): { first: number; last: number } {
 
 /** EC2 filter values take `*` and `?` wildcards. */
 function globMatch(pattern: string, value: string): boolean {
-  const re = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const re = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${re}$`, 's').test(value);
 }
 
 type FilterFields<T> = Record<string, (item: T) => string | string[] | undefined>;
 
 /** Filters AND together, the values of one filter OR; `tag:K`, `tag-key`, `tag-value` work for every resource. */
-function applyFilters<T extends { tags: Record<string, string> }>(items: T[], p: QueryParams, fields: FilterFields<T>): T[] {
-  const filters = objList(p, 'Filter').map((f) => ({ name: str(f, 'Name') ?? '', values: strList(f, 'Value') }));
+function applyFilters<T extends { tags: Record<string, string> }>(
+  items: T[],
+  p: QueryParams,
+  fields: FilterFields<T>,
+): T[] {
+  const filters = objList(p, 'Filter').map((f) => ({
+    name: str(f, 'Name') ?? '',
+    values: strList(f, 'Value'),
+  }));
   for (const f of filters) {
     if (!f.name.startsWith('tag:') && f.name !== 'tag-key' && f.name !== 'tag-value' && !(f.name in fields)) {
       throw new Ec2Error('InvalidParameterValue', `The filter '${f.name}' is invalid`);
@@ -351,13 +377,21 @@ function paginate<T>(items: T[], p: QueryParams): { page: T[]; nextToken?: strin
   const token = str(p, 'NextToken');
   let start = 0;
   if (token !== undefined) {
-    start = Number(Buffer.from(token, 'base64url').toString().replace(/^fake:/, ''));
-    if (!Number.isInteger(start) || start < 0) throw new Ec2Error('InvalidParameterValue', 'Unable to parse pagination token');
+    start = Number(
+      Buffer.from(token, 'base64url')
+        .toString()
+        .replace(/^fake:/, ''),
+    );
+    if (!Number.isInteger(start) || start < 0)
+      throw new Ec2Error('InvalidParameterValue', 'Unable to parse pagination token');
   }
   const max = int(p, 'MaxResults');
   if (max === undefined) return { page: items.slice(start) };
   if (max < 5 || max > 1000) {
-    throw new Ec2Error('InvalidParameterValue', `Value ( ${max} ) for parameter maxResults is invalid. Expecting a value between 5 and 1000.`);
+    throw new Ec2Error(
+      'InvalidParameterValue',
+      `Value ( ${max} ) for parameter maxResults is invalid. Expecting a value between 5 and 1000.`,
+    );
   }
   const end = start + max;
   return {
@@ -384,18 +418,34 @@ function parseTagSpecs(p: QueryParams, allowed: string[]): Map<string, Record<st
   for (const spec of objList(p, 'TagSpecification')) {
     const type = str(spec, 'ResourceType') ?? '';
     if (!allowed.includes(type)) {
-      throw new Ec2Error('InvalidParameterValue', `'${type}' is not a valid taggable resource type for this operation.`);
+      throw new Ec2Error(
+        'InvalidParameterValue',
+        `'${type}' is not a valid taggable resource type for this operation.`,
+      );
     }
     const tags = out.get(type) ?? {};
     for (const tag of objList(spec, 'Tag')) {
       const key = str(tag, 'Key') ?? '';
       const value = str(tag, 'Value') ?? '';
-      if (key === '' || key.length > 128) throw new Ec2Error('InvalidParameterValue', `Tag key '${key}' is invalid: it must be 1 to 128 characters`);
-      if (key.toLowerCase().startsWith('aws:')) throw new Ec2Error('InvalidParameterValue', "Tag keys starting with 'aws:' are reserved for internal use");
-      if (value.length > 256) throw new Ec2Error('InvalidParameterValue', `Tag value for key '${key}' is longer than 256 characters`);
+      if (key === '' || key.length > 128)
+        throw new Ec2Error(
+          'InvalidParameterValue',
+          `Tag key '${key}' is invalid: it must be 1 to 128 characters`,
+        );
+      if (key.toLowerCase().startsWith('aws:'))
+        throw new Ec2Error(
+          'InvalidParameterValue',
+          "Tag keys starting with 'aws:' are reserved for internal use",
+        );
+      if (value.length > 256)
+        throw new Ec2Error(
+          'InvalidParameterValue',
+          `Tag value for key '${key}' is longer than 256 characters`,
+        );
       tags[key] = value;
     }
-    if (Object.keys(tags).length > 50) throw new Ec2Error('TagLimitExceeded', 'The maximum number of tags per resource is 50');
+    if (Object.keys(tags).length > 50)
+      throw new Ec2Error('TagLimitExceeded', 'The maximum number of tags per resource is 50');
     out.set(type, tags);
   }
   return out;
@@ -425,7 +475,13 @@ class FakeEc2Impl implements FakeEc2 {
   private readonly groups: SecurityGroup[] = [];
   private readonly insts: Instance[] = [];
   private readonly clientTokens = new Map<string, { reservationId: string; fingerprint: string }>();
-  private readonly faults: Array<{ action: string; fault: FakeFault; times: number; skip: number; afterEffect: boolean }> = [];
+  private readonly faults: Array<{
+    action: string;
+    fault: FakeFault;
+    times: number;
+    skip: number;
+    afterEffect: boolean;
+  }> = [];
   private readonly publicPool: string[];
   private publicCursor = 0;
   server: http.Server | undefined;
@@ -477,7 +533,12 @@ class FakeEc2Impl implements FakeEc2 {
       tags: { Name: 'custom-private-a' },
     });
     this.groups.push(this.defaultGroup('sg-0cafe000000000001', SEED.customVpcId));
-    this.vpcs.push({ id: SEED.loopbackVpcId, cidr: '127.77.0.0/16', isDefault: false, tags: { Name: 'loopback' } });
+    this.vpcs.push({
+      id: SEED.loopbackVpcId,
+      cidr: '127.77.0.0/16',
+      isDefault: false,
+      tags: { Name: 'loopback' },
+    });
     this.subnets.push({
       id: SEED.loopbackSubnetId,
       vpcId: SEED.loopbackVpcId,
@@ -493,7 +554,13 @@ class FakeEc2Impl implements FakeEc2 {
     const canonical = SEED.canonicalOwnerId;
     const ubuntu = (release: string, arch: 'amd64' | 'arm64', date: string) =>
       `ubuntu/images/hvm-ssd-gp3/ubuntu-${release}-${arch}-server-${date}`;
-    const image = (id: string, name: string, day: string, architecture: Image['architecture'], ownerId: string = canonical): Image => ({
+    const image = (
+      id: string,
+      name: string,
+      day: string,
+      architecture: Image['architecture'],
+      ownerId: string = canonical,
+    ): Image => ({
       id,
       name,
       creationDate: `${day}T06:00:00.000Z`,
@@ -509,7 +576,13 @@ class FakeEc2Impl implements FakeEc2 {
       image(SEED.images.jammyAmd64, ubuntu('jammy-22.04', 'amd64', '20251115'), '2025-11-15', 'x86_64'),
       image(SEED.images.nobleAmd64New, ubuntu('noble-24.04', 'amd64', '20251101'), '2025-11-01', 'x86_64'),
       image(SEED.images.nobleArm64New, ubuntu('noble-24.04', 'arm64', '20251101'), '2025-11-01', 'arm64'),
-      image(SEED.images.impostorNobleAmd64, ubuntu('noble-24.04', 'amd64', '20251201'), '2025-12-01', 'x86_64', '111122223333'),
+      image(
+        SEED.images.impostorNobleAmd64,
+        ubuntu('noble-24.04', 'amd64', '20251201'),
+        '2025-12-01',
+        'x86_64',
+        '111122223333',
+      ),
     );
   }
 
@@ -534,7 +607,13 @@ class FakeEc2Impl implements FakeEc2 {
   fail(action: string, fault: FakeFault, options: FailOptions = {}): void {
     const times = options.times ?? 1;
     if (times <= 0) return this.clearFaults(action);
-    this.faults.push({ action, fault, times, skip: options.skip ?? 0, afterEffect: options.afterEffect ?? false });
+    this.faults.push({
+      action,
+      fault,
+      times,
+      skip: options.skip ?? 0,
+      afterEffect: options.afterEffect ?? false,
+    });
   }
 
   clearFaults(action?: string): void {
@@ -561,7 +640,9 @@ class FakeEc2Impl implements FakeEc2 {
 
   leftovers(cluster: string): { instances: FakeInstance[]; securityGroups: FakeSecurityGroup[] } {
     return {
-      instances: this.instances().filter((i) => i.state !== 'terminated' && i.tags['dcp:cluster'] === cluster),
+      instances: this.instances().filter(
+        (i) => i.state !== 'terminated' && i.tags['dcp:cluster'] === cluster,
+      ),
       securityGroups: this.securityGroups().filter((g) => g.tags['dcp:cluster'] === cluster),
     };
   }
@@ -679,11 +760,16 @@ class FakeEc2Impl implements FakeEc2 {
         return ip;
       }
     }
-    throw new Ec2Error('InsufficientAddressCapacity', 'There are no public IPv4 addresses left in the fake pool');
+    throw new Ec2Error(
+      'InsufficientAddressCapacity',
+      'There are no public IPv4 addresses left in the fake pool',
+    );
   }
 
   private freePrivateIps(subnet: Subnet): number[] {
-    const used = new Set(this.insts.filter((i) => this.isLive(i) && i.subnetId === subnet.id).map((i) => ipToInt(i.privateIp)));
+    const used = new Set(
+      this.insts.filter((i) => this.isLive(i) && i.subnetId === subnet.id).map((i) => ipToInt(i.privateIp)),
+    );
     const { first, last } = subnetRange(subnet.cidr);
     const free: number[] = [];
     for (let n = first; n <= last; n++) if (!used.has(n)) free.push(n);
@@ -699,7 +785,9 @@ class FakeEc2Impl implements FakeEc2 {
       return;
     }
     if (req.method !== 'POST') {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('fake EC2: POST the Query protocol, or GET /checkip\n');
+      res
+        .writeHead(404, { 'content-type': 'text/plain' })
+        .end('fake EC2: POST the Query protocol, or GET /checkip\n');
       return;
     }
     const chunks: Buffer[] = [];
@@ -715,20 +803,30 @@ class FakeEc2Impl implements FakeEc2 {
     const headers = { 'x-amzn-requestid': requestId };
     try {
       if (!req.headers.authorization) {
-        throw new Ec2Error('AuthFailure', 'AWS was not able to validate the provided access credentials', 401);
+        throw new Ec2Error(
+          'AuthFailure',
+          'AWS was not able to validate the provided access credentials',
+          401,
+        );
       }
       const fault = this.takeFault(action);
       if (fault && !fault.afterEffect) throw fault.error;
       const handler = this.handlers[action];
-      if (!handler) throw new Ec2Error('InvalidAction', `The action ${action} is not valid for this web service.`);
+      if (!handler)
+        throw new Ec2Error('InvalidAction', `The action ${action} is not valid for this web service.`);
       this.advanceAll();
       const body = responseXml(action, requestId, handler(call.params));
       if (fault) throw fault.error;
       res.writeHead(200, { ...headers, 'content-type': 'text/xml;charset=UTF-8' }).end(body);
     } catch (err) {
-      const e = err instanceof Ec2Error ? err : new Ec2Error('InternalError', `fake EC2 bug: ${(err as Error).stack ?? String(err)}`, 500);
+      const e =
+        err instanceof Ec2Error
+          ? err
+          : new Ec2Error('InternalError', `fake EC2 bug: ${(err as Error).stack ?? String(err)}`, 500);
       call.error = e.code;
-      res.writeHead(e.status, { ...headers, 'content-type': 'text/xml;charset=UTF-8' }).end(errorXml(e.code, e.message, requestId));
+      res
+        .writeHead(e.status, { ...headers, 'content-type': 'text/xml;charset=UTF-8' })
+        .end(errorXml(e.code, e.message, requestId));
     }
   }
 
@@ -743,7 +841,10 @@ class FakeEc2Impl implements FakeEc2 {
     entry.times--;
     if (entry.times <= 0) this.faults.splice(idx, 1);
     const { code, message, status } = entry.fault;
-    return { error: new Ec2Error(code, message ?? `${code} (injected by the fake)`, status ?? defaultStatus(code)), afterEffect: entry.afterEffect };
+    return {
+      error: new Ec2Error(code, message ?? `${code} (injected by the fake)`, status ?? defaultStatus(code)),
+      afterEffect: entry.afterEffect,
+    };
   }
 
   private readonly handlers: Record<string, (p: QueryParams) => Record<string, XmlValue>> = {
@@ -765,7 +866,8 @@ class FakeEc2Impl implements FakeEc2 {
   private describeVpcs(p: QueryParams): Record<string, XmlValue> {
     const ids = strList(p, 'VpcId');
     const missing = ids.filter((id) => !this.vpcs.some((v) => v.id === id));
-    if (missing.length > 0) throw new Ec2Error('InvalidVpcID.NotFound', `The vpc ID '${missing.join(', ')}' does not exist`);
+    if (missing.length > 0)
+      throw new Ec2Error('InvalidVpcID.NotFound', `The vpc ID '${missing.join(', ')}' does not exist`);
     const chosen = ids.length > 0 ? this.vpcs.filter((v) => ids.includes(v.id)) : this.vpcs;
     const { page, nextToken } = paginate(
       applyFilters(chosen, p, {
@@ -785,7 +887,13 @@ class FakeEc2Impl implements FakeEc2 {
         ownerId: SEED.accountId,
         state: 'available',
         cidrBlock: v.cidr,
-        cidrBlockAssociationSet: [{ cidrBlock: v.cidr, associationId: `vpc-cidr-assoc-${v.id.slice(4)}`, cidrBlockState: { state: 'associated' } }],
+        cidrBlockAssociationSet: [
+          {
+            cidrBlock: v.cidr,
+            associationId: `vpc-cidr-assoc-${v.id.slice(4)}`,
+            cidrBlockState: { state: 'associated' },
+          },
+        ],
         dhcpOptionsId: 'dopt-0a1b2c3d4e5f60718',
         instanceTenancy: 'default',
         isDefault: v.isDefault,
@@ -798,7 +906,8 @@ class FakeEc2Impl implements FakeEc2 {
   private describeSubnets(p: QueryParams): Record<string, XmlValue> {
     const ids = strList(p, 'SubnetId');
     const missing = ids.filter((id) => !this.subnets.some((s) => s.id === id));
-    if (missing.length > 0) throw new Ec2Error('InvalidSubnetID.NotFound', `The subnet ID '${missing.join(', ')}' does not exist`);
+    if (missing.length > 0)
+      throw new Ec2Error('InvalidSubnetID.NotFound', `The subnet ID '${missing.join(', ')}' does not exist`);
     const chosen = ids.length > 0 ? this.subnets.filter((s) => ids.includes(s.id)) : this.subnets;
     const { page, nextToken } = paginate(
       applyFilters(chosen, p, {
@@ -841,7 +950,8 @@ class FakeEc2Impl implements FakeEc2 {
     const ids = strList(p, 'ImageId');
     for (const id of ids) checkId(id, 'ami', 'InvalidAMIID.Malformed');
     const missing = ids.filter((id) => !this.images.some((i) => i.id === id));
-    if (missing.length > 0) throw new Ec2Error('InvalidAMIID.NotFound', `The image id '[${missing.join(', ')}]' does not exist`);
+    if (missing.length > 0)
+      throw new Ec2Error('InvalidAMIID.NotFound', `The image id '[${missing.join(', ')}]' does not exist`);
     // The query name is Owner.N although the SDK's input member is Owners.
     const owners = strList(p, 'Owner').map((o) => (o === 'self' ? SEED.accountId : o));
     let chosen = ids.length > 0 ? this.images.filter((i) => ids.includes(i.id)) : this.images;
@@ -879,7 +989,16 @@ class FakeEc2Impl implements FakeEc2 {
         rootDeviceType: 'ebs',
         rootDeviceName: i.rootDeviceName,
         blockDeviceMapping: [
-          { deviceName: i.rootDeviceName, ebs: { snapshotId: `snap-${i.id.slice(4)}`, volumeSize: 8, deleteOnTermination: true, volumeType: 'gp3', encrypted: false } },
+          {
+            deviceName: i.rootDeviceName,
+            ebs: {
+              snapshotId: `snap-${i.id.slice(4)}`,
+              volumeSize: 8,
+              deleteOnTermination: true,
+              volumeType: 'gp3',
+              encrypted: false,
+            },
+          },
         ],
         virtualizationType: 'hvm',
         hypervisor: 'xen',
@@ -907,10 +1026,15 @@ class FakeEc2Impl implements FakeEc2 {
     const id = str(p, 'GroupId');
     if (id !== undefined) return this.findGroup(id);
     const name = str(p, 'GroupName');
-    if (name === undefined) throw new Ec2Error('MissingParameter', 'The request must contain the parameter GroupName or GroupId');
+    if (name === undefined)
+      throw new Ec2Error('MissingParameter', 'The request must contain the parameter GroupName or GroupId');
     const defaultVpcId = this.defaultVpc()?.id;
     const g = this.groups.find((x) => x.name === name && x.vpcId === defaultVpcId);
-    if (!g) throw new Ec2Error('InvalidGroup.NotFound', `The security group '${name}' does not exist in default VPC '${defaultVpcId ?? 'none'}'`);
+    if (!g)
+      throw new Ec2Error(
+        'InvalidGroup.NotFound',
+        `The security group '${name}' does not exist in default VPC '${defaultVpcId ?? 'none'}'`,
+      );
     return g;
   }
 
@@ -922,26 +1046,53 @@ class FakeEc2Impl implements FakeEc2 {
     const name = required(p, 'GroupName');
     // The SDK's `Description` member goes on the wire as GroupDescription.
     const description = required(p, 'GroupDescription');
-    for (const [what, value] of [['GroupName', name], ['GroupDescription', description]] as const) {
-      if (value.length > 255) throw new Ec2Error('InvalidParameterValue', `Value for parameter ${what} is longer than 255 characters`);
+    for (const [what, value] of [
+      ['GroupName', name],
+      ['GroupDescription', description],
+    ] as const) {
+      if (value.length > 255)
+        throw new Ec2Error(
+          'InvalidParameterValue',
+          `Value for parameter ${what} is longer than 255 characters`,
+        );
       // A real trap: an em dash or any non-ASCII character in a description is refused.
       if (!/^[\x20-\x7e]*$/.test(value)) {
-        throw new Ec2Error('InvalidParameterValue', `Value (${value}) for parameter ${what} is invalid. Character sets beyond ASCII are not supported.`);
+        throw new Ec2Error(
+          'InvalidParameterValue',
+          `Value (${value}) for parameter ${what} is invalid. Character sets beyond ASCII are not supported.`,
+        );
       }
       if (!/^[a-zA-Z0-9 ._\-:/()#,@[\]+=&;{}!$*]*$/.test(value)) {
-        throw new Ec2Error('InvalidParameterValue', `Value (${value}) for parameter ${what} is invalid. Allowed characters are a-z, A-Z, 0-9, spaces, and ._-:/()#,@[]+=&;{}!$*`);
+        throw new Ec2Error(
+          'InvalidParameterValue',
+          `Value (${value}) for parameter ${what} is invalid. Allowed characters are a-z, A-Z, 0-9, spaces, and ._-:/()#,@[]+=&;{}!$*`,
+        );
       }
     }
-    if (name.toLowerCase().startsWith('sg-')) throw new Ec2Error('InvalidParameterValue', 'Group names may not be in the format sg-*.');
-    if (name === 'default') throw new Ec2Error('InvalidParameterValue', 'Cannot use reserved security group name: default');
+    if (name.toLowerCase().startsWith('sg-'))
+      throw new Ec2Error('InvalidParameterValue', 'Group names may not be in the format sg-*.');
+    if (name === 'default')
+      throw new Ec2Error('InvalidParameterValue', 'Cannot use reserved security group name: default');
     const vpcId = str(p, 'VpcId') ?? this.defaultVpc()?.id;
     if (vpcId === undefined) throw new Ec2Error('VPCIdNotSpecified', 'No default VPC for this user');
-    if (!this.vpcs.some((v) => v.id === vpcId)) throw new Ec2Error('InvalidVpcID.NotFound', `The vpc ID '${vpcId}' does not exist`);
+    if (!this.vpcs.some((v) => v.id === vpcId))
+      throw new Ec2Error('InvalidVpcID.NotFound', `The vpc ID '${vpcId}' does not exist`);
     if (this.groups.some((g) => g.name === name && g.vpcId === vpcId)) {
-      throw new Ec2Error('InvalidGroup.Duplicate', `The security group '${name}' already exists for VPC '${vpcId}'`);
+      throw new Ec2Error(
+        'InvalidGroup.Duplicate',
+        `The security group '${name}' already exists for VPC '${vpcId}'`,
+      );
     }
     const tags = parseTagSpecs(p, ['security-group']).get('security-group') ?? {};
-    const group: SecurityGroup = { id: hexId('sg'), name, description, vpcId, tags, ingress: [], isDefaultGroup: false };
+    const group: SecurityGroup = {
+      id: hexId('sg'),
+      name,
+      description,
+      vpcId,
+      tags,
+      ingress: [],
+      isDefaultGroup: false,
+    };
     this.groups.push(group);
     return {
       groupId: group.id,
@@ -958,9 +1109,11 @@ class FakeEc2Impl implements FakeEc2 {
       const cidr = str(p, 'CidrIp');
       permissions.push({ ...p, IpRanges: cidr === undefined ? [] : [{ CidrIp: cidr }] });
     }
-    if (permissions.length === 0) throw new Ec2Error('MissingParameter', 'The request must contain the parameter ipPermissions');
+    if (permissions.length === 0)
+      throw new Ec2Error('MissingParameter', 'The request must contain the parameter ipPermissions');
     const added: FakeIngressRule[] = [];
-    const keyOf = (r: FakeIngressRule) => [r.protocol, r.fromPort, r.toPort, r.cidrIp ?? r.cidrIpv6 ?? r.sourceGroupId].join('|');
+    const keyOf = (r: FakeIngressRule) =>
+      [r.protocol, r.fromPort, r.toPort, r.cidrIp ?? r.cidrIpv6 ?? r.sourceGroupId].join('|');
     const existing = new Set(group.ingress.map(keyOf));
     for (const perm of permissions) {
       const { protocol, fromPort, toPort } = parsePortRange(perm);
@@ -968,12 +1121,14 @@ class FakeEc2Impl implements FakeEc2 {
       const sources: Array<Omit<FakeIngressRule, 'ruleId' | 'protocol' | 'fromPort' | 'toPort'>> = [];
       for (const r of objList(perm, 'IpRanges')) {
         const cidr = str(r, 'CidrIp') ?? '';
-        if (!ipaddr.IPv4.isValidCIDR(cidr)) throw new Ec2Error('InvalidParameterValue', `CIDR block ${cidr} is malformed`);
+        if (!ipaddr.IPv4.isValidCIDR(cidr))
+          throw new Ec2Error('InvalidParameterValue', `CIDR block ${cidr} is malformed`);
         sources.push({ cidrIp: cidr, description: str(r, 'Description') });
       }
       for (const r of objList(perm, 'Ipv6Ranges')) {
         const cidr = str(r, 'CidrIpv6') ?? '';
-        if (!ipaddr.IPv6.isValidCIDR(cidr)) throw new Ec2Error('InvalidParameterValue', `CIDR block ${cidr} is malformed`);
+        if (!ipaddr.IPv6.isValidCIDR(cidr))
+          throw new Ec2Error('InvalidParameterValue', `CIDR block ${cidr} is malformed`);
         sources.push({ cidrIpv6: cidr, description: str(r, 'Description') });
       }
       // UserIdGroupPairs go on the wire as IpPermissions.N.Groups.M.
@@ -981,14 +1136,21 @@ class FakeEc2Impl implements FakeEc2 {
         const source = this.findGroup(str(r, 'GroupId') ?? '');
         sources.push({ sourceGroupId: source.id, description: str(r, 'Description') });
       }
-      if (objList(perm, 'PrefixListIds').length > 0) throw new Ec2Error('Unsupported', 'fake EC2: prefix lists are not supported');
+      if (objList(perm, 'PrefixListIds').length > 0)
+        throw new Ec2Error('Unsupported', 'fake EC2: prefix lists are not supported');
       for (const source of sources) {
         const rule: FakeIngressRule = { ruleId: hexId('sgr'), ...base, ...source };
         const key = keyOf(rule);
         if (existing.has(key)) {
           const peer = rule.cidrIp ?? rule.cidrIpv6 ?? rule.sourceGroupId;
-          const ports = protocol === '-1' ? 'ALL' : `${protocol.toUpperCase()}, from port: ${fromPort}, to port: ${toPort}`;
-          throw new Ec2Error('InvalidPermission.Duplicate', `the specified rule "peer: ${peer}, ${ports}, ALLOW" already exists`);
+          const ports =
+            protocol === '-1'
+              ? 'ALL'
+              : `${protocol.toUpperCase()}, from port: ${fromPort}, to port: ${toPort}`;
+          throw new Ec2Error(
+            'InvalidPermission.Duplicate',
+            `the specified rule "peer: ${peer}, ${ports}, ALLOW" already exists`,
+          );
         }
         existing.add(key);
         added.push(rule);
@@ -1007,7 +1169,9 @@ class FakeEc2Impl implements FakeEc2 {
         toPort: r.toPort ?? -1,
         cidrIpv4: r.cidrIp,
         cidrIpv6: r.cidrIpv6,
-        referencedGroupInfo: r.sourceGroupId ? { groupId: r.sourceGroupId, userId: SEED.accountId } : undefined,
+        referencedGroupInfo: r.sourceGroupId
+          ? { groupId: r.sourceGroupId, userId: SEED.accountId }
+          : undefined,
         description: r.description,
       })),
     };
@@ -1043,7 +1207,15 @@ class FakeEc2Impl implements FakeEc2 {
         vpcId: g.vpcId,
         securityGroupArn: `arn:aws:ec2:${REGION}:${SEED.accountId}:security-group/${g.id}`,
         ipPermissions: permissionsXml(g.ingress),
-        ipPermissionsEgress: [{ ipProtocol: '-1', groups: [], ipRanges: [{ cidrIp: '0.0.0.0/0' }], ipv6Ranges: [], prefixListIds: [] }],
+        ipPermissionsEgress: [
+          {
+            ipProtocol: '-1',
+            groups: [],
+            ipRanges: [{ cidrIp: '0.0.0.0/0' }],
+            ipv6Ranges: [],
+            prefixListIds: [],
+          },
+        ],
         tagSet: tagSet(g.tags),
       })),
       nextToken,
@@ -1053,12 +1225,18 @@ class FakeEc2Impl implements FakeEc2 {
   private deleteSecurityGroup(p: QueryParams): Record<string, XmlValue> {
     const group = this.groupFromParams(p);
     if (group.isDefaultGroup) {
-      throw new Ec2Error('CannotDelete', `the specified group: "${group.id}" name: "default" cannot be deleted by a user`);
+      throw new Ec2Error(
+        'CannotDelete',
+        `the specified group: "${group.id}" name: "default" cannot be deleted by a user`,
+      );
     }
     const holds = (i: Instance) => this.isLive(i) || Date.now() < i.stateSince + this.dependencyLingerMs;
     const usedByInstance = this.insts.some((i) => holds(i) && i.securityGroupIds.includes(group.id));
-    const usedByRule = this.groups.some((g) => g.id !== group.id && g.ingress.some((r) => r.sourceGroupId === group.id));
-    if (usedByInstance || usedByRule) throw new Ec2Error('DependencyViolation', `resource ${group.id} has a dependent object`);
+    const usedByRule = this.groups.some(
+      (g) => g.id !== group.id && g.ingress.some((r) => r.sourceGroupId === group.id),
+    );
+    if (usedByInstance || usedByRule)
+      throw new Ec2Error('DependencyViolation', `resource ${group.id} has a dependent object`);
     this.groups.splice(this.groups.indexOf(group), 1);
     return { return: true, groupId: group.id };
   }
@@ -1068,11 +1246,20 @@ class FakeEc2Impl implements FakeEc2 {
   private runInstances(p: QueryParams): Record<string, XmlValue> {
     const minCount = int(p, 'MinCount');
     const maxCount = int(p, 'MaxCount');
-    if (minCount === undefined) throw new Ec2Error('MissingParameter', 'The request must contain the parameter MinCount');
-    if (maxCount === undefined) throw new Ec2Error('MissingParameter', 'The request must contain the parameter MaxCount');
-    if (minCount < 1) throw new Ec2Error('InvalidParameterValue', `Invalid value '${minCount}' for minCount. Must be greater than 0.`);
+    if (minCount === undefined)
+      throw new Ec2Error('MissingParameter', 'The request must contain the parameter MinCount');
+    if (maxCount === undefined)
+      throw new Ec2Error('MissingParameter', 'The request must contain the parameter MaxCount');
+    if (minCount < 1)
+      throw new Ec2Error(
+        'InvalidParameterValue',
+        `Invalid value '${minCount}' for minCount. Must be greater than 0.`,
+      );
     if (minCount > maxCount) {
-      throw new Ec2Error('InvalidParameterValue', `Invalid value '${minCount}' for minCount. Must be less than or equal to maxCount (${maxCount}).`);
+      throw new Ec2Error(
+        'InvalidParameterValue',
+        `Invalid value '${minCount}' for minCount. Must be less than or equal to maxCount (${maxCount}).`,
+      );
     }
 
     // The SDK fills ClientToken with a fresh UUID when the caller gives none; a repeat returns the
@@ -1082,9 +1269,16 @@ class FakeEc2Impl implements FakeEc2 {
     const previous = clientToken === '' ? undefined : this.clientTokens.get(clientToken);
     if (previous) {
       if (previous.fingerprint !== fingerprint) {
-        throw new Ec2Error('IdempotentParameterMismatch', 'Arguments on this idempotent request are inconsistent with arguments used in previous request(s).');
+        throw new Ec2Error(
+          'IdempotentParameterMismatch',
+          'Arguments on this idempotent request are inconsistent with arguments used in previous request(s).',
+        );
       }
-      return this.reservationXml(previous.reservationId, this.insts.filter((i) => i.reservationId === previous.reservationId), true);
+      return this.reservationXml(
+        previous.reservationId,
+        this.insts.filter((i) => i.reservationId === previous.reservationId),
+        true,
+      );
     }
 
     const imageId = required(p, 'ImageId');
@@ -1104,23 +1298,38 @@ class FakeEc2Impl implements FakeEc2 {
       );
     }
     const keyName = str(p, 'KeyName');
-    if (keyName !== undefined) throw new Ec2Error('InvalidKeyPair.NotFound', `The key pair '${keyName}' does not exist`);
+    if (keyName !== undefined)
+      throw new Ec2Error('InvalidKeyPair.NotFound', `The key pair '${keyName}' does not exist`);
 
     // Network: either one NetworkInterface (DeviceIndex 0) or instance-level SubnetId/SecurityGroupId.
     const nics = objList(p, 'NetworkInterface');
-    if (nics.length > 1) throw new Ec2Error('Unsupported', 'fake EC2: only one network interface is supported');
+    if (nics.length > 1)
+      throw new Ec2Error('Unsupported', 'fake EC2: only one network interface is supported');
     const nic = nics[0];
     if (nic) {
       if (str(p, 'SubnetId') !== undefined) {
-        throw new Ec2Error('InvalidParameterCombination', 'Network interfaces and an instance-level subnet ID may not be specified on the same request');
+        throw new Ec2Error(
+          'InvalidParameterCombination',
+          'Network interfaces and an instance-level subnet ID may not be specified on the same request',
+        );
       }
       if (strList(p, 'SecurityGroupId').length > 0 || strList(p, 'SecurityGroup').length > 0) {
-        throw new Ec2Error('InvalidParameterCombination', 'Network interfaces and an instance-level security groups may not be specified on the same request');
+        throw new Ec2Error(
+          'InvalidParameterCombination',
+          'Network interfaces and an instance-level security groups may not be specified on the same request',
+        );
       }
       if ((str(nic, 'DeviceIndex') ?? '0') !== '0') {
-        throw new Ec2Error('InvalidParameterValue', 'Each network interface requires a device index; the primary one is DeviceIndex 0');
+        throw new Ec2Error(
+          'InvalidParameterValue',
+          'Each network interface requires a device index; the primary one is DeviceIndex 0',
+        );
       }
-      if (str(nic, 'NetworkInterfaceId') !== undefined) throw new Ec2Error('Unsupported', 'fake EC2: attaching an existing network interface is not supported');
+      if (str(nic, 'NetworkInterfaceId') !== undefined)
+        throw new Ec2Error(
+          'Unsupported',
+          'fake EC2: attaching an existing network interface is not supported',
+        );
     }
     const subnet = this.launchSubnet(str(nic ?? p, 'SubnetId'), str(obj(p, 'Placement'), 'AvailabilityZone'));
     // NetworkInterface.N.SecurityGroupId.M is the wire name of the SDK's NetworkInterfaces[].Groups.
@@ -1128,12 +1337,19 @@ class FakeEc2Impl implements FakeEc2 {
     const groups = groupIds.map((id) => this.findGroup(id));
     for (const name of strList(p, 'SecurityGroup')) {
       const g = this.groups.find((x) => x.name === name && x.vpcId === subnet.vpcId);
-      if (!g) throw new Ec2Error('InvalidGroup.NotFound', `The security group '${name}' does not exist in VPC '${subnet.vpcId}'`);
+      if (!g)
+        throw new Ec2Error(
+          'InvalidGroup.NotFound',
+          `The security group '${name}' does not exist in VPC '${subnet.vpcId}'`,
+        );
       groups.push(g);
     }
     for (const g of groups) {
       if (g.vpcId !== subnet.vpcId) {
-        throw new Ec2Error('InvalidParameter', `Security group ${g.id} and subnet ${subnet.id} belong to different networks.`);
+        throw new Ec2Error(
+          'InvalidParameter',
+          `Security group ${g.id} and subnet ${subnet.id} belong to different networks.`,
+        );
       }
     }
     if (groups.length === 0) {
@@ -1141,16 +1357,26 @@ class FakeEc2Impl implements FakeEc2 {
       if (fallback) groups.push(fallback);
     }
     // Unset means "whatever the subnet does", both with and without a NetworkInterface.
-    const associatePublicIp = (nic ? bool(nic, 'AssociatePublicIpAddress') : undefined) ?? subnet.mapPublicIpOnLaunch;
+    const associatePublicIp =
+      (nic ? bool(nic, 'AssociatePublicIpAddress') : undefined) ?? subnet.mapPublicIpOnLaunch;
     const deleteOnTermination = (nic ? bool(nic, 'DeleteOnTermination') : undefined) ?? true;
 
     const userDataRaw = decodeUserData(str(p, 'UserData'));
     const shutdownBehavior = str(p, 'InstanceInitiatedShutdownBehavior') ?? 'stop';
     if (shutdownBehavior !== 'stop' && shutdownBehavior !== 'terminate') {
-      throw new Ec2Error('InvalidParameterValue', `Invalid value '${shutdownBehavior}' for InstanceInitiatedShutdownBehavior.`);
+      throw new Ec2Error(
+        'InvalidParameterValue',
+        `Invalid value '${shutdownBehavior}' for InstanceInitiatedShutdownBehavior.`,
+      );
     }
     const metadataOptions = parseMetadataOptions(obj(p, 'MetadataOptions'));
-    const tagSpecs = parseTagSpecs(p, ['instance', 'volume', 'network-interface', 'spot-instances-request', 'elastic-gpu']);
+    const tagSpecs = parseTagSpecs(p, [
+      'instance',
+      'volume',
+      'network-interface',
+      'spot-instances-request',
+      'elastic-gpu',
+    ]);
 
     const live = this.insts.filter((i) => this.isLive(i)).length;
     const room = this.capacity - live;
@@ -1220,7 +1446,8 @@ class FakeEc2Impl implements FakeEc2 {
   private launchSubnet(subnetId: string | undefined, az: string | undefined): Subnet {
     if (subnetId !== undefined) {
       const subnet = this.subnets.find((s) => s.id === subnetId);
-      if (!subnet) throw new Ec2Error('InvalidSubnetID.NotFound', `The subnet ID '${subnetId}' does not exist`);
+      if (!subnet)
+        throw new Ec2Error('InvalidSubnetID.NotFound', `The subnet ID '${subnetId}' does not exist`);
       return subnet;
     }
     const vpc = this.defaultVpc();
@@ -1234,7 +1461,10 @@ class FakeEc2Impl implements FakeEc2 {
   private describeInstances(p: QueryParams): Record<string, XmlValue> {
     const ids = strList(p, 'InstanceId');
     if (ids.length > 0 && str(p, 'MaxResults') !== undefined) {
-      throw new Ec2Error('InvalidParameterCombination', 'The parameter instancesSet cannot be used with the parameter maxResults');
+      throw new Ec2Error(
+        'InvalidParameterCombination',
+        'The parameter instancesSet cannot be used with the parameter maxResults',
+      );
     }
     const chosen = ids.length > 0 ? this.instancesByIds(ids) : this.insts;
     const visible = (i: Instance) => i.state !== 'terminated';
@@ -1259,7 +1489,8 @@ class FakeEc2Impl implements FakeEc2 {
       p,
     );
     const byReservation = new Map<string, Instance[]>();
-    for (const i of page) byReservation.set(i.reservationId, [...(byReservation.get(i.reservationId) ?? []), i]);
+    for (const i of page)
+      byReservation.set(i.reservationId, [...(byReservation.get(i.reservationId) ?? []), i]);
     return {
       reservationSet: [...byReservation].map(([id, insts]) => this.reservationXml(id, insts, false)),
       nextToken,
@@ -1269,20 +1500,32 @@ class FakeEc2Impl implements FakeEc2 {
   private instancesByIds(ids: string[]): Instance[] {
     for (const id of ids) checkId(id, 'i', 'InvalidInstanceID.Malformed');
     const missing = ids.filter((id) => !this.insts.some((i) => i.id === id));
-    if (missing.length === 1) throw new Ec2Error('InvalidInstanceID.NotFound', `The instance ID '${missing[0]}' does not exist`);
-    if (missing.length > 1) throw new Ec2Error('InvalidInstanceID.NotFound', `The instance IDs '${missing.join(', ')}' do not exist`);
+    if (missing.length === 1)
+      throw new Ec2Error('InvalidInstanceID.NotFound', `The instance ID '${missing[0]}' does not exist`);
+    if (missing.length > 1)
+      throw new Ec2Error(
+        'InvalidInstanceID.NotFound',
+        `The instance IDs '${missing.join(', ')}' do not exist`,
+      );
     return this.insts.filter((i) => ids.includes(i.id));
   }
 
   private terminateInstances(p: QueryParams): Record<string, XmlValue> {
     const ids = strList(p, 'InstanceId');
-    if (ids.length === 0) throw new Ec2Error('MissingParameter', 'The request must contain the parameter InstanceId');
+    if (ids.length === 0)
+      throw new Ec2Error('MissingParameter', 'The request must contain the parameter InstanceId');
     const changes = this.instancesByIds(ids).map((i) => {
       const previousState = { code: STATE_CODES[i.state], name: i.state };
       if (i.state !== 'terminated' && i.state !== 'shutting-down') {
         this.moveTo(i, 'shutting-down');
-        i.stateReason = { code: 'Client.UserInitiatedShutdown', message: 'Client.UserInitiatedShutdown: User initiated shutdown' };
-        i.transitionReason = `User initiated (${new Date().toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' GMT')})`;
+        i.stateReason = {
+          code: 'Client.UserInitiatedShutdown',
+          message: 'Client.UserInitiatedShutdown: User initiated shutdown',
+        };
+        i.transitionReason = `User initiated (${new Date()
+          .toISOString()
+          .replace('T', ' ')
+          .replace(/\.\d+Z$/, ' GMT')})`;
       }
       return { instanceId: i.id, currentState: { code: STATE_CODES[i.state], name: i.state }, previousState };
     });
@@ -1304,7 +1547,11 @@ class FakeEc2Impl implements FakeEc2 {
    * One reservation. RunInstances answers before a public address is attached (as EC2 does), so a
    * provider must DescribeInstances to learn it.
    */
-  private reservationXml(reservationId: string, insts: Instance[], fromRun: boolean): Record<string, XmlValue> {
+  private reservationXml(
+    reservationId: string,
+    insts: Instance[],
+    fromRun: boolean,
+  ): Record<string, XmlValue> {
     return {
       reservationId,
       ownerId: SEED.accountId,
@@ -1372,7 +1619,9 @@ class FakeEc2Impl implements FakeEc2 {
                 networkCardIndex: 0,
               },
               association,
-              privateIpAddressesSet: [{ privateIpAddress: i.privateIp, privateDnsName: privateDns, primary: true, association }],
+              privateIpAddressesSet: [
+                { privateIpAddress: i.privateIp, privateDnsName: privateDns, primary: true, association },
+              ],
               ipv6AddressesSet: [],
               interfaceType: 'interface',
             },
@@ -1389,7 +1638,11 @@ class FakeEc2Impl implements FakeEc2 {
       },
       platformDetails: 'Linux/UNIX',
       usageOperation: 'RunInstances',
-      privateDnsNameOptions: { hostnameType: 'ip-name', enableResourceNameDnsARecord: false, enableResourceNameDnsAAAARecord: false },
+      privateDnsNameOptions: {
+        hostnameType: 'ip-name',
+        enableResourceNameDnsARecord: false,
+        enableResourceNameDnsAAAARecord: false,
+      },
     };
   }
 
@@ -1400,7 +1653,8 @@ class FakeEc2Impl implements FakeEc2 {
 
 function parsePortRange(perm: QueryParams): { protocol: string; fromPort?: number; toPort?: number } {
   const raw = (str(perm, 'IpProtocol') ?? '').toLowerCase();
-  const protocol = ({ '6': 'tcp', '17': 'udp', '1': 'icmp', '58': 'icmpv6' } as Record<string, string>)[raw] ?? raw;
+  const protocol =
+    ({ '6': 'tcp', '17': 'udp', '1': 'icmp', '58': 'icmpv6' } as Record<string, string>)[raw] ?? raw;
   if (!['tcp', 'udp', 'icmp', 'icmpv6', '-1'].includes(protocol)) {
     throw new Ec2Error('InvalidParameterValue', `Invalid value '${raw}' for IP protocol. Unknown protocol.`);
   }
@@ -1408,11 +1662,17 @@ function parsePortRange(perm: QueryParams): { protocol: string; fromPort?: numbe
   const fromPort = int(perm, 'FromPort');
   const toPort = int(perm, 'ToPort');
   if (fromPort === undefined || toPort === undefined) {
-    throw new Ec2Error('InvalidParameterValue', `Invalid value 'null' for portRange. Must specify both from and to ports with TCP/UDP.`);
+    throw new Ec2Error(
+      'InvalidParameterValue',
+      `Invalid value 'null' for portRange. Must specify both from and to ports with TCP/UDP.`,
+    );
   }
   if (protocol === 'tcp' || protocol === 'udp') {
     if (fromPort < 0 || toPort > 65535 || fromPort > toPort) {
-      throw new Ec2Error('InvalidParameterValue', `Invalid value '${fromPort}-${toPort}' for portRange. Must be within 0-65535 and from <= to.`);
+      throw new Ec2Error(
+        'InvalidParameterValue',
+        `Invalid value '${fromPort}-${toPort}' for portRange. Must be within 0-65535 and from <= to.`,
+      );
     }
   }
   return { protocol, fromPort, toPort };
@@ -1420,17 +1680,37 @@ function parsePortRange(perm: QueryParams): { protocol: string; fromPort?: numbe
 
 /** Atomic rules back into EC2's grouped IpPermission form: one entry per protocol and port range. */
 function permissionsXml(rules: FakeIngressRule[]): XmlValue[] {
-  const byRange = new Map<string, { ipProtocol: string; fromPort?: number; toPort?: number; groups: XmlValue[]; ipRanges: XmlValue[]; ipv6Ranges: XmlValue[]; prefixListIds: XmlValue[] }>();
+  const byRange = new Map<
+    string,
+    {
+      ipProtocol: string;
+      fromPort?: number;
+      toPort?: number;
+      groups: XmlValue[];
+      ipRanges: XmlValue[];
+      ipv6Ranges: XmlValue[];
+      prefixListIds: XmlValue[];
+    }
+  >();
   for (const r of rules) {
     const key = `${r.protocol}|${r.fromPort}|${r.toPort}`;
     let perm = byRange.get(key);
     if (!perm) {
-      perm = { ipProtocol: r.protocol, fromPort: r.fromPort, toPort: r.toPort, groups: [], ipRanges: [], ipv6Ranges: [], prefixListIds: [] };
+      perm = {
+        ipProtocol: r.protocol,
+        fromPort: r.fromPort,
+        toPort: r.toPort,
+        groups: [],
+        ipRanges: [],
+        ipv6Ranges: [],
+        prefixListIds: [],
+      };
       byRange.set(key, perm);
     }
     if (r.cidrIp) perm.ipRanges.push({ cidrIp: r.cidrIp, description: r.description });
     if (r.cidrIpv6) perm.ipv6Ranges.push({ cidrIpv6: r.cidrIpv6, description: r.description });
-    if (r.sourceGroupId) perm.groups.push({ groupId: r.sourceGroupId, userId: SEED.accountId, description: r.description });
+    if (r.sourceGroupId)
+      perm.groups.push({ groupId: r.sourceGroupId, userId: SEED.accountId, description: r.description });
   }
   return [...byRange.values()];
 }
@@ -1442,7 +1722,8 @@ function decodeUserData(base64: string | undefined): Buffer {
     throw new Ec2Error('InvalidParameterValue', 'Invalid BASE64 encoding of user data');
   }
   const raw = Buffer.from(compact, 'base64');
-  if (raw.length > USER_DATA_LIMIT) throw new Ec2Error('InvalidParameterValue', `User data is limited to ${USER_DATA_LIMIT} bytes`);
+  if (raw.length > USER_DATA_LIMIT)
+    throw new Ec2Error('InvalidParameterValue', `User data is limited to ${USER_DATA_LIMIT} bytes`);
   return raw;
 }
 
@@ -1468,7 +1749,10 @@ function parseMetadataOptions(m: QueryParams | undefined): FakeInstance['metadat
     throw new Ec2Error('InvalidParameterValue', `Invalid value '${httpEndpoint}' for HttpEndpoint.`);
   }
   if (hopLimit < 1 || hopLimit > 64) {
-    throw new Ec2Error('InvalidParameterValue', `Invalid value '${hopLimit}' for HttpPutResponseHopLimit. Must be between 1 and 64.`);
+    throw new Ec2Error(
+      'InvalidParameterValue',
+      `Invalid value '${hopLimit}' for HttpPutResponseHopLimit. Must be between 1 and 64.`,
+    );
   }
   return { httpTokens, httpPutResponseHopLimit: hopLimit, httpEndpoint };
 }

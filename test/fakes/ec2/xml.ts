@@ -61,16 +61,15 @@ function toValue(value: Tree | string): QueryValue {
 
 /** What a response may hold; `undefined` and `null` members are left out, as AWS leaves out unset fields. */
 export type XmlValue =
-  | string
-  | number
-  | boolean
-  | Date
-  | undefined
-  | null
-  | XmlValue[]
-  | { [key: string]: XmlValue };
+  string | number | boolean | Date | undefined | null | XmlValue[] | { [key: string]: XmlValue };
 
-const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' };
+const ESCAPES: Record<string, string> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&quot;',
+  "'": '&apos;',
+};
 
 export function escapeXml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ESCAPES[c] ?? c);

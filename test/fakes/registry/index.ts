@@ -25,18 +25,31 @@ export async function startFakeRegistry(repository: string, tags: string[]): Pro
     const url = new URL(request.url ?? '/', `http://${host}`);
     requests.push(`${request.method} ${url.pathname}`);
     if (url.pathname === '/token') {
-      const allowed = url.searchParams.get('scope') === `repository:${repository}:pull` && url.searchParams.get('service') === 'fake-registry';
-      response.writeHead(allowed ? 200 : 403, { 'content-type': 'application/json' }).end(JSON.stringify(allowed ? { token: TOKEN } : { errors: [{ code: 'DENIED' }] }));
+      const allowed =
+        url.searchParams.get('scope') === `repository:${repository}:pull` &&
+        url.searchParams.get('service') === 'fake-registry';
+      response
+        .writeHead(allowed ? 200 : 403, { 'content-type': 'application/json' })
+        .end(JSON.stringify(allowed ? { token: TOKEN } : { errors: [{ code: 'DENIED' }] }));
       return;
     }
     const manifest = /^\/v2\/(.+)\/manifests\/([^/]+)$/.exec(url.pathname);
     if (!manifest) return void response.writeHead(404).end();
     if (request.headers.authorization !== `Bearer ${TOKEN}`) {
-      response.writeHead(401, { 'www-authenticate': `Bearer realm="http://${host}/token",service="fake-registry",scope="repository:${manifest[1]}:pull"` }).end();
+      response
+        .writeHead(401, {
+          'www-authenticate': `Bearer realm="http://${host}/token",service="fake-registry",scope="repository:${manifest[1]}:pull"`,
+        })
+        .end();
       return;
     }
     const exists = manifest[1] === repository && known.has(manifest[2]!);
-    response.writeHead(exists ? 200 : 404, exists ? { 'content-type': 'application/vnd.oci.image.index.v1+json' } : {}).end();
+    response
+      .writeHead(
+        exists ? 200 : 404,
+        exists ? { 'content-type': 'application/vnd.oci.image.index.v1+json' } : {},
+      )
+      .end();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   host = `127.0.0.1:${(server.address() as AddressInfo).port}`;

@@ -16,17 +16,22 @@ import { dcp, json, tempDir } from '../../helpers/cli.js';
 import { runPython } from '../../helpers/dask.js';
 
 const live = process.env.DCP_LIVE_AWS === '1';
-if (!live) console.warn('\n*** SKIPPING the live AWS tests: set DCP_LIVE_AWS=1 (they create real, billed resources) ***\n');
+if (!live)
+  console.warn(
+    '\n*** SKIPPING the live AWS tests: set DCP_LIVE_AWS=1 (they create real, billed resources) ***\n',
+  );
 
 /** The caller's AWS configuration, passed through to dcp's private HOME. */
 function awsEnv(): Record<string, string> {
   const env: Record<string, string> = {
     AWS_CONFIG_FILE: process.env.AWS_CONFIG_FILE ?? join(homedir(), '.aws', 'config'),
-    AWS_SHARED_CREDENTIALS_FILE: process.env.AWS_SHARED_CREDENTIALS_FILE ?? join(homedir(), '.aws', 'credentials'),
+    AWS_SHARED_CREDENTIALS_FILE:
+      process.env.AWS_SHARED_CREDENTIALS_FILE ?? join(homedir(), '.aws', 'credentials'),
     AWS_EC2_METADATA_DISABLED: process.env.AWS_EC2_METADATA_DISABLED ?? 'false',
     DCP_MY_IP_URL: process.env.DCP_MY_IP_URL ?? 'https://checkip.amazonaws.com',
   };
-  for (const [key, value] of Object.entries(process.env)) if (key.startsWith('AWS_') && value !== undefined) env[key] = value;
+  for (const [key, value] of Object.entries(process.env))
+    if (key.startsWith('AWS_') && value !== undefined) env[key] = value;
   return env;
 }
 
@@ -40,34 +45,60 @@ const name = (label: string) => {
 async function leftovers(cluster: string) {
   const ec2 = new EC2({});
   const filter = [{ Name: 'tag:dcp:cluster', Values: [cluster] }];
-  const { Reservations = [] } = await ec2.describeInstances({ Filters: [...filter, { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped', 'shutting-down'] }] });
+  const { Reservations = [] } = await ec2.describeInstances({
+    Filters: [
+      ...filter,
+      { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped', 'shutting-down'] },
+    ],
+  });
   const { SecurityGroups = [] } = await ec2.describeSecurityGroups({ Filters: filter });
-  return { instances: Reservations.flatMap((r) => r.Instances ?? []).map((i) => i.InstanceId), groups: SecurityGroups.map((g) => g.GroupId) };
+  return {
+    instances: Reservations.flatMap((r) => r.Instances ?? []).map((i) => i.InstanceId),
+    groups: SecurityGroups.map((g) => g.GroupId),
+  };
 }
 
 describe.skipIf(!live)('AWS, live', () => {
   const env = awsEnv();
-  const common = ['--provider', 'aws', '--instance-type', process.env.DCP_LIVE_AWS_INSTANCE_TYPE ?? 't3.small', ...(process.env.DCP_LIVE_AWS_IMAGE ? ['--image', process.env.DCP_LIVE_AWS_IMAGE] : [])];
+  const common = [
+    '--provider',
+    'aws',
+    '--instance-type',
+    process.env.DCP_LIVE_AWS_INSTANCE_TYPE ?? 't3.small',
+    ...(process.env.DCP_LIVE_AWS_IMAGE ? ['--image', process.env.DCP_LIVE_AWS_IMAGE] : []),
+  ];
 
   afterAll(async () => {
     // Whatever a failed test left: down by tag, from a fresh home.
-    for (const cluster of made) await dcp(['down', cluster, '--provider', 'aws', '--yes'], { env, timeoutMs: 20 * 60_000 });
+    for (const cluster of made)
+      await dcp(['down', cluster, '--provider', 'aws', '--yes'], { env, timeoutMs: 20 * 60_000 });
   });
 
   it('up waits for a real TLS cluster, the snippet computes on it, only this address may connect, down leaves nothing', async () => {
     const home = tempDir('dcp-live-');
     const cluster = name('up');
-    const up = await dcp(['up', ...common, '--name', cluster, '--workers', '2', '--timeout', '15m', '--json'], { home, env, timeoutMs: 20 * 60_000 });
+    const up = await dcp(
+      ['up', ...common, '--name', cluster, '--workers', '2', '--timeout', '15m', '--json'],
+      { home, env, timeoutMs: 20 * 60_000 },
+    );
     expect(up.exitCode, up.stderr).toBe(0);
     const record = json<{ scheduler_address: string; snippet: string }>(up.stdout);
     expect(record.scheduler_address).toMatch(/^tls:\/\//);
 
-    const result = await runPython(`${record.snippet}\nclient.wait_for_workers(2, timeout=300)\nprint("answer", client.submit(lambda x: x + 1, 41).result())`, { timeoutMs: 6 * 60_000 });
+    const result = await runPython(
+      `${record.snippet}\nclient.wait_for_workers(2, timeout=300)\nprint("answer", client.submit(lambda x: x + 1, 41).result())`,
+      { timeoutMs: 6 * 60_000 },
+    );
     expect(result.all).toContain('answer 42');
 
     const ec2 = new EC2({});
-    const { SecurityGroups = [] } = await ec2.describeSecurityGroups({ Filters: [{ Name: 'tag:dcp:cluster', Values: [cluster] }] });
-    const sources = SecurityGroups.flatMap((g) => g.IpPermissions ?? []).flatMap((p) => [...(p.IpRanges ?? []).map((r) => r.CidrIp), ...(p.Ipv6Ranges ?? []).map((r) => r.CidrIpv6)]);
+    const { SecurityGroups = [] } = await ec2.describeSecurityGroups({
+      Filters: [{ Name: 'tag:dcp:cluster', Values: [cluster] }],
+    });
+    const sources = SecurityGroups.flatMap((g) => g.IpPermissions ?? []).flatMap((p) => [
+      ...(p.IpRanges ?? []).map((r) => r.CidrIp),
+      ...(p.Ipv6Ranges ?? []).map((r) => r.CidrIpv6),
+    ]);
     expect(sources.length).toBeGreaterThan(0);
     expect(sources.every((cidr) => cidr?.endsWith('/32') || cidr?.endsWith('/128'))).toBe(true);
 
@@ -78,9 +109,16 @@ describe.skipIf(!live)('AWS, live', () => {
 
   it('down from another machine finds a cluster by its tags', async () => {
     const cluster = name('elsewhere');
-    const up = await dcp(['up', ...common, '--name', cluster, '--workers', '1', '--no-wait', '--json'], { env, timeoutMs: 10 * 60_000 });
+    const up = await dcp(['up', ...common, '--name', cluster, '--workers', '1', '--no-wait', '--json'], {
+      env,
+      timeoutMs: 10 * 60_000,
+    });
     expect(up.exitCode, up.stderr).toBe(0);
-    const down = await dcp(['down', cluster, '--provider', 'aws', '--yes'], { home: tempDir('dcp-live-other-'), env, timeoutMs: 20 * 60_000 });
+    const down = await dcp(['down', cluster, '--provider', 'aws', '--yes'], {
+      home: tempDir('dcp-live-other-'),
+      env,
+      timeoutMs: 20 * 60_000,
+    });
     expect(down.exitCode, down.stderr).toBe(0);
     expect(await leftovers(cluster)).toEqual({ instances: [], groups: [] });
   });
