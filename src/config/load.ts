@@ -1,11 +1,12 @@
 /**
  * The one settings loader. Precedence, highest first: flags > `DCP_*` environment > project file
- * (found by cosmiconfig) > the user's `dcp.yaml` in Dask's config folder > defaults. Each value
- * remembers where it came from, for `dcp config list --show-origin`.
+ * (project.ts says which one is trusted) > the user's `dcp.yaml` in Dask's config folder >
+ * defaults. Each value remembers where it came from, for `dcp config list --show-origin`.
  */
-import { usageError } from '../errors.js';
+
 import { userSettingsFile } from './paths.js';
 import { DEFAULTS, parseSettingValue, SETTING_KEYS, validateSettings, type Settings } from './schema.js';
+import { findProjectSettings, type SkippedFile } from './project.js';
 import { readYaml } from './yaml-file.js';
 
 export type Origin =
@@ -20,12 +21,16 @@ export interface LoadedSettings {
   /** Per key (`aws.region`), where its value came from. */
   origins: Map<string, Origin>;
   files: { user: string; project: string | null };
+  /** Project files found but not trusted, with why. */
+  skipped: SkippedFile[];
 }
 
 export interface LoadOptions {
   flags?: Settings;
   env?: NodeJS.ProcessEnv;
   cwd?: string;
+  /** Where a skipped project file is named (once per process); stderr by default. */
+  warn?: (message: string) => void;
 }
 
 /** `aws.region` → `DCP_AWS_REGION` */
@@ -55,17 +60,11 @@ export function unflatten(flat: Map<string, unknown>): Settings {
   return nested as Settings;
 }
 
-async function projectSettings(cwd: string): Promise<{ file: string; settings: Settings } | null> {
-  const { cosmiconfig } = await import('cosmiconfig');
-  let found;
-  try {
-    found = await cosmiconfig('dcp', { searchStrategy: 'project' }).search(cwd);
-  } catch (error) {
-    const file = (error as { filepath?: string }).filepath ?? 'a project settings file';
-    throw usageError(`${file}: ${(error as Error).message.split('\n')[0]}`, 'fix or move the file');
-  }
-  if (!found || found.isEmpty) return null;
-  return { file: found.filepath, settings: validateSettings(found.config, found.filepath, '') };
+/** Project files already named in a warning by this process: each is named once. */
+const warnedSkipped = new Set<string>();
+
+function warnToStderr(message: string): void {
+  process.stderr.write(`warning: ${message}\n`);
 }
 
 async function userSettings(file: string): Promise<Settings> {
@@ -86,10 +85,16 @@ function envSettings(env: NodeJS.ProcessEnv): Map<string, [unknown, string]> {
 export async function loadSettings(options: LoadOptions = {}): Promise<LoadedSettings> {
   const env = options.env ?? process.env;
   const userFile = userSettingsFile(env);
-  const [user, project] = await Promise.all([
+  const [user, search] = await Promise.all([
     userSettings(userFile),
-    projectSettings(options.cwd ?? process.cwd()),
+    findProjectSettings(options.cwd ?? process.cwd(), env.HOME || undefined),
   ]);
+  const project = search.found;
+  for (const { file, reason } of search.skipped) {
+    if (warnedSkipped.has(file)) continue;
+    warnedSkipped.add(file);
+    (options.warn ?? warnToStderr)(`ignored the project settings file ${file}: ${reason}`);
+  }
 
   const values = new Map<string, unknown>();
   const origins = new Map<string, Origin>();
@@ -107,7 +112,12 @@ export async function loadSettings(options: LoadOptions = {}): Promise<LoadedSet
     origins.set(key, { source: 'env', variable });
   }
   layer(options.flags ?? {}, { source: 'flag' });
-  return { settings: unflatten(values), origins, files: { user: userFile, project: project?.file ?? null } };
+  return {
+    settings: unflatten(values),
+    origins,
+    files: { user: userFile, project: project?.file ?? null },
+    skipped: search.skipped,
+  };
 }
 
 export function describeOrigin(origin: Origin): string {

@@ -6,6 +6,7 @@ import { planUp } from '../cluster/spec.js';
 import { flatten, type LoadedSettings, type Origin } from '../config/load.js';
 import { DEFAULTS, type ProviderName, type Settings } from '../config/schema.js';
 import type { UpFlags } from '../cluster/spec.js';
+import type { ByoFiles } from '../cluster/tls.js';
 import {
   equivalentCommand,
   runWizard,
@@ -62,6 +63,7 @@ function loaded(
     settings: { ...DEFAULTS, ...settings },
     origins,
     files: { user: '/home/u/.config/dask/dcp.yaml', project: null },
+    skipped: [],
   };
 }
 
@@ -71,7 +73,7 @@ function context(overrides: Partial<WizardContext> = {}): WizardContext {
     env: {},
     loaded: loaded(),
     unavailable: () => undefined,
-    checkTls: async () => [],
+    checkTls: async () => ({ problems: [], warnings: [] }),
     plan: async () => ['start things'],
     nameTaken: (name) => name === 'taken',
     ...overrides,
@@ -291,8 +293,10 @@ describe('the wizard', () => {
       [/name/, 'x3'],
       ...REVIEW,
     ]);
-    const checkTls = async (files: { dir: string } | { ca: string; cert: string; key: string }) =>
-      'dir' in files && files.dir === '/bad' ? ['the key does not belong to the certificate'] : [];
+    const checkTls = async (files: ByoFiles) => ({
+      problems: 'dir' in files && files.dir === '/bad' ? ['the key does not belong to the certificate'] : [],
+      warnings: [],
+    });
     const { flags } = await runWizard(
       context({ flags: { wait: true, insecure: false, provider: 'local' }, checkTls }),
       prompter,
@@ -315,7 +319,10 @@ describe('the wizard', () => {
       ...REVIEW,
     ]);
     const { flags } = await runWizard(
-      context({ flags: { wait: true, insecure: false, provider: 'local' }, checkTls: async () => ['no'] }),
+      context({
+        flags: { wait: true, insecure: false, provider: 'local' },
+        checkTls: async () => ({ problems: ['no'], warnings: [] }),
+      }),
       prompter,
     );
     expect(flags.tls).toBe('auto');

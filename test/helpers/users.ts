@@ -1,0 +1,31 @@
+/**
+ * Another local user for tests of what one user may do to another: `nobody`, reached as root
+ * (CI runs as root) by chown for files and by setpriv for processes. Without root the tests that
+ * need it skip loudly, except in CI, where they must run.
+ */
+import { chownSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe } from 'vitest';
+
+export const NOBODY = { uid: 65534, gid: 65534 };
+
+export const isRoot = process.getuid?.() === 0;
+
+export function describeAsRoot(name: string, body: () => void): void {
+  if (!isRoot) {
+    if (process.env.CI) throw new Error(`"${name}" needs root (to act as another user), and CI must run it`);
+    console.warn(`\n*** SKIPPING "${name}": it needs root, to act as another user ***\n`);
+  }
+  describe.skipIf(!isRoot)(name, body);
+}
+
+/** Gives a path, and everything under it, to `nobody`. */
+export function giveToNobody(path: string): void {
+  chownSync(path, NOBODY.uid, NOBODY.gid);
+  if (statSync(path).isDirectory()) for (const entry of readdirSync(path)) giveToNobody(join(path, entry));
+}
+
+/** The command line that runs `argv` as `nobody`, with no supplementary groups. */
+export function asNobody(argv: string[]): string[] {
+  return ['setpriv', `--reuid=${NOBODY.uid}`, `--regid=${NOBODY.gid}`, '--clear-groups', '--', ...argv];
+}
