@@ -6,12 +6,13 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { defaultCertsDir } from './config/paths.js';
-import { DcpError, ExitCode, messageOf } from './errors.js';
+import { DcpError, ExitCode, messageOf, usageError } from './errors.js';
 import { createOutput, type GlobalOptions, type Output } from './ui/output.js';
 import type { UpFlags } from './cluster/spec.js';
 import { examples, SETTINGS_HELP } from './ui/help.js';
 import { installInterruptHandlers, Interrupted } from './util/interrupt.js';
 import { createStyle, colorEnabled } from './ui/style.js';
+import { closest } from './util/suggest.js';
 
 const version = (
   JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -45,6 +46,8 @@ export function buildProgram(): Command {
     .configureHelp({ showGlobalOptions: true, sortSubcommands: false })
     .exitOverride()
     .showSuggestionAfterError(true)
+    // Commander's errors are said by `report`, in dcp's words, with a hint: never twice.
+    .configureOutput({ outputError: () => undefined })
     .addHelpText(
       'after',
       examples([
@@ -332,7 +335,7 @@ export function buildProgram(): Command {
     .description("dcp's settings, kept in Dask's config folder (dcp.yaml, under the key dcp:)")
     .addHelpText(
       'after',
-      `\nSettings:\n${SETTINGS_HELP}\n\nPrecedence: flags > DCP_* variables (DCP_AWS_REGION) > project file (.dcprc, .dcprc.yaml, dcp.config.js, package.json#dcp) > dcp.yaml > defaults.\n` +
+      `\nSettings:\n${SETTINGS_HELP}\n\nPrecedence: flags > DCP_* variables (DCP_AWS_REGION) > project file > dcp.yaml > defaults.\nThe project file is .dcprc, .dcprc.yaml, .dcprc.yml, .dcprc.json or package.json#dcp (YAML or JSON, never code),\nfound from this folder up to the project's root (.git or package.json), never above your home folder,\nand only if no other user could have written it.\n` +
         examples([
           'dcp config set workers 4',
           'dcp config set aws.region eu-west-1',
@@ -439,18 +442,42 @@ export function buildProgram(): Command {
 }
 
 /** The one place errors become words and exit codes. */
-function report(error: unknown, json: boolean, verbose: boolean): ExitCode {
+/**
+ * A usage error in dcp's words from commander's: its "(Did you mean --workers?)" becomes the
+ * hint, and a value outside an option's choices gets the nearest choice.
+ */
+function fromCommander(error: CommanderError, program: Command, argv: string[]): DcpError {
+  const [first = '', ...rest] = error.message.replace(/^error: /, '').split('\n');
+  const suggestion = /\(Did you mean (.+)\?\)/.exec(rest.join(' '))?.[1];
+  const choice = /argument '(.*)' is invalid\. Allowed choices are (.*)\.$/.exec(first);
+  const nearest = choice ? closest(choice[1]!, choice[2]!.split(', ')) : undefined;
+  // The command the words on the line name, for its own --help.
+  const path = ['dcp'];
+  let command = program;
+  for (const word of argv.slice(2)) {
+    const sub = command.commands.find((c) => c.name() === word);
+    if (!sub) continue;
+    path.push(word);
+    command = sub;
+  }
+  const help = `${path.join(' ')} --help`;
+  const meant = suggestion ?? nearest;
+  return usageError(first, meant ? `did you mean ${meant}? (${help} lists them)` : `see ${help}`);
+}
+
+function report(error: unknown, json: boolean, verbose: boolean, program: Command, argv: string[]): ExitCode {
   if (error instanceof CommanderError) {
-    // Commander has printed help, the version, or its one-line usage error already.
+    // Commander has printed help or the version already.
     if (error.exitCode === 0) return ExitCode.ok;
     // A group run without a command shows its help; that help is the answer, not an error text.
-    const message =
-      error.code === 'commander.help' ? 'a command is required' : error.message.replace(/^error: /, '');
-    if (json)
-      process.stdout.write(
-        `${JSON.stringify({ error: { message, hint: 'see --help', exit_code: ExitCode.usage } })}\n`,
-      );
-    return ExitCode.usage;
+    if (error.code === 'commander.help') {
+      if (json)
+        process.stdout.write(
+          `${JSON.stringify({ error: { message: 'a command is required', hint: 'see --help', exit_code: ExitCode.usage } })}\n`,
+        );
+      return ExitCode.usage;
+    }
+    return report(fromCommander(error, program, argv), json, verbose, program, argv);
   }
   if (error instanceof Interrupted) {
     process.stderr.write(`\n${error.message}\n`);
@@ -491,6 +518,8 @@ export async function main(argv = process.argv): Promise<void> {
       error,
       globals.json ?? argv.includes('--json'),
       globals.verbose ?? argv.includes('--verbose'),
+      program,
+      argv,
     );
   }
 }

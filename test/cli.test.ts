@@ -117,10 +117,24 @@ describe('dcp', () => {
     const command = await dcp(['certs', 'gne']);
     expect(command.exitCode).toBe(2);
     expect(command.stderr).toContain("error: unknown command 'gne'");
-    expect(command.stderr).toContain('Did you mean gen?');
+    expect(command.stderr).toContain('hint: did you mean gen? (dcp certs --help lists them)');
     const option = await dcp(['certs', 'gen', '--dayz', '3']);
     expect(option.exitCode).toBe(2);
     expect(option.stderr).toContain("error: unknown option '--dayz'");
+    expect(option.stderr).toContain('hint: did you mean --days? (dcp certs gen --help lists them)');
+    const choice = await dcp(['up', '--provider', 'awz']);
+    expect(choice.exitCode).toBe(2);
+    expect(choice.stderr).toContain('hint: did you mean aws?');
+    // The same words in a JSON document, and nothing else on stdout.
+    const inJson = await dcp(['up', '--worker', '3', '--json']);
+    expect(inJson.exitCode).toBe(2);
+    expect(JSON.parse(inJson.stdout)).toEqual({
+      error: {
+        message: "unknown option '--worker'",
+        hint: 'did you mean --workers? (dcp up --help lists them)',
+        exit_code: 2,
+      },
+    });
   });
 
   it('with --json, even a usage error is one JSON document on stdout', async () => {

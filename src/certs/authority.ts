@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { usageError } from '../errors.js';
 import { uniqueAltNames } from './names.js';
 import type { Role } from './roles.js';
-import { notPemMessage, readPemFile } from './pem.js';
+import { notPemMessage, opensslHint, readPemFile } from './pem.js';
 import { caProblems } from './verify.js';
 import { addDays, isoDay } from './validity.js';
 import {
@@ -149,7 +149,7 @@ export async function loadAuthority(certPath: string, keyPath: string, now = new
   if (entry.encrypted) {
     throw usageError(
       `--ca-key ${keyPath} is encrypted with a passphrase`,
-      `decrypt a copy for dcp: openssl pkey -in ${keyPath} -out ca-key.pem (it is used, never copied)`,
+      `decrypt a copy for dcp (it is used, never copied): ${opensslHint('key', keyPath, 'encrypted')}`,
     );
   }
   if (!entry.key)

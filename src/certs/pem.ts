@@ -1,8 +1,9 @@
 /** Reading PEM files: certificates and private keys, in any order, several to a file. */
 import { createPrivateKey, type KeyObject } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { basename, dirname, extname, join } from 'node:path';
 import { messageOf, usageError } from '../errors.js';
-import { describeErrno } from '../util/files.js';
+import { describeErrno, readRegularFile } from '../util/files.js';
+import { shellCommand } from '../util/shell.js';
 import { parseCertificate, type Certificate } from './x509.js';
 
 export interface PrivateKeyEntry {
@@ -33,16 +34,29 @@ export interface PemFile {
   badCertificates: string[];
   /** Why the file is not PEM at all, when it is not. */
   notPem?: NotPemReason;
+  /** Permission bits of the file read (0 when parsed from text). */
+  mode: number;
 }
 
 const BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([\s\S]*?)-----END \1-----/g;
+const CERTIFICATE_LABELS = ['CERTIFICATE', 'X509 CERTIFICATE', 'TRUSTED CERTIFICATE'];
+
+/** The blocks of one kind in PEM text, as they are: its certificates, or its private keys. */
+export function pemBlocks(text: string, kind: 'certificate' | 'key'): string {
+  return [...text.matchAll(BLOCK)]
+    .filter(([, label = '']) =>
+      kind === 'key' ? label.endsWith('PRIVATE KEY') : CERTIFICATE_LABELS.includes(label),
+    )
+    .map(([block]) => `${block}\n`)
+    .join('');
+}
 
 /** Parses PEM text. Never throws: what is wrong is reported in the result. */
-export function parsePem(path: string, text: string): PemFile {
-  const file: PemFile = { path, certificates: [], keys: [], badCertificates: [] };
+export function parsePem(path: string, text: string, mode = 0): PemFile {
+  const file: PemFile = { path, certificates: [], keys: [], badCertificates: [], mode };
   for (const match of text.matchAll(BLOCK)) {
     const [block, label = '', body = ''] = match;
-    if (label === 'CERTIFICATE' || label === 'X509 CERTIFICATE' || label === 'TRUSTED CERTIFICATE') {
+    if (CERTIFICATE_LABELS.includes(label)) {
       try {
         file.certificates.push(parseCertificate(block));
       } catch (error) {
@@ -74,28 +88,45 @@ function looksLikeDer(text: string): boolean {
 }
 
 /**
- * Reads and parses a PEM file. A file that cannot be read at all is the user's mistake in
- * naming it: a usage error (exit 2) naming the flag it came from.
+ * Reads and parses a PEM file (at most 1 MiB, a regular file). A file that cannot be read at all
+ * is the user's mistake in naming it: a usage error (exit 2) naming the flag it came from.
  */
 export async function readPemFile(path: string, flag: string): Promise<PemFile> {
-  let buffer: Buffer;
+  let read: Awaited<ReturnType<typeof readRegularFile>>;
   try {
-    buffer = await readFile(path);
+    read = await readRegularFile(path);
   } catch (error) {
     throw usageError(
       `cannot read ${flag} ${path}: ${describeErrno(error)}`,
       `check the path given to ${flag}`,
     );
   }
-  return parsePem(path, buffer.toString('latin1'));
+  return parsePem(path, read.data.toString('latin1'), read.info.mode & 0o777);
 }
 
-/** `openssl` command that turns a DER or encrypted file into what Dask can load. */
+/**
+ * An openssl command that writes what Dask can load into a new file beside `input`, never over
+ * it (`openssl ... -in K -out K` empties K before reading it). A key is written 0600 from the
+ * start, so its plain form is never readable by others, not even for a moment.
+ */
+export function opensslHint(kind: 'certificate' | 'key', input: string, from: 'der' | 'encrypted'): string {
+  const base = join(dirname(input), basename(input, extname(input)));
+  // The suffix comes after the input's own name without its extension: never the input itself.
+  const output = `${base}-${from === 'der' ? 'pem' : 'decrypted'}.pem`;
+  const command = shellCommand([
+    'openssl',
+    kind === 'certificate' ? 'x509' : 'pkey',
+    ...(from === 'der' ? ['-inform', 'DER'] : []),
+    '-in',
+    input,
+    '-out',
+    output,
+  ]);
+  return kind === 'key' ? `(umask 077 && ${command})` : command;
+}
+
+/** How to turn a DER file into what Dask can load. */
 export function conversionHint(file: PemFile, kind: 'certificate' | 'key'): string {
-  if (file.notPem === 'der') {
-    return kind === 'certificate'
-      ? `convert it: openssl x509 -inform DER -in ${file.path} -out ${file.path}.pem`
-      : `convert it: openssl pkey -inform DER -in ${file.path} -out ${file.path}.pem`;
-  }
+  if (file.notPem === 'der') return `convert it: ${opensslHint(kind, file.path, 'der')}`;
   return 'Dask reads PEM files: text with -----BEGIN CERTIFICATE----- or -----BEGIN PRIVATE KEY----- blocks';
 }

@@ -6,9 +6,10 @@
  */
 import { basename } from 'node:path';
 import { ROLES, type Role } from './roles.js';
-import { conversionHint, notPemMessage, readPemFile, type PemFile } from './pem.js';
+import { conversionHint, notPemMessage, opensslHint, readPemFile, type PemFile } from './pem.js';
 import { isoDay } from './validity.js';
 import { isIssuedBy, keyMatches, type Certificate } from './x509.js';
+import { shellQuote } from '../util/shell.js';
 
 export interface Finding {
   code: string;
@@ -21,7 +22,19 @@ export interface VerifyOptions {
   cert: string;
   key?: string;
   role?: Role;
+  /** How the user named each file (`--tls-ca`, `--tls-dir`), for messages; `certs verify`'s own by default. */
+  flags?: VerifyFlags;
+  /** A certificate without its key is a problem (Dask must load one), not just unchecked. */
+  requireKey?: boolean;
 }
+
+export interface VerifyFlags {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+const VERIFY_FLAGS: VerifyFlags = { ca: '--ca', cert: '--cert', key: '--key' };
 
 export interface VerifyReport {
   ok: boolean;
@@ -43,10 +56,11 @@ export function roleFromFileName(path: string): Role | undefined {
 }
 
 export async function verifyFiles(options: VerifyOptions, now = new Date()): Promise<VerifyReport> {
+  const flags = options.flags ?? VERIFY_FLAGS;
   const [caFile, certFile, keyFile] = await Promise.all([
-    readPemFile(options.ca, '--ca'),
-    readPemFile(options.cert, '--cert'),
-    options.key ? readPemFile(options.key, '--key') : undefined,
+    readPemFile(options.ca, flags.ca),
+    readPemFile(options.cert, flags.cert),
+    options.key ? readPemFile(options.key, flags.key) : undefined,
   ]);
   const role = options.role ?? roleFromFileName(options.cert) ?? 'any';
   const problems: Finding[] = [];
@@ -77,11 +91,17 @@ export async function verifyFiles(options: VerifyOptions, now = new Date()): Pro
       caFile.certificates.length > 0
         ? buildChain(leaf, certFile.certificates.slice(1), caFile.certificates)
         : undefined;
-    if (caFile.certificates.length > 0 && !chain) {
+    if (caFile.certificates.length > 0 && !chain && caFile.certificates.some((c) => isSame(c, leaf))) {
+      problems.push({
+        code: 'ca-is-the-certificate',
+        message: `${caFile.path} holds the certificate itself ("${leaf.subject}"), not a CA: OpenSSL trusts a certificate as its own CA only when it is self-signed, and this one was issued by "${leaf.issuer}"`,
+        hint: `pass the CA that issued it with ${flags.ca}`,
+      });
+    } else if (caFile.certificates.length > 0 && !chain) {
       problems.push({
         code: 'not-signed-by-ca',
         message: `${certFile.path} was not signed by the CA in ${caFile.path} (its issuer is "${leaf.issuer}"; the CA is "${caFile.certificates.map((a) => a.subject).join('", "')}")`,
-        hint: `pass the CA that issued it with --ca, or issue a new one from this CA: dcp certs gen --ca-cert ${caFile.path} --ca-key CA-KEY`,
+        hint: `pass the CA that issued it with ${flags.ca}, or issue a new one from this CA: dcp certs gen --ca-cert ${caFile.path} --ca-key CA-KEY`,
       });
     }
     // Every CA on the way is held to OpenSSL's rules for the purposes the role needs.
@@ -98,7 +118,7 @@ export async function verifyFiles(options: VerifyOptions, now = new Date()): Pro
         hint: `add the root CA certificate to ${caFile.path}`,
       });
     }
-    problems.push(...keyProblems(leaf, certFile, keyFile, warnings));
+    problems.push(...keyProblems(leaf, certFile, keyFile, warnings, { ...options, flags }));
   }
 
   return {
@@ -117,15 +137,17 @@ const isSame = (a: Certificate, b: Certificate) => a.fingerprint256 === b.finger
  * The CAs from `leaf` up to a trusted certificate, as OpenSSL builds the chain: through
  * `intermediates` (sent with the leaf) and the trusted `anchors` (the CA file, any of which may
  * serve on the way). A trusted self-signed certificate ends it; ending at a trusted certificate
- * that is not self-signed is a partial chain. Undefined when nothing trusted signed it. A leaf
- * that is itself trusted (a pinned certificate) has no CAs to check.
+ * that is not self-signed is a partial chain. Undefined when nothing trusted signed it. A
+ * self-signed leaf that is itself trusted (a pinned certificate) has no CAs to check; a trusted
+ * leaf that is not self-signed still needs its issuer, as OpenSSL (before Python 3.13's partial
+ * chains) will not stop at it.
  */
 function buildChain(
   leaf: Certificate,
   intermediates: Certificate[],
   anchors: Certificate[],
 ): { cas: Certificate[]; partial: boolean } | undefined {
-  if (anchors.some((anchor) => isSame(anchor, leaf))) return { cas: [], partial: false };
+  if (leaf.selfSigned && anchors.some((anchor) => isSame(anchor, leaf))) return { cas: [], partial: false };
   const cas: Certificate[] = [];
   let current = leaf;
   for (;;) {
@@ -348,15 +370,25 @@ function keyProblems(
   certFile: PemFile,
   keyFile: PemFile | undefined,
   warnings: Finding[],
+  options: { flags: VerifyFlags; requireKey?: boolean },
 ): Finding[] {
   const source = keyFile ?? certFile;
   const entry = source.keys[0];
   if (!entry) {
+    if (!keyFile && options.requireKey) {
+      return [
+        {
+          code: 'no-key',
+          message: `${certFile.path} holds no private key, and no key file was given`,
+          hint: `pass its key with ${options.flags.key}, or put the key in the same file as the certificate`,
+        },
+      ];
+    }
     if (!keyFile) {
       warnings.push({
         code: 'key-not-checked',
-        message: `no private key was checked: ${certFile.path} holds none and --key was not given`,
-        hint: 'pass --key FILE to check that the key matches and that Dask can load it',
+        message: `no private key was checked: ${certFile.path} holds none and ${options.flags.key} was not given`,
+        hint: `pass ${options.flags.key} FILE to check that the key matches and that Dask can load it`,
       });
     }
     return keyFile && !keyFile.notPem
@@ -369,12 +401,19 @@ function keyProblems(
         ]
       : [];
   }
+  if (source.mode & 0o077) {
+    warnings.push({
+      code: 'key-readable-by-others',
+      message: `${source.path} holds a private key and is open to other users (mode ${source.mode.toString(8)}): a private key should be readable by you alone`,
+      hint: `chmod 600 ${shellQuote(source.path)}`,
+    });
+  }
   if (entry.encrypted) {
     return [
       {
         code: 'key-encrypted',
         message: `the private key in ${source.path} is encrypted with a passphrase, and Dask has no way to supply one`,
-        hint: `store it unencrypted with mode 0600: openssl pkey -in ${source.path} -out ${source.path}.plain && chmod 600 ${source.path}.plain`,
+        hint: `store it unencrypted, readable by you alone: ${opensslHint('key', source.path, 'encrypted')}`,
       },
     ];
   }

@@ -5,7 +5,8 @@
  * config at it. Any failure, timeout or Ctrl-C rolls back everything the journal lists.
  */
 import { join } from 'node:path';
-import { removeDaskTlsConfigFor, writeDaskTlsConfig } from '../config/dask-tls.js';
+import { clientConfigPointsAt, removeDaskTlsConfig, writeDaskTlsConfig } from '../config/dask-tls.js';
+import { stricterMinVersion, userDaskConfig } from '../config/dask-user.js';
 import { daskConfigDir } from '../config/paths.js';
 import { DcpError, ExitCode, messageOf } from '../errors.js';
 import { loadProvider } from '../providers/index.js';
@@ -18,14 +19,15 @@ import type {
   Provider,
 } from '../providers/provider.js';
 import { formatDuration } from '../util/duration.js';
-import type { Interrupted } from '../util/interrupt.js';
+import { Interrupted } from '../util/interrupt.js';
 import { generateName } from './names.js';
 import { waitForScheduler, waitForWorkers } from './readiness.js';
 import type { UpPlan } from './spec.js';
 import {
   claimClusterDir,
   clusterDir,
-  listClusterNames,
+  clusterExists,
+  listClusters,
   readJournal,
   readRecord,
   recordResource,
@@ -132,6 +134,11 @@ export async function createCluster(
   const tlsModule = import('./tls.js');
   const { warnings = [], ...spec } = await provider.prepare(plan.spec);
   for (const warning of warnings) hooks.warn?.(warning);
+  const ipv6Rules = spec.ingress.filter((rule) => rule.cidr.includes(':'));
+  if (ipv6Rules.length > 0 && !provider.ipv6)
+    hooks.warn?.(
+      `${ipv6Rules.map((rule) => rule.cidr).join(', ')}: IPv6 rules reach nothing here, as ${spec.provider} VMs made by dcp get no IPv6 address`,
+    );
   const dir = await claimName(spec, plan.nameGenerated, env);
   const timeoutMs = plan.timeoutMs ?? provider.defaultTimeoutMs;
   const timeout = new AbortController();
@@ -159,7 +166,7 @@ export async function createCluster(
     get tls() {
       return tls;
     },
-    record: (resource) => recordResource(dir, resource),
+    record: (resource) => recordResource(dir, { ...resource, provider: spec.provider }),
     progress: hooks.progress,
     signal,
   };
@@ -175,7 +182,7 @@ export async function createCluster(
             : 'checking your files',
       });
     const { clientTls, prepareTls } = await tlsModule;
-    tls = await prepareTls(plan.tls, dir);
+    tls = await prepareTls(plan.tls, dir, (message) => hooks.warn?.(message));
     if (tls)
       hooks.progress({
         step: 'certificates',
@@ -189,26 +196,27 @@ export async function createCluster(
       status: 'start',
       detail: `a scheduler and ${spec.workers} worker${spec.workers === 1 ? '' : 's'} (${spec.provider})`,
     });
+    // The user's own Dask configuration is read meanwhile: dcp never writes a weaker TLS floor.
+    const userConfig = userDaskConfig({
+      env,
+      ...(spec.python ? { python: spec.python } : {}),
+      exclude: [clientConfigFile(env)],
+    }).catch(() => ({}));
     const endpoints = await provider.create(context);
     Object.assign(record, {
       status: 'running',
       scheduler_address: endpoints.schedulerAddress,
       dashboard_url: endpoints.dashboardUrl,
-      tls: tls && clientTls(tls),
+      tls: tls && { ...clientTls(tls), minVersion: stricterMinVersion(await userConfig) },
       details: endpoints.details,
     });
     await writeRecord(record, env);
     hooks.progress({ step: 'create', status: 'done' });
 
     if (plan.wait) await waitUntilReady(plan, provider, context, record, hooks);
-    if (record.tls) {
-      const file = clientConfigFile(env);
-      await writeDaskTlsConfig(file, record.tls, {
-        requireEncryption: false,
-        comment: ` Written by dcp for cluster ${spec.name}: a plain Client("${record.scheduler_address}") uses these files.\n dcp down ${spec.name} removes this file. dcp's own settings are in dcp.yaml.`,
-      });
-      record.dask_config_file = file;
-    }
+    record.dask_config_file = await pointClientConfigAt(record, hooks, env);
+    // The last moment a Ctrl-C rolls back: once the record says so, the cluster is made and kept.
+    signal.throwIfAborted();
     record.status = plan.wait ? 'ready' : 'running';
     await writeRecord(record, env);
     return record;
@@ -274,6 +282,66 @@ export async function createCluster(
   }
 }
 
+/**
+ * Points dcp's client config (`dcp-client.yaml`) at a TLS cluster, so a plain `Client(address)`
+ * uses its files. Optional: when it cannot be written (a read-only Dask folder), the snippet
+ * still works, so this warns and returns null. An interrupt is not a failure to write: it goes on.
+ */
+async function pointClientConfigAt(
+  record: ClusterRecord,
+  hooks: Hooks,
+  env: NodeJS.ProcessEnv,
+): Promise<string | null> {
+  if (!record.tls) return null;
+  const file = clientConfigFile(env);
+  try {
+    await writeDaskTlsConfig(file, record.tls, {
+      requireEncryption: false,
+      comment: ` Written by dcp for cluster ${record.name}: a plain Client("${record.scheduler_address}") uses these files.\n dcp down ${record.name} removes this file. dcp's own settings are in dcp.yaml.`,
+    });
+    return file;
+  } catch (error) {
+    if (error instanceof Interrupted) throw error;
+    hooks.warn?.(
+      `${messageOf(error)}: a plain Client("${record.scheduler_address}") will not find the certificates, the printed snippet still connects`,
+    );
+    return null;
+  }
+}
+
+/**
+ * After a cluster goes: if dcp's client config pointed at it, it points at the newest cluster
+ * still up instead, or goes. Never in the way of `down`: what it cannot do, it says.
+ */
+async function releaseClientConfig(
+  name: string,
+  caFile: string,
+  hooks: Hooks,
+  env: NodeJS.ProcessEnv,
+): Promise<void> {
+  const file = clientConfigFile(env);
+  if (!(await clientConfigPointsAt(file, caFile))) return;
+  const others = (await listClusters(env))
+    .flatMap((entry) =>
+      entry.name !== name && entry.record?.tls && entry.record.status !== 'creating' ? [entry.record] : [],
+    )
+    .sort((a, b) => b.created_at.localeCompare(a.created_at));
+  const [next] = others;
+  try {
+    if (next) {
+      await pointClientConfigAt(next, hooks, env);
+      await writeRecord({ ...next, dask_config_file: file }, env);
+      hooks.progress({ step: 'client config', status: 'done', detail: `${file} now points at ${next.name}` });
+    } else {
+      await removeDaskTlsConfig(file);
+    }
+  } catch (error) {
+    hooks.warn?.(
+      `could not update ${file}: ${messageOf(error)}; it still names ${name}'s certificates, which are gone`,
+    );
+  }
+}
+
 /** Everything the journal lists, the client config that points here, and the state folder. */
 async function destroyFromState(
   name: string,
@@ -284,7 +352,8 @@ async function destroyFromState(
   const dir = clusterDir(name, env);
   const record = await readRecord(name, env).catch(() => undefined);
   const removed = await provider.destroy(await readJournal(dir), { name, dir, progress: hooks.progress });
-  if (record?.tls) await removeDaskTlsConfigFor(clientConfigFile(env), record.tls.caFile);
+  // A damaged record no longer says which CA it used: a made one lives in the cluster's folder.
+  await releaseClientConfig(name, record?.tls?.caFile ?? join(dir, 'tls', 'ca.pem'), hooks, env);
   await removeClusterDir(name, env);
   return removed;
 }
@@ -308,7 +377,7 @@ export async function destroyCluster(
 ): Promise<string[] | undefined> {
   const record = await readRecord(name, env).catch(() => undefined);
   const resources = await readJournal(clusterDir(name, env));
-  if (!record && resources.length === 0 && !(await listClusterNames(env)).includes(name)) {
+  if (!record && resources.length === 0 && !(await clusterExists(name, env))) {
     if (!elsewhere.provider || elsewhere.provider === 'local') return undefined;
     const provider = await loadProvider(elsewhere.provider);
     const removed = await provider.destroy([], {
@@ -320,6 +389,8 @@ export async function destroyCluster(
     });
     return removed.length > 0 ? removed : undefined;
   }
-  const provider = await loadProvider(record?.provider ?? elsewhere.provider ?? 'local');
+  // A damaged record says nothing: the journal names the provider that made each thing.
+  const made = record?.provider ?? resources.find((resource) => resource.provider)?.provider;
+  const provider = await loadProvider(made ?? elsewhere.provider ?? 'local');
   return destroyFromState(name, provider, hooks, env);
 }

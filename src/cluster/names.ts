@@ -63,12 +63,17 @@ export function generateName(): string {
   return `dask-${ADJECTIVES[randomInt(ADJECTIVES.length)]}-${NOUNS[randomInt(NOUNS.length)]}`;
 }
 
-/** Names become folder names, process names and cloud tags: lowercase letters, digits, dashes. */
-export function validateName(name: string): string {
+/**
+ * Names become folder names, process names and cloud tags: lowercase letters, digits, dashes.
+ * `given` says where the name came from: the --name flag, or a command's NAME argument.
+ */
+export function validateName(name: string, given: 'flag' | 'argument' = 'flag'): string {
   if (!NAME.test(name) || name.includes('--')) {
     throw usageError(
-      `--name ${JSON.stringify(name)} is not a valid cluster name`,
-      'use 2-40 lowercase letters, digits and single dashes, starting with a letter, e.g. --name analytics-1',
+      given === 'flag'
+        ? `--name ${JSON.stringify(name)} is not a valid cluster name`
+        : `${JSON.stringify(name)} is not a cluster name`,
+      `names are 2-40 lowercase letters, digits and single dashes, starting with a letter${given === 'flag' ? ', e.g. --name analytics-1' : ' (dcp list shows the clusters)'}`,
     );
   }
   return name;

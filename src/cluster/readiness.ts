@@ -30,7 +30,8 @@ export async function schedulerAnswers(
     ? {
         ca: await readFile(tls.caFile),
         cert: await readFile(tls.clientCert),
-        key: await readFile(tls.clientKey),
+        // A combined file gives its key too: OpenSSL takes the key block and skips the certificate.
+        key: await readFile(tls.clientKey ?? tls.clientCert),
       }
     : undefined;
   return new Promise((resolve) => {

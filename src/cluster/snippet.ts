@@ -1,9 +1,16 @@
 /** How Dask is told to use a set of TLS files: command-line flags and a Python Client snippet. */
 import type { ClientTls } from '../config/dask-tls.js';
+import { shellQuote } from '../util/shell.js';
 
-/** The flags `dask scheduler` and `dask worker` take for TLS. */
-export function daskTlsArgs(files: { caFile: string; cert: string; key: string }): string[] {
-  return ['--tls-ca-file', files.caFile, '--tls-cert', files.cert, '--tls-key', files.key];
+/** The flags `dask scheduler` and `dask worker` take for TLS; no key file: it is in the certificate file. */
+export function daskTlsArgs(files: { caFile: string; cert: string; key: string | null }): string[] {
+  return [
+    '--tls-ca-file',
+    files.caFile,
+    '--tls-cert',
+    files.cert,
+    ...(files.key ? ['--tls-key', files.key] : []),
+  ];
 }
 
 /** A Python string literal: JSON's escapes are valid Python escapes. */
@@ -29,7 +36,7 @@ export function pythonClientSnippet(
     'security = Security(',
     `    tls_ca_file=${pyString(tls.caFile)},`,
     `    tls_client_cert=${pyString(tls.clientCert)},`,
-    `    tls_client_key=${pyString(tls.clientKey)},`,
+    ...(tls.clientKey ? [`    tls_client_key=${pyString(tls.clientKey)},`] : []),
     '    require_encryption=True,',
     ')',
     `client = Client(${args([pyString(address), 'security=security'])})`,
@@ -37,28 +44,22 @@ export function pythonClientSnippet(
   ].join('\n');
 }
 
-/** One shell word, quoted only when it needs to be. */
-export function shellQuote(word: string): string {
-  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
-}
-
-export function shellCommand(argv: string[]): string {
-  return argv.map(shellQuote).join(' ');
-}
-
-/** The same connection as environment variables Dask reads (`DASK_` + key path, `__` between levels). */
+/**
+ * The same connection as environment variables Dask reads (`DASK_` + key path, `__` between
+ * levels), the scheduler's address among them, so `Client()` with no arguments connects. Only
+ * `export` lines: the text is meant for `eval`, and runs nothing else.
+ */
 export function envSnippet(address: string, tls: ClientTls | null): string {
-  const exports = tls
-    ? [
-        `export DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION=True`,
-        `export DASK_DISTRIBUTED__COMM__TLS__CA_FILE=${shellQuote(tls.caFile)}`,
-        `export DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT=${shellQuote(tls.clientCert)}`,
-        `export DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY=${shellQuote(tls.clientKey)}`,
-      ]
-    : [];
-  return [
-    ...exports,
-    `python3 -c ${shellQuote(`from distributed import Client; client = Client(${pyString(address)}); print(client)`)}`,
-    '',
-  ].join('\n');
+  const exports = [
+    ['DASK_SCHEDULER_ADDRESS', address],
+    ...(tls
+      ? [
+          ['DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION', 'True'],
+          ['DASK_DISTRIBUTED__COMM__TLS__CA_FILE', tls.caFile],
+          ['DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT', tls.clientCert],
+          ...(tls.clientKey ? [['DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY', tls.clientKey]] : []),
+        ]
+      : []),
+  ];
+  return exports.map(([name, value]) => `export ${name}=${shellQuote(value!)}\n`).join('');
 }

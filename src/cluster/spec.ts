@@ -3,10 +3,11 @@
  * waiting rules. Every bad combination is a usage error naming the flag, before anything starts.
  */
 import { resolve } from 'node:path';
-import { flatten, loadSettings } from '../config/load.js';
-import { buildIngressRules, DASK_PORTS, ME } from '../config/ingress.js';
+import { describeOrigin, flatten, loadSettings, type LoadedSettings } from '../config/load.js';
+import { buildIngressRules, DASK_PORTS, ME, parseCidr } from '../config/ingress.js';
 import { parseSettingValue, type ProviderName, type Settings } from '../config/schema.js';
 import { type DcpError, usageError } from '../errors.js';
+import { assertAvailable } from '../providers/index.js';
 import type { ClusterSpec } from '../providers/provider.js';
 import { parseDuration } from '../util/duration.js';
 import { generateName, validateName } from './names.js';
@@ -149,6 +150,8 @@ export interface UpPlan {
   wait: boolean;
   waitWorkers: number;
   warnings: string[];
+  /** Settings from a project file that loosen security, each with the file: shown before acting. */
+  fromProject: string[];
 }
 
 /** Flags that are settings, checked exactly as `dcp config set` checks them. */
@@ -172,7 +175,12 @@ function settingsFromFlags(flags: UpFlags): Settings {
   if (flags.ingress && flags.ingress.length > 0) {
     settings.ingress = flags.ingress.flatMap((value) => {
       const { cidr, ports } = parseIngressFlag(value);
-      return buildIngressRules({ cidrs: [cidr], ports, allowAnywhere: flags.allowAnywhere ?? false }).rules;
+      return buildIngressRules({
+        cidrs: [cidr],
+        ports,
+        allowAnywhere: flags.allowAnywhere ?? false,
+        flag: `--ingress ${JSON.stringify(value)}`,
+      }).rules;
     });
   }
   return settings as Settings;
@@ -199,25 +207,80 @@ function cloudSettings(provider: ProviderName, flags: UpFlags, settings: Setting
   return merged as Settings;
 }
 
-export async function planUp(flags: UpFlags, env = process.env): Promise<UpPlan> {
+/**
+ * Dask's memory limits (distributed's parse_memory_limit, dask's parse_bytes): `auto`, a share
+ * of the machine (`0.5`), or a size with any unit Dask knows (`4GiB`, `1e9`, `500M`, `1PiB`).
+ */
+export function isDaskMemoryLimit(value: string): boolean {
+  return /^(auto|(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*(b|[kmgtp]i?b?)?)$/i.test(value.trim());
+}
+
+/** The flag a choice of TLS files came from, for messages. */
+function tlsFileFlags(flags: UpFlags): string[] {
+  return (
+    [
+      ['--tls-dir', flags.tlsDir],
+      ['--tls-ca', flags.tlsCa],
+      ['--tls-cert', flags.tlsCert],
+      ['--tls-key', flags.tlsKey],
+    ] as const
+  ).flatMap(([flag, value]) => (value === undefined ? [] : [flag]));
+}
+
+/**
+ * Settings from a project file that loosen security: said, with the file, before `up` acts on
+ * them, so a file somebody else put in the project is never followed unseen.
+ */
+function projectChoices(loaded: LoadedSettings, provider: ProviderName): string[] {
+  const { settings, origins } = loaded;
+  const fileOf = (key: string) => {
+    const origin = origins.get(key);
+    return origin?.source === 'project' ? origin.file : undefined;
+  };
+  const lines: [string | undefined, string][] = [
+    [settings.tls === 'off' ? fileOf('tls') : undefined, 'tls: off (no encryption, no authentication)'],
+    [settings.tls === 'byo' ? fileOf('tls') : undefined, `tls: byo (its own certificates)`],
+    [
+      fileOf('tls_dir'),
+      `tls_dir: ${settings.tls_dir} (whoever holds that CA's key can join or pose as the cluster)`,
+    ],
+  ];
+  if (provider !== 'local') {
+    lines.push(
+      [
+        settings.networking === 'public' ? fileOf('networking') : undefined,
+        'networking: public (a public IP)',
+      ],
+      [
+        fileOf('ingress'),
+        `ingress: ${(settings.ingress ?? []).map((rule) => `${rule.cidr} on ${rule.ports.join(',')}`).join('; ')}`,
+      ],
+    );
+  }
+  return lines.flatMap(([file, what]) => (file ? [`the project file ${file} sets ${what}`] : []));
+}
+
+export async function planUp(flags: UpFlags, env = process.env, cwd = process.cwd()): Promise<UpPlan> {
   if (flags.public && flags.private)
     throw usageError('--public and --private exclude each other', 'pick one');
-  const trio = [flags.tlsCa, flags.tlsCert, flags.tlsKey];
-  if (trio.some(Boolean) && !trio.every(Boolean))
+  const pair = Boolean(flags.tlsCa || flags.tlsCert || flags.tlsKey);
+  if (pair && !(flags.tlsCa && flags.tlsCert))
     throw usageError(
-      '--tls-ca, --tls-cert and --tls-key go together',
-      'pass all three (one pair used by every role), or --tls-dir DIR',
+      '--tls-ca and --tls-cert go together (--tls-key is optional: without it, the key is in the --tls-cert file)',
+      'pass --tls-ca CA --tls-cert CERT [--tls-key KEY], one pair for every role, or --tls-dir DIR',
     );
-  if (trio.every(Boolean) && flags.tlsDir)
+  if (pair && flags.tlsDir)
     throw usageError(
       '--tls-dir and --tls-ca/--tls-cert/--tls-key exclude each other',
       'pass one or the other',
     );
   // Naming your own files means bring-your-own, unless --tls says otherwise.
-  const tlsFlag = flags.tls ?? (flags.tlsDir || trio.every(Boolean) ? 'byo' : undefined);
+  const tlsFlag = flags.tls ?? (flags.tlsDir || pair ? 'byo' : undefined);
   const flagSettings = settingsFromFlags({ ...flags, tls: tlsFlag });
-  const loaded = await loadSettings({ flags: flagSettings, env });
+  const loaded = await loadSettings({ flags: flagSettings, env, cwd });
   const provider = loaded.settings.provider ?? 'local';
+  // A provider not built yet is said before anything it would need (a zone, say).
+  assertAvailable(provider);
   const settings = cloudSettings(provider, flags, loaded.settings);
   // What --save keeps. `tls: byo` alone would fail every later `up` (one pair of files has no
   // setting), so it is kept only with a folder.
@@ -227,6 +290,21 @@ export async function planUp(flags: UpFlags, env = process.env): Promise<UpPlan>
     throw locationMissing(provider);
   const workers = settings.workers ?? 2;
   const name = flags.name === undefined ? generateName() : validateName(flags.name);
+  const fromProject = projectChoices(loaded, provider);
+  // `config set` and `--ingress` refuse the whole internet unless asked by name; a project file
+  // or a variable never asked, so their wide rules need --allow-anywhere here.
+  const ingressOrigin = loaded.origins.get('ingress');
+  if (provider !== 'local' && (ingressOrigin?.source === 'project' || ingressOrigin?.source === 'env')) {
+    const open = (settings.ingress ?? []).find((rule) => {
+      const parsed = parseCidr(rule.cidr);
+      return parsed.anywhere || parsed.wide;
+    });
+    if (open && !flags.allowAnywhere)
+      throw usageError(
+        `the ${describeOrigin(ingressOrigin)} sets ingress ${open.cidr}, which opens ports ${open.ports.join(', ')} to much of the internet`,
+        'pass --allow-anywhere if you mean it, or set narrower ingress (dcp config set ingress --cidr me)',
+      );
+  }
   const warnings: string[] = [];
   if (provider === 'local' && (flags.ingress?.length ?? 0) > 0)
     warnings.push('--ingress does not apply to the local provider: it listens on 127.0.0.1 only');
@@ -243,29 +321,31 @@ export async function planUp(flags: UpFlags, env = process.env): Promise<UpPlan>
       `${vmOnly.map((f) => `--${f.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')} apply to cloud VMs, not to the local provider`,
     );
 
+  const mode = settings.tls ?? 'auto';
+  const named = tlsFileFlags(flags);
+  if (mode !== 'byo' && named.length > 0)
+    throw usageError(
+      `--tls ${mode} ${mode === 'off' ? 'uses no certificates' : 'makes its own certificates'}; ${named.join(', ')} ${named.length === 1 ? 'is' : 'are'} for --tls byo`,
+      'drop them, or pass --tls byo',
+    );
   let tls: TlsChoice;
-  switch (settings.tls ?? 'auto') {
+  switch (mode) {
     case 'auto':
-      if (trio.some(Boolean) || flags.tlsDir)
-        throw usageError(
-          '--tls auto makes its own certificates; --tls-dir and --tls-ca/--tls-cert/--tls-key are for --tls byo',
-          'drop them, or pass --tls byo',
-        );
       tls = { mode: 'auto' };
       break;
     case 'byo':
-      if (trio.every(Boolean))
+      if (pair)
         tls = {
           mode: 'byo',
           ca: resolve(flags.tlsCa!),
           cert: resolve(flags.tlsCert!),
-          key: resolve(flags.tlsKey!),
+          ...(flags.tlsKey ? { key: resolve(flags.tlsKey) } : {}),
         };
       else if (settings.tls_dir) tls = { mode: 'byo', dir: resolve(settings.tls_dir) };
       else
         throw usageError(
           '--tls byo needs your files',
-          'pass --tls-dir DIR (the dcp certs gen layout), or --tls-ca F --tls-cert F --tls-key F',
+          'pass --tls-dir DIR (the dcp certs gen layout), or --tls-ca CA --tls-cert CERT [--tls-key KEY]',
         );
       break;
     case 'off': {
@@ -297,10 +377,7 @@ export async function planUp(flags: UpFlags, env = process.env): Promise<UpPlan>
       'for example --wait-workers 1 to be ready as soon as one worker is',
     );
   }
-  if (
-    flags.memoryLimit !== undefined &&
-    !/^(auto|0|\d+(\.\d+)?\s*([kmgt]i?b?)?|0?\.\d+|1(\.0+)?)$/i.test(flags.memoryLimit.trim())
-  ) {
+  if (flags.memoryLimit !== undefined && !isDaskMemoryLimit(flags.memoryLimit)) {
     throw usageError(
       `--memory-limit ${JSON.stringify(flags.memoryLimit)} is not a size`,
       'for example --memory-limit 4GiB, 0.5 (of the machine) or auto',
@@ -334,5 +411,6 @@ export async function planUp(flags: UpFlags, env = process.env): Promise<UpPlan>
     wait: flags.wait,
     waitWorkers,
     warnings,
+    fromProject,
   };
 }

@@ -5,34 +5,46 @@
  */
 import { appendFile, mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ProviderName } from '../config/schema.js';
+import { z } from 'zod';
+import { PROVIDERS, type ProviderName } from '../config/schema.js';
 import { stateDir } from '../config/paths.js';
 import { DcpError, usageError } from '../errors.js';
 import { PRIVATE_DIR, PRIVATE_FILE, writeFilesAtomically } from '../util/files.js';
-import type { ClientTls } from '../config/dask-tls.js';
 
-export type ClusterStatus = 'creating' | 'running' | 'ready';
-
-export interface ClusterRecord {
-  name: string;
-  provider: ProviderName;
-  status: ClusterStatus;
-  created_at: string;
-  workers: number;
-  scheduler_address: string | null;
-  dashboard_url: string | null;
-  tls: ClientTls | null;
+/** What cluster.json holds; a file that does not fit is damaged, never half-believed. */
+const recordSchema = z.object({
+  name: z.string(),
+  provider: z.enum(PROVIDERS),
+  status: z.enum(['creating', 'running', 'ready']),
+  created_at: z.string(),
+  workers: z.number(),
+  scheduler_address: z.string().nullable(),
+  dashboard_url: z.string().nullable(),
+  tls: z
+    .object({
+      caFile: z.string(),
+      clientCert: z.string(),
+      // Null: the key is in the certificate file.
+      clientKey: z.string().nullable(),
+      minVersion: z.union([z.literal(1.2), z.literal(1.3)]).optional(),
+    })
+    .nullable(),
   /** The dcp-owned Dask config file that points plain `Client("tls://...")` here, if any. */
-  dask_config_file: string | null;
+  dask_config_file: z.string().nullable(),
   /** Provider-specific facts (region, python, ...). */
-  details: Record<string, unknown>;
-}
+  details: z.record(z.string(), z.unknown()),
+});
+
+export type ClusterRecord = z.infer<typeof recordSchema>;
+export type ClusterStatus = ClusterRecord['status'];
 
 /** One thing created in the outside world: a process, a VM, a security group. */
 export interface Resource {
   kind: string;
   id: string;
   data: Record<string, unknown>;
+  /** Which provider made it, so `down` can work from the journal alone. */
+  provider?: ProviderName;
 }
 
 export function clustersDir(env = process.env): string {
@@ -77,15 +89,57 @@ export async function writeRecord(record: ClusterRecord, env = process.env): Pro
   );
 }
 
-export async function readRecord(name: string, env = process.env): Promise<ClusterRecord | undefined> {
+/** A cluster this machine has state for: its record, or why the record is damaged. */
+export interface ClusterEntry {
+  name: string;
+  record?: ClusterRecord;
+  damaged?: string;
+}
+
+async function readEntry(name: string, env: NodeJS.ProcessEnv): Promise<ClusterEntry | undefined> {
+  let text: string;
   try {
-    return JSON.parse(await readFile(join(clusterDir(name, env), 'cluster.json'), 'utf8')) as ClusterRecord;
+    text = await readFile(join(clusterDir(name, env), 'cluster.json'), 'utf8');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new DcpError(`the state of cluster ${name} cannot be read: ${(error as Error).message}`, {
-      hint: `remove it with: dcp down ${name}`,
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    return { name, damaged: `cluster.json cannot be read (${code ?? (error as Error).message})` };
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return { name, damaged: 'cluster.json is not valid JSON' };
+  }
+  const parsed = recordSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    return { name, damaged: `cluster.json has no valid ${issue.path.join('.') || 'record'}` };
+  }
+  return { name, record: parsed.data };
+}
+
+/** The cluster's record; undefined when it has none; a damaged one is an error saying how to remove it. */
+export async function readRecord(name: string, env = process.env): Promise<ClusterRecord | undefined> {
+  const entry = await readEntry(name, env);
+  if (entry?.damaged) {
+    throw new DcpError(`the state of cluster ${name} is damaged: ${entry.damaged}`, {
+      hint: `dcp down ${name} removes what its journal lists, and the state with it`,
     });
   }
+  return entry?.record;
+}
+
+/** Whether this machine has a state folder for the cluster. */
+export async function clusterExists(name: string, env = process.env): Promise<boolean> {
+  return (await listClusterNames(env)).includes(name);
+}
+
+/** Every cluster with a state folder: its record, damaged or not there yet (a crashed `up`). */
+export async function listClusters(env = process.env): Promise<ClusterEntry[]> {
+  return Promise.all(
+    (await listClusterNames(env)).map(async (name) => (await readEntry(name, env)) ?? { name }),
+  );
 }
 
 /** Names of every cluster with a state folder, record or not (a crashed `up` may leave only a journal). */

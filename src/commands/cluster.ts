@@ -6,7 +6,9 @@ import { validateName } from '../cluster/names.js';
 import { planUp, type UpFlags } from '../cluster/spec.js';
 import {
   clusterDir,
+  clusterExists,
   listClusterNames,
+  listClusters,
   readJournal,
   readRecord,
   type ClusterRecord,
@@ -19,6 +21,8 @@ import { DcpError, ExitCode, messageOf, usageError } from '../errors.js';
 import { loadProvider, unavailableReason } from '../providers/index.js';
 import {
   clusterJson,
+  discoveredEntry,
+  listEntry,
   progressLine,
   renderDiscovered,
   renderList,
@@ -31,7 +35,7 @@ import {
 } from '../ui/cluster.js';
 import type { Output } from '../ui/output.js';
 import { confirm } from '../ui/prompts.js';
-import { interruptible } from '../util/interrupt.js';
+import { interruptedAfterKept, interruptible, keepFromHere } from '../util/interrupt.js';
 
 function hooks(out: Output) {
   return {
@@ -40,34 +44,39 @@ function hooks(out: Output) {
   };
 }
 
-/** The cluster a command is about: the one named, or the only one there is. */
-async function resolveCluster(name: string | undefined): Promise<ClusterRecord> {
-  if (name !== undefined) {
-    validateName(name);
-    const record = await readRecord(name);
-    if (!record) throw usageError(`no cluster named ${name} on this machine`, 'dcp list shows the clusters');
-    return record;
-  }
+function noSuchCluster(name: string): DcpError {
+  return usageError(`no cluster named ${name} on this machine`, 'dcp list shows the clusters');
+}
+
+/** The name a command is about: the one given, or the only cluster there is. */
+async function resolveName(name: string | undefined): Promise<string> {
+  if (name !== undefined) return validateName(name, 'argument');
   const names = await listClusterNames();
   if (names.length === 0)
     throw usageError('there are no clusters on this machine', 'create one with: dcp up');
   if (names.length > 1)
     throw usageError(`there are ${names.length} clusters: ${names.join(', ')}`, 'name the one you mean');
-  return resolveCluster(names[0]);
+  return names[0]!;
+}
+
+/** The cluster a command is about: the one named, or the only one there is. */
+async function resolveCluster(name: string | undefined): Promise<ClusterRecord> {
+  const resolved = await resolveName(name);
+  const record = await readRecord(resolved);
+  if (!record) throw noSuchCluster(resolved);
+  return record;
 }
 
 /** The plan in plain words, for the wizard's review. */
 async function review(flags: UpFlags): Promise<string[]> {
   const plan = await planUp(flags);
-  const providerPlan = unavailableReason(plan.spec.provider)
-    ? [`create a scheduler and ${plan.spec.workers} workers on ${plan.spec.provider}`]
-    : (await loadProvider(plan.spec.provider)).plan(plan.spec);
+  const providerPlan = (await loadProvider(plan.spec.provider)).plan(plan.spec);
   return reviewLines(plan, providerPlan, clusterDir(plan.spec.name), clientConfigFile());
 }
 
 /** The questions, on a terminal: only what flags and settings leave open. */
 async function ask(flags: UpFlags): Promise<UpFlags> {
-  const [{ runWizard }, { inquirerPrompter, isPromptExit }, { tlsProblems, byoFiles }] = await Promise.all([
+  const [{ runWizard }, { inquirerPrompter, isPromptExit }, { checkByoFiles }] = await Promise.all([
     import('../ui/wizard.js'),
     import('../ui/prompts.js'),
     import('../cluster/tls.js'),
@@ -78,7 +87,12 @@ async function ask(flags: UpFlags): Promise<UpFlags> {
       env: process.env,
       loaded: await loadSettings(),
       unavailable: unavailableReason,
-      checkTls: async (files: Parameters<typeof byoFiles>[0]) => tlsProblems(byoFiles(files)),
+      // A file that cannot be read is one more problem to fix at the question, not the end of it.
+      checkTls: (files: Parameters<typeof checkByoFiles>[0]) =>
+        checkByoFiles(files).catch((error: unknown) => {
+          if (!(error instanceof DcpError)) throw error;
+          return { problems: [`${error.message}${error.hint ? ` (${error.hint})` : ''}`], warnings: [] };
+        }),
       plan: review,
       nameTaken: (candidate: string) => existsSync(clusterDir(candidate)),
       configuredLocation: async (provider: ProviderName) =>
@@ -122,10 +136,17 @@ export async function up(options: UpFlags, out: Output): Promise<ExitCode> {
   }
   // Questions are over before live progress starts: never a prompt and Ink at once.
   const view = out.live ? (await import('../ui/progress.js')).startUpView() : undefined;
-  for (const warning of plan.warnings) (view ?? out).warn(warning);
+  // The wizard's review showed what a project file chose; without questions it is said here.
+  for (const warning of [...(out.interactive ? [] : plan.fromProject), ...plan.warnings])
+    (view ?? out).warn(warning);
   let record;
   try {
-    record = await interruptible((signal) => createCluster(plan, provider, view ?? hooks(out), signal));
+    record = await interruptible(async (signal) => {
+      const made = await createCluster(plan, provider, view ?? hooks(out), signal);
+      // Made and kept: a Ctrl-C from now on removes nothing, and `up` still ends in success.
+      keepFromHere(keptMessage(made), signal);
+      return made;
+    });
   } catch (error) {
     if (view) {
       const shown = error instanceof DcpError ? error : new DcpError(messageOf(error));
@@ -139,12 +160,14 @@ export async function up(options: UpFlags, out: Output): Promise<ExitCode> {
     }
     throw error;
   }
-  if (view) {
-    await view.finish(record);
-    return ExitCode.ok;
-  }
-  out.result(clusterJson(record), () => renderUp(record, out.style));
+  if (view) await view.finish(record);
+  else out.result(clusterJson(record), () => renderUp(record, out.style));
+  if (interruptedAfterKept()) out.warn(keptMessage(record));
   return ExitCode.ok;
+}
+
+function keptMessage(record: ClusterRecord): string {
+  return `interrupted after ${record.name} was ${record.status === 'ready' ? 'ready' : 'made'}: it is kept, and running (dcp down ${record.name} removes it)`;
 }
 
 export async function down(
@@ -154,8 +177,6 @@ export async function down(
 ): Promise<ExitCode> {
   if (name !== undefined && options.all)
     throw usageError('name a cluster or pass --all, not both', 'dcp down NAME, or dcp down --all');
-  if (name === undefined && !options.all)
-    throw usageError('which cluster?', 'dcp down NAME, or dcp down --all (dcp list shows them)');
   if (options.all && options.provider)
     throw usageError(
       '--all is for the clusters this machine knows; --provider finds one cluster by name',
@@ -166,7 +187,12 @@ export async function down(
       '--region goes with --provider',
       `dcp down ${name ?? 'NAME'} --provider aws --region ${options.region}`,
     );
-  const names = options.all ? await listClusterNames() : [validateName(name!)];
+  if (name === undefined && !options.all && options.provider)
+    throw usageError(
+      `which cluster should be found in ${options.provider}?`,
+      `dcp down NAME --provider ${options.provider}`,
+    );
+  const names = options.all ? await listClusterNames() : [await resolveName(name)];
   if (
     options.all &&
     names.length > 0 &&
@@ -178,14 +204,19 @@ export async function down(
   ) {
     return ExitCode.failed;
   }
-  const known = !options.all && (await readRecord(name!)) !== undefined;
+  const single = options.all ? undefined : names[0]!;
   // With state here, `down` works from it; --provider is for a cluster this machine does not know.
+  const known = single !== undefined && (await clusterExists(single));
+  // Nothing to tear down is not success: a typo must not look like a cluster gone (exit 1).
+  if (single !== undefined && !known && !options.provider)
+    throw new DcpError(`there is no cluster named ${single} on this machine: nothing was torn down`, {
+      hint: 'dcp list shows the clusters here; for one made on another machine: dcp down NAME --provider aws',
+    });
   if (
-    !options.all &&
-    (known || options.provider) &&
+    single !== undefined &&
     !(await confirm(
       out,
-      `Tear down ${name}${known ? '' : ` (everything tagged with it in ${options.provider})`}?`,
+      `Tear down ${single}${known ? '' : ` (everything tagged with it in ${options.provider})`}?`,
       '--yes',
     ))
   )
@@ -206,11 +237,12 @@ export async function down(
           .map((r) =>
             r.found
               ? `${out.style.green('✓')} ${r.name} is gone${r.removed.length ? ` (removed ${r.removed.join(', ')})` : ''}`
-              : `${r.name}: nothing to tear down`,
+              : `${r.name}: nothing carries its name in ${options.provider}${options.region ? ` ${options.region}` : ''}`,
           )
           .join('\n') + '\n',
   );
-  return ExitCode.ok;
+  // A named cluster that was nowhere is a mistake to hear about; --all over none is not.
+  return single !== undefined && !results[0]!.found ? ExitCode.failed : ExitCode.ok;
 }
 
 export async function list(
@@ -227,19 +259,16 @@ export async function list(
         'dcp list shows the clusters this machine knows',
       );
     const here = new Set(await listClusterNames());
-    const clusters = (await provider.discover(options.region)).map((cluster) => ({
-      ...cluster,
-      here: here.has(cluster.name),
-    }));
+    const clusters = (await provider.discover(options.region)).map((cluster) =>
+      discoveredEntry(cluster, here.has(cluster.name)),
+    );
     out.result({ provider: options.provider, clusters }, () =>
       renderDiscovered(clusters, options.provider!, options.region, out.style),
     );
     return ExitCode.ok;
   }
-  const records = (
-    await Promise.all((await listClusterNames()).map((name) => readRecord(name).catch(() => undefined)))
-  ).filter((r): r is ClusterRecord => r !== undefined);
-  out.result({ clusters: records.map(clusterJson) }, () => renderList(records, out.style));
+  const clusters = (await listClusters()).map(listEntry);
+  out.result({ clusters }, () => renderList(clusters, out.style));
   return ExitCode.ok;
 }
 
@@ -274,6 +303,13 @@ export async function snippet(
   const record = await resolveCluster(name);
   const text = snippetFor(record, format);
   out.result({ name: record.name, format, snippet: text }, () => text);
+  // What to do with the variables goes beside them, never into what a shell would eval.
+  if (format === 'env' && !out.json)
+    out.progress(
+      out.errStyle.dim(
+        `# eval "$(dcp snippet ${record.name} --format env)", then Client() with no arguments connects to ${record.scheduler_address}`,
+      ),
+    );
   return ExitCode.ok;
 }
 

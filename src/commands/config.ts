@@ -4,7 +4,7 @@ import { exportCloudprovider, exportProvider } from '../config/cloudprovider.js'
 import { buildIngressRules, dedupe, type IngressRule } from '../config/ingress.js';
 import { describeOrigin, explicitSettings, loadSettings } from '../config/load.js';
 import { cloudproviderFile, daskConfigDir, stateDir } from '../config/paths.js';
-import { parseSettingValue, requireKey } from '../config/schema.js';
+import { GROUPS, parseSettingValue, requireKey, SETTING_KEYS } from '../config/schema.js';
 import { changeUserSettings } from '../config/store.js';
 import { ExitCode, usageError } from '../errors.js';
 import { renderList, renderValue } from '../ui/config.js';
@@ -89,8 +89,12 @@ export async function set(
 }
 
 export async function unset(key: string, out: Output): Promise<ExitCode> {
-  requireKey(key, { allowGroups: true });
+  // A key dcp does not know may still be in the file, stopping every command that reads it:
+  // unset removes it. Only when it is not there either is it a mistake to correct.
+  const known = SETTING_KEYS.has(key) || (GROUPS as readonly string[]).includes(key);
+  if (!known && !/^[\w-]+(\.[\w-]+)?$/.test(key)) requireKey(key);
   const { file, changed } = await changeUserSettings(() => new Map([[key, undefined]]));
+  if (!known && !changed) requireKey(key);
   out.result(
     { file, key, changed },
     () => `${out.style.green('✓')} ${key} ${changed ? 'removed from' : 'was not set in'} ${file}\n`,
@@ -148,12 +152,23 @@ export async function exportSettings(
     exportProvider(loaded.settings, provider),
   );
   const values = Object.fromEntries([...result.values].map(([k, v]) => [`cloudprovider.${k}`, v]));
-  out.result({ file: result.file, provider: result.provider, values, changed: result.changed }, () =>
-    [
-      `${out.style.green('✓')} ${result.changed ? 'Merged' : 'Already had'} dask-cloudprovider settings for ${result.provider} in ${result.file}${result.changed && existsSync(`${result.file}.bak`) ? out.style.dim(` (previous version: ${result.file}.bak)`) : ''}`,
-      ...Object.entries(values).map(([k, v]) => `  ${k}: ${renderValue(v)}`),
-      '',
-    ].join('\n'),
+  for (const { key, why } of result.notExported)
+    out.warn(`${key} is not exported: dask-cloudprovider has no key for it${why ? ` (${why})` : ''}`);
+  const notExported = result.notExported.map(({ key }) => key);
+  out.result(
+    {
+      file: result.file,
+      provider: result.provider,
+      values,
+      changed: result.changed,
+      not_exported: notExported,
+    },
+    () =>
+      [
+        `${out.style.green('✓')} ${result.changed ? 'Merged' : 'Already had'} dask-cloudprovider settings for ${result.provider} in ${result.file}${result.changed && existsSync(`${result.file}.bak`) ? out.style.dim(` (previous version: ${result.file}.bak)`) : ''}`,
+        ...Object.entries(values).map(([k, v]) => `  ${k}: ${renderValue(v)}`),
+        '',
+      ].join('\n'),
   );
   return ExitCode.ok;
 }

@@ -5,6 +5,7 @@
  */
 import { usageError } from '../errors.js';
 import { cloudproviderFile } from './paths.js';
+import { flatten } from './load.js';
 import type { ProviderName, Settings } from './schema.js';
 import { setIn, updateYaml } from './yaml-file.js';
 
@@ -12,64 +13,90 @@ export type CloudProvider = Exclude<ProviderName, 'local'>;
 export const CLOUD_PROVIDERS: readonly CloudProvider[] = ['aws', 'gcp', 'azure', 'digitalocean'];
 
 /**
+ * Each dask-cloudprovider key with the dcp settings it comes from, the first one set winning,
+ * and how the value turns into theirs.
+ */
+type Mapping = [cloudproviderKey: string, settings: string[], convert?: (value: unknown) => unknown];
+
+const isPrivate = (networking: unknown) => networking === 'private';
+const isPublic = (networking: unknown) => networking === 'public';
+
+const MAPPINGS: Record<CloudProvider, Mapping[]> = {
+  aws: [
+    ['ec2.region', ['aws.region']],
+    ['ec2.vpc', ['aws.vpc']],
+    ['ec2.subnet_id', ['aws.subnet']],
+    ['ec2.use_private_ip', ['networking'], isPrivate],
+    // EC2Cluster reads the scheduler and worker types from config, not instance_type.
+    ['ec2.instance_type', ['aws.instance_type']],
+    ['ec2.scheduler_instance_type', ['aws.scheduler_instance_type', 'aws.instance_type']],
+    ['ec2.worker_instance_type', ['aws.instance_type']],
+    ['ec2.docker_image', ['image']],
+    ['ec2.ami', ['aws.ami']],
+  ],
+  gcp: [
+    ['gcp.projectid', ['gcp.project']],
+    ['gcp.zone', ['gcp.zone']],
+    ['gcp.network', ['gcp.network']],
+    ['gcp.public_ingress', ['networking'], isPublic],
+    ['gcp.machine_type', ['gcp.machine_type']],
+    ['gcp.docker_image', ['image']],
+  ],
+  azure: [
+    ['azure.location', ['azure.location']],
+    ['azure.resource_group', ['azure.resource_group']],
+    ['azure.subscription_id', ['azure.subscription_id']],
+    ['azure.azurevm.vnet', ['azure.vnet']],
+    ['azure.azurevm.subnet', ['azure.subnet']],
+    ['azure.azurevm.security_group', ['azure.security_group']],
+    ['azure.azurevm.public_ingress', ['networking'], isPublic],
+    ['azure.azurevm.vm_size', ['azure.vm_size']],
+    ['azure.azurevm.docker_image', ['image']],
+  ],
+  digitalocean: [
+    ['digitalocean.region', ['digitalocean.region']],
+    ['digitalocean.size', ['digitalocean.size']],
+    // The droplet's OS image; DropletCluster has no key for the Docker image.
+    ['digitalocean.image', ['digitalocean.image']],
+  ],
+};
+
+/**
  * `cloudprovider.<path>` → value, for the keys the settings give a value for. Pass only what the
  * user chose (not dcp's defaults), so a value of theirs in the file is never replaced by a default.
  */
 export function cloudproviderValues(settings: Settings, provider: CloudProvider): Map<string, unknown> {
-  const isPublic = settings.networking === undefined ? undefined : settings.networking === 'public';
-  const entries: [string, unknown][] = (() => {
-    switch (provider) {
-      case 'aws': {
-        const aws = settings.aws ?? {};
-        return [
-          ['ec2.region', aws.region],
-          ['ec2.vpc', aws.vpc],
-          ['ec2.subnet_id', aws.subnet],
-          ['ec2.use_private_ip', isPublic === undefined ? undefined : !isPublic],
-          // EC2Cluster reads the scheduler and worker types from config, not instance_type.
-          ['ec2.instance_type', aws.instance_type],
-          ['ec2.scheduler_instance_type', aws.scheduler_instance_type ?? aws.instance_type],
-          ['ec2.worker_instance_type', aws.instance_type],
-          ['ec2.docker_image', settings.image],
-          ['ec2.ami', aws.ami],
-        ];
-      }
-      case 'gcp': {
-        const gcp = settings.gcp ?? {};
-        return [
-          ['gcp.projectid', gcp.project],
-          ['gcp.zone', gcp.zone],
-          ['gcp.network', gcp.network],
-          ['gcp.public_ingress', isPublic],
-          ['gcp.machine_type', gcp.machine_type],
-          ['gcp.docker_image', settings.image],
-        ];
-      }
-      case 'azure': {
-        const azure = settings.azure ?? {};
-        return [
-          ['azure.location', azure.location],
-          ['azure.resource_group', azure.resource_group],
-          ['azure.subscription_id', azure.subscription_id],
-          ['azure.azurevm.vnet', azure.vnet],
-          ['azure.azurevm.subnet', azure.subnet],
-          ['azure.azurevm.security_group', azure.security_group],
-          ['azure.azurevm.public_ingress', isPublic],
-          ['azure.azurevm.vm_size', azure.vm_size],
-          ['azure.azurevm.docker_image', settings.image],
-        ];
-      }
-      case 'digitalocean': {
-        const digitalocean = settings.digitalocean ?? {};
-        return [
-          ['digitalocean.region', digitalocean.region],
-          ['digitalocean.size', digitalocean.size],
-          ['digitalocean.image', digitalocean.image],
-        ];
-      }
-    }
-  })();
-  return new Map(entries.filter(([, value]) => value !== undefined));
+  const flat = flatten(settings);
+  const values = new Map<string, unknown>();
+  for (const [key, sources, convert] of MAPPINGS[provider]) {
+    const source = sources.find((setting) => flat.get(setting) !== undefined);
+    if (source) values.set(key, convert ? convert(flat.get(source)) : flat.get(source));
+  }
+  return values;
+}
+
+/** Why a dcp setting has no dask-cloudprovider key, where it matters for security. */
+const NO_EQUIVALENT: Record<string, string> = {
+  ingress:
+    'their clusters make their own firewall rules (EC2Cluster opens 8786-8787 to 0.0.0.0/0), or take security_groups=',
+  tls: 'they make their own self-signed certificate (security=True)',
+  tls_dir: 'they take your files as security=Security(...)',
+  idle_timeout: 'pass scheduler_options={"idle_timeout": ...}',
+};
+
+/**
+ * The settings the user chose for this cloud (or for every cloud) that dask-cloudprovider has no
+ * key for, with why where it matters: said, so nobody takes the export for the whole setup.
+ */
+export function notExported(settings: Settings, provider: CloudProvider): { key: string; why?: string }[] {
+  const used = new Set(MAPPINGS[provider].flatMap(([, sources]) => sources));
+  const otherClouds = CLOUD_PROVIDERS.filter((cloud) => cloud !== provider);
+  return [...flatten(settings).keys()]
+    .filter(
+      (key) =>
+        key !== 'provider' && !used.has(key) && !otherClouds.some((cloud) => key.startsWith(`${cloud}.`)),
+    )
+    .map((key) => ({ key, ...(NO_EQUIVALENT[key] ? { why: NO_EQUIVALENT[key] } : {}) }));
 }
 
 /** The provider to export: the one asked for, else the configured one when it is a cloud. */
@@ -91,5 +118,5 @@ export async function exportCloudprovider(settings: Settings, provider: CloudPro
   const changed = await updateYaml(file, (doc) => {
     for (const [path, value] of values) setIn(doc, ['cloudprovider', ...path.split('.')], value);
   });
-  return { file, provider, values, changed };
+  return { file, provider, values, changed, notExported: notExported(settings, provider) };
 }

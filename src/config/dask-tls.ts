@@ -1,20 +1,24 @@
 /** The client side of a TLS cluster in Dask's own keys, so a plain `Client("tls://...")` works. */
 import { rm } from 'node:fs/promises';
 import { Document } from 'yaml';
-import { setIn, updateYaml } from './yaml-file.js';
+import { DEFAULT_TLS_MIN_VERSION, type TlsVersion } from './dask-user.js';
+import { deleteIn, readYaml, setIn, updateYaml } from './yaml-file.js';
 
-/** The files a Dask client presents and trusts. */
+/** The files a Dask client presents and trusts, and the TLS floor it keeps. */
 export interface ClientTls {
   caFile: string;
   clientCert: string;
-  clientKey: string;
+  /** Null when the key is in the certificate file, which Dask then reads it from. */
+  clientKey: string | null;
+  /** Absent in records made before dcp kept the user's own floor: Dask's 1.2. */
+  minVersion?: TlsVersion;
 }
 
 /**
- * `distributed.comm.*` keys and values; `min-version` is a float, as distributed expects.
- * `requireEncryption` makes every Dask connection of whoever reads the file refuse plain TCP,
- * which breaks a user's ordinary `LocalCluster()`: right for a per-cluster file, wrong for a
- * file every Dask program reads.
+ * `distributed.comm.*` keys and values; `min-version` is a float, as distributed expects; null
+ * means the key must not be set. `requireEncryption` makes every Dask connection of whoever reads
+ * the file refuse plain TCP, which breaks a user's ordinary `LocalCluster()`: right for a
+ * per-cluster file, wrong for a file every Dask program reads.
  */
 export function daskTlsValues(tls: ClientTls, requireEncryption = true): [string[], unknown][] {
   return [
@@ -24,8 +28,15 @@ export function daskTlsValues(tls: ClientTls, requireEncryption = true): [string
     [['distributed', 'comm', 'tls', 'ca-file'], tls.caFile],
     [['distributed', 'comm', 'tls', 'client', 'cert'], tls.clientCert],
     [['distributed', 'comm', 'tls', 'client', 'key'], tls.clientKey],
-    [['distributed', 'comm', 'tls', 'min-version'], 1.2],
+    [['distributed', 'comm', 'tls', 'min-version'], tls.minVersion ?? DEFAULT_TLS_MIN_VERSION],
   ];
+}
+
+function applyTo(doc: Document, values: [string[], unknown][]): void {
+  for (const [path, value] of values) {
+    if (value === null) deleteIn(doc, path);
+    else setIn(doc, path, value);
+  }
 }
 
 /** Writes them into `file` (a Dask YAML file), keeping whatever else it holds. */
@@ -36,27 +47,31 @@ export function writeDaskTlsConfig(
 ): Promise<boolean> {
   return updateYaml(file, (doc) => {
     if (options.comment !== undefined) doc.commentBefore = options.comment;
-    for (const [path, value] of daskTlsValues(tls, options.requireEncryption ?? true))
-      setIn(doc, path, value);
+    applyTo(doc, daskTlsValues(tls, options.requireEncryption ?? true));
   });
 }
 
 /** The keys as a YAML document, for `dcp snippet --format yaml`. */
 export function daskTlsYaml(tls: ClientTls): string {
   const doc = new Document({}, { version: '1.1' });
-  for (const [path, value] of daskTlsValues(tls)) setIn(doc, path, value);
+  applyTo(doc, daskTlsValues(tls));
   return doc.toString();
 }
 
 /**
- * Removes a dcp-owned client config (and its .bak) if it still points at `caFile`: another
- * cluster's `up` may have taken the file over since, and then it stays.
+ * Whether a dcp-owned client config still points at `caFile`: another cluster's `up` may have
+ * taken the file over since. Read without a lock, so a folder dcp cannot write does not matter.
  */
-export async function removeDaskTlsConfigFor(file: string, caFile: string): Promise<boolean> {
-  let removed = false;
-  await updateYaml(file, (doc) => {
-    removed = doc.getIn(['distributed', 'comm', 'tls', 'ca-file']) === caFile;
-  });
-  if (removed) await Promise.all([rm(file, { force: true }), rm(`${file}.bak`, { force: true })]);
-  return removed;
+export async function clientConfigPointsAt(file: string, caFile: string): Promise<boolean> {
+  const content = await readYaml(file).catch(() => undefined);
+  return (
+    (content?.distributed as { comm?: { tls?: { 'ca-file'?: unknown } } } | undefined)?.comm?.tls?.[
+      'ca-file'
+    ] === caFile
+  );
+}
+
+/** Removes a dcp-owned client config and its .bak. */
+export async function removeDaskTlsConfig(file: string): Promise<void> {
+  await Promise.all([rm(file, { force: true }), rm(`${file}.bak`, { force: true })]);
 }

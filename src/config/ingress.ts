@@ -21,13 +21,31 @@ interface ParsedCidr {
   cidr: string;
   /** Set when the input had host bits set and was narrowed to its network. */
   normalisedFrom?: string;
+  /** 0.0.0.0/0 or ::/0. */
   anywhere: boolean;
+  /** Wider than any private range: more than a /8 of public IPv4, or a /32 of public IPv6. */
+  wide: boolean;
+}
+
+/** IPv6 ranges wider than /32 that hold no public address: unique local, link-local, multicast. */
+const NON_PUBLIC_IPV6 = ['fc00::/7', 'fe80::/10', 'ff00::/8'].map((cidr) => ipaddr.IPv6.parseCIDR(cidr));
+
+/**
+ * Whether a range holds public addresses beyond what one network needs. No private IPv4 range is
+ * wider than /8 (10.0.0.0/8), so anything wider holds public space; IPv6 sites get a /32 at most.
+ */
+function isWide(network: ipaddr.IPv4 | ipaddr.IPv6, prefix: number): boolean {
+  if (network.kind() === 'ipv4') return prefix < 8;
+  return (
+    prefix < 32 &&
+    !NON_PUBLIC_IPV6.some(([block, bits]) => prefix >= bits && (network as ipaddr.IPv6).match(block, bits))
+  );
 }
 
 /** `10.1.0.2/16` → `10.1.0.0/16` (noted); `1.2.3.4` → `1.2.3.4/32`; `me` stays `me`. Undefined when invalid. */
 function tryParseCidr(input: string): ParsedCidr | undefined {
   const text = input.trim();
-  if (text === ME) return { cidr: ME, anywhere: false };
+  if (text === ME) return { cidr: ME, anywhere: false, wide: false };
   const [address = '', bits, ...rest] = text.split('/');
   if (rest.length > 0 || !ipaddr.isValid(address)) return undefined;
   const parsed = ipaddr.parse(address);
@@ -46,6 +64,7 @@ function tryParseCidr(input: string): ParsedCidr | undefined {
   return {
     cidr,
     anywhere: prefix === 0,
+    wide: isWide(network, prefix),
     ...(bits !== undefined && given !== cidr ? { normalisedFrom: text } : {}),
   };
 }
@@ -70,22 +89,20 @@ const port = z
 export const ingressRuleSchema = z
   .object({
     ports: z.array(port).min(1, { error: 'a rule needs at least one port' }),
-    cidr: z
-      .string()
-      .refine((value) => tryParseCidr(value) !== undefined, {
-        error: 'must be a CIDR block like 10.1.0.0/16, or me',
-      }),
+    cidr: z.string().refine((value) => tryParseCidr(value) !== undefined, {
+      error: 'must be a CIDR block like 10.1.0.0/16, or me',
+    }),
   })
   .strict();
 
-/** `--ports 8786,8787` */
-export function parsePorts(text: string): number[] {
+/** `--ports 8786,8787`, or the ports of `--ingress CIDR:PORTS` (named by `flag`). */
+export function parsePorts(text: string, flag?: string): number[] {
   const ports = text.split(',').map((part) => part.trim());
   const bad = ports.find((part) => !/^\d+$/.test(part) || Number(part) < 1 || Number(part) > 65535);
   if (bad !== undefined || ports.length === 0) {
     throw usageError(
-      `--ports ${JSON.stringify(text)}: ${JSON.stringify(bad ?? '')} is not a port from 1 to 65535`,
-      'for example --ports 8786,8787',
+      `${flag ?? `--ports ${JSON.stringify(text)}`}: ${JSON.stringify(bad ?? '')} is not a port from 1 to 65535`,
+      flag ? 'for example --ingress 10.1.0.0/16:8786,8787' : 'for example --ports 8786,8787',
     );
   }
   return [...new Set(ports.map(Number))];
@@ -97,11 +114,14 @@ export interface IngressInput {
   /** Coiled's JSON list, instead of --cidr/--ports. */
   json?: string;
   allowAnywhere: boolean;
+  /** How the user gave the CIDR and ports (`--ingress "10.0.0.0/8:99999"`), when not --cidr/--ports. */
+  flag?: string;
 }
 
 /**
  * The rules a user asked for, checked and normalised, with the warnings to show. Opening a port
- * to 0.0.0.0/0 or ::/0 is refused unless `allowAnywhere`.
+ * to 0.0.0.0/0 or ::/0, or to a public range wider than a /8 (IPv4) or /32 (IPv6), which the
+ * whole internet is made of a few of, is refused unless `allowAnywhere`.
  */
 export function buildIngressRules(input: IngressInput): { rules: IngressRule[]; warnings: string[] } {
   if (input.json !== undefined && (input.cidrs.length > 0 || input.ports !== undefined)) {
@@ -140,8 +160,10 @@ export function buildIngressRules(input: IngressInput): { rules: IngressRule[]; 
         'no ingress rule given',
         'pass --cidr CIDR (repeatable), or a JSON list of {ports, cidr} rules',
       );
-    const ports = input.ports === undefined ? DASK_PORTS : parsePorts(input.ports);
-    requested = input.cidrs.flatMap((c) => c.split(',')).map((cidr) => ({ ports, cidr, flag: '--cidr' }));
+    const ports = input.ports === undefined ? DASK_PORTS : parsePorts(input.ports, input.flag);
+    requested = input.cidrs
+      .flatMap((c) => c.split(','))
+      .map((cidr) => ({ ports, cidr, flag: input.flag ?? '--cidr' }));
   }
 
   const warnings: string[] = [];
@@ -149,15 +171,18 @@ export function buildIngressRules(input: IngressInput): { rules: IngressRule[]; 
     const parsed = parseCidr(cidr, flag);
     if (parsed.normalisedFrom)
       warnings.push(`${parsed.normalisedFrom} has host bits set; stored as the network ${parsed.cidr}`);
-    if (parsed.anywhere) {
+    if (parsed.anywhere || parsed.wide) {
+      const whom = parsed.anywhere
+        ? 'the whole internet'
+        : `${parsed.cidr.includes(':') ? 'more than a /32 of public IPv6' : 'more than a /8 of public IPv4'} (a few such ranges make the whole internet)`;
       if (!input.allowAnywhere) {
         throw usageError(
-          `${parsed.cidr} would open ports ${ports.join(', ')} to the whole internet`,
+          `${parsed.cidr} would open ports ${ports.join(', ')} to ${whom}`,
           'pass --allow-anywhere if you really mean it, or use me (your address) or your network’s CIDR',
         );
       }
       warnings.push(
-        `${parsed.cidr} opens ports ${ports.join(', ')} to the whole internet: anyone can reach them (TLS still guards the scheduler)`,
+        `${parsed.cidr} opens ports ${ports.join(', ')} to ${whom}: anyone there can reach them (TLS still guards the scheduler)`,
       );
     }
     return { ports: [...ports].sort((a, b) => a - b), cidr: parsed.cidr };

@@ -2,7 +2,7 @@
  * dcp's settings (DESIGN.md section 4): one zod schema, from which the list of keys, the
  * parsing of `dcp config set KEY VALUE` and the validation of every file and variable follow.
  */
-import { closest as closestMatch, distance } from 'fastest-levenshtein';
+import { closest } from '../util/suggest.js';
 import { z } from 'zod';
 import { usageError } from '../errors.js';
 import { parseDuration } from '../util/duration.js';
@@ -125,11 +125,6 @@ export function requireKey(key: string, { allowGroups = false } = {}): string {
       ? `did you mean ${suggestion}? (dcp config --help lists them all)`
       : 'dcp config --help lists the settings',
   );
-}
-
-function closest(word: string, candidates: string[]): string | undefined {
-  const best = closestMatch(word, candidates);
-  return distance(word, best) <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
 }
 
 /**

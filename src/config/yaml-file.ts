@@ -5,20 +5,40 @@
  * one replaces it atomically; and a lock makes concurrent dcp processes take turns, each
  * re-reading the file inside the lock so no update is lost.
  */
-import { mkdir, readFile, realpath, stat } from 'node:fs/promises';
+import { mkdir, realpath, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { lock } from 'proper-lockfile';
 import { Document, isMap, isScalar, parseDocument, visit, YAMLMap } from 'yaml';
 import { DcpError, messageOf, usageError } from '../errors.js';
-import { writeFilesAtomically } from '../util/files.js';
+import { describeErrno, readRegularFile, writeFilesAtomically } from '../util/files.js';
 
 async function readText(path: string): Promise<string | null> {
   try {
-    return await readFile(path, 'utf8');
+    return (await readRegularFile(path)).data.toString('utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new DcpError(`cannot read ${path}: ${messageOf(error)}`, { hint: 'check its permissions' });
+    throw usageError(`cannot read ${path}: ${describeErrno(error)}`, 'check the file and its permissions');
   }
+}
+
+/** The file system's own refusal (permissions, a read-only mount), wherever it is in the cause chain. */
+function refusal(error: unknown): NodeJS.ErrnoException | undefined {
+  for (let cause = error; cause instanceof Error; cause = cause.cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return cause as NodeJS.ErrnoException;
+  }
+  return undefined;
+}
+
+/** A write the file system refuses is the user's to fix: said with the path, as bad input (exit 2). */
+function orRefusal(path: string, error: unknown): unknown {
+  const refused = refusal(error);
+  return refused
+    ? usageError(
+        `cannot write ${path}: ${describeErrno(refused)}`,
+        `check the permissions of ${dirname(path)} (or set DASK_CONFIG to a folder you can write); nothing was changed`,
+      )
+    : error;
 }
 
 /**
@@ -100,10 +120,10 @@ export async function readYaml(path: string): Promise<Record<string, unknown> | 
 export async function updateYaml(link: string, change: (doc: Document) => void): Promise<boolean> {
   // A file kept elsewhere and linked here (dotfiles) is changed where it lives, and the link stays.
   const path = await realpath(link).catch(() => link);
-  // Dask's folder holds nobody else's secrets, but ours may name key files: keep it private.
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   let release: () => Promise<void>;
   try {
+    // Dask's folder holds nobody else's secrets, but ours may name key files: keep it private.
+    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
     release = await lock(path, {
       realpath: false,
       stale: 10_000,
@@ -111,6 +131,7 @@ export async function updateYaml(link: string, change: (doc: Document) => void):
       retries: { retries: 200, factor: 1.1, minTimeout: 5, maxTimeout: 100 },
     });
   } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ELOCKED') throw orRefusal(path, error);
     throw new DcpError(`another process is still writing ${path}: ${messageOf(error)}`, {
       hint: `try again; if no dcp is running, remove ${path}.lock`,
     });
@@ -130,9 +151,11 @@ export async function updateYaml(link: string, change: (doc: Document) => void):
         { path, content: after, mode },
       ],
       { overwrite: true },
-    );
+    ).catch((error: unknown) => {
+      throw orRefusal(path, error);
+    });
     return true;
   } finally {
-    await release();
+    await release().catch(() => undefined);
   }
 }

@@ -13,14 +13,18 @@ export function unavailableReason(name: ProviderName): string | undefined {
   return AVAILABLE[name] ? undefined : 'not part of this version of dcp yet';
 }
 
-export async function loadProvider(name: ProviderName): Promise<Provider> {
-  const load = AVAILABLE[name];
-  if (!load)
+/** Throws the usage error for a provider that cannot be used from here. */
+export function assertAvailable(name: ProviderName): void {
+  if (!AVAILABLE[name])
     throw usageError(
       `the ${name} provider is ${unavailableReason(name)}`,
       `use ${Object.keys(AVAILABLE)
         .map((p) => `--provider ${p}`)
         .join(' or ')} for now; the other clouds are being built`,
     );
-  return load();
+}
+
+export async function loadProvider(name: ProviderName): Promise<Provider> {
+  assertAvailable(name);
+  return AVAILABLE[name]!();
 }

@@ -8,11 +8,11 @@ import type { IngressRule } from '../config/ingress.js';
 import type { ProviderName } from '../config/schema.js';
 import type { Runtime } from './boot/index.js';
 
-/** Files per role for a TLS cluster; the CA key only when dcp made the CA. */
+/** Files per role for a TLS cluster; a null key file means the key is in the certificate file. */
 export interface ClusterTls {
   caFile: string;
   cert: { scheduler: string; worker: string; client: string };
-  key: { scheduler: string; worker: string; client: string };
+  key: { scheduler: string | null; worker: string | null; client: string | null };
 }
 
 export interface ClusterSpec {
@@ -76,8 +76,8 @@ export interface DiscoveredCluster {
   name: string;
   provider: ProviderName;
   location: string;
-  /** The scheduler's address as an IP, when it has one. */
-  scheduler?: string;
+  /** The scheduler's address (`tls://203.0.113.7:8786`), when it has an IP and says its protocol. */
+  schedulerAddress: string | null;
   members: MemberStatus[];
   /** What else carries its tag (security groups, ...). */
   resources: string[];
@@ -95,6 +95,8 @@ export interface Provider {
   readonly defaultTimeoutMs: number;
   /** How often `up` calls checkHealth while it waits (default 500 ms); clouds ask an API. */
   readonly healthIntervalMs?: number;
+  /** Whether its VMs get an IPv6 address, so IPv6 ingress rules reach them. */
+  readonly ipv6?: boolean;
   /** Plain words for what `up` will create. */
   plan(spec: ClusterSpec): string[];
   /**

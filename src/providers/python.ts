@@ -8,7 +8,7 @@ import { delimiter, join, resolve } from 'node:path';
 import { execFile } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { promisify } from 'node:util';
-import { DcpError } from '../errors.js';
+import { DcpError, usageError } from '../errors.js';
 
 export interface PythonInfo {
   executable: string;
@@ -73,11 +73,10 @@ export async function findPython(
     if (python) {
       const found = await ask(python, from);
       if (found) return found;
-      throw new DcpError(
+      // The user named it: a wrong name is bad input (exit 2), like any other flag.
+      throw usageError(
         `${from} ${python} cannot run Dask: ${tried.at(-1)!.split(': ').slice(1).join(': ')}`,
-        {
-          hint: `install distributed for it (${python} -m pip install distributed), or point ${from} at another Python`,
-        },
+        `install distributed for it (${python} -m pip install distributed), or point ${from} at another Python`,
       );
     }
   }

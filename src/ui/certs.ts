@@ -4,7 +4,8 @@ import type { GenResult } from '../certs/gen.js';
 import type { FileSummary } from '../certs/inspect.js';
 import type { Finding, VerifyReport } from '../certs/verify.js';
 import { isoDay } from '../certs/validity.js';
-import { daskTlsArgs, pythonClientSnippet, shellCommand } from '../cluster/snippet.js';
+import { daskTlsArgs, pythonClientSnippet } from '../cluster/snippet.js';
+import { shellCommand } from '../util/shell.js';
 import type { Style } from './style.js';
 
 /** What to run next with a generated set: flags for Dask's CLI, and the Python client. */

@@ -1,7 +1,8 @@
 /** How clusters look: progress lines, the `up` summary, tables, status. */
 import { daskTlsYaml } from '../config/dask-tls.js';
 import type { UpPlan } from '../cluster/spec.js';
-import type { ClusterRecord } from '../cluster/state.js';
+import type { ClusterEntry, ClusterRecord } from '../cluster/state.js';
+import type { ProviderName } from '../config/schema.js';
 import { envSnippet, pythonClientSnippet } from '../cluster/snippet.js';
 import type { DiscoveredCluster, MemberStatus, ProgressEvent } from '../providers/provider.js';
 import type { Style } from './style.js';
@@ -18,6 +19,11 @@ export function snippetFor(record: ClusterRecord, format: SnippetFormat): string
     case 'yaml':
       return record.tls ? daskTlsYaml(record.tls) : '# TLS is off: no Dask configuration is needed\n';
   }
+}
+
+/** The client's certificate and key, or the one file that holds both. */
+export function clientFiles(tls: NonNullable<ClusterRecord['tls']>): string {
+  return tls.clientKey ? `${tls.clientCert} + ${tls.clientKey}` : `${tls.clientCert} (certificate and key)`;
 }
 
 /** What `up` can say of a cluster it made: ready, or made without waiting (--no-wait). */
@@ -61,7 +67,7 @@ export function renderUp(record: ClusterRecord, style: Style): string {
     [
       'TLS',
       record.tls
-        ? `CA ${record.tls.caFile}\n             client ${record.tls.clientCert} + ${record.tls.clientKey}`
+        ? `CA ${record.tls.caFile}\n             client ${clientFiles(record.tls)}`
         : style.yellow('off'),
     ],
     ...(record.dask_config_file
@@ -112,11 +118,12 @@ export function reviewLines(
     tls.mode === 'auto'
       ? `TLS: a fresh CA and certificates in ${clusterStateDir}/tls; the CA key never leaves this machine`
       : tls.mode === 'byo'
-        ? `TLS: your files (${'dir' in tls ? tls.dir : `${tls.ca}, ${tls.cert}, ${tls.key}`}), checked before anything starts`
+        ? `TLS: your files (${'dir' in tls ? tls.dir : [tls.ca, tls.cert, tls.key ?? '(its key is in the certificate file)'].join(', ')}), checked before anything starts`
         : 'TLS off: plain TCP, unencrypted and unauthenticated',
   );
   if (tls.mode !== 'off') lines.push(`point plain Client("tls://...") at it in ${clientConfig}`);
-  return lines;
+  // What a project file chose leads, marked: whoever wrote that file chose it, not these flags.
+  return [...plan.fromProject.map((line) => `! ${line}`), ...lines];
 }
 
 /** Rows under a bold header, each column as wide as its widest cell. */
@@ -134,27 +141,111 @@ function table(rows: string[][], style: Style): string {
   );
 }
 
-export function renderList(records: ClusterRecord[], style: Style): string {
-  if (records.length === 0) return `No clusters. Create one with: dcp up\n`;
-  return table(
-    [
-      ['NAME', 'PROVIDER', 'STATUS', 'SCHEDULER', 'WORKERS', 'CREATED'],
-      ...records.map((r) => [
-        r.name,
-        r.provider,
-        r.status,
-        r.scheduler_address ?? '-',
-        String(r.workers),
-        r.created_at.replace('T', ' ').slice(0, 16),
-      ]),
-    ],
-    style,
+/**
+ * A cluster in a list: one shape whether this machine's state or a cloud's tags tell of it. What
+ * one source cannot know is null.
+ */
+export interface ListEntry {
+  name: string;
+  provider: ProviderName | null;
+  location: string | null;
+  /** The record's status; `damaged` when this machine's state cannot be read; a cloud's view otherwise. */
+  status: string;
+  scheduler_address: string | null;
+  dashboard_url: string | null;
+  workers: number | null;
+  created_at: string | null;
+  /** Whether this machine has state for it. */
+  here: boolean;
+  /** Why the state is damaged. */
+  problem: string | null;
+  /** What a cloud reports: its members, and the other resources carrying the cluster's tag. */
+  members: MemberStatus[] | null;
+  resources: string[] | null;
+}
+
+const NOTHING = {
+  location: null,
+  scheduler_address: null,
+  dashboard_url: null,
+  workers: null,
+  created_at: null,
+};
+
+export function listEntry(entry: ClusterEntry): ListEntry {
+  const { record } = entry;
+  if (!record) {
+    return {
+      name: entry.name,
+      provider: null,
+      ...NOTHING,
+      status: 'damaged',
+      here: true,
+      problem: entry.damaged ?? 'its state has no cluster.json (an up that ended before writing it)',
+      members: null,
+      resources: null,
+    };
+  }
+  return {
+    name: record.name,
+    provider: record.provider,
+    location: typeof record.details.region === 'string' ? record.details.region : null,
+    status: record.status,
+    scheduler_address: record.scheduler_address,
+    dashboard_url: record.dashboard_url,
+    workers: record.workers,
+    created_at: record.created_at,
+    here: true,
+    problem: null,
+    members: null,
+    resources: null,
+  };
+}
+
+export function discoveredEntry(cluster: DiscoveredCluster, here: boolean): ListEntry {
+  const scheduler = cluster.members.find((member) => member.role === 'scheduler');
+  return {
+    name: cluster.name,
+    provider: cluster.provider,
+    ...NOTHING,
+    location: cluster.location,
+    status: scheduler?.running ? 'running' : 'stopped',
+    scheduler_address: cluster.schedulerAddress,
+    workers: cluster.members.filter((member) => member.role === 'worker').length,
+    here,
+    problem: null,
+    members: cluster.members,
+    resources: cluster.resources,
+  };
+}
+
+export function renderList(clusters: ListEntry[], style: Style): string {
+  if (clusters.length === 0) return `No clusters. Create one with: dcp up\n`;
+  const damaged = clusters.filter((c) => c.problem);
+  return (
+    table(
+      [
+        ['NAME', 'PROVIDER', 'STATUS', 'SCHEDULER', 'WORKERS', 'CREATED'],
+        ...clusters.map((c) => [
+          c.name,
+          c.provider ?? '-',
+          c.problem ? style.yellow(c.status) : c.status,
+          c.scheduler_address ?? '-',
+          c.workers === null ? '-' : String(c.workers),
+          c.created_at?.replace('T', ' ').slice(0, 16) ?? '-',
+        ]),
+      ],
+      style,
+    ) +
+    damaged
+      .map((c) => `${style.yellow('!')} ${c.name}: ${c.problem}; dcp down ${c.name} removes it\n`)
+      .join('')
   );
 }
 
 /** `dcp list --provider`: what a cloud holds, and whether this machine has its state. */
 export function renderDiscovered(
-  clusters: (DiscoveredCluster & { here: boolean })[],
+  clusters: ListEntry[],
   provider: string,
   location: string | undefined,
   style: Style,
@@ -165,10 +256,10 @@ export function renderDiscovered(
       ['NAME', 'REGION', 'SCHEDULER', 'RUNNING', 'OTHER', 'STATE HERE'],
       ...clusters.map((c) => [
         c.name,
-        c.location,
-        c.scheduler ?? '-',
-        `${c.members.filter((m) => m.running).length}/${c.members.length}`,
-        c.resources.join(', ') || '-',
+        c.location ?? '-',
+        c.scheduler_address ?? '-',
+        `${c.members!.filter((m) => m.running).length}/${c.members!.length}`,
+        c.resources!.join(', ') || '-',
         c.here ? 'yes' : 'no',
       ]),
     ],

@@ -9,7 +9,7 @@ import Spinner from 'ink-spinner';
 import { useEffect, useState } from 'react';
 import type { ClusterRecord } from '../cluster/state.js';
 import type { ProgressEvent } from '../providers/provider.js';
-import { snippetFor, upState } from './cluster.js';
+import { clientFiles, snippetFor, upState } from './cluster.js';
 
 export interface Task {
   step: string;
@@ -110,9 +110,7 @@ export function Summary({ record }: { record: ClusterRecord }) {
     ['dashboard', record.dashboard_url ?? ''],
     ['workers', String(record.workers)],
     ['TLS', record.tls ? `CA ${record.tls.caFile}` : 'off'],
-    ...(record.tls
-      ? ([['', `client ${record.tls.clientCert} + ${record.tls.clientKey}`]] as [string, string][])
-      : []),
+    ...(record.tls ? ([['', `client ${clientFiles(record.tls)}`]] as [string, string][]) : []),
   ];
   return (
     <Box flexDirection="column" marginTop={1}>

@@ -5,11 +5,12 @@
  * replace with recorded answers.
  */
 import type { LoadedSettings } from '../config/load.js';
-import { parseCidr } from '../config/ingress.js';
+import { buildIngressRules } from '../config/ingress.js';
+import type { ByoFiles, TlsCheck } from '../cluster/tls.js';
 import { PROVIDERS, type ProviderName } from '../config/schema.js';
 import { cloudFlagKey, cloudLocation, locationKnown, type UpFlags } from '../cluster/spec.js';
 import { generateName, validateName } from '../cluster/names.js';
-import { shellCommand } from '../cluster/snippet.js';
+import { shellCommand } from '../util/shell.js';
 import { DcpError, messageOf } from '../errors.js';
 
 export interface Choice<T> {
@@ -39,7 +40,7 @@ export interface WizardContext {
   /** Why a provider cannot be used here, or undefined when it can. */
   unavailable(provider: ProviderName): string | undefined;
   /** Problems Dask would have with these files (the `certs verify` logic); empty when fine. */
-  checkTls(files: { dir: string } | { ca: string; cert: string; key: string }): Promise<string[]>;
+  checkTls(files: ByoFiles): Promise<TlsCheck>;
   /** The provider's plan in plain words, for the review. */
   plan(flags: UpFlags): Promise<string[]>;
   /** Whether a cluster of this name exists already. */
@@ -112,6 +113,8 @@ const validateWith =
       return messageOf(error);
     }
   };
+
+const required = (value: string): true | string => (value.trim() ? true : 'a path is needed here');
 
 const wholeNumber = (min: number, max: number) => (value: string) =>
   /^\d+$/.test(value.trim()) && Number(value) >= min && Number(value) <= max
@@ -189,11 +192,8 @@ export async function runWizard(context: WizardContext, prompter: Prompter): Pro
               .map((c) => c.trim())
               .filter(Boolean);
             if (cidrs.length === 0) throw new Error('at least one CIDR block');
-            for (const cidr of cidrs)
-              if (parseCidr(cidr).anywhere)
-                throw new Error(
-                  `${cidr} is the whole internet; use --ingress ${cidr} --allow-anywhere if you mean it`,
-                );
+            // The checks `--ingress` gets: a wide public range needs --allow-anywhere, by name.
+            buildIngressRules({ cidrs, allowAnywhere: flags.allowAnywhere ?? false });
           }),
         });
         flags.ingress!.push(
@@ -324,23 +324,37 @@ async function askForFiles(context: WizardContext, prompter: Prompter, flags: Up
         value: 'dir',
         name: 'a folder in the dcp certs gen layout (ca.pem, scheduler.pem, scheduler-key.pem, …)',
       },
-      { value: 'files', name: 'one CA, certificate and key, used by every role' },
+      { value: 'files', name: 'one CA, and one certificate and key used by every role' },
     ],
     default: 'dir',
   });
+  const path = async (message: string) => (await prompter.input({ message, validate: required })).trim();
   for (;;) {
-    const files =
-      layout === 'dir'
-        ? { dir: await prompter.input({ message: 'Folder with the files' }) }
-        : {
-            ca: await prompter.input({ message: 'CA certificate (PEM)' }),
-            cert: await prompter.input({ message: 'Certificate (PEM)' }),
-            key: await prompter.input({ message: 'Private key (PEM)' }),
-          };
-    const problems = await context.checkTls(files);
+    let files: ByoFiles;
+    if (layout === 'dir') {
+      files = { dir: await path('Folder with the files') };
+    } else {
+      const ca = await path('CA certificate (PEM)');
+      const cert = await path('Certificate (PEM)');
+      const key = (
+        await prompter.input({
+          message: 'Private key (PEM; empty: it is in the certificate file)',
+          default: '',
+        })
+      ).trim();
+      files = { ca, cert, ...(key ? { key } : {}) };
+    }
+    const { problems, warnings } = await context.checkTls(files);
     if (problems.length === 0) {
+      if (warnings.length > 0)
+        prompter.say(`Dask will accept these files, but:\n${warnings.map((w) => `  ! ${w}`).join('\n')}`);
       if ('dir' in files) flags.tlsDir = files.dir;
-      else Object.assign(flags, { tlsCa: files.ca, tlsCert: files.cert, tlsKey: files.key });
+      else
+        Object.assign(flags, {
+          tlsCa: files.ca,
+          tlsCert: files.cert,
+          ...(files.key ? { tlsKey: files.key } : {}),
+        });
       return true;
     }
     prompter.say(`Dask would not accept these files:\n${problems.map((p) => `  ✗ ${p}`).join('\n')}`);

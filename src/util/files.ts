@@ -1,5 +1,9 @@
-/** Writing a set of files so that a reader sees either the old ones or the new ones. */
+/**
+ * Reading files a user names without being held up by them (a FIFO, /dev/zero), and writing a
+ * set of files so that a reader sees either the old ones or the new ones.
+ */
 import { randomBytes } from 'node:crypto';
+import { constants, type Stats } from 'node:fs';
 import { chmod, link, lstat, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { DcpError, usageError } from '../errors.js';
@@ -13,6 +17,57 @@ export interface FileToWrite {
   path: string;
   content: string;
   mode: number;
+}
+
+/** More than any PEM bundle or settings file needs; a bigger file is not one of those. */
+export const READ_LIMIT = 1024 * 1024;
+
+/** A file refused before its content is read, with an errno-like code for describeErrno. */
+class RefusedFile extends Error {
+  constructor(
+    readonly code: 'ENOTREG' | 'EFBIG',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function fileKind(info: Stats): string {
+  if (info.isDirectory()) return 'a folder';
+  if (info.isFIFO()) return 'a FIFO';
+  if (info.isSocket()) return 'a socket';
+  if (info.isCharacterDevice() || info.isBlockDevice()) return 'a device';
+  return 'a special file';
+}
+
+/**
+ * Reads a regular file of at most `limit` bytes, with the status of the very file read (so
+ * ownership checks and content agree). Anything else is refused before a byte is read: opening
+ * does not wait for a FIFO's writer, and a device or a huge file is never read through.
+ */
+export async function readRegularFile(
+  path: string,
+  limit = READ_LIMIT,
+): Promise<{ data: Buffer; info: Stats }> {
+  const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const info = await handle.stat();
+    if (!info.isFile()) throw new RefusedFile('ENOTREG', `it is ${fileKind(info)}, not a regular file`);
+    if (info.size > limit) throw new RefusedFile('EFBIG', `it is larger than ${limit / 1024 / 1024} MiB`);
+    // The size may change while reading: count what is read, never trust the size alone.
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const { bytesRead, buffer } = await handle.read({ buffer: Buffer.alloc(64 * 1024) });
+      if (bytesRead === 0) break;
+      total += bytesRead;
+      if (total > limit) throw new RefusedFile('EFBIG', `it is larger than ${limit / 1024 / 1024} MiB`);
+      chunks.push(buffer.subarray(0, bytesRead));
+    }
+    return { data: Buffer.concat(chunks), info };
+  } finally {
+    await handle.close();
+  }
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -61,7 +116,9 @@ export function describeErrno(error: unknown): string {
     ENOSPC: 'no space left on the device',
     EROFS: 'the file system is read-only',
     EDQUOT: 'over the disk quota',
+    ELOOP: 'too many symbolic links',
   };
+  if (error instanceof RefusedFile) return error.message;
   return (code && words[code]) ?? (error instanceof Error ? error.message : String(error));
 }
 

@@ -8,10 +8,37 @@ import { ExitCode } from '../errors.js';
 type Handler = (signal: NodeJS.Signals) => void;
 const handlers = new Set<Handler>();
 let received: NodeJS.Signals | undefined;
+/** Set once the work is done and kept: what to say if a signal comes now. */
+let kept: string | undefined;
+let signalAfterKept = false;
+
+/**
+ * From here on the work is done and kept (a cluster that is ready): Ctrl-C and SIGTERM undo
+ * nothing. A first signal is noted, for the command to say so when it has printed its result
+ * (exit 0); a second ends the process at once, with `message` and exit 0. A signal already
+ * seen by `during` (in the moment before this call) counts as the first.
+ */
+export function keepFromHere(message: string, during?: AbortSignal): void {
+  kept = message;
+  if (during?.aborted) signalAfterKept = true;
+}
+
+/** Whether Ctrl-C or SIGTERM came after `keepFromHere`. */
+export function interruptedAfterKept(): boolean {
+  return signalAfterKept;
+}
 
 export function installInterruptHandlers(): void {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.on(signal, () => {
+      if (kept !== undefined) {
+        if (signalAfterKept) {
+          process.stderr.write(`\n${kept}\n`);
+          process.exit(ExitCode.ok);
+        }
+        signalAfterKept = true;
+        return;
+      }
       if (received || handlers.size === 0) {
         process.stderr.write(`\n${signal === 'SIGINT' ? 'interrupted' : 'terminated'}\n`);
         // --json promises a document on stdout, even now.

@@ -60,6 +60,7 @@ describe('dcp certs verify: a good set', () => {
     writeFileSync(
       combined,
       readFileSync(join(tls, 'worker.pem'), 'utf8') + readFileSync(join(tls, 'worker-key.pem'), 'utf8'),
+      { mode: 0o600 },
     );
     const { exitCode, report } = await verify([
       '--ca',

@@ -117,12 +117,25 @@ describeWithDask('dcp up / status / down with the local provider', () => {
     const page = await fetch(cluster.dashboard_url);
     expect(page.status).toBe(200);
 
-    // The env form, executed as printed: the exports, then the plain Client line.
-    const envForm = (await run(['snippet', '--format', 'env'])).stdout;
-    const viaEnv = await execa('bash', ['-c', envForm], {
-      reject: false,
-      env: { HOME: home, PATH: `/usr/bin:${process.env.PATH}` },
-    });
+    // The env form holds nothing but exports, so it can be eval'ed; then Client() connects.
+    const env = await run(['snippet', '--format', 'env']);
+    expect(
+      env.stdout
+        .trimEnd()
+        .split('\n')
+        .every((line) => line.startsWith('export DASK_')),
+    ).toBe(true);
+    expect(env.stderr).toContain('Client() with no arguments connects');
+    const viaEnv = await execa(
+      'bash',
+      [
+        '-c',
+        `eval "$(cat)"; exec "$0" -c 'from distributed import Client; print(Client(timeout=10))'`,
+        python(),
+      ],
+      // A HOME without dcp-client.yaml: the variables alone must do it.
+      { reject: false, input: env.stdout, env: { HOME: tempDir('dcp-bare-home-'), PATH: process.env.PATH } },
+    );
     expect(viaEnv.stdout, viaEnv.stderr).toMatch(/<Client: 'tls:\/\/127\.0\.0\.1:\d+' processes=2/);
     const yamlForm = (await run(['snippet', '--format', 'yaml'])).stdout;
     expect(yamlForm).toContain(`ca-file: ${cluster.tls!.ca_file}`);
@@ -164,9 +177,12 @@ describeWithDask('dcp up / status / down with the local provider', () => {
     expect(existsSync(stateOf(cluster.name))).toBe(false);
     expect(existsSync(cluster.dask_config_file!)).toBe(false);
 
+    // A second down harms nothing, and says there is nothing of that name (exit 1: maybe a typo).
     const again = await run(['down', cluster.name, '--yes', '--json']);
-    expect(again.exitCode).toBe(0);
-    expect(json(again.stdout)).toEqual({ clusters: [{ name: cluster.name, found: false, removed: [] }] });
+    expect(again.exitCode).toBe(1);
+    expect(json<{ error: { message: string } }>(again.stdout).error.message).toContain(
+      `there is no cluster named ${cluster.name} on this machine`,
+    );
   });
 
   it('status counts the workers live: one killed with SIGKILL shows', async () => {
@@ -219,7 +235,7 @@ describeWithDask('dcp up / status / down with the local provider', () => {
     expect((await run(['down', 'dup', '--yes'])).exitCode).toBe(0);
   });
 
-  it('no Python with distributed: exit 1 with pip and apt hints, nothing started', async () => {
+  it('no Python with distributed: exit 1 with pip and apt hints, nothing started; a --python that is not one: exit 2', async () => {
     const emptyPath = tempDir('dcp-path-');
     const result = await dcp(['up', '--name', 'nopython'], { home, env: { PATH: emptyPath } });
     expect(result.exitCode).toBe(1);
@@ -229,7 +245,7 @@ describeWithDask('dcp up / status / down with the local provider', () => {
     expect(existsSync(stateOf('nopython'))).toBe(false);
 
     const named = await run(['up', '--name', 'nopython', '--python', join(emptyPath, 'python9')]);
-    expect(named.exitCode).toBe(1);
+    expect(named.exitCode).toBe(2);
     expect(named.stderr).toMatch(/^error: --python .*python9 cannot run Dask: not found/m);
   });
 
@@ -391,6 +407,8 @@ it('snippet, dashboard and status name the cluster they need', async () => {
   ]) {
     const result = await dcp(command, { home: empty });
     expect(result.exitCode, command.join(' ')).toBe(2);
-    expect(result.stderr).toContain('is not a valid cluster name');
+    // The NAME argument is not the --name flag: the message does not speak of one.
+    expect(result.stderr).toContain('is not a cluster name');
+    expect(result.stderr).not.toContain('--name');
   }
 });

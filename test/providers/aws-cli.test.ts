@@ -121,7 +121,9 @@ describe('dcp up --provider aws against the fake', () => {
     expect(made.exitCode, made.stderr).toBe(0);
     const other = tempDir('dcp-other-machine-');
     const without = await dcp(['down', 'cli-elsewhere', '--yes'], { home: other, env });
-    expect(without.stdout).toContain('cli-elsewhere: nothing to tear down');
+    expect(without.exitCode).toBe(1);
+    expect(without.stderr).toContain('there is no cluster named cli-elsewhere on this machine');
+    expect(without.stderr).toContain('dcp down NAME --provider aws');
     const asked = await dcp(['down', 'cli-elsewhere', '--provider', 'aws'], {
       home: other,
       env: { ...env, AWS_REGION: 'us-east-1' },

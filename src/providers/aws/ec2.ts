@@ -39,6 +39,8 @@ export const TAG_CLUSTER = 'dcp:cluster';
 export const TAG_ROLE = 'dcp:role';
 /** Unique per `up`: a rollback removes what this run made, never a namesake's. */
 export const TAG_CLUSTER_ID = 'dcp:cluster-id';
+/** `tls` or `tcp`: how the scheduler is spoken to. */
+export const TAG_PROTOCOL = 'dcp:protocol';
 
 interface CallOptions {
   abortSignal?: AbortSignal;

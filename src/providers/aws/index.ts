@@ -6,7 +6,7 @@
  * terminate when their boot script powers them off (an idle scheduler, an orphaned worker).
  */
 import { randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RunInstancesCommandInput, Tag } from '@aws-sdk/client-ec2';
 
@@ -15,7 +15,7 @@ import { readJournal, type ClusterRecord, type Resource } from '../../cluster/st
 import { DASK_PORTS, resolveMe } from '../../config/ingress.js';
 import { DcpError, usageError } from '../../errors.js';
 import { formatDuration } from '../../util/duration.js';
-import { bootScript, DASHBOARD_PORT, SCHEDULER_PORT, userData, type RoleTls } from '../boot/index.js';
+import { bootScript, DASHBOARD_PORT, readRoleTls, SCHEDULER_PORT, userData } from '../boot/index.js';
 import type {
   ClusterSpec,
   CreateContext,
@@ -37,6 +37,7 @@ import {
   pollDelay,
   TAG_CLUSTER,
   TAG_CLUSTER_ID,
+  TAG_PROTOCOL,
   TAG_ROLE,
   tagValue,
   terminate,
@@ -52,24 +53,15 @@ interface AwsResource extends Resource {
   data: { region: string; clusterId: string; role?: string };
 }
 
-function tags(name: string, clusterId: string, role: string, label: string): Tag[] {
+function tags(context: CreateContext, clusterId: string, role: string, label: string): Tag[] {
   return [
-    { Key: TAG_CLUSTER, Value: name },
+    { Key: TAG_CLUSTER, Value: context.spec.name },
     { Key: TAG_CLUSTER_ID, Value: clusterId },
     { Key: TAG_ROLE, Value: role },
+    // So that `list --provider aws` gives the scheduler's address whole, from any machine.
+    { Key: TAG_PROTOCOL, Value: context.tls ? 'tls' : 'tcp' },
     { Key: 'Name', Value: label },
   ];
-}
-
-async function roleTls(context: CreateContext, role: 'scheduler' | 'worker'): Promise<RoleTls | null> {
-  const { tls } = context;
-  if (!tls) return null;
-  const [ca, cert, key] = await Promise.all([
-    readFile(tls.caFile, 'utf8'),
-    readFile(tls.cert[role], 'utf8'),
-    readFile(tls.key[role], 'utf8'),
-  ]);
-  return { ca, cert, key };
 }
 
 /** Health checks in a row that AWS did not answer, per cluster. */
@@ -210,7 +202,7 @@ export const awsProvider: Provider = {
         TagSpecifications: [
           {
             ResourceType: 'security-group',
-            Tags: tags(spec.name, clusterId, 'firewall', `dcp-${spec.name}`),
+            Tags: tags(context, clusterId, 'firewall', `dcp-${spec.name}`),
           },
         ],
       }),
@@ -255,7 +247,7 @@ export const awsProvider: Provider = {
           ],
           TagSpecifications: ['instance', 'volume', 'network-interface'].map((type) => ({
             ResourceType: type as 'instance',
-            Tags: tags(spec.name, clusterId, role, label),
+            Tags: tags(context, clusterId, role, label),
           })),
         }),
       );
@@ -273,7 +265,7 @@ export const awsProvider: Provider = {
       cluster: spec.name,
       runtime: spec.runtime,
       image: spec.image ?? '',
-      tls: await roleTls(context, 'scheduler'),
+      tls: await readRoleTls(context.tls, 'scheduler'),
       idleTimeoutSeconds: spec.idleTimeoutSeconds,
     });
     context.progress({ step: 'launch scheduler', status: 'start', detail: schedulerType });
@@ -299,7 +291,7 @@ export const awsProvider: Provider = {
       cluster: spec.name,
       runtime: spec.runtime,
       image: spec.image ?? '',
-      tls: await roleTls(context, 'worker'),
+      tls: await readRoleTls(context.tls, 'worker'),
       schedulerHost: privateIp,
       idleTimeoutSeconds: spec.idleTimeoutSeconds,
       ...(spec.threads ? { threads: spec.threads } : {}),
@@ -461,13 +453,23 @@ export const awsProvider: Provider = {
     const entry = (name: string) =>
       byName.get(name) ??
       byName
-        .set(name, { name, provider: 'aws', location: ec2.region, members: [], resources: [] })
+        .set(name, {
+          name,
+          provider: 'aws',
+          location: ec2.region,
+          schedulerAddress: null,
+          members: [],
+          resources: [],
+        })
         .get(name)!;
     for (const instance of await clusterInstances(ec2, 'all')) {
       const cluster = entry(tagValue(instance.Tags, TAG_CLUSTER)!);
       const role = tagValue(instance.Tags, TAG_ROLE) ?? '?';
       cluster.members.push({ role, id: instance.InstanceId!, running: instance.State?.Name === 'running' });
-      if (role === 'scheduler') cluster.scheduler = instance.PublicIpAddress ?? instance.PrivateIpAddress;
+      const ip = instance.PublicIpAddress ?? instance.PrivateIpAddress;
+      const protocol = tagValue(instance.Tags, TAG_PROTOCOL);
+      if (role === 'scheduler' && ip && protocol)
+        cluster.schedulerAddress = `${protocol}://${ip}:${SCHEDULER_PORT}`;
     }
     for (const group of await clusterGroups(ec2, 'all'))
       entry(tagValue(group.Tags, TAG_CLUSTER)!).resources.push(`security group ${group.GroupId}`);

@@ -7,9 +7,12 @@
  *
  * A VM receives the CA certificate and its own role's certificate and key, never the CA key.
  */
+import { readFile } from 'node:fs/promises';
 import { gzipSync } from 'node:zlib';
+import { pemBlocks } from '../../certs/pem.js';
 import { daskTlsArgs } from '../../cluster/snippet.js';
 import { DcpError } from '../../errors.js';
+import type { ClusterTls } from '../provider.js';
 
 export type Runtime = 'docker' | 'preinstalled';
 
@@ -41,6 +44,26 @@ export interface BootOptions {
   perBootDir?: string;
   /** Where Dask's last log lines go when it exits: the console the cloud shows. */
   console?: string;
+}
+
+/**
+ * What a VM of `role` receives: the CA certificate and its own role's certificate and key. A
+ * key kept in the certificate file is split off, so the VM's certificate file holds no key.
+ */
+export async function readRoleTls(
+  tls: ClusterTls | null,
+  role: 'scheduler' | 'worker',
+): Promise<RoleTls | null> {
+  if (!tls) return null;
+  const keyFile = tls.key[role];
+  const [ca, cert, key] = await Promise.all([
+    readFile(tls.caFile, 'utf8'),
+    readFile(tls.cert[role], 'utf8'),
+    keyFile ? readFile(keyFile, 'utf8') : undefined,
+  ]);
+  return key === undefined
+    ? { ca, cert: pemBlocks(cert, 'certificate'), key: pemBlocks(cert, 'key') }
+    : { ca, cert, key };
 }
 
 export const SCHEDULER_PORT = 8786;
