@@ -10,7 +10,7 @@ import { DcpError, ExitCode, messageOf, usageError } from './errors.js';
 import { createOutput, type GlobalOptions, type Output } from './ui/output.js';
 import type { UpFlags } from './cluster/spec.js';
 import { examples, SETTINGS_HELP } from './ui/help.js';
-import { installInterruptHandlers, Interrupted } from './util/interrupt.js';
+import { exitWhenFlushed, installInterruptHandlers, Interrupted } from './util/interrupt.js';
 import { createStyle, colorEnabled } from './ui/style.js';
 import { closest } from './util/suggest.js';
 
@@ -111,9 +111,9 @@ export function buildProgram(): Command {
       ).choices(['auto', 'byo', 'off']),
     )
     .option('--tls-dir <dir>', 'your files in the dcp certs gen layout (ca.pem, scheduler.pem, ...)')
-    .option('--tls-ca <file>', 'your CA certificate (with --tls-cert/--tls-key: one pair for every role)')
-    .option('--tls-cert <file>', 'your certificate, used by every role')
-    .option('--tls-key <file>', 'its private key')
+    .option('--tls-ca <file>', 'your CA certificate (with --tls-cert [--tls-key]: one pair for every role)')
+    .option('--tls-cert <file>', 'your certificate, used by every role (may hold its key too)')
+    .option('--tls-key <file>', 'its private key (leave out when the --tls-cert file holds it)')
     .option(
       '--timeout <duration>',
       'how long to wait for readiness before rolling back (default 60s local, 10m clouds)',
@@ -216,7 +216,13 @@ export function buildProgram(): Command {
         .choices(['python', 'env', 'yaml'])
         .default('python'),
     )
-    .addHelpText('after', examples(['dcp snippet > connect.py', 'dcp snippet analytics --format env']))
+    .addHelpText(
+      'after',
+      examples([
+        'dcp snippet > connect.py',
+        'eval "$(dcp snippet analytics --format env)"   # exports only; then Client() connects',
+      ]),
+    )
     .action((name: string | undefined, options: { format: 'python' | 'env' | 'yaml' }, command: Command) =>
       run(async () =>
         (await import('./commands/cluster.js')).snippet(name, options.format, outputFor(command)),
@@ -525,3 +531,4 @@ export async function main(argv = process.argv): Promise<void> {
 }
 
 await main();
+await exitWhenFlushed(Number(process.exitCode ?? 0));

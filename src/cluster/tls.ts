@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { ROLES, type Role } from '../certs/roles.js';
 import { generateCertificateSet, tlsFilesIn } from '../certs/gen.js';
 import { verifyFiles, type VerifyFlags } from '../certs/verify.js';
-import { usageError } from '../errors.js';
+import { DcpError, usageError } from '../errors.js';
 import type { ClusterTls } from '../providers/provider.js';
 import type { ClientTls } from '../config/dask-tls.js';
 
@@ -67,8 +67,17 @@ export interface TlsCheck {
   warnings: string[];
 }
 
-/** Checks every role's files as Dask will load them. */
+/** Checks every role's files as Dask will load them; a file that cannot be read is one more problem. */
 export async function checkByoFiles(choice: ByoFiles): Promise<TlsCheck> {
+  try {
+    return await verifyByoFiles(choice);
+  } catch (error) {
+    if (!(error instanceof DcpError)) throw error;
+    return { problems: [`${error.message}${error.hint ? ` (${error.hint})` : ''}`], warnings: [] };
+  }
+}
+
+async function verifyByoFiles(choice: ByoFiles): Promise<TlsCheck> {
   const files = await byoFiles(choice);
   const problems = new Set<string>();
   const warnings = new Set<string>();

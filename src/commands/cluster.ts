@@ -35,7 +35,7 @@ import {
 } from '../ui/cluster.js';
 import type { Output } from '../ui/output.js';
 import { confirm } from '../ui/prompts.js';
-import { interruptedAfterKept, interruptible, keepFromHere } from '../util/interrupt.js';
+import { interruptible, keepFromHere } from '../util/interrupt.js';
 
 function hooks(out: Output) {
   return {
@@ -87,12 +87,7 @@ async function ask(flags: UpFlags): Promise<UpFlags> {
       env: process.env,
       loaded: await loadSettings(),
       unavailable: unavailableReason,
-      // A file that cannot be read is one more problem to fix at the question, not the end of it.
-      checkTls: (files: Parameters<typeof checkByoFiles>[0]) =>
-        checkByoFiles(files).catch((error: unknown) => {
-          if (!(error instanceof DcpError)) throw error;
-          return { problems: [`${error.message}${error.hint ? ` (${error.hint})` : ''}`], warnings: [] };
-        }),
+      checkTls: checkByoFiles,
       plan: review,
       nameTaken: (candidate: string) => existsSync(clusterDir(candidate)),
       configuredLocation: async (provider: ProviderName) =>
@@ -162,7 +157,6 @@ export async function up(options: UpFlags, out: Output): Promise<ExitCode> {
   }
   if (view) await view.finish(record);
   else out.result(clusterJson(record), () => renderUp(record, out.style));
-  if (interruptedAfterKept()) out.warn(keptMessage(record));
   return ExitCode.ok;
 }
 

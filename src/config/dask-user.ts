@@ -8,7 +8,7 @@
 import { execFile } from 'node:child_process';
 import { readdir, stat } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
-import { extname, join } from 'node:path';
+import { extname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { parseDocument } from 'yaml';
 import { readRegularFile } from '../util/files.js';
@@ -94,7 +94,7 @@ async function configFiles(env: NodeJS.ProcessEnv, prefixes: string[]): Promise<
     ...prefixes.map((prefix) => join(prefix, 'etc', 'dask')),
     join(home, '.config', 'dask'),
     ...(env.DASK_CONFIG ? [env.DASK_CONFIG] : []),
-  ].map((path) => path.replace(/^~(?=$|\/)/, home));
+  ].map((path) => resolve(path.replace(/^~(?=$|\/)/, home)));
   // Dask keeps the last of duplicate paths.
   const unique = [...new Set([...paths].reverse())].reverse();
   const files: string[] = [];

@@ -36,6 +36,23 @@ describe('parseCidr', () => {
     expect(parseCidr('::/0').anywhere).toBe(true);
     expect(parseCidr('0.0.0.0/1').anywhere).toBe(false);
   });
+
+  it.each([
+    ['0.0.0.0/1', true],
+    ['128.0.0.0/1', true],
+    ['1.0.0.0/7', true],
+    ['10.0.0.0/8', false],
+    ['44.0.0.0/8', false],
+    ['::/1', true],
+    ['8000::/1', true],
+    ['2000::/3', true],
+    ['2001:db8::/31', true],
+    ['2001:db8::/32', false],
+    ['fc00::/7', false],
+    ['fe80::/10', false],
+  ])('knows %s as %s a range wider than any one network', (cidr, wide) => {
+    expect(parseCidr(cidr).wide).toBe(wide);
+  });
 });
 
 describe('parsePorts', () => {

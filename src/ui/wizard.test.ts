@@ -246,6 +246,14 @@ describe('the wizard', () => {
       flags: { wait: true, insecure: false, provider: 'aws', region: 'eu-west-1', public: true },
     });
     await expect(runWizard(ctx, prompter)).rejects.toThrow(/the whole internet/);
+    // In pieces too: a range wider than any one network is refused the same way.
+    const halves = scripted([
+      [/Who may connect/, 'cidrs'],
+      [/CIDR blocks/, '0.0.0.0/1, 128.0.0.0/1'],
+    ]);
+    await expect(runWizard(ctx, halves.prompter)).rejects.toThrow(
+      /0\.0\.0\.0\/1 would open ports .* --allow-anywhere/,
+    );
     const typed = scripted([
       [/Who may connect/, 'cidrs'],
       [/CIDR blocks/, '203.0.113.0/24, 10.1.0.0/16'],
@@ -351,6 +359,59 @@ describe('the wizard', () => {
       tlsCert: '/dask.pem',
       tlsKey: '/dask-key.pem',
     });
+  });
+
+  it('bring-your-own: an empty key answer means the key is in the certificate file', async () => {
+    const { prompter } = scripted([
+      [/TLS for scheduler/, 'byo'],
+      [/Your files are/, 'files'],
+      [/CA certificate/, '/ca.pem'],
+      [/^Certificate/, '/combined.pem'],
+      [/Private key/, ENTER],
+      [/workers/, ENTER],
+      [/Threads/, ENTER],
+      [/name/, 'x5'],
+      ...REVIEW,
+    ]);
+    const checked: ByoFiles[] = [];
+    const { flags } = await runWizard(
+      context({
+        flags: { wait: true, insecure: false, provider: 'local' },
+        checkTls: async (files) => (checked.push(files), { problems: [], warnings: [] }),
+      }),
+      prompter,
+    );
+    expect(checked).toEqual([{ ca: '/ca.pem', cert: '/combined.pem' }]);
+    expect(flags).toMatchObject({ tls: 'byo', tlsCa: '/ca.pem', tlsCert: '/combined.pem' });
+    expect(flags.tlsKey).toBeUndefined();
+    const plan = await planUp(flags, { DASK_CONFIG: mkdtempSync(join(tmpdir(), 'dcp-wizard-')) });
+    expect(plan.tls).toEqual({ mode: 'byo', ca: '/ca.pem', cert: '/combined.pem' });
+  });
+
+  it('bring-your-own: an empty CA or certificate path is refused at the question', async () => {
+    for (const script of [
+      [
+        [/TLS for scheduler/, 'byo'],
+        [/Your files are/, 'files'],
+        [/CA certificate/, '  '],
+      ],
+      [
+        [/TLS for scheduler/, 'byo'],
+        [/Your files are/, 'files'],
+        [/CA certificate/, '/ca.pem'],
+        [/^Certificate/, ''],
+      ],
+      [
+        [/TLS for scheduler/, 'byo'],
+        [/Your files are/, 'dir'],
+        [/Folder/, ''],
+      ],
+    ] as Script[]) {
+      const { prompter } = scripted(script);
+      await expect(
+        runWizard(context({ flags: { wait: true, insecure: false, provider: 'local' } }), prompter),
+      ).rejects.toThrow(/a path is needed here/);
+    }
   });
 
   it('TLS off: refused on a public network, then asked again', async () => {

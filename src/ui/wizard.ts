@@ -110,7 +110,8 @@ const validateWith =
       check(value);
       return true;
     } catch (error) {
-      return messageOf(error);
+      // The way out too, as on the command line: "pass --allow-anywhere if you really mean it".
+      return error instanceof DcpError && error.hint ? `${error.message}: ${error.hint}` : messageOf(error);
     }
   };
 

@@ -12,31 +12,49 @@ let received: NodeJS.Signals | undefined;
 let kept: string | undefined;
 let signalAfterKept = false;
 
+function sayKept(): void {
+  signalAfterKept = true;
+  process.stderr.write(`\n${kept}\n`);
+}
+
 /**
  * From here on the work is done and kept (a cluster that is ready): Ctrl-C and SIGTERM undo
- * nothing. A first signal is noted, for the command to say so when it has printed its result
- * (exit 0); a second ends the process at once, with `message` and exit 0. A signal already
- * seen by `during` (in the moment before this call) counts as the first.
+ * nothing. A first signal is answered with `message`, and the command goes on to print its
+ * result and exit 0; a second ends the process at once, with exit 0. A signal already seen by
+ * `during` (in the moment before this call) counts as the first.
  */
 export function keepFromHere(message: string, during?: AbortSignal): void {
   kept = message;
-  if (during?.aborted) signalAfterKept = true;
+  if (during?.aborted) sayKept();
 }
 
-/** Whether Ctrl-C or SIGTERM came after `keepFromHere`. */
-export function interruptedAfterKept(): boolean {
-  return signalAfterKept;
+/**
+ * Ends the process with `code` once what it wrote is out. Node's own exit, when nothing is left
+ * to do, first puts signals back to their default and then takes tens of milliseconds: a Ctrl-C
+ * then would kill a process that had succeeded, and the shell would say 130. Exiting here keeps
+ * the handlers above in place to the end.
+ */
+export async function exitWhenFlushed(code: number): Promise<never> {
+  await Promise.all(
+    [process.stdout, process.stderr].map(
+      (stream) =>
+        new Promise<void>((resolve) => {
+          if (stream.writableLength === 0) return resolve();
+          stream.once('drain', resolve);
+          // A reader that went away never drains: then Node's own exit will do.
+          setTimeout(resolve, 2_000).unref();
+        }),
+    ),
+  );
+  process.exit(code);
 }
 
 export function installInterruptHandlers(): void {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.on(signal, () => {
       if (kept !== undefined) {
-        if (signalAfterKept) {
-          process.stderr.write(`\n${kept}\n`);
-          process.exit(ExitCode.ok);
-        }
-        signalAfterKept = true;
+        if (signalAfterKept) process.exit(ExitCode.ok);
+        sayKept();
         return;
       }
       if (received || handlers.size === 0) {

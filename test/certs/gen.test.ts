@@ -4,6 +4,7 @@ import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CLI, dcp, json, tempDir } from '../helpers/cli.js';
 import { makeCert, openssl, opensslOk } from '../helpers/openssl.js';
+import { followHint } from '../helpers/hints.js';
 
 const ROLES = ['scheduler', 'worker', 'client'] as const;
 const FILES = ['ca.pem', 'ca-key.pem', ...ROLES.flatMap((r) => [`${r}.pem`, `${r}-key.pem`])];
@@ -510,6 +511,57 @@ describe('dcp certs gen: bad input exits 2 with a one-line reason and writes not
       expect(run.stderr.split('\n')[0]).toMatch(reason);
       expect(existsSync(out)).toBe(false);
     }
+  });
+
+  it('the hint for an encrypted CA key, followed as printed, keeps the key and writes a 0600 copy', async () => {
+    const dir = tempDir();
+    const ca = await makeCert(dir, 'root', {
+      extensions: [
+        'basicConstraints = critical, CA:TRUE',
+        'keyUsage = critical, keyCertSign',
+        'subjectKeyIdentifier = hash',
+      ],
+    });
+    // The name the old hint wrote to: following it emptied the key.
+    await opensslOk([
+      'pkey',
+      '-in',
+      ca.key,
+      '-aes256',
+      '-passout',
+      'pass:x',
+      '-out',
+      join(dir, 'ca-key.pem'),
+    ]);
+    const before = readFileSync(join(dir, 'ca-key.pem'));
+    const run = await dcp(
+      ['certs', 'gen', '--out', 'tls', '--ca-cert', 'root.pem', '--ca-key', 'ca-key.pem'],
+      {
+        cwd: dir,
+      },
+    );
+    expect(run.exitCode).toBe(2);
+    const hint = run.stderr.split('\n').find((line) => line.includes('hint:'))!;
+    const followed = await followHint(hint, { cwd: dir, passphrase: 'x' });
+    expect(followed.exitCode, followed.stderr).toBe(0);
+    expect(readFileSync(join(dir, 'ca-key.pem'))).toEqual(before);
+    expect(statSync(join(dir, 'ca-key-decrypted.pem')).mode & 0o777).toBe(0o600);
+    const issued = await dcp(
+      [
+        'certs',
+        'gen',
+        '--out',
+        'tls',
+        '--days',
+        '7',
+        '--ca-cert',
+        'root.pem',
+        '--ca-key',
+        'ca-key-decrypted.pem',
+      ],
+      { cwd: dir },
+    );
+    expect(issued.exitCode, issued.stderr).toBe(0);
   });
 
   it('an --out that is a file', async () => {

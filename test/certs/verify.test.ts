@@ -1,4 +1,6 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { execa } from 'execa';
+import { followHint } from '../helpers/hints.js';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { generateKey, privateKeyPem } from '../../src/certs/authority.js';
@@ -255,7 +257,94 @@ describe('dcp certs verify: each problem, exit 1 with a hint', () => {
     ]);
     expect(exitCode).toBe(1);
     expect(codes(report!.problems)).toEqual(['key-encrypted']);
-    expect(report!.problems[0]!.hint).toContain('openssl pkey -in');
+    // The hint, followed as printed: the key it was given stays whole, the plain copy is 0600.
+    const before = readFileSync(encrypted);
+    const followed = await followHint(report!.problems[0]!.hint, { cwd: dir, passphrase: 'secret' });
+    expect(followed.exitCode, followed.stderr).toBe(0);
+    expect(readFileSync(encrypted)).toEqual(before);
+    const plain = join(dir, 'encrypted-key-decrypted.pem');
+    expect(statSync(plain).mode & 0o777).toBe(0o600);
+    const again = await verify([
+      '--ca',
+      join(tls, 'ca.pem'),
+      '--cert',
+      join(tls, 'worker.pem'),
+      '--key',
+      plain,
+    ]);
+    expect(again.report!.problems).toEqual([]);
+  });
+
+  it('the hints for a key and a DER file named as their own output would be write a new file', async () => {
+    // Named so that the obvious `-out` would be the input itself.
+    const sub = join(dir, 'same-name');
+    mkdirSync(sub);
+    const keyDer = join(sub, 'worker-key.pem');
+    await opensslOk(['pkey', '-in', join(tls, 'worker-key.pem'), '-outform', 'DER', '-out', keyDer]);
+    const certDer = join(sub, 'worker.pem');
+    await opensslOk(['x509', '-in', join(tls, 'worker.pem'), '-outform', 'DER', '-out', certDer]);
+    const { report } = await verify(['--ca', join(tls, 'ca.pem'), '--cert', certDer, '--key', keyDer]);
+    expect(codes(report!.problems)).toEqual(['not-pem', 'not-pem']);
+    for (const problem of report!.problems) {
+      const input = problem.message.includes('key file') ? keyDer : certDer;
+      const before = readFileSync(input);
+      const followed = await followHint(problem.hint, { cwd: sub });
+      expect(followed.exitCode, followed.stderr).toBe(0);
+      expect(readFileSync(input)).toEqual(before);
+    }
+    const converted = await verify([
+      '--ca',
+      join(tls, 'ca.pem'),
+      '--cert',
+      join(sub, 'worker-pem.pem'),
+      '--key',
+      join(sub, 'worker-key-pem.pem'),
+    ]);
+    expect(converted.report!.problems).toEqual([]);
+    expect(statSync(join(sub, 'worker-key-pem.pem')).mode & 0o777).toBe(0o600);
+  });
+
+  it('a key that other users can read: a warning naming the file and chmod 600', async () => {
+    const open = join(dir, 'open-key.pem');
+    writeFileSync(open, readFileSync(join(tls, 'worker-key.pem')), { mode: 0o644 });
+    chmodSync(open, 0o644);
+    const { exitCode, report } = await verify([
+      '--ca',
+      join(tls, 'ca.pem'),
+      '--cert',
+      join(tls, 'worker.pem'),
+      '--key',
+      open,
+    ]);
+    expect(exitCode).toBe(0);
+    expect(report!.warnings).toEqual([
+      {
+        code: 'key-readable-by-others',
+        message: `${open} holds a private key and is open to other users (mode 644): a private key should be readable by you alone`,
+        hint: `chmod 600 ${open}`,
+      },
+    ]);
+  });
+
+  it('a FIFO, a device and a huge file are refused at once, never read through', async () => {
+    const fifo = join(dir, 'fifo.pem');
+    await execa('mkfifo', [fifo]);
+    const big = join(dir, 'big.pem');
+    writeFileSync(big, Buffer.alloc(1024 * 1024 + 1, 'A'));
+    for (const [file, reason] of [
+      [fifo, 'it is a FIFO, not a regular file'],
+      ['/dev/zero', 'it is a device, not a regular file'],
+      [big, 'it is larger than 1 MiB'],
+    ] as const) {
+      for (const args of [
+        ['certs', 'inspect', file],
+        ['certs', 'verify', '--ca', file, '--cert', join(tls, 'worker.pem')],
+      ]) {
+        const run = await dcp(args, { timeoutMs: 10_000 });
+        expect(run.exitCode, `${args.join(' ')}: ${run.stderr}`).toBe(2);
+        expect(run.stderr).toContain(reason);
+      }
+    }
   });
 
   it('a traditional (PKCS#1) encrypted key is caught too', async () => {
@@ -662,6 +751,32 @@ describe('dcp certs verify: chains and CAs, judged as OpenSSL judges them', () =
     expect(exitCode).toBe(1);
     expect(codes(report!.problems)).toEqual(['unknown-critical-extension']);
     expect(await opensslAccepts(root.cert, odd.cert)).toBe(false);
+  });
+
+  it('a leaf issued by another CA, given as its own CA: refused, as OpenSSL refuses it', async () => {
+    const { exitCode, report } = await verify([
+      '--ca',
+      leaf.cert,
+      '--cert',
+      leaf.cert,
+      '--key',
+      leaf.key,
+      '--role',
+      'client',
+    ]);
+    expect(exitCode).toBe(1);
+    expect(codes(report!.problems)).toEqual(['ca-is-the-certificate']);
+    expect(report!.problems[0]!.message).toContain('not a CA');
+    expect(await opensslAccepts(leaf.cert, leaf.cert)).toBe(false);
+    // With its real issuer in the same file, the chain is whole again.
+    const bundle = join(dir, 'leaf-and-chain.pem');
+    writeFileSync(
+      bundle,
+      [leaf.cert, intermediate.cert, root.cert].map((f) => readFileSync(f, 'utf8')).join(''),
+    );
+    const whole = await verify(['--ca', bundle, '--cert', leaf.cert, '--key', leaf.key, '--role', 'client']);
+    expect(whole.report!.problems).toEqual([]);
+    expect(await opensslAccepts(bundle, leaf.cert)).toBe(true);
   });
 
   it('a self-signed certificate trusted as itself (pinned), even without CA:TRUE', async () => {

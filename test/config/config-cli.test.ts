@@ -1,4 +1,5 @@
 import {
+  chmodSync,
   existsSync,
   lstatSync,
   mkdirSync,
@@ -12,7 +13,9 @@ import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { SETTINGS_HELP } from '../../src/ui/help.js';
 import { SETTING_KEYS } from '../../src/config/schema.js';
+import { execa } from 'execa';
 import { dcp, json, tempDir } from '../helpers/cli.js';
+import { dcpAsNobody, describeAsRoot, giveToNobody } from '../helpers/users.js';
 
 let home: string;
 let settingsFile: string;
@@ -380,5 +383,102 @@ describe('dcp config list, path and precedence', () => {
         name ? new RegExp(`${group}\\.\\s.*\\b${name}\\b`) : new RegExp(`\\b${group}\\b`),
       );
     }
+  });
+});
+
+describe('the whole internet, in pieces too, needs --allow-anywhere', () => {
+  it.each(['0.0.0.0/1', '128.0.0.0/1', '2.0.0.0/7', '::/1', '8000::/1', '2000::/3'])(
+    '%s: refused by config set ingress and by up --ingress, allowed by name',
+    async (cidr) => {
+      const set = await run(['config', 'set', 'ingress', '--cidr', cidr]);
+      expect(set.exitCode).toBe(2);
+      expect(set.stderr).toMatch(
+        new RegExp(`^error: ${cidr.replace(/[.]/g, '\\.')} would open ports 8786, 8787 to`),
+      );
+      expect(readFileSync(settingsFile, 'utf8')).toBe(ORIGINAL);
+      const up = await run(['up', '--provider', 'aws', '--region', 'eu-west-1', '--ingress', `${cidr}:8786`]);
+      expect(up.exitCode).toBe(2);
+      expect(up.stderr).toContain(`${cidr} would open ports 8786 to`);
+      const allowed = await run(['config', 'set', 'ingress', '--cidr', cidr, '--allow-anywhere']);
+      expect(allowed.exitCode, allowed.stderr).toBe(0);
+      expect(allowed.stderr).toContain(`warning: ${cidr} opens ports 8786, 8787 to`);
+    },
+  );
+
+  it('a private network as wide as it gets is no reason to ask', async () => {
+    for (const cidr of ['10.0.0.0/8', 'fc00::/7']) {
+      const set = await run(['config', 'set', 'ingress', '--cidr', cidr]);
+      expect(set.exitCode, set.stderr).toBe(0);
+    }
+  });
+
+  it('a bad port in --ingress is blamed on --ingress, as typed', async () => {
+    const up = await run([
+      'up',
+      '--provider',
+      'aws',
+      '--region',
+      'eu-west-1',
+      '--ingress',
+      '10.0.0.0/8:99999',
+    ]);
+    expect(up.exitCode).toBe(2);
+    expect(up.stderr.split('\n')[0]).toBe(
+      'error: --ingress "10.0.0.0/8:99999": "99999" is not a port from 1 to 65535',
+    );
+  });
+});
+
+describe('dcp config unset', () => {
+  it('removes a key dcp does not know that stops every command, and only when it is there', async () => {
+    writeFileSync(settingsFile, 'dcp:\n  workers: 3\n  wrokers: 4\n');
+    expect((await run(['config', 'list'])).stderr).toContain('unknown setting dcp.wrokers');
+    const removed = await run(['config', 'unset', 'wrokers']);
+    expect(removed.exitCode, removed.stderr).toBe(0);
+    expect(readFileSync(settingsFile, 'utf8')).toBe('dcp:\n  workers: 3\n');
+    expect((await run(['config', 'list'])).exitCode).toBe(0);
+    const absent = await run(['config', 'unset', 'wrokers']);
+    expect(absent.exitCode).toBe(2);
+    expect(absent.stderr).toContain('unknown setting "wrokers"');
+    expect(absent.stderr).toContain('did you mean workers?');
+  });
+});
+
+describe('dcp config export cloudprovider', () => {
+  it('says on stderr which settings have no dask-cloudprovider key, ingress and the idle timeout among them', async () => {
+    expect((await run(['config', 'set', 'ingress', '--cidr', '10.1.0.0/16'])).exitCode).toBe(0);
+    expect((await run(['config', 'set', 'idle_timeout', '30m'])).exitCode).toBe(0);
+    const result = await run(['config', 'export', 'cloudprovider', '--provider', 'aws', '--json']);
+    expect(result.exitCode, result.stderr).toBe(0);
+    const exported = json<{ values: Record<string, unknown>; not_exported: string[] }>(result.stdout);
+    expect(exported.values).toEqual({ 'cloudprovider.ec2.region': 'eu-west-1' });
+    expect(exported.not_exported.sort()).toEqual(['idle_timeout', 'ingress', 'workers']);
+    expect(result.stderr).toMatch(
+      /warning: ingress is not exported: .*EC2Cluster opens 8786-8787 to 0\.0\.0\.0\/0/,
+    );
+    expect(result.stderr).toContain('warning: idle_timeout is not exported');
+  });
+});
+
+describe('files dcp cannot use', () => {
+  it('a dcp.yaml that is a FIFO: exit 2 at once, not a wait', async () => {
+    rmSync(settingsFile);
+    await execa('mkfifo', [settingsFile]);
+    const result = await run(['config', 'list']);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain(`cannot read ${settingsFile}: it is a FIFO, not a regular file`);
+  });
+});
+
+describeAsRoot('dcp config set into a folder dcp may not write', () => {
+  it('exits 2 with the path and the reason, not "another process"', async () => {
+    giveToNobody(home);
+    chmodSync(join(home, '.config', 'dask'), 0o555);
+    // As nobody: root would write anyway.
+    const result = await dcpAsNobody(['config', 'set', 'workers', '4'], home);
+    expect(result.exitCode, result.stderr).toBe(2);
+    expect(result.stderr.split('\n')[0]).toBe(`error: cannot write ${settingsFile}: permission denied`);
+    expect(result.stderr).not.toContain('another process');
+    expect(readFileSync(settingsFile, 'utf8')).toBe(ORIGINAL);
   });
 });

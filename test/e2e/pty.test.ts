@@ -124,6 +124,48 @@ describeWithDask('dcp up in a terminal', () => {
   );
 });
 
+describeWithDask('Ctrl-C in a terminal right after ready', () => {
+  it.skipIf(!hasTmux)(
+    'the cluster is either kept, saying so, with exit 0, or rolled back with 130: never both',
+    async () => {
+      const lateHome = tempDir('dcp-home-late-');
+      const name = `dcp-e2e-late-${process.pid}`;
+      const command = `env -u CI HOME=${lateHome} XDG_STATE_HOME=${lateHome}/.local/state ${process.execPath} ${CLI} up --yes --name late --workers 1 --python ${python()}; echo "dcp exited: $?"; sleep 600`;
+      expect((await tmux('new-session', '-d', '-s', name, '-x', '120', '-y', '50', command)).exitCode).toBe(
+        0,
+      );
+      try {
+        let text = '';
+        // The live view lingers a moment on its last frame after ready: Ctrl-C lands there.
+        for (let i = 0; i < 1500 && !/✓ workers\s+[\d.]+s\s+1\/1 connected/.test(text); i++) {
+          await sleep(20);
+          text = await screen(name);
+        }
+        await tmux('send-keys', '-t', name, 'C-c');
+        for (let i = 0; i < 150 && !/dcp exited: \d+/.test(text); i++) {
+          await sleep(100);
+          text = await screen(name);
+        }
+        const listed = json<{ clusters: { status: string }[] }>(
+          (await dcp(['list', '--json'], { home: lateHome })).stdout,
+        ).clusters;
+        if (/dcp exited: 0/.test(text)) {
+          expect(listed.map((c) => c.status)).toEqual(['ready']);
+          expect(text, text).toContain('late is ready');
+          if (text.includes('interrupted'))
+            expect(text).toContain('interrupted after late was ready: it is kept');
+        } else {
+          expect(text, text).toMatch(/dcp exited: 130/);
+          expect(listed).toEqual([]);
+        }
+      } finally {
+        await tmux('kill-session', '-t', name);
+        await dcp(['down', '--all', '--yes'], { home: lateHome });
+      }
+    },
+  );
+});
+
 describe('dcp up --provider aws in a terminal', () => {
   it.skipIf(!hasTmux)(
     'Enter at every question: public, open to my address only, TLS; the steps and the summary show, and down removes it all',

@@ -52,12 +52,18 @@ describe('dcp up --provider aws against the fake', () => {
         '3',
         '--image',
         'ghcr.io/dask/dask:2022.12.1-py3.11',
+        '--ingress',
+        'me',
+        '--ingress',
+        '2001:db8::/48',
         '--no-wait',
         '--json',
       ],
       { home, env },
     );
     expect(up.exitCode, up.stderr).toBe(0);
+    // dcp's EC2 instances get no IPv6 address: such a rule is said to reach nothing.
+    expect(up.stderr).toContain('warning: 2001:db8::/48: IPv6 rules reach nothing here');
     const cluster = json<UpJson>(up.stdout);
     const scheduler = fake
       .instances()
@@ -88,6 +94,18 @@ describe('dcp up --provider aws against the fake', () => {
     ).clusters.find((c) => c.name === 'cli-aws');
     expect(found).toMatchObject({ here: true });
     expect(found!.members).toHaveLength(4);
+    // One shape for one thing: this machine's list and the cloud's name the same keys, and agree.
+    const local = json<{ clusters: Record<string, unknown>[] }>(
+      (await dcp(['list', '--json'], { home, env })).stdout,
+    ).clusters[0]!;
+    expect(Object.keys(local).sort()).toEqual(Object.keys(found!).sort());
+    expect(found).toMatchObject({
+      scheduler_address: cluster.scheduler_address,
+      provider: 'aws',
+      location: 'us-east-1',
+      workers: 3,
+    });
+    expect(local).toMatchObject({ scheduler_address: cluster.scheduler_address, location: 'us-east-1' });
     const table = await dcp(['list', '--provider', 'aws', '--region', 'us-east-1'], {
       home: tempDir('dcp-elsewhere-'),
       env,

@@ -1,0 +1,52 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { isDaskMemoryLimit, planUp, type UpFlags } from './spec.js';
+
+const env = {
+  DASK_CONFIG: mkdtempSync(join(tmpdir(), 'dcp-spec-')),
+  HOME: mkdtempSync(join(tmpdir(), 'dcp-home-')),
+};
+const cwd = mkdtempSync(join(tmpdir(), 'dcp-cwd-'));
+const plan = (flags: Partial<UpFlags>) => planUp({ wait: true, insecure: false, ...flags }, env, cwd);
+
+describe('planUp refuses what it would otherwise ignore, naming the flag', () => {
+  it('--tls off (or auto) with files of your own', async () => {
+    await expect(plan({ tls: 'off', tlsDir: '/tls' })).rejects.toThrow(
+      '--tls off uses no certificates; --tls-dir is for --tls byo',
+    );
+    await expect(plan({ tls: 'auto', tlsCa: '/ca.pem', tlsCert: '/c.pem' })).rejects.toThrow(
+      '--tls auto makes its own certificates; --tls-ca, --tls-cert are for --tls byo',
+    );
+  });
+
+  it('--tls-key without --tls-ca and --tls-cert; --tls-cert without its CA', async () => {
+    await expect(plan({ tlsKey: '/k.pem' })).rejects.toThrow('--tls-ca and --tls-cert go together');
+    await expect(plan({ tlsCert: '/c.pem' })).rejects.toThrow('--tls-ca and --tls-cert go together');
+  });
+
+  it('--tls-ca and --tls-cert alone: the key is in the certificate file', async () => {
+    expect((await plan({ tlsCa: '/ca.pem', tlsCert: '/both.pem' })).tls).toEqual({
+      mode: 'byo',
+      ca: '/ca.pem',
+      cert: '/both.pem',
+    });
+  });
+
+  it('a provider not built yet is said before what it would need', async () => {
+    await expect(plan({ provider: 'gcp' })).rejects.toThrow(
+      'the gcp provider is not part of this version of dcp yet',
+    );
+  });
+});
+
+describe('memory limits, as Dask reads them', () => {
+  it.each(['4GiB', '1PiB', '500M', '1e9', '2.5 GB', '0.5', '1', '0', 'auto', '100', '16gb', '1kiB', '3T'])(
+    'takes %s',
+    (value) => expect(isDaskMemoryLimit(value)).toBe(true),
+  );
+  it.each(['lots', '4 foos', '', '-1GB', '1GiBs', 'GB'])('refuses %j', (value) =>
+    expect(isDaskMemoryLimit(value)).toBe(false),
+  );
+});

@@ -1,0 +1,401 @@
+/**
+ * What `up` and `down` must get right about what they read and what they leave, with real Dask
+ * processes and real handshakes: combined certificate + key files, the user's own TLS floor, a
+ * Dask folder dcp may not write, two clusters, damaged state, and Ctrl-C right after ready.
+ */
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { execa } from 'execa';
+import { expect, it } from 'vitest';
+import { isRunning } from '../../src/providers/local/process.js';
+import { CLI, dcp, json, tempDir } from '../helpers/cli.js';
+import { describeWithDask, python, runPython } from '../helpers/dask.js';
+import { makeCert } from '../helpers/openssl.js';
+import { asNobody, dcpAsNobody, giveToNobody, isRoot } from '../helpers/users.js';
+
+interface UpJson {
+  name: string;
+  status: string;
+  scheduler_address: string;
+  tls: { ca_file: string; client_cert: string; client_key: string | null } | null;
+  dask_config_file: string | null;
+  snippet: string;
+}
+
+interface Journaled {
+  data: { role: string; pid: number; startTime: string };
+}
+
+const stateOf = (home: string, name: string) => join(home, '.local', 'state', 'dcp', 'clusters', name);
+
+function journal(home: string, name: string): Journaled[] {
+  const path = join(stateOf(home, name), 'journal.jsonl');
+  return existsSync(path)
+    ? readFileSync(path, 'utf8')
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as Journaled)
+    : [];
+}
+
+async function running(home: string, name: string): Promise<boolean[]> {
+  return Promise.all(journal(home, name).map((entry) => isRunning(entry.data)));
+}
+
+/** `dcp up --json` for a one-worker local cluster in `home`. */
+async function up(home: string, args: string[], env: Record<string, string> = {}) {
+  const result = await dcp(['up', '--workers', '1', '--python', python(), '--json', ...args], {
+    home,
+    env,
+    timeoutMs: 120_000,
+  });
+  return { ...result, cluster: result.exitCode === 0 ? json<UpJson>(result.stdout) : undefined };
+}
+
+/** A Python snippet, then a computation on the cluster, run with `env`. */
+async function computes(snippet: string, env: Record<string, string>): Promise<string> {
+  const result = await runPython(`${snippet}\nprint(client.submit(sum, [20, 22]).result())\nclient.close()`, {
+    env,
+  });
+  return `${result.stdout.trim()}${result.exitCode === 0 ? '' : `\n${result.all}`}`;
+}
+
+/** The certs gen layout with each role's key inside its certificate file, and no key files. */
+async function combinedDir(home: string, mode = 0o600): Promise<string> {
+  const dir = join(tempDir(), 'tls');
+  expect((await dcp(['certs', 'gen', '--out', dir], { home })).exitCode).toBe(0);
+  for (const role of ['scheduler', 'worker', 'client']) {
+    const key = join(dir, `${role}-key.pem`);
+    writeFileSync(
+      join(dir, `${role}.pem`),
+      readFileSync(join(dir, `${role}.pem`), 'utf8') + readFileSync(key, 'utf8'),
+    );
+    chmodSync(join(dir, `${role}.pem`), mode);
+    rmSync(key);
+  }
+  return dir;
+}
+
+describeWithDask('combined certificate + key files, as Dask allows them', () => {
+  it('--tls-dir with <role>.pem holding the key: up works, and the snippet, the env form and dcp-client.yaml connect', async () => {
+    const home = tempDir('dcp-home-');
+    const dir = await combinedDir(home);
+    const made = await up(home, ['--name', 'combined-dir', '--tls-dir', dir]);
+    expect(made.exitCode, made.stderr).toBe(0);
+    const cluster = made.cluster!;
+    expect(cluster.tls).toEqual({
+      ca_file: join(dir, 'ca.pem'),
+      client_cert: join(dir, 'client.pem'),
+      client_key: null,
+    });
+    expect(cluster.snippet).not.toContain('tls_client_key');
+    // The snippet, verbatim, in a HOME without dcp-client.yaml.
+    expect(await computes(cluster.snippet, { HOME: tempDir() })).toBe('42');
+    // dcp-client.yaml names no key file: Dask reads the key from the certificate file.
+    const clientYaml = readFileSync(cluster.dask_config_file!, 'utf8');
+    expect(clientYaml).not.toMatch(/^\s+key:/m);
+    expect(
+      await computes(
+        `from distributed import Client\nclient = Client(${JSON.stringify(cluster.scheduler_address)})`,
+        {
+          HOME: home,
+        },
+      ),
+    ).toBe('42');
+    // The env form: exports only, then Client() with no arguments.
+    const env = await dcp(['snippet', 'combined-dir', '--format', 'env'], { home });
+    expect(env.stdout).not.toContain('CLIENT__KEY');
+    const viaEnv = await execa(
+      'bash',
+      [
+        '-c',
+        `eval "$(cat)"; exec "$0" -c 'from distributed import Client; print(Client(timeout=10).submit(sum, [1, 2]).result())'`,
+        python(),
+      ],
+      { reject: false, input: env.stdout, env: { HOME: tempDir(), PATH: process.env.PATH } },
+    );
+    expect(viaEnv.stdout.trim(), viaEnv.stderr).toBe('3');
+    expect((await dcp(['down', 'combined-dir', '--yes'], { home })).exitCode).toBe(0);
+  });
+
+  it('--tls-ca with a combined --tls-cert and no --tls-key: up works; a key file others can read is named', async () => {
+    const home = tempDir('dcp-home-');
+    const dir = await combinedDir(home, 0o644);
+    const made = await up(home, [
+      '--name',
+      'combined-pair',
+      '--tls-ca',
+      join(dir, 'ca.pem'),
+      '--tls-cert',
+      join(dir, 'scheduler.pem'),
+    ]);
+    expect(made.exitCode, made.stderr).toBe(0);
+    expect(made.stderr).toContain(
+      `warning: ${join(dir, 'scheduler.pem')} holds a private key and is open to other users (mode 644)`,
+    );
+    expect(made.stderr).toContain(`chmod 600 ${join(dir, 'scheduler.pem')}`);
+    expect(await computes(made.cluster!.snippet, { HOME: tempDir() })).toBe('42');
+    expect((await dcp(['down', 'combined-pair', '--yes'], { home })).exitCode).toBe(0);
+  });
+
+  it('a certificate with no key anywhere: exit 2 naming the flag, nothing started', async () => {
+    const home = tempDir('dcp-home-');
+    const dir = join(tempDir(), 'tls');
+    expect((await dcp(['certs', 'gen', '--out', dir], { home })).exitCode).toBe(0);
+    const made = await up(home, [
+      '--name',
+      'keyless',
+      '--tls-ca',
+      join(dir, 'ca.pem'),
+      '--tls-cert',
+      join(dir, 'client.pem'),
+    ]);
+    expect(made.exitCode).toBe(2);
+    expect(made.stderr).toContain(
+      `${join(dir, 'client.pem')} holds no private key, and no key file was given`,
+    );
+    expect(made.stderr).toContain('pass its key with --tls-key');
+    expect(existsSync(stateOf(home, 'keyless'))).toBe(false);
+  });
+
+  it('a leaf issued by another CA given as the CA: refused at once, in the words of the flags typed', async () => {
+    const home = tempDir('dcp-home-');
+    const dir = tempDir();
+    const ca = await makeCert(dir, 'root', {
+      extensions: [
+        'basicConstraints = critical, CA:TRUE',
+        'keyUsage = critical, keyCertSign',
+        'subjectKeyIdentifier = hash',
+      ],
+    });
+    const leaf = await makeCert(dir, 'leaf', {
+      ca,
+      extensions: [
+        'basicConstraints = CA:FALSE',
+        'subjectKeyIdentifier = hash',
+        'authorityKeyIdentifier = keyid',
+      ],
+    });
+    const started = Date.now();
+    const made = await up(home, [
+      '--name',
+      'leaf-ca',
+      '--tls-ca',
+      leaf.cert,
+      '--tls-cert',
+      leaf.cert,
+      '--tls-key',
+      leaf.key,
+    ]);
+    expect(made.exitCode).toBe(2);
+    expect(Date.now() - started).toBeLessThan(15_000);
+    expect(made.stderr).toContain('holds the certificate itself');
+    expect(made.stderr).toContain('pass the CA that issued it with --tls-ca');
+    const missing = await up(home, ['--tls-ca', join(dir, 'nope.pem'), '--tls-cert', leaf.cert]);
+    expect(missing.exitCode).toBe(2);
+    expect(missing.stderr).toContain(`cannot read --tls-ca ${join(dir, 'nope.pem')}: no such file`);
+  });
+});
+
+describeWithDask('the user’s own Dask settings are never weakened', () => {
+  it('min-version 1.3 in their dask.yaml: dcp-client.yaml keeps 1.3, and the next cluster refuses TLS 1.2', async () => {
+    const home = tempDir('dcp-home-');
+    const daskDir = join(home, '.config', 'dask');
+    mkdirSync(daskDir, { recursive: true });
+    // Sorted before dcp-client.yaml, which Dask reads after it: a 1.2 there would win.
+    writeFileSync(join(daskDir, 'dask.yaml'), 'distributed:\n  comm:\n    tls:\n      min-version: 1.3\n');
+    const first = await up(home, ['--name', 'floor-a']);
+    expect(first.exitCode, first.stderr).toBe(0);
+    expect(readFileSync(join(daskDir, 'dcp-client.yaml'), 'utf8')).toMatch(/^\s+min-version: 1\.3$/m);
+    const merged = await runPython(
+      'import dask, distributed; print(dask.config.get("distributed.comm.tls.min-version"))',
+      {
+        env: { HOME: home },
+      },
+    );
+    expect(merged.stdout.trim(), merged.all).toBe('1.3');
+
+    const second = await up(home, ['--name', 'floor-b']);
+    expect(second.exitCode, second.stderr).toBe(0);
+    const { ca_file, client_cert, client_key } = second.cluster!.tls!;
+    const port = new URL(second.cluster!.scheduler_address.replace('tls:', 'http:')).port;
+    const shake = (version: string) =>
+      execa(
+        'openssl',
+        [
+          's_client',
+          '-connect',
+          `127.0.0.1:${port}`,
+          version,
+          '-CAfile',
+          ca_file,
+          '-cert',
+          client_cert,
+          '-key',
+          client_key!,
+        ],
+        {
+          input: '',
+          reject: false,
+          timeout: 20_000,
+        },
+      );
+    const old = await shake('-tls1_2');
+    expect(old.exitCode).not.toBe(0);
+    expect(old.stdout).toContain('Cipher is (NONE)');
+    const current = await shake('-tls1_3');
+    expect(current.stdout, current.stderr).toMatch(/New, TLSv1\.3, Cipher is TLS_/);
+    expect((await dcp(['down', '--all', '--yes'], { home })).exitCode).toBe(0);
+  });
+
+  it('the same from a DASK_ variable, as Dask reads it', async () => {
+    const home = tempDir('dcp-home-');
+    const made = await up(home, ['--name', 'floor-env'], { DASK_DISTRIBUTED__COMM__TLS__MIN_VERSION: '1.3' });
+    expect(made.exitCode, made.stderr).toBe(0);
+    expect(readFileSync(made.cluster!.dask_config_file!, 'utf8')).toMatch(/^\s+min-version: 1\.3$/m);
+    expect((await dcp(['snippet', 'floor-env', '--format', 'yaml'], { home })).stdout).toMatch(
+      /min-version: 1\.3/,
+    );
+    expect((await dcp(['down', 'floor-env', '--yes'], { home })).exitCode).toBe(0);
+  });
+});
+
+describeWithDask('two clusters, and damaged state', () => {
+  it('down of the newest points dcp-client.yaml at the one still running; down of that removes it', async () => {
+    const home = tempDir('dcp-home-');
+    const older = await up(home, ['--name', 'older']);
+    const newer = await up(home, ['--name', 'newer']);
+    expect(older.exitCode, older.stderr).toBe(0);
+    expect(newer.exitCode, newer.stderr).toBe(0);
+    const file = newer.cluster!.dask_config_file!;
+    expect(readFileSync(file, 'utf8')).toContain(newer.cluster!.tls!.ca_file);
+    const down = await dcp(['down', 'newer', '--yes'], { home });
+    expect(down.exitCode, down.stderr).toBe(0);
+    expect(down.stderr).toContain(`${file} now points at older`);
+    expect(readFileSync(file, 'utf8')).toContain(older.cluster!.tls!.ca_file);
+    expect(
+      await computes(
+        `from distributed import Client\nclient = Client(${JSON.stringify(older.cluster!.scheduler_address)})`,
+        {
+          HOME: home,
+        },
+      ),
+    ).toBe('42');
+    // The only cluster left: down takes it without its name.
+    expect((await dcp(['down', '--yes'], { home })).exitCode).toBe(0);
+    expect(existsSync(file)).toBe(false);
+  });
+
+  it('a corrupt cluster.json: list shows it damaged, status says how to remove it, down removes it from its journal', async () => {
+    const home = tempDir('dcp-home-');
+    const made = await up(home, ['--name', 'broken']);
+    expect(made.exitCode, made.stderr).toBe(0);
+    writeFileSync(join(stateOf(home, 'broken'), 'cluster.json'), '{"name": "broken", "provi');
+    const listed = await dcp(['list', '--json'], { home });
+    expect(listed.exitCode).toBe(0);
+    expect(json<{ clusters: unknown[] }>(listed.stdout).clusters).toEqual([
+      expect.objectContaining({
+        name: 'broken',
+        status: 'damaged',
+        problem: 'cluster.json is not valid JSON',
+      }),
+    ]);
+    expect((await dcp(['list'], { home })).stdout).toContain(
+      '! broken: cluster.json is not valid JSON; dcp down broken removes it',
+    );
+    const status = await dcp(['status', 'broken'], { home });
+    expect(status.exitCode).toBe(1);
+    expect(status.stderr).toContain('the state of cluster broken is damaged');
+    expect(status.stderr).toContain('hint: dcp down broken removes what its journal lists');
+    expect((await running(home, 'broken')).every(Boolean)).toBe(true);
+    const processes = journal(home, 'broken');
+    const down = await dcp(['down', 'broken', '--yes'], { home });
+    expect(down.exitCode, down.stderr).toBe(0);
+    expect((await Promise.all(processes.map((p) => isRunning(p.data)))).some(Boolean)).toBe(false);
+    expect(existsSync(stateOf(home, 'broken'))).toBe(false);
+    // Its client config went with it: it named the cluster's own CA.
+    expect(existsSync(join(home, '.config', 'dask', 'dcp-client.yaml'))).toBe(false);
+  });
+});
+
+describeWithDask('Ctrl-C right after ready: kept and exit 0, or rolled back and 130, never both', () => {
+  it.each([0, 5, 15, 40, 100])('SIGINT %i ms after the workers are in', async (delay) => {
+    const home = tempDir('dcp-home-');
+    const child = execa(
+      process.execPath,
+      [CLI, 'up', '--name', 'late', '--workers', '1', '--python', python()],
+      {
+        reject: false,
+        stdin: 'ignore',
+        extendEnv: false,
+        env: {
+          PATH: process.env.PATH,
+          HOME: home,
+          XDG_STATE_HOME: join(home, '.local', 'state'),
+          CI: 'true',
+        },
+      },
+    );
+    let stderr = '';
+    await new Promise<void>((resolve) => {
+      child.stderr!.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+        if (/✓ workers: 1\/1 connected/.test(stderr)) resolve();
+      });
+      void child.then(() => resolve());
+    });
+    await sleep(delay);
+    child.kill('SIGINT');
+    const result = await child;
+    const listed = json<{ clusters: { name: string; status: string }[] }>(
+      (await dcp(['list', '--json'], { home })).stdout,
+    ).clusters;
+    if (result.exitCode === 0) {
+      expect(listed).toEqual([expect.objectContaining({ name: 'late', status: 'ready' })]);
+      expect((await running(home, 'late')).every(Boolean)).toBe(true);
+      expect(String(result.stdout)).toContain('Cluster late is ready');
+      // A signal dcp saw after ready (it may also have come after dcp had exited) is answered so.
+      if (String(result.stderr).includes('interrupted'))
+        expect(String(result.stderr)).toContain('interrupted after late was ready: it is kept');
+    } else {
+      expect(result.exitCode, `${stderr}${String(result.stderr)}`).toBe(130);
+      expect(listed).toEqual([]);
+      expect(String(result.stderr)).toContain('rolled back');
+    }
+    await dcp(['down', '--all', '--yes'], { home });
+  });
+});
+
+describeWithDask('a Dask config folder dcp may not write', () => {
+  it.skipIf(!isRoot)(
+    'up is ready with a warning, list is right, the snippet works, down is clean',
+    async () => {
+      const home = tempDir('dcp-home-');
+      const daskDir = join(home, '.config', 'dask');
+      mkdirSync(daskDir, { recursive: true });
+      giveToNobody(home);
+      chmodSync(daskDir, 0o555);
+      const made = await dcpAsNobody(
+        ['up', '--name', 'readonly', '--workers', '1', '--python', python(), '--json'],
+        home,
+      );
+      expect(made.exitCode, made.stderr).toBe(0);
+      const cluster = json<UpJson>(made.stdout);
+      expect(cluster).toMatchObject({ status: 'ready', dask_config_file: null });
+      expect(made.stderr).toContain(
+        `warning: cannot write ${join(daskDir, 'dcp-client.yaml')}: permission denied`,
+      );
+      expect(made.stderr).not.toContain('another process');
+      const listed = await dcpAsNobody(['list', '--json'], home);
+      expect(json<{ clusters: { status: string }[] }>(listed.stdout).clusters[0]!.status).toBe('ready');
+      const snippet = `${cluster.snippet}\nprint(client.submit(sum, [20, 22]).result())`;
+      const [command, ...args] = asNobody([python(), '-c', snippet]);
+      const computed = await execa(command!, args, { reject: false, cwd: home, env: { HOME: home } });
+      expect(String(computed.stdout).trim(), String(computed.stderr)).toBe('42');
+      const down = await dcpAsNobody(['down', 'readonly', '--yes'], home);
+      expect(down.exitCode, down.stderr).toBe(0);
+      expect(existsSync(stateOf(home, 'readonly'))).toBe(false);
+    },
+  );
+});
