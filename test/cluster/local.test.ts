@@ -259,7 +259,10 @@ describeWithDask('dcp up / status / down with the local provider', () => {
     expect(result.stderr).toContain('fake failure: this worker cannot start');
     expect(result.stderr).toMatch(/rolled back: removed .*scheduler \(pid \d+\)/);
     expect(existsSync(stateOf('dies'))).toBe(false);
-    expect(await portFree(8786)).toBe(true);
+    // The port its scheduler took is free again (other tests' clusters may hold 8786 meanwhile).
+    const port = /start scheduler: pid \d+, on tls:\/\/127\.0\.0\.1:(\d+)/.exec(result.stderr)?.[1];
+    expect(port, result.stderr).toBeDefined();
+    expect(await portFree(Number(port))).toBe(true);
   });
 
   it('a timeout: the scheduler and worker logs, then rollback', async () => {

@@ -97,7 +97,7 @@ export const localProvider: Provider = {
     const { spec, tls, logsDir } = context;
     const python = spec.python!;
 
-    const start = async (role: string, args: string[]) => {
+    const start = async (role: string, args: string[], listens?: string) => {
       context.signal.throwIfAborted();
       const log = join(logsDir, `${role}.log`);
       // Run from the state folder: Python puts the working folder first on its import path.
@@ -111,7 +111,11 @@ export const localProvider: Provider = {
         throw new DcpError(`the ${role} process exited during start-up: ${(error as Error).message}`);
       });
       await context.record({ kind: 'process', id: String(identity.pid), data: { role, ...identity, log } });
-      context.progress({ step: `start ${role}`, status: 'done', detail: `pid ${identity.pid}` });
+      context.progress({
+        step: `start ${role}`,
+        status: 'done',
+        detail: `pid ${identity.pid}${listens ? `, on ${listens}` : ''}`,
+      });
     };
 
     // Two `up`s at once must not both take 8786: choosing the ports and binding them is one
@@ -130,18 +134,22 @@ export const localProvider: Provider = {
       schedulerPort = await choosePort(8786, []);
       dashboardPort = await choosePort(8787, [schedulerPort]);
       address = `${tls ? 'tls' : 'tcp'}://${HOST}:${schedulerPort}`;
-      await start('scheduler', [
+      await start(
         'scheduler',
-        '--host',
-        HOST,
-        '--port',
-        String(schedulerPort),
-        '--dashboard-address',
-        `${HOST}:${dashboardPort}`,
-        '--protocol',
-        tls ? 'tls' : 'tcp',
-        ...roleTlsArgs(tls, 'scheduler'),
-      ]);
+        [
+          'scheduler',
+          '--host',
+          HOST,
+          '--port',
+          String(schedulerPort),
+          '--dashboard-address',
+          `${HOST}:${dashboardPort}`,
+          '--protocol',
+          tls ? 'tls' : 'tcp',
+          ...roleTlsArgs(tls, 'scheduler'),
+        ],
+        address,
+      );
       for (let i = 1; i <= spec.workers; i++) {
         await start(`worker-${i}`, [
           'worker',
