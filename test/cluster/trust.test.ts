@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { expect, it } from 'vitest';
 import { isRunning } from '../../src/providers/local/process.js';
-import { CLI, dcp, json, tempDir } from '../helpers/cli.js';
+import { CLI, cliEnv, dcp, json, tempDir } from '../helpers/cli.js';
 import { describeWithDask, python, runPython } from '../helpers/dask.js';
 import { makeCert } from '../helpers/openssl.js';
 import { asNobody, dcpAsNobody, giveToNobody, isRoot } from '../helpers/users.js';
@@ -329,12 +329,7 @@ describeWithDask('Ctrl-C right after ready: kept and exit 0, or rolled back and 
         reject: false,
         stdin: 'ignore',
         extendEnv: false,
-        env: {
-          PATH: process.env.PATH,
-          HOME: home,
-          XDG_STATE_HOME: join(home, '.local', 'state'),
-          CI: 'true',
-        },
+        env: cliEnv(home),
       },
     );
     let stderr = '';

@@ -30,6 +30,23 @@ export interface RunOptions {
   cwd?: string;
 }
 
+/** The environment `dcp` runs with in tests: nothing of this machine's but PATH, a private HOME. */
+export function cliEnv(home: string, extra: Record<string, string | undefined> = {}) {
+  return {
+    PATH: process.env.PATH,
+    HOME: home,
+    XDG_STATE_HOME: join(home, '.local', 'state'),
+    CI: 'true',
+    // Nothing may leave this machine: no instance-metadata credentials probe (169.254.169.254),
+    // and "my address" from a closed loopback port unless a test serves one.
+    AWS_EC2_METADATA_DISABLED: 'true',
+    DCP_MY_IP_URL: 'http://127.0.0.1:9/',
+    // The default cloud image is looked up in a registry: a closed loopback port answers "unknown".
+    DCP_IMAGE_REPOSITORY: '127.0.0.1:9/dask/dask',
+    ...extra,
+  };
+}
+
 export async function dcp(args: string[], options: RunOptions = {}) {
   const home = options.home ?? tempDir('dcp-home-');
   const result = await execa(process.execPath, [...(options.nodeArgs ?? []), CLI, ...args], {
@@ -38,19 +55,7 @@ export async function dcp(args: string[], options: RunOptions = {}) {
     cwd: options.cwd ?? tempDir('dcp-cwd-'),
     timeout: options.timeoutMs ?? 60_000,
     extendEnv: false,
-    env: {
-      PATH: process.env.PATH,
-      HOME: home,
-      XDG_STATE_HOME: join(home, '.local', 'state'),
-      CI: 'true',
-      // Nothing may leave this machine: no instance-metadata credentials probe (169.254.169.254),
-      // and "my address" from a closed loopback port unless a test serves one.
-      AWS_EC2_METADATA_DISABLED: 'true',
-      DCP_MY_IP_URL: 'http://127.0.0.1:9/',
-      // The default cloud image is looked up in a registry: a closed loopback port answers "unknown".
-      DCP_IMAGE_REPOSITORY: '127.0.0.1:9/dask/dask',
-      ...options.env,
-    },
+    env: cliEnv(home, options.env),
   });
   return { exitCode: result.exitCode ?? -1, stdout: result.stdout, stderr: result.stderr, home };
 }

@@ -33,7 +33,7 @@ export function asNobody(argv: string[]): string[] {
 /** The built `dcp` run as `nobody`, as the CLI helper runs it otherwise: no TTY, CI set, `home` as HOME. */
 export async function dcpAsNobody(args: string[], home: string, env: Record<string, string> = {}) {
   const { execa } = await import('execa');
-  const { CLI } = await import('./cli.js');
+  const { CLI, cliEnv } = await import('./cli.js');
   const [command, ...rest] = asNobody([process.execPath, CLI, ...args]);
   const result = await execa(command!, rest, {
     reject: false,
@@ -41,14 +41,7 @@ export async function dcpAsNobody(args: string[], home: string, env: Record<stri
     extendEnv: false,
     cwd: home,
     timeout: 120_000,
-    env: {
-      PATH: process.env.PATH,
-      HOME: home,
-      XDG_STATE_HOME: join(home, '.local', 'state'),
-      CI: 'true',
-      DCP_MY_IP_URL: 'http://127.0.0.1:9/',
-      ...env,
-    },
+    env: cliEnv(home, env),
   });
   return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
 }
