@@ -3,7 +3,7 @@ import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { basename, dirname, extname, join } from 'node:path';
 import { messageOf, usageError } from '../errors.js';
 import { describeErrno, readRegularFile } from '../util/files.js';
-import { shellCommand } from '../util/shell.js';
+import { shellCommand, shellQuote } from '../util/shell.js';
 import { parseCertificate, type Certificate } from './x509.js';
 
 export interface PrivateKeyEntry {
@@ -106,23 +106,24 @@ export async function readPemFile(path: string, flag: string): Promise<PemFile> 
 
 /**
  * An openssl command that writes what Dask can load into a new file beside `input`, never over
- * it (`openssl ... -in K -out K` empties K before reading it). A key is written 0600 from the
- * start, so its plain form is never readable by others, not even for a moment.
+ * it (`openssl ... -in K -out K` empties K before reading it). A key goes to a file that must
+ * not exist yet (the shell's noclobber: one planted there by another user is refused, not
+ * filled), made 0600 from the start, so its plain form is never readable by others.
  */
 export function opensslHint(kind: 'certificate' | 'key', input: string, from: 'der' | 'encrypted'): string {
   const base = join(dirname(input), basename(input, extname(input)));
   // The suffix comes after the input's own name without its extension: never the input itself.
   const output = `${base}-${from === 'der' ? 'pem' : 'decrypted'}.pem`;
-  const command = shellCommand([
+  const read = [
     'openssl',
     kind === 'certificate' ? 'x509' : 'pkey',
     ...(from === 'der' ? ['-inform', 'DER'] : []),
     '-in',
     input,
-    '-out',
-    output,
-  ]);
-  return kind === 'key' ? `(umask 077 && ${command})` : command;
+  ];
+  return kind === 'key'
+    ? `(umask 077 && set -C && ${shellCommand(read)} > ${shellQuote(output)})`
+    : shellCommand([...read, '-out', output]);
 }
 
 /** How to turn a DER file into what Dask can load. */

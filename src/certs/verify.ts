@@ -67,6 +67,13 @@ export async function verifyFiles(options: VerifyOptions, now = new Date()): Pro
   const warnings: Finding[] = [];
   const leaf = certFile.certificates[0];
 
+  if (caFile.keys.length > 0) {
+    warnings.push({
+      code: 'ca-file-holds-key',
+      message: `${caFile.path} holds a private key beside the CA certificate${caFile.mode & 0o077 ? `, and other users can read it (mode ${caFile.mode.toString(8)})` : ''}: whoever is given this CA file can issue certificates the cluster trusts`,
+      hint: `keep the CA key in a file of its own, readable by you alone, and give ${flags.ca} the certificate only`,
+    });
+  }
   problems.push(
     ...fileProblems(caFile, 'CA file', 'certificate'),
     ...fileProblems(certFile, 'certificate file', 'certificate'),

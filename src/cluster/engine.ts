@@ -4,9 +4,10 @@
  * scheduler answers a mutual-TLS handshake and the workers are in, and point Dask's client
  * config at it. Any failure, timeout or Ctrl-C rolls back everything the journal lists.
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { clientConfigPointsAt, removeDaskTlsConfig, writeDaskTlsConfig } from '../config/dask-tls.js';
-import { stricterMinVersion, userDaskConfig } from '../config/dask-user.js';
+import { clientConfigCaFile, removeDaskTlsConfig, writeDaskTlsConfig } from '../config/dask-tls.js';
+import { stricterMinVersion, userDaskConfig, type TlsVersion } from '../config/dask-user.js';
 import { daskConfigDir } from '../config/paths.js';
 import { DcpError, ExitCode, messageOf } from '../errors.js';
 import { loadProvider } from '../providers/index.js';
@@ -197,17 +198,13 @@ export async function createCluster(
       detail: `a scheduler and ${spec.workers} worker${spec.workers === 1 ? '' : 's'} (${spec.provider})`,
     });
     // The user's own Dask configuration is read meanwhile: dcp never writes a weaker TLS floor.
-    const userConfig = userDaskConfig({
-      env,
-      ...(spec.python ? { python: spec.python } : {}),
-      exclude: [clientConfigFile(env)],
-    }).catch(() => ({}));
+    const floor = userTlsFloor(env, spec.python);
     const endpoints = await provider.create(context);
     Object.assign(record, {
       status: 'running',
       scheduler_address: endpoints.schedulerAddress,
       dashboard_url: endpoints.dashboardUrl,
-      tls: tls && { ...clientTls(tls), minVersion: stricterMinVersion(await userConfig) },
+      tls: tls && { ...clientTls(tls), minVersion: await floor },
       details: endpoints.details,
     });
     await writeRecord(record, env);
@@ -282,6 +279,15 @@ export async function createCluster(
   }
 }
 
+/** The user's own TLS minimum where stricter than Dask's, read as Dask merges their configuration. */
+async function userTlsFloor(
+  env: NodeJS.ProcessEnv,
+  python: string | undefined,
+): Promise<TlsVersion | undefined> {
+  const read = await userDaskConfig({ env, ...(python ? { python } : {}), exclude: [clientConfigFile(env)] });
+  return stricterMinVersion(read);
+}
+
 /**
  * Points dcp's client config (`dcp-client.yaml`) at a TLS cluster, so a plain `Client(address)`
  * uses its files. Optional: when it cannot be written (a read-only Dask folder), the snippet
@@ -320,25 +326,26 @@ async function releaseClientConfig(
   env: NodeJS.ProcessEnv,
 ): Promise<void> {
   const file = clientConfigFile(env);
-  if (!(await clientConfigPointsAt(file, caFile))) return;
-  const others = (await listClusters(env))
+  const named = await clientConfigCaFile(file);
+  // dcp's to mend when it names this cluster's CA, or a CA gone with a cluster it could not be changed for.
+  if (named === undefined || (named !== caFile && existsSync(named))) return;
+  const [next] = (await listClusters(env))
     .flatMap((entry) =>
       entry.name !== name && entry.record?.tls && entry.record.status !== 'creating' ? [entry.record] : [],
     )
     .sort((a, b) => b.created_at.localeCompare(a.created_at));
-  const [next] = others;
   try {
-    if (next) {
-      await pointClientConfigAt(next, hooks, env);
-      await writeRecord({ ...next, dask_config_file: file }, env);
-      hooks.progress({ step: 'client config', status: 'done', detail: `${file} now points at ${next.name}` });
-    } else {
-      await removeDaskTlsConfig(file);
-    }
+    if (!next) return await removeDaskTlsConfig(file);
+    // The user's floor as it is now: it may have changed since that cluster was made.
+    const python = typeof next.details.python === 'string' ? next.details.python : undefined;
+    const repointed = { ...next, tls: { ...next.tls!, minVersion: await userTlsFloor(env, python) } };
+    const written = await pointClientConfigAt(repointed, hooks, env);
+    if (!written) return;
+    await writeRecord({ ...repointed, dask_config_file: written }, env);
+    hooks.progress({ step: 'client config', status: 'done', detail: `${file} now points at ${next.name}` });
   } catch (error) {
-    hooks.warn?.(
-      `could not update ${file}: ${messageOf(error)}; it still names ${name}'s certificates, which are gone`,
-    );
+    if (error instanceof Interrupted) throw error;
+    hooks.warn?.(`could not update ${file}: ${messageOf(error)}; it still names certificates that are gone`);
   }
 }
 

@@ -59,6 +59,11 @@ const NOUNS = [
 
 const NAME = /^[a-z][a-z0-9-]{0,38}[a-z0-9]$/;
 
+/** Whether `name` can be a cluster's (and so a state folder is one, not dcp's lock or a stray). */
+export function isClusterName(name: string): boolean {
+  return NAME.test(name) && !name.includes('--');
+}
+
 export function generateName(): string {
   return `dask-${ADJECTIVES[randomInt(ADJECTIVES.length)]}-${NOUNS[randomInt(NOUNS.length)]}`;
 }
@@ -68,7 +73,7 @@ export function generateName(): string {
  * `given` says where the name came from: the --name flag, or a command's NAME argument.
  */
 export function validateName(name: string, given: 'flag' | 'argument' = 'flag'): string {
-  if (!NAME.test(name) || name.includes('--')) {
+  if (!isClusterName(name)) {
     throw usageError(
       given === 'flag'
         ? `--name ${JSON.stringify(name)} is not a valid cluster name`

@@ -47,19 +47,18 @@ export function pythonClientSnippet(
 /**
  * The same connection as environment variables Dask reads (`DASK_` + key path, `__` between
  * levels), the scheduler's address among them, so `Client()` with no arguments connects. Only
- * `export` lines: the text is meant for `eval`, and runs nothing else.
+ * `export` and `unset` lines: the text is meant for `eval`, and runs nothing else. A variable
+ * this cluster does not use is unset, so one left by an earlier eval cannot pair a wrong key.
  */
 export function envSnippet(address: string, tls: ClientTls | null): string {
-  const exports = [
+  const values: [string, string | null][] = [
     ['DASK_SCHEDULER_ADDRESS', address],
-    ...(tls
-      ? [
-          ['DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION', 'True'],
-          ['DASK_DISTRIBUTED__COMM__TLS__CA_FILE', tls.caFile],
-          ['DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT', tls.clientCert],
-          ...(tls.clientKey ? [['DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY', tls.clientKey]] : []),
-        ]
-      : []),
+    ['DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION', tls ? 'True' : null],
+    ['DASK_DISTRIBUTED__COMM__TLS__CA_FILE', tls?.caFile ?? null],
+    ['DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT', tls?.clientCert ?? null],
+    ['DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY', tls?.clientKey ?? null],
   ];
-  return exports.map(([name, value]) => `export ${name}=${shellQuote(value!)}\n`).join('');
+  return values
+    .map(([name, value]) => (value === null ? `unset ${name}\n` : `export ${name}=${shellQuote(value)}\n`))
+    .join('');
 }

@@ -50,3 +50,19 @@ describe('memory limits, as Dask reads them', () => {
     expect(isDaskMemoryLimit(value)).toBe(false),
   );
 });
+
+describe('ingress that reaches much of the internet', () => {
+  it('saved in dcp.yaml (asked for by name once): allowed, and said at every up', async () => {
+    const { writeFileSync } = await import('node:fs');
+    const dask = mkdtempSync(join(tmpdir(), 'dcp-spec-dask-'));
+    writeFileSync(join(dask, 'dcp.yaml'), 'dcp:\n  ingress: [{ports: [8786], cidr: 0.0.0.0/0}]\n');
+    const planned = await planUp(
+      { wait: true, insecure: false, provider: 'aws', region: 'eu-west-1' },
+      { ...env, DASK_CONFIG: dask },
+      cwd,
+    );
+    expect(planned.warnings).toContain(
+      'ingress 0.0.0.0/0 opens ports 8786 to much of the internet (TLS still guards the scheduler)',
+    );
+  });
+});

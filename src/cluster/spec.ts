@@ -2,8 +2,9 @@
  * From flags and settings to what `up` will do: the cluster spec, the TLS choice and the
  * waiting rules. Every bad combination is a usage error naming the flag, before anything starts.
  */
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { describeOrigin, flatten, loadSettings, type LoadedSettings } from '../config/load.js';
+import { workingFolder } from '../config/paths.js';
 import { buildIngressRules, DASK_PORTS, ME, parseCidr } from '../config/ingress.js';
 import { parseSettingValue, type ProviderName, type Settings } from '../config/schema.js';
 import { type DcpError, usageError } from '../errors.js';
@@ -215,6 +216,12 @@ export function isDaskMemoryLimit(value: string): boolean {
   return /^(auto|(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*(b|[kmgtp]i?b?)?)$/i.test(value.trim());
 }
 
+/** Where a relative path in a setting starts: the folder of the file that set it, else `cwd`. */
+function relativeTo(loaded: LoadedSettings, key: string, cwd: string): string {
+  const origin = loaded.origins.get(key);
+  return origin && 'file' in origin ? dirname(origin.file) : cwd;
+}
+
 /** The flag a choice of TLS files came from, for messages. */
 function tlsFileFlags(flags: UpFlags): string[] {
   return (
@@ -238,6 +245,7 @@ function projectChoices(loaded: LoadedSettings, provider: ProviderName): string[
     return origin?.source === 'project' ? origin.file : undefined;
   };
   const lines: [string | undefined, string][] = [
+    [fileOf('provider'), `provider: ${settings.provider} (where the cluster runs, and who is billed)`],
     [settings.tls === 'off' ? fileOf('tls') : undefined, 'tls: off (no encryption, no authentication)'],
     [settings.tls === 'byo' ? fileOf('tls') : undefined, `tls: byo (its own certificates)`],
     [
@@ -255,12 +263,18 @@ function projectChoices(loaded: LoadedSettings, provider: ProviderName): string[
         fileOf('ingress'),
         `ingress: ${(settings.ingress ?? []).map((rule) => `${rule.cidr} on ${rule.ports.join(',')}`).join('; ')}`,
       ],
+      // What every VM runs, with the cluster's keys in reach.
+      [fileOf('image'), `image: ${settings.image}`],
+      [fileOf('runtime'), `runtime: ${settings.runtime}`],
+      [fileOf('aws.ami'), `aws.ami: ${settings.aws?.ami}`],
+      [fileOf('digitalocean.image'), `digitalocean.image: ${settings.digitalocean?.image}`],
     );
   }
   return lines.flatMap(([file, what]) => (file ? [`the project file ${file} sets ${what}`] : []));
 }
 
-export async function planUp(flags: UpFlags, env = process.env, cwd = process.cwd()): Promise<UpPlan> {
+export async function planUp(flags: UpFlags, env = process.env, folder?: string): Promise<UpPlan> {
+  const cwd = folder ?? workingFolder();
   if (flags.public && flags.private)
     throw usageError('--public and --private exclude each other', 'pick one');
   const pair = Boolean(flags.tlsCa || flags.tlsCert || flags.tlsKey);
@@ -294,18 +308,27 @@ export async function planUp(flags: UpFlags, env = process.env, cwd = process.cw
   // `config set` and `--ingress` refuse the whole internet unless asked by name; a project file
   // or a variable never asked, so their wide rules need --allow-anywhere here.
   const ingressOrigin = loaded.origins.get('ingress');
-  if (provider !== 'local' && (ingressOrigin?.source === 'project' || ingressOrigin?.source === 'env')) {
-    const open = (settings.ingress ?? []).find((rule) => {
-      const parsed = parseCidr(rule.cidr);
-      return parsed.anywhere || parsed.wide;
-    });
-    if (open && !flags.allowAnywhere)
-      throw usageError(
-        `the ${describeOrigin(ingressOrigin)} sets ingress ${open.cidr}, which opens ports ${open.ports.join(', ')} to much of the internet`,
-        'pass --allow-anywhere if you mean it, or set narrower ingress (dcp config set ingress --cidr me)',
-      );
-  }
+  const open = (settings.ingress ?? []).filter((rule) => {
+    const parsed = parseCidr(rule.cidr);
+    return parsed.anywhere || parsed.wide;
+  });
+  if (
+    provider !== 'local' &&
+    open.length > 0 &&
+    (ingressOrigin?.source === 'project' || ingressOrigin?.source === 'env') &&
+    !flags.allowAnywhere
+  )
+    throw usageError(
+      `the ${describeOrigin(ingressOrigin)} sets ingress ${open[0]!.cidr}, which opens ports ${open[0]!.ports.join(', ')} to much of the internet`,
+      'pass --allow-anywhere if you mean it, or set narrower ingress (dcp config set ingress --cidr me)',
+    );
   const warnings: string[] = [];
+  // However it was asked for (a flag with --allow-anywhere, dcp.yaml), it is said every time.
+  if (provider !== 'local')
+    for (const rule of open)
+      warnings.push(
+        `ingress ${rule.cidr} opens ports ${rule.ports.join(', ')} to much of the internet (TLS still guards the scheduler)`,
+      );
   if (provider === 'local' && (flags.ingress?.length ?? 0) > 0)
     warnings.push('--ingress does not apply to the local provider: it listens on 127.0.0.1 only');
   const networking = settings.networking ?? 'public';
@@ -341,7 +364,8 @@ export async function planUp(flags: UpFlags, env = process.env, cwd = process.cw
           cert: resolve(flags.tlsCert!),
           ...(flags.tlsKey ? { key: resolve(flags.tlsKey) } : {}),
         };
-      else if (settings.tls_dir) tls = { mode: 'byo', dir: resolve(settings.tls_dir) };
+      else if (settings.tls_dir)
+        tls = { mode: 'byo', dir: resolve(relativeTo(loaded, 'tls_dir', cwd), settings.tls_dir) };
       else
         throw usageError(
           '--tls byo needs your files',
@@ -350,6 +374,15 @@ export async function planUp(flags: UpFlags, env = process.env, cwd = process.cw
       break;
     case 'off': {
       const exposed = provider !== 'local' && (settings.networking ?? 'public') === 'public';
+      // Any local user may run code through a scheduler without TLS: a project file, which
+      // someone else may have written into the repository, does not get to choose that alone.
+      const tlsOrigin = loaded.origins.get('tls');
+      if (tlsOrigin?.source === 'project' && !flags.insecure) {
+        throw usageError(
+          `the ${describeOrigin(tlsOrigin)} sets tls: off, which lets anyone who can reach the scheduler run code on it`,
+          'pass --insecure if you mean it, or --tls auto',
+        );
+      }
       if (exposed && !flags.insecure) {
         throw usageError(
           '--tls off on a public network would let anyone who can reach the scheduler run code on it',

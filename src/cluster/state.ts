@@ -1,15 +1,23 @@
 /**
  * A cluster's state on this machine: `$XDG_STATE_HOME/dcp/clusters/<name>/` (0700) with
  * cluster.json (what it is), journal.jsonl (every resource, recorded before the next step),
- * tls/ and logs/. `down` and rollback work from the journal alone.
+ * tls/, logs/ and work/ (the local workers' files). `down` and rollback work from the journal alone.
  */
-import { appendFile, mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
+import { appendFile, mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { PROVIDERS, type ProviderName } from '../config/schema.js';
 import { stateDir } from '../config/paths.js';
+import { isClusterName } from './names.js';
 import { DcpError, usageError } from '../errors.js';
-import { PRIVATE_DIR, PRIVATE_FILE, writeFilesAtomically } from '../util/files.js';
+import {
+  describeErrno,
+  PRIVATE_DIR,
+  PRIVATE_FILE,
+  writableByOthers,
+  writeFilesAtomically,
+} from '../util/files.js';
+import { shellQuote } from '../util/shell.js';
 
 /** What cluster.json holds; a file that does not fit is damaged, never half-believed. */
 const recordSchema = z.object({
@@ -55,9 +63,28 @@ export function clusterDir(name: string, env = process.env): string {
   return join(clustersDir(env), name);
 }
 
-/** Claims the name: creating the folder fails if a cluster of that name exists. */
+/**
+ * Claims the name: creating the folder fails if a cluster of that name exists. The folders above
+ * it hold the cluster's keys: one another user could write would let them swap what dcp writes.
+ */
 export async function claimClusterDir(name: string, env = process.env): Promise<string> {
-  await mkdir(clustersDir(env), { recursive: true, mode: PRIVATE_DIR });
+  const parent = clustersDir(env);
+  try {
+    await mkdir(parent, { recursive: true, mode: PRIVATE_DIR });
+  } catch (error) {
+    throw usageError(
+      `cannot make the state folder ${parent}: ${describeErrno(error)}`,
+      'check it, or set XDG_STATE_HOME to a folder of yours',
+    );
+  }
+  for (const folder of [stateDir(env), parent]) {
+    const reason = writableByOthers(await stat(folder), folder);
+    if (reason)
+      throw usageError(
+        `${reason}: dcp keeps cluster keys there`,
+        `chmod 700 ${shellQuote(folder)}, or set XDG_STATE_HOME to a folder of yours`,
+      );
+  }
   const dir = clusterDir(name, env);
   try {
     await mkdir(dir, { mode: PRIVATE_DIR });
@@ -68,9 +95,12 @@ export async function claimClusterDir(name: string, env = process.env): Promise<
         `pick another --name, or remove it first: dcp down ${name}`,
       );
     }
-    throw error;
+    throw usageError(
+      `cannot make the state folder ${dir}: ${describeErrno(error)}`,
+      'check its parent folder',
+    );
   }
-  await Promise.all(['tls', 'logs'].map((sub) => mkdir(join(dir, sub), { mode: PRIVATE_DIR })));
+  await Promise.all(['tls', 'logs', 'work'].map((sub) => mkdir(join(dir, sub), { mode: PRIVATE_DIR })));
   return dir;
 }
 
@@ -144,18 +174,31 @@ export async function listClusters(env = process.env): Promise<ClusterEntry[]> {
 
 /** Names of every cluster with a state folder, record or not (a crashed `up` may leave only a journal). */
 export async function listClusterNames(env = process.env): Promise<string[]> {
+  let entries;
   try {
-    return (await readdir(clustersDir(env), { withFileTypes: true }))
-      .filter((e) => e.isDirectory())
-      .map((e) => e.name)
-      .sort();
-  } catch {
-    return [];
+    entries = await readdir(clustersDir(env), { withFileTypes: true });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw new DcpError(`cannot read the clusters in ${clustersDir(env)}: ${describeErrno(error)}`, {
+      hint: 'check that folder (or XDG_STATE_HOME)',
+    });
   }
+  // The local ports' lock lives beside the clusters: only a cluster's name is a cluster.
+  return entries
+    .filter((e) => e.isDirectory() && isClusterName(e.name))
+    .map((e) => e.name)
+    .sort();
 }
 
 export async function removeClusterDir(name: string, env = process.env): Promise<void> {
-  await rm(clusterDir(name, env), { recursive: true, force: true });
+  await rm(clusterDir(name, env), { recursive: true, force: true }).catch((error: unknown) => {
+    throw new DcpError(
+      `cannot remove the state of ${name} in ${clusterDir(name, env)}: ${describeErrno(error)}`,
+      {
+        hint: 'check its permissions; what it made is gone already, so removing the folder by hand is safe',
+      },
+    );
+  });
 }
 
 /** Appends a resource to the journal and syncs it to disk before the caller goes on. */

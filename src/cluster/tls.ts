@@ -124,9 +124,9 @@ export async function prepareTls(
     case 'byo': {
       const { problems, warnings } = await checkByoFiles(choice);
       if (problems.length > 0) {
-        const source = 'dir' in choice ? `--tls-dir ${choice.dir}` : '--tls-ca/--tls-cert/--tls-key';
+        const source = 'dir' in choice ? `in ${choice.dir}` : 'given with --tls-ca/--tls-cert/--tls-key';
         throw usageError(
-          `the TLS files given with ${source} would not work with Dask (${problems.length} problem${problems.length === 1 ? '' : 's'})`,
+          `the TLS files ${source} would not work with Dask (${problems.length} problem${problems.length === 1 ? '' : 's'})`,
           'fix them, or use --tls auto to have dcp make a fresh set',
           problems.map((p) => `  - ${p}`).join('\n'),
         );

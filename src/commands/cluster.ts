@@ -117,7 +117,8 @@ export async function up(options: UpFlags, out: Output): Promise<ExitCode> {
     const exported =
       plan.spec.provider === 'local'
         ? undefined
-        : await exportCloudprovider(explicitSettings(await loadSettings()), plan.spec.provider);
+        : // What a project file says is for that project: never made the user's defaults.
+          await exportCloudprovider(explicitSettings(await loadSettings(), ['project']), plan.spec.provider);
     out.progress(
       progressLine(
         {
@@ -295,6 +296,10 @@ export async function snippet(
   out: Output,
 ): Promise<ExitCode> {
   const record = await resolveCluster(name);
+  if (!record.scheduler_address)
+    throw new DcpError(`${record.name} has no scheduler address yet (it is ${record.status})`, {
+      hint: `its up is still running, or died: dcp status ${record.name}, or dcp down ${record.name}`,
+    });
   const text = snippetFor(record, format);
   out.result({ name: record.name, format, snippet: text }, () => text);
   // What to do with the variables goes beside them, never into what a shell would eval.

@@ -1,7 +1,7 @@
 /** The client side of a TLS cluster in Dask's own keys, so a plain `Client("tls://...")` works. */
 import { rm } from 'node:fs/promises';
 import { Document } from 'yaml';
-import { DEFAULT_TLS_MIN_VERSION, type TlsVersion } from './dask-user.js';
+import type { TlsVersion } from './dask-user.js';
 import { deleteIn, readYaml, setIn, updateYaml } from './yaml-file.js';
 
 /** The files a Dask client presents and trusts, and the TLS floor it keeps. */
@@ -10,7 +10,10 @@ export interface ClientTls {
   clientCert: string;
   /** Null when the key is in the certificate file, which Dask then reads it from. */
   clientKey: string | null;
-  /** Absent in records made before dcp kept the user's own floor: Dask's 1.2. */
+  /**
+   * The user's own TLS minimum where it is stricter than Dask's default, kept in dcp-client.yaml
+   * so the file never lowers it; absent, the file says nothing of it and Dask's own value holds.
+   */
   minVersion?: TlsVersion;
 }
 
@@ -28,7 +31,7 @@ export function daskTlsValues(tls: ClientTls, requireEncryption = true): [string
     [['distributed', 'comm', 'tls', 'ca-file'], tls.caFile],
     [['distributed', 'comm', 'tls', 'client', 'cert'], tls.clientCert],
     [['distributed', 'comm', 'tls', 'client', 'key'], tls.clientKey],
-    [['distributed', 'comm', 'tls', 'min-version'], tls.minVersion ?? DEFAULT_TLS_MIN_VERSION],
+    [['distributed', 'comm', 'tls', 'min-version'], tls.minVersion ?? null],
   ];
 }
 
@@ -59,16 +62,14 @@ export function daskTlsYaml(tls: ClientTls): string {
 }
 
 /**
- * Whether a dcp-owned client config still points at `caFile`: another cluster's `up` may have
- * taken the file over since. Read without a lock, so a folder dcp cannot write does not matter.
+ * The CA file a dcp-owned client config names, if any: another cluster's `up` may have taken the
+ * file over since. Read without a lock, so a folder dcp cannot write does not matter.
  */
-export async function clientConfigPointsAt(file: string, caFile: string): Promise<boolean> {
+export async function clientConfigCaFile(file: string): Promise<string | undefined> {
   const content = await readYaml(file).catch(() => undefined);
-  return (
-    (content?.distributed as { comm?: { tls?: { 'ca-file'?: unknown } } } | undefined)?.comm?.tls?.[
-      'ca-file'
-    ] === caFile
-  );
+  const named = (content?.distributed as { comm?: { tls?: { 'ca-file'?: unknown } } } | undefined)?.comm
+    ?.tls?.['ca-file'];
+  return typeof named === 'string' ? named : undefined;
 }
 
 /** Removes a dcp-owned client config and its .bak. */

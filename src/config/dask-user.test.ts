@@ -22,13 +22,13 @@ describe('the user’s Dask configuration, merged as Dask merges it', () => {
     writeFileSync(join(root, 'a.yaml'), 'distributed:\n  comm:\n    tls:\n      min_version: 1.3\n');
     writeFileSync(join(user, 'b.yml'), 'distributed:\n  comm:\n    tls:\n      ciphers: ECDHE\n');
     const config = await userDaskConfig({ env });
-    expect(daskConfigGet(config, MIN)).toBe(1.3);
-    expect(daskConfigGet(config, 'distributed.comm.tls.ciphers')).toBe('ECDHE');
+    expect(daskConfigGet(config.config, MIN)).toBe(1.3);
+    expect(daskConfigGet(config.config, 'distributed.comm.tls.ciphers')).toBe('ECDHE');
     writeFileSync(
       join(user, 'z.json'),
       JSON.stringify({ distributed: { comm: { tls: { 'min-version': 1.2 } } } }),
     );
-    expect(daskConfigGet(await userDaskConfig({ env }), MIN)).toBe(1.2);
+    expect(daskConfigGet((await userDaskConfig({ env })).config, MIN)).toBe(1.2);
   });
 
   it('DASK_ variables win over files, their values read as Python literals', async () => {
@@ -41,25 +41,43 @@ describe('the user’s Dask configuration, merged as Dask merges it', () => {
         DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION: 'True',
       },
     });
-    expect(daskConfigGet(config, MIN)).toBe(1.3);
-    expect(daskConfigGet(config, 'distributed.comm.require-encryption')).toBe(true);
+    expect(daskConfigGet(config.config, MIN)).toBe(1.3);
+    expect(daskConfigGet(config.config, 'distributed.comm.require-encryption')).toBe(true);
   });
 
-  it('leaves out dcp’s own file, and a file that does not parse', async () => {
+  it('leaves out dcp’s own file; a file it cannot read is named, and then nothing is asserted', async () => {
     const { user, env } = folders();
     writeFileSync(join(user, 'dcp-client.yaml'), 'distributed:\n  comm:\n    tls:\n      min-version: 1.3\n');
+    const mine = await userDaskConfig({ env, exclude: [join(user, 'dcp-client.yaml')] });
+    expect(daskConfigGet(mine.config, MIN)).toBeUndefined();
+    writeFileSync(join(user, 'a.yaml'), 'distributed:\n  comm:\n    tls:\n      min-version: 1.3\n');
     writeFileSync(join(user, 'broken.yaml'), 'distributed: [\n');
-    const config = await userDaskConfig({ env, exclude: [join(user, 'dcp-client.yaml')] });
-    expect(daskConfigGet(config, MIN)).toBeUndefined();
+    const broken = await userDaskConfig({ env, exclude: [join(user, 'dcp-client.yaml')] });
+    expect(broken.unreadable).toEqual([join(user, 'broken.yaml')]);
+    expect(stricterMinVersion(broken)).toBeUndefined();
   });
 
-  it('the stricter minimum wins, and nothing Dask would not take', () => {
-    const at = (value: unknown) => ({ distributed: { comm: { tls: { 'min-version': value } } } });
-    expect(stricterMinVersion({})).toBe(1.2);
+  it('reads a repeated key as PyYAML does: the last one wins, the file still counts', async () => {
+    const { user, env } = folders();
+    writeFileSync(
+      join(user, 'a.yaml'),
+      'distributed:\n  comm:\n    tls:\n      min-version: 1.3\nlogging: {}\nlogging: {}\n',
+    );
+    const read = await userDaskConfig({ env });
+    expect(read.unreadable).toEqual([]);
+    expect(stricterMinVersion(read)).toBe(1.3);
+  });
+
+  it('keeps only a minimum stricter than Dask’s own, and nothing Dask would not take', () => {
+    const at = (value: unknown) => ({
+      config: { distributed: { comm: { tls: { 'min-version': value } } } },
+      unreadable: [],
+    });
+    expect(stricterMinVersion({ config: {}, unreadable: [] })).toBeUndefined();
     expect(stricterMinVersion(at(1.3))).toBe(1.3);
     expect(stricterMinVersion(at('1.3'))).toBe(1.3);
-    expect(stricterMinVersion(at(1.2))).toBe(1.2);
-    expect(stricterMinVersion(at(1.1))).toBe(1.2);
-    expect(stricterMinVersion(at(null))).toBe(1.2);
+    expect(stricterMinVersion(at(1.2))).toBeUndefined();
+    expect(stricterMinVersion(at(1.1))).toBeUndefined();
+    expect(stricterMinVersion(at(null))).toBeUndefined();
   });
 });

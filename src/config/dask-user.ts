@@ -5,13 +5,12 @@
  * variables over them. dcp reads it to never write a value weaker than one the user chose.
  * dcp's own client file is left out: it is dcp's value, not the user's.
  */
-import { execFile } from 'node:child_process';
 import { readdir, stat } from 'node:fs/promises';
-import { homedir, tmpdir } from 'node:os';
+import { homedir } from 'node:os';
 import { extname, join, resolve } from 'node:path';
-import { promisify } from 'node:util';
 import { parseDocument } from 'yaml';
 import { readRegularFile } from '../util/files.js';
+import { runPythonCode } from '../util/python.js';
 
 type Config = Record<string, unknown>;
 
@@ -75,10 +74,9 @@ function fromEnvironment(env: NodeJS.ProcessEnv): Config {
 /** `sys.prefix` and `site.PREFIXES` of a Python: where its own `etc/dask` is. */
 async function pythonPrefixes(python: string): Promise<string[]> {
   try {
-    const { stdout } = await promisify(execFile)(
+    const { stdout } = await runPythonCode(
       python,
-      ['-c', 'import json, site, sys; print(json.dumps([sys.prefix, *site.PREFIXES]))'],
-      { timeout: 30_000, cwd: tmpdir() },
+      'import json, site, sys; print(json.dumps([sys.prefix, *site.PREFIXES]))',
     );
     return (JSON.parse(stdout) as unknown[]).filter((p): p is string => typeof p === 'string');
   } catch {
@@ -123,34 +121,48 @@ export interface UserDaskConfigOptions {
   exclude?: string[];
 }
 
-export async function userDaskConfig(options: UserDaskConfigOptions = {}): Promise<Config> {
+export interface UserDaskConfig {
+  config: Config;
+  /** Files Dask would read that dcp could not: what they say is not known. */
+  unreadable: string[];
+}
+
+export async function userDaskConfig(options: UserDaskConfigOptions = {}): Promise<UserDaskConfig> {
   const env = options.env ?? process.env;
   const prefixes = options.python ? await pythonPrefixes(options.python) : [];
   const excluded = new Set(options.exclude ?? []);
   const config: Config = {};
+  const unreadable: string[] = [];
   for (const file of await configFiles(env, prefixes)) {
     if (excluded.has(file)) continue;
-    const text = await readRegularFile(file).then(
-      (read) => read.data.toString('utf8'),
-      () => undefined,
-    );
-    if (text === undefined) continue;
-    // PyYAML's safe_load is YAML 1.1; a file Dask cannot parse stops Dask itself, so it adds nothing here.
-    const doc = parseDocument(text, { version: '1.1' });
-    const content = doc.errors.length === 0 ? (doc.toJS() as unknown) : undefined;
-    if (isMapping(content)) merge(config, content);
+    try {
+      const text = (await readRegularFile(file)).data.toString('utf8');
+      // As PyYAML's safe_load reads it: YAML 1.1, a repeated key is the last one. A file beyond
+      // yaml's alias limit (a billion laughs) counts as unreadable: nothing asserted from it.
+      const doc = parseDocument(text, { version: '1.1', uniqueKeys: false });
+      if (doc.errors.length > 0) throw doc.errors[0];
+      const content = doc.toJS() as unknown;
+      if (isMapping(content)) merge(config, content);
+    } catch {
+      unreadable.push(file);
+    }
   }
-  return merge(config, fromEnvironment(env));
+  return { config: merge(config, fromEnvironment(env)), unreadable };
 }
 
 /** The TLS versions Dask knows, weakest first. */
 const TLS_VERSIONS = [1.2, 1.3] as const;
 export type TlsVersion = (typeof TLS_VERSIONS)[number];
-/** What dcp asks for when the user's configuration does not ask for more. */
+/** Dask's own minimum when nobody says otherwise. */
 export const DEFAULT_TLS_MIN_VERSION: TlsVersion = 1.2;
 
-/** The TLS minimum dcp may write: its own, or the user's where that is stricter. */
-export function stricterMinVersion(config: Config, floor: TlsVersion = DEFAULT_TLS_MIN_VERSION): TlsVersion {
+/**
+ * The user's TLS minimum where it is stricter than Dask's default (so dcp keeps it), else
+ * undefined. When a file could not be read, its value is not known: nothing is asserted, so
+ * nothing is lowered.
+ */
+export function stricterMinVersion({ config, unreadable }: UserDaskConfig): TlsVersion | undefined {
+  if (unreadable.length > 0) return undefined;
   const theirs = Number(daskConfigGet(config, 'distributed.comm.tls.min-version'));
-  return TLS_VERSIONS.find((version) => version === theirs && version > floor) ?? floor;
+  return TLS_VERSIONS.find((version) => version === theirs && version > DEFAULT_TLS_MIN_VERSION);
 }

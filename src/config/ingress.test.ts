@@ -50,6 +50,10 @@ describe('parseCidr', () => {
     ['2001:db8::/32', false],
     ['fc00::/7', false],
     ['fe80::/10', false],
+    ['::ffff:0:0/96', true],
+    ['::ffff:0.0.0.0/97', true],
+    ['::ffff:10.0.0.0/104', false],
+    ['64:ff9b::/96', true],
   ])('knows %s as %s a range wider than any one network', (cidr, wide) => {
     expect(parseCidr(cidr).wide).toBe(wide);
   });

@@ -29,6 +29,7 @@ interface ParsedCidr {
 
 /** IPv6 ranges wider than /32 that hold no public address: unique local, link-local, multicast. */
 const NON_PUBLIC_IPV6 = ['fc00::/7', 'fe80::/10', 'ff00::/8'].map((cidr) => ipaddr.IPv6.parseCIDR(cidr));
+const IPV4_IN_IPV6 = ['::ffff:0:0/96', '64:ff9b::/96'].map((cidr) => ipaddr.IPv6.parseCIDR(cidr));
 
 /**
  * Whether a range holds public addresses beyond what one network needs. No private IPv4 range is
@@ -36,10 +37,13 @@ const NON_PUBLIC_IPV6 = ['fc00::/7', 'fe80::/10', 'ff00::/8'].map((cidr) => ipad
  */
 function isWide(network: ipaddr.IPv4 | ipaddr.IPv6, prefix: number): boolean {
   if (network.kind() === 'ipv4') return prefix < 8;
-  return (
-    prefix < 32 &&
-    !NON_PUBLIC_IPV6.some(([block, bits]) => prefix >= bits && (network as ipaddr.IPv6).match(block, bits))
-  );
+  const v6 = network as ipaddr.IPv6;
+  // IPv4-mapped and NAT64 addresses carry the IPv4 internet in their last 32 bits.
+  for (const [block, bits] of IPV4_IN_IPV6) {
+    if (prefix <= bits && block.match(v6, prefix)) return true;
+    if (prefix > bits && v6.match(block, bits)) return prefix - bits < 8;
+  }
+  return prefix < 32 && !NON_PUBLIC_IPV6.some(([block, bits]) => prefix >= bits && v6.match(block, bits));
 }
 
 /** `10.1.0.2/16` → `10.1.0.0/16` (noted); `1.2.3.4` → `1.2.3.4/32`; `me` stays `me`. Undefined when invalid. */

@@ -4,7 +4,7 @@
  * defaults. Each value remembers where it came from, for `dcp config list --show-origin`.
  */
 
-import { userSettingsFile } from './paths.js';
+import { userSettingsFile, workingFolder } from './paths.js';
 import { DEFAULTS, parseSettingValue, SETTING_KEYS, validateSettings, type Settings } from './schema.js';
 import { findProjectSettings, type SkippedFile } from './project.js';
 import { readYaml } from './yaml-file.js';
@@ -87,7 +87,7 @@ export async function loadSettings(options: LoadOptions = {}): Promise<LoadedSet
   const userFile = userSettingsFile(env);
   const [user, search] = await Promise.all([
     userSettings(userFile),
-    findProjectSettings(options.cwd ?? process.cwd(), env.HOME || undefined),
+    findProjectSettings(options.cwd ?? workingFolder(), env.HOME || undefined),
   ]);
   const project = search.found;
   for (const { file, reason } of search.skipped) {
@@ -136,8 +136,13 @@ export function describeOrigin(origin: Origin): string {
 }
 
 /** Only what flags, variables and files set: the settings without dcp's defaults. */
-export function explicitSettings(loaded: LoadedSettings): Settings {
+export function explicitSettings(loaded: LoadedSettings, leaveOut: Origin['source'][] = []): Settings {
+  const left = new Set<Origin['source']>(['default', ...leaveOut]);
   return unflatten(
-    new Map([...flatten(loaded.settings)].filter(([key]) => loaded.origins.get(key)?.source !== 'default')),
+    new Map(
+      [...flatten(loaded.settings)].filter(
+        ([key]) => !left.has(loaded.origins.get(key)?.source ?? 'default'),
+      ),
+    ),
   );
 }

@@ -1,6 +1,7 @@
 /** Where dcp keeps things on this machine (DESIGN.md section 4). */
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { usageError } from '../errors.js';
 
 /** `$XDG_STATE_HOME/dcp`, else `~/.local/state/dcp`: cluster state, certificates, logs. */
 export function stateDir(env = process.env): string {
@@ -29,4 +30,13 @@ export function userSettingsFile(env = process.env): string {
 /** dask-cloudprovider's settings, which `dcp config export cloudprovider` merges into. */
 export function cloudproviderFile(env = process.env): string {
   return join(daskConfigDir(env), 'cloudprovider.yaml');
+}
+
+/** The folder dcp runs in; one that no longer exists is said, not a crash. */
+export function workingFolder(): string {
+  try {
+    return process.cwd();
+  } catch {
+    throw usageError('the current folder no longer exists', 'cd to a folder that does, and run dcp again');
+  }
 }

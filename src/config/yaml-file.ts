@@ -25,7 +25,8 @@ async function readText(path: string): Promise<string | null> {
 function refusal(error: unknown): NodeJS.ErrnoException | undefined {
   for (let cause = error; cause instanceof Error; cause = cause.cause) {
     const code = (cause as NodeJS.ErrnoException).code;
-    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return cause as NodeJS.ErrnoException;
+    if (code && ['EACCES', 'EPERM', 'EROFS', 'ENOTDIR', 'EEXIST', 'ENOSPC', 'EDQUOT'].includes(code))
+      return cause as NodeJS.ErrnoException;
   }
   return undefined;
 }
@@ -110,7 +111,13 @@ export function deleteIn(doc: Document, path: string[]): void {
 export async function readYaml(path: string): Promise<Record<string, unknown> | undefined> {
   const text = await readText(path);
   if (text === null) return undefined;
-  return (parseYaml(path, text).toJS() as Record<string, unknown> | null) ?? {};
+  try {
+    return (parseYaml(path, text).toJS() as Record<string, unknown> | null) ?? {};
+  } catch (error) {
+    // yaml refuses what would blow up in memory (a billion laughs of aliases).
+    if (error instanceof DcpError) throw error;
+    throw usageError(`${path}: the YAML cannot be read: ${messageOf(error)}`, 'fix or move the file');
+  }
 }
 
 /**

@@ -5,10 +5,8 @@
 import { access, readFile } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { delimiter, join, resolve } from 'node:path';
-import { execFile } from 'node:child_process';
-import { tmpdir } from 'node:os';
-import { promisify } from 'node:util';
 import { DcpError, usageError } from '../errors.js';
+import { runPythonCode } from '../util/python.js';
 
 export interface PythonInfo {
   executable: string;
@@ -22,7 +20,7 @@ async function probe(given: string): Promise<PythonInfo | { error: string }> {
   const python = given.includes('/') ? resolve(given) : given;
   try {
     // Not from the user's folder: a `distributed/` there would shadow the real one.
-    await promisify(execFile)(python, ['-c', PROBE], { timeout: 30_000, cwd: tmpdir() });
+    await runPythonCode(python, PROBE);
     // The path as given, not sys.executable: a wrapper or venv shim is what the user chose.
     return { executable: python };
   } catch (error) {
@@ -105,7 +103,7 @@ export interface DaskVersions {
 export async function daskVersions(python: string): Promise<DaskVersions> {
   const code =
     'import sys, importlib.metadata as m; print(m.version("distributed"), "%d.%d" % sys.version_info[:2])';
-  const { stdout } = await promisify(execFile)(python, ['-c', code], { timeout: 30_000, cwd: tmpdir() });
+  const { stdout } = await runPythonCode(python, code);
   const [distributed = '', version = ''] = stdout.trim().split(/\s+/);
   const release = /^\d+\.\d+\.\d+/.exec(distributed)?.[0];
   if (!release)

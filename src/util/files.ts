@@ -8,6 +8,7 @@ import { chmod, link, lstat, mkdir, open, rename, stat, unlink } from 'node:fs/p
 import { basename, dirname, join } from 'node:path';
 import { DcpError, usageError } from '../errors.js';
 import { interruptible, Interrupted } from './interrupt.js';
+import { shellQuote } from './shell.js';
 
 export const PRIVATE_FILE = 0o600;
 export const PUBLIC_FILE = 0o644;
@@ -48,8 +49,12 @@ function fileKind(info: Stats): string {
 export async function readRegularFile(
   path: string,
   limit = READ_LIMIT,
+  options: { noFollow?: boolean } = {},
 ): Promise<{ data: Buffer; info: Stats }> {
-  const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  const handle = await open(
+    path,
+    constants.O_RDONLY | constants.O_NONBLOCK | (options.noFollow ? constants.O_NOFOLLOW : 0),
+  );
   try {
     const info = await handle.stat();
     if (!info.isFile()) throw new RefusedFile('ENOTREG', `it is ${fileKind(info)}, not a regular file`);
@@ -68,6 +73,20 @@ export async function readRegularFile(
   } finally {
     await handle.close();
   }
+}
+
+/**
+ * Why another user could have written, or could replace, something with this status; undefined
+ * when only this user (or root) can. Any group write counts: the group may hold others, and a
+ * POSIX ACL granting another user write shows as the group bits.
+ */
+export function writableByOthers(info: Stats, what: string): string | undefined {
+  const uid = process.getuid?.();
+  if (uid === undefined) return undefined;
+  if (info.uid !== uid && info.uid !== 0) return `${what} belongs to another user (uid ${info.uid})`;
+  if (info.mode & 0o002) return `${what} is writable by every user`;
+  if (info.mode & 0o020) return `${what} is writable by its group (gid ${info.gid}) or through an ACL`;
+  return undefined;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -98,7 +117,7 @@ export async function ensurePrivateDir(dir: string): Promise<string | undefined>
   }
   const mode = info.mode & 0o777;
   if (mode & 0o077) {
-    return `${dir} is open to other users (mode ${mode.toString(8)}); consider: chmod 700 ${dir}`;
+    return `${dir} is open to other users (mode ${mode.toString(8)}); consider: chmod 700 ${shellQuote(dir)}`;
   }
   return undefined;
 }

@@ -50,7 +50,13 @@ export async function exitWhenFlushed(code: number): Promise<never> {
 }
 
 export function installInterruptHandlers(): void {
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  // A closed terminal (SIGHUP) or a reader gone (`dcp list | head`) must not crash a rollback
+  // half way: what cannot be written any more is let go.
+  for (const stream of [process.stdout, process.stderr])
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE' && error.code !== 'EIO') throw error;
+    });
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.on(signal, () => {
       if (kept !== undefined) {
         if (signalAfterKept) process.exit(ExitCode.ok);

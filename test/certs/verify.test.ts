@@ -273,6 +273,35 @@ describe('dcp certs verify: each problem, exit 1 with a hint', () => {
       plain,
     ]);
     expect(again.report!.problems).toEqual([]);
+    // Its output must be new: a file already there (planted by another user, say) is refused, not filled.
+    writeFileSync(plain, 'planted\n', { mode: 0o666 });
+    const refused = await followHint(report!.problems[0]!.hint, { cwd: dir, passphrase: 'secret' });
+    expect(refused.exitCode).not.toBe(0);
+    expect(readFileSync(plain, 'utf8')).toBe('planted\n');
+  });
+
+  it('a CA file holding the CA key too: a warning, as whoever gets the file can issue certificates', async () => {
+    const both = join(dir, 'ca-and-key.pem');
+    writeFileSync(
+      both,
+      readFileSync(join(tls, 'ca.pem'), 'utf8') + readFileSync(join(tls, 'ca-key.pem'), 'utf8'),
+    );
+    chmodSync(both, 0o644);
+    const { exitCode, report } = await verify([
+      '--ca',
+      both,
+      '--cert',
+      join(tls, 'worker.pem'),
+      '--key',
+      join(tls, 'worker-key.pem'),
+    ]);
+    expect(exitCode).toBe(0);
+    expect(report!.warnings).toEqual([
+      expect.objectContaining({
+        code: 'ca-file-holds-key',
+        message: expect.stringContaining('and other users can read it (mode 644)') as string,
+      }),
+    ]);
   });
 
   it('the hints for a key and a DER file named as their own output would be write a new file', async () => {

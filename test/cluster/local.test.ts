@@ -123,7 +123,7 @@ describeWithDask('dcp up / status / down with the local provider', () => {
       env.stdout
         .trimEnd()
         .split('\n')
-        .every((line) => line.startsWith('export DASK_')),
+        .every((line) => /^(export|unset) DASK_/.test(line)),
     ).toBe(true);
     expect(env.stderr).toContain('Client() with no arguments connects');
     const viaEnv = await execa(
@@ -414,4 +414,32 @@ it('snippet, dashboard and status name the cluster they need', async () => {
     expect(result.stderr).toContain('is not a cluster name');
     expect(result.stderr).not.toContain('--name');
   }
+});
+
+it('the ports lock is no cluster; a cluster still being made has no snippet yet', async () => {
+  const home = tempDir('dcp-home-');
+  const clusters = join(home, '.local', 'state', 'dcp', 'clusters');
+  mkdirSync(join(clusters, 'local-ports.lock'), { recursive: true, mode: 0o700 });
+  mkdirSync(join(clusters, 'half'), { mode: 0o700 });
+  writeFileSync(
+    join(clusters, 'half', 'cluster.json'),
+    JSON.stringify({
+      name: 'half',
+      provider: 'local',
+      status: 'creating',
+      created_at: new Date().toISOString(),
+      workers: 1,
+      scheduler_address: null,
+      dashboard_url: null,
+      tls: null,
+      dask_config_file: null,
+      details: {},
+    }),
+  );
+  const listed = json<{ clusters: { name: string }[] }>((await dcp(['list', '--json'], { home })).stdout);
+  expect(listed.clusters.map((c) => c.name)).toEqual(['half']);
+  const snippet = await dcp(['snippet', '--format', 'env'], { home });
+  expect(snippet.exitCode).toBe(1);
+  expect(snippet.stdout).toBe('');
+  expect(snippet.stderr).toContain('half has no scheduler address yet (it is creating)');
 });

@@ -105,12 +105,14 @@ describeWithDask('combined certificate + key files, as Dask allows them', () => 
     ).toBe('42');
     // The env form: exports only, then Client() with no arguments.
     const env = await dcp(['snippet', 'combined-dir', '--format', 'env'], { home });
-    expect(env.stdout).not.toContain('CLIENT__KEY');
+    expect(env.stdout).not.toContain('export DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY');
+    // One left by an earlier eval would pair another cluster's key with this certificate.
+    expect(env.stdout).toContain('unset DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY');
     const viaEnv = await execa(
       'bash',
       [
         '-c',
-        `eval "$(cat)"; exec "$0" -c 'from distributed import Client; print(Client(timeout=10).submit(sum, [1, 2]).result())'`,
+        `export DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY=/stale/key.pem; eval "$(cat)"; exec "$0" -c 'from distributed import Client; print(Client(timeout=10).submit(sum, [1, 2]).result())'`,
         python(),
       ],
       { reject: false, input: env.stdout, env: { HOME: tempDir(), PATH: process.env.PATH } },
@@ -270,10 +272,17 @@ describeWithDask('two clusters, and damaged state', () => {
     expect(newer.exitCode, newer.stderr).toBe(0);
     const file = newer.cluster!.dask_config_file!;
     expect(readFileSync(file, 'utf8')).toContain(newer.cluster!.tls!.ca_file);
+    expect(readFileSync(file, 'utf8')).not.toContain('min-version');
+    // The user raises their floor meanwhile: the file pointed at the older cluster keeps it.
+    writeFileSync(
+      join(home, '.config', 'dask', 'dask.yaml'),
+      'distributed:\n  comm:\n    tls:\n      min-version: 1.3\n',
+    );
     const down = await dcp(['down', 'newer', '--yes'], { home });
     expect(down.exitCode, down.stderr).toBe(0);
     expect(down.stderr).toContain(`${file} now points at older`);
     expect(readFileSync(file, 'utf8')).toContain(older.cluster!.tls!.ca_file);
+    expect(readFileSync(file, 'utf8')).toMatch(/^\s+min-version: 1\.3$/m);
     expect(
       await computes(
         `from distributed import Client\nclient = Client(${JSON.stringify(older.cluster!.scheduler_address)})`,
@@ -370,6 +379,12 @@ describeWithDask('a Dask config folder dcp may not write', () => {
       const daskDir = join(home, '.config', 'dask');
       mkdirSync(daskDir, { recursive: true });
       giveToNobody(home);
+      // One cluster made while the folder can be written, then it cannot.
+      const first = await dcpAsNobody(
+        ['up', '--name', 'first', '--workers', '1', '--python', python()],
+        home,
+      );
+      expect(first.exitCode, first.stderr).toBe(0);
       chmodSync(daskDir, 0o555);
       const made = await dcpAsNobody(
         ['up', '--name', 'readonly', '--workers', '1', '--python', python(), '--json'],
@@ -388,9 +403,91 @@ describeWithDask('a Dask config folder dcp may not write', () => {
       const [command, ...args] = asNobody([python(), '-c', snippet]);
       const computed = await execa(command!, args, { reject: false, cwd: home, env: { HOME: home } });
       expect(String(computed.stdout).trim(), String(computed.stderr)).toBe('42');
-      const down = await dcpAsNobody(['down', 'readonly', '--yes'], home);
+      // dcp-client.yaml still names the first cluster: down of it cannot change the file, and says so.
+      const down = await dcpAsNobody(['down', 'first', '--yes'], home);
       expect(down.exitCode, down.stderr).toBe(0);
+      expect(down.stderr).toContain(`cannot write ${join(daskDir, 'dcp-client.yaml')}: permission denied`);
+      expect(down.stderr).not.toContain('now points at');
+      expect(existsSync(stateOf(home, 'first'))).toBe(false);
+      // Once the folder can be written again, the next down mends the file that names a gone CA.
+      chmodSync(daskDir, 0o755);
+      const last = await dcpAsNobody(['down', 'readonly', '--yes'], home);
+      expect(last.exitCode, last.stderr).toBe(0);
       expect(existsSync(stateOf(home, 'readonly'))).toBe(false);
+      expect(existsSync(join(daskDir, 'dcp-client.yaml'))).toBe(false);
     },
   );
+});
+
+describeWithDask('what other local users leave lying around', () => {
+  it('a json.py planted in the temp folder and the working folder never runs; workers keep their files in the cluster’s folder', async () => {
+    const home = tempDir('dcp-home-');
+    const shared = tempDir('dcp-shared-tmp-');
+    chmodSync(shared, 0o1777);
+    const marker = join(shared, 'ran');
+    for (const name of ['json.py', 'csv.py'])
+      writeFileSync(join(shared, name), `open(${JSON.stringify(marker)}, 'w').write('ran')\n`);
+    const made = await dcp(['up', '--name', 'planted', '--workers', '1', '--python', python(), '--json'], {
+      home,
+      cwd: shared,
+      env: { TMPDIR: shared },
+      timeoutMs: 120_000,
+    });
+    expect(made.exitCode, made.stderr).toBe(0);
+    expect(existsSync(marker)).toBe(false);
+    expect(existsSync(join(shared, 'dask-worker-space'))).toBe(false);
+    expect(existsSync(join(stateOf(home, 'planted'), 'work', 'dask-worker-space'))).toBe(true);
+    expect((await dcp(['down', 'planted', '--yes'], { home })).exitCode).toBe(0);
+  });
+
+  it('a state folder other users can write: up refuses to keep keys there, and makes nothing', async () => {
+    const home = tempDir('dcp-home-');
+    const state = join(tempDir('dcp-state-'), 'open');
+    mkdirSync(join(state, 'dcp'), { recursive: true });
+    chmodSync(join(state, 'dcp'), 0o777);
+    const made = await dcp(['up', '--name', 'open-state', '--workers', '1', '--python', python()], {
+      home,
+      env: { XDG_STATE_HOME: state },
+    });
+    expect(made.exitCode).toBe(2);
+    expect(made.stderr).toContain(
+      `${join(state, 'dcp')} is writable by every user: dcp keeps cluster keys there`,
+    );
+    expect(existsSync(join(state, 'dcp', 'clusters', 'open-state'))).toBe(false);
+  });
+
+  it('SIGHUP (the terminal closed) while up waits: rolled back like Ctrl-C', async () => {
+    const home = tempDir('dcp-home-');
+    const hang = join(tempDir(), 'python-hang');
+    writeFileSync(
+      hang,
+      `#!/bin/sh\nif [ "$3" = "worker" ]; then exec sleep 300; fi\nexec ${python()} "$@"\n`,
+    );
+    chmodSync(hang, 0o755);
+    const child = execa(
+      process.execPath,
+      [CLI, 'up', '--name', 'hangup', '--workers', '1', '--python', hang],
+      {
+        reject: false,
+        stdin: 'ignore',
+        extendEnv: false,
+        env: cliEnv(home),
+      },
+    );
+    let stderr = '';
+    await new Promise<void>((resolve) => {
+      child.stderr!.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+        if (/workers: 0\/1/.test(stderr)) resolve();
+      });
+      void child.then(() => resolve());
+    });
+    const processes = journal(home, 'hangup');
+    child.kill('SIGHUP');
+    const result = await child;
+    expect(result.exitCode, String(result.stderr)).toBe(130);
+    expect(String(result.stderr)).toContain('rolled back');
+    expect((await Promise.all(processes.map((p) => isRunning(p.data)))).some(Boolean)).toBe(false);
+    expect(existsSync(stateOf(home, 'hangup'))).toBe(false);
+  });
 });

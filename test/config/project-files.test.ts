@@ -74,6 +74,15 @@ describeAsRoot('project files another user could have written are never read', (
     expect(stderr).toContain(`the file is writable by its group (gid ${NOBODY.gid})`);
   });
 
+  it('a file its own group can write (an ACL shows so too): not used either', async () => {
+    const t = tree();
+    writeFileSync(join(t.project, '.dcprc.yaml'), 'tls: "off"\n');
+    chmodSync(join(t.project, '.dcprc.yaml'), 0o664);
+    const { settings, stderr } = await listed(t);
+    expect(settings.tls).toBe('auto');
+    expect(stderr).toContain('the file is writable by its group (gid 0) or through an ACL');
+  });
+
   it('a link to a file in another user’s folder: not used', async () => {
     const t = tree();
     const theirs = join(t.home, 'theirs');
@@ -161,25 +170,66 @@ describe('where the search goes', () => {
     expect(existsSync(marker)).toBe(false);
   });
 
-  it('a project file that is a FIFO is refused at once, never waited on', async () => {
+  it('what is no regular file (a FIFO, a folder another user made) is skipped, never waited on or in the way', async () => {
     const t = tree();
     const { execa } = await import('execa');
     await execa('mkfifo', [join(t.project, '.dcprc.yaml')]);
+    mkdirSync(join(t.shared, '.dcprc'));
+    chownSync(join(t.shared, '.dcprc'), NOBODY.uid, NOBODY.gid);
     const run = await dcp(['config', 'list'], { home: t.home, cwd: t.project, timeoutMs: 10_000 });
-    expect(run.exitCode).toBe(2);
-    expect(run.stderr).toContain('it is a FIFO, not a regular file');
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(run.stderr).toContain(
+      `ignored the project settings file ${join(t.project, '.dcprc.yaml')}: it is not a regular file`,
+    );
+    expect(run.stderr).toContain(`ignored the project settings file ${join(t.shared, '.dcprc')}`);
+  });
+
+  it('a package.json that does not parse holds nothing for dcp, and the search goes on', async () => {
+    const t = tree();
+    writeFileSync(join(t.project, 'package.json'), '\uFEFF{"name": "x", broken');
+    writeFileSync(join(t.project, '.dcprc.json'), '\uFEFF{"workers": 3}');
+    expect((await listed(t)).settings.workers).toBe(3);
+  });
+
+  it('a linked home folder does not let the search past home', async () => {
+    const t = tree();
+    const { symlinkSync } = await import('node:fs');
+    const linked = join(t.home, '..', 'linked-home');
+    symlinkSync(t.home, linked);
+    writeFileSync(join(t.home, '..', '.dcprc.yaml'), 'workers: 7\n');
+    const run = await dcp(['config', 'list', '--json'], { home: linked, cwd: t.project });
+    expect(json<{ settings: { workers: number } }>(run.stdout).settings.workers).toBe(2);
   });
 });
 
 describe('what a project file loosens is said before up acts on it', () => {
-  it('without questions: a warning naming the file, before anything is made', async () => {
+  it('without questions: a warning naming the file, before anything is made; tls: off needs --insecure', async () => {
     const t = tree();
     const file = join(t.project, '.dcprc.yaml');
     writeFileSync(file, 'tls: "off"\n');
+    const refused = await dcp(['up'], { home: t.home, cwd: t.project });
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stderr).toContain(`error: the project file ${file} sets tls: off`);
+    expect(refused.stderr).toContain('pass --insecure if you mean it');
     // A --python that is not one stops up right after the plan: nothing starts.
-    const run = await dcp(['up', '--python', join(t.home, 'no-python')], { home: t.home, cwd: t.project });
+    const run = await dcp(['up', '--insecure', '--python', join(t.home, 'no-python')], {
+      home: t.home,
+      cwd: t.project,
+    });
     expect(run.exitCode).toBe(2);
     expect(run.stderr).toContain(`warning: the project file ${file} sets tls: off`);
+  });
+
+  it('a relative tls_dir is the project file’s, wherever dcp runs below it', async () => {
+    const t = tree();
+    writeFileSync(join(t.project, '.dcprc.yaml'), 'tls: byo\ntls_dir: certs\n');
+    mkdirSync(join(t.project, 'sub'));
+    const plan = await planUp(
+      { wait: true, insecure: false },
+      { HOME: t.home, DASK_CONFIG: join(t.home, 'dask') },
+      join(t.project, 'sub'),
+    );
+    expect(plan.tls).toEqual({ mode: 'byo', dir: join(t.project, 'certs') });
   });
 
   it('in the review, marked, for every loosening setting on a cloud', async () => {
@@ -188,7 +238,7 @@ describe('what a project file loosens is said before up acts on it', () => {
     const certs = join(t.home, 'certs');
     writeFileSync(
       file,
-      `tls: byo\ntls_dir: ${certs}\nnetworking: public\ningress: [{ports: [8786], cidr: 10.0.0.0/8}]\n`,
+      `tls: byo\ntls_dir: ${certs}\nnetworking: public\ningress: [{ports: [8786], cidr: 10.0.0.0/8}]\nimage: evil.example/dask:latest\naws:\n  ami: ami-0123456789abcdef0\n`,
     );
     const plan = await planUp(
       { wait: true, insecure: false, provider: 'aws', region: 'eu-west-1' },
@@ -196,11 +246,18 @@ describe('what a project file loosens is said before up acts on it', () => {
       t.project,
     );
     const lines = reviewLines(plan, [], '/state', '/client.yaml');
-    for (const what of ['tls: byo', `tls_dir: ${certs}`, 'networking: public', 'ingress: 10.0.0.0/8 on 8786'])
+    for (const what of [
+      'tls: byo',
+      `tls_dir: ${certs}`,
+      'networking: public',
+      'ingress: 10.0.0.0/8 on 8786',
+      'image: evil.example/dask:latest',
+      'aws.ami: ami-0123456789abcdef0',
+    ])
       expect(lines).toContain(
         lines.find((line) => line.startsWith(`! the project file ${file} sets ${what}`)),
       );
-    expect(lines.filter((line) => line.startsWith('! ')).length).toBe(4);
+    expect(lines.filter((line) => line.startsWith('! ')).length).toBe(6);
   });
 
   it('a project file or variable that opens ports to the internet needs --allow-anywhere on up', async () => {

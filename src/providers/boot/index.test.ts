@@ -6,7 +6,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DcpError } from '../../errors.js';
-import { bootScript, daskArguments, USER_DATA_LIMIT, userData, type BootOptions } from './index.js';
+import {
+  bootScript,
+  daskArguments,
+  readRoleTls,
+  USER_DATA_LIMIT,
+  userData,
+  type BootOptions,
+} from './index.js';
 
 const PEM = (label: string, body = 'QUJD') => `-----BEGIN ${label}-----\n${body}\n-----END ${label}-----\n`;
 const tls = {
@@ -204,6 +211,39 @@ describe('the script', () => {
     });
     expect(() => execFileSync('bash', ['-c', failing], { stdio: ['ignore', 'pipe', 'pipe'] })).toThrow();
     expect(existsSync(join(broken, 'off'))).toBe(true);
+  });
+});
+
+describe('what a VM is given of the TLS files', () => {
+  it('certificates only from the CA file, and a key kept in the certificate file split off', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dcp-role-tls-'));
+    const { generateCertificateSet } = await import('../../certs/gen.js');
+    const set = await generateCertificateSet({
+      out: dir,
+      san: [],
+      days: 30,
+      caDays: 60,
+      force: false,
+      keyType: 'ec',
+    });
+    const text = (path: string) => readFileSync(path, 'utf8');
+    const caWithKey = join(dir, 'ca-and-key.pem');
+    writeFileSync(caWithKey, text(set.files.ca) + text(set.files.caKey));
+    const combined = join(dir, 'worker-combined.pem');
+    writeFileSync(combined, text(set.files.cert.worker) + text(set.files.key.worker));
+    const tls = {
+      caFile: caWithKey,
+      cert: { ...set.files.cert, worker: combined },
+      key: { ...set.files.key, worker: null },
+    };
+    const worker = (await readRoleTls(tls, 'worker'))!;
+    expect(worker.ca).toBe(text(set.files.ca));
+    expect(worker.cert).toBe(text(set.files.cert.worker));
+    expect(worker.key).toBe(text(set.files.key.worker));
+    const scheduler = (await readRoleTls(tls, 'scheduler'))!;
+    expect(scheduler.ca).not.toContain('PRIVATE KEY');
+    expect(scheduler.key).toBe(text(set.files.key.scheduler));
+    expect(await readRoleTls(null, 'worker')).toBeNull();
   });
 });
 

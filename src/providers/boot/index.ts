@@ -47,7 +47,8 @@ export interface BootOptions {
 }
 
 /**
- * What a VM of `role` receives: the CA certificate and its own role's certificate and key. A
+ * What a VM of `role` receives: the CA certificate and its own role's certificate and key. Only
+ * the certificates of the CA file go (a CA key kept beside them never leaves this machine), and a
  * key kept in the certificate file is split off, so the VM's certificate file holds no key.
  */
 export async function readRoleTls(
@@ -61,9 +62,10 @@ export async function readRoleTls(
     readFile(tls.cert[role], 'utf8'),
     keyFile ? readFile(keyFile, 'utf8') : undefined,
   ]);
+  const caCertificates = pemBlocks(ca, 'certificate');
   return key === undefined
-    ? { ca, cert: pemBlocks(cert, 'certificate'), key: pemBlocks(cert, 'key') }
-    : { ca, cert, key };
+    ? { ca: caCertificates, cert: pemBlocks(cert, 'certificate'), key: pemBlocks(cert, 'key') }
+    : { ca: caCertificates, cert, key };
 }
 
 export const SCHEDULER_PORT = 8786;

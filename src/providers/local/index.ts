@@ -163,6 +163,10 @@ export const localProvider: Provider = {
           '--no-dashboard',
           '--dashboard-address',
           `${HOST}:0`,
+          // Spilled data and worker files in the cluster's own 0700 folder: in the shared
+          // dask-worker-space another user could read them, or swap in pickles the worker loads.
+          '--local-directory',
+          join(context.dir, 'work'),
           ...(spec.threads ? ['--nthreads', String(spec.threads)] : []),
           ...(spec.memoryLimit ? ['--memory-limit', spec.memoryLimit] : []),
           ...roleTlsArgs(tls, 'worker'),
