@@ -7,7 +7,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync }
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
-import { expect, it } from 'vitest';
+import { afterAll, expect, it } from 'vitest';
 import { isRunning } from '../../src/providers/local/process.js';
 import { CLI, cliEnv, dcp, json, tempDir } from '../helpers/cli.js';
 import { describeWithDask, python, runPython } from '../helpers/dask.js';
@@ -26,6 +26,17 @@ interface UpJson {
 interface Journaled {
   data: { role: string; pid: number; startTime: string };
 }
+
+/** A private HOME per test; whatever a test leaves running (it failed half way) goes at the end. */
+const homes: string[] = [];
+function freshHome(): string {
+  const home = tempDir('dcp-home-');
+  homes.push(home);
+  return home;
+}
+afterAll(async () => {
+  await Promise.all(homes.map((home) => dcp(['down', '--all', '--yes'], { home }).catch(() => undefined)));
+});
 
 const stateOf = (home: string, name: string) => join(home, '.local', 'state', 'dcp', 'clusters', name);
 
@@ -79,7 +90,7 @@ async function combinedDir(home: string, mode = 0o600): Promise<string> {
 
 describeWithDask('combined certificate + key files, as Dask allows them', () => {
   it('--tls-dir with <role>.pem holding the key: up works, and the snippet, the env form and dcp-client.yaml connect', async () => {
-    const home = tempDir('dcp-home-');
+    const home = freshHome();
     const dir = await combinedDir(home);
     const made = await up(home, ['--name', 'combined-dir', '--tls-dir', dir]);
     expect(made.exitCode, made.stderr).toBe(0);
@@ -122,7 +133,7 @@ describeWithDask('combined certificate + key files, as Dask allows them', () => 
   });
 
   it('--tls-ca with a combined --tls-cert and no --tls-key: up works; a key file others can read is named', async () => {
-    const home = tempDir('dcp-home-');
+    const home = freshHome();
     const dir = await combinedDir(home, 0o644);
     const made = await up(home, [
       '--name',
@@ -142,7 +153,7 @@ describeWithDask('combined certificate + key files, as Dask allows them', () => 
   });
 
   it('a certificate with no key anywhere: exit 2 naming the flag, nothing started', async () => {
-    const home = tempDir('dcp-home-');
+    const home = freshHome();
     const dir = join(tempDir(), 'tls');
     expect((await dcp(['certs', 'gen', '--out', dir], { home })).exitCode).toBe(0);
     const made = await up(home, [
@@ -162,7 +173,7 @@ describeWithDask('combined certificate + key files, as Dask allows them', () => 
   });
 
   it('a leaf issued by another CA given as the CA: refused at once, in the words of the flags typed', async () => {
-    const home = tempDir('dcp-home-');
+    const home = freshHome();
     const dir = tempDir();
     const ca = await makeCert(dir, 'root', {
       extensions: [
@@ -202,7 +213,7 @@ describeWithDask('combined certificate + key files, as Dask allows them', () => 
 
 describeWithDask('the user’s own Dask settings are never weakened', () => {
   it('min-version 1.3 in their dask.yaml: dcp-client.yaml keeps 1.3, and the next cluster refuses TLS 1.2', async () => {
-    const home = tempDir('dcp-home-');
+    const home = freshHome();
     const daskDir = join(home, '.config', 'dask');
     mkdirSync(daskDir, { recursive: true });
     // Sorted before dcp-client.yaml, which Dask reads after it: a 1.2 there would win.
@@ -252,7 +263,7 @@ describeWithDask('the user’s own Dask settings are never weakened', () => {
   });
 
   it('the same from a DASK_ variable, as Dask reads it', async () => {
-    const home = tempDir('dcp-home-');
+    const home = freshHome();
     const made = await up(home, ['--name', 'floor-env'], { DASK_DISTRIBUTED__COMM__TLS__MIN_VERSION: '1.3' });
     expect(made.exitCode, made.stderr).toBe(0);
     expect(readFileSync(made.cluster!.dask_config_file!, 'utf8')).toMatch(/^\s+min-version: 1\.3$/m);
@@ -265,7 +276,7 @@ describeWithDask('the user’s own Dask settings are never weakened', () => {
 
 describeWithDask('two clusters, and damaged state', () => {
   it('down of the newest points dcp-client.yaml at the one still running; down of that removes it', async () => {
-    const home = tempDir('dcp-home-');
+    const home = freshHome();
     const older = await up(home, ['--name', 'older']);
     const newer = await up(home, ['--name', 'newer']);
     expect(older.exitCode, older.stderr).toBe(0);
@@ -297,7 +308,7 @@ describeWithDask('two clusters, and damaged state', () => {
   });
 
   it('a corrupt cluster.json: list shows it damaged, status says how to remove it, down removes it from its journal', async () => {
-    const home = tempDir('dcp-home-');
+    const home = freshHome();
     const made = await up(home, ['--name', 'broken']);
     expect(made.exitCode, made.stderr).toBe(0);
     writeFileSync(join(stateOf(home, 'broken'), 'cluster.json'), '{"name": "broken", "provi');
@@ -330,7 +341,7 @@ describeWithDask('two clusters, and damaged state', () => {
 
 describeWithDask('Ctrl-C right after ready: kept and exit 0, or rolled back and 130, never both', () => {
   it.each([0, 5, 15, 40, 100])('SIGINT %i ms after the workers are in', async (delay) => {
-    const home = tempDir('dcp-home-');
+    const home = freshHome();
     const child = execa(
       process.execPath,
       [CLI, 'up', '--name', 'late', '--workers', '1', '--python', python()],
@@ -375,7 +386,7 @@ describeWithDask('a Dask config folder dcp may not write', () => {
   it.skipIf(!isRoot)(
     'up is ready with a warning, list is right, the snippet works, down is clean',
     async () => {
-      const home = tempDir('dcp-home-');
+      const home = freshHome();
       const daskDir = join(home, '.config', 'dask');
       mkdirSync(daskDir, { recursive: true });
       giveToNobody(home);
@@ -416,12 +427,14 @@ describeWithDask('a Dask config folder dcp may not write', () => {
       expect(existsSync(stateOf(home, 'readonly'))).toBe(false);
       expect(existsSync(join(daskDir, 'dcp-client.yaml'))).toBe(false);
     },
+    // Three clusters made and removed as another user.
+    180_000,
   );
 });
 
 describeWithDask('what other local users leave lying around', () => {
   it('a json.py planted in the temp folder and the working folder never runs; workers keep their files in the cluster’s folder', async () => {
-    const home = tempDir('dcp-home-');
+    const home = freshHome();
     const shared = tempDir('dcp-shared-tmp-');
     chmodSync(shared, 0o1777);
     const marker = join(shared, 'ran');
@@ -441,7 +454,7 @@ describeWithDask('what other local users leave lying around', () => {
   });
 
   it('a state folder other users can write: up refuses to keep keys there, and makes nothing', async () => {
-    const home = tempDir('dcp-home-');
+    const home = freshHome();
     const state = join(tempDir('dcp-state-'), 'open');
     mkdirSync(join(state, 'dcp'), { recursive: true });
     chmodSync(join(state, 'dcp'), 0o777);
@@ -457,7 +470,7 @@ describeWithDask('what other local users leave lying around', () => {
   });
 
   it('SIGHUP (the terminal closed) while up waits: rolled back like Ctrl-C', async () => {
-    const home = tempDir('dcp-home-');
+    const home = freshHome();
     const hang = join(tempDir(), 'python-hang');
     writeFileSync(
       hang,

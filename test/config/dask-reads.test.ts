@@ -119,6 +119,7 @@ describeWithDask('dask.config reads what dcp writes', () => {
       caFile: '/x/ca.pem',
       clientCert: '/x/client.pem',
       clientKey: '/x/client-key.pem',
+      minVersion: 1.3,
     });
     expect(
       await daskGet([
@@ -128,7 +129,7 @@ describeWithDask('dask.config reads what dcp writes', () => {
         'distributed.comm.tls.client.key',
         'distributed.comm.tls.min-version',
       ]),
-    ).toEqual([true, '/x/ca.pem', '/x/client.pem', '/x/client-key.pem', 1.2]);
+    ).toEqual([true, '/x/ca.pem', '/x/client.pem', '/x/client-key.pem', 1.3]);
     const code = [
       'import dask.config',
       'from distributed.security import Security',
