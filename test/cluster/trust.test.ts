@@ -4,6 +4,7 @@
  * Dask folder dcp may not write, two clusters, damaged state, and Ctrl-C right after ready.
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
@@ -451,6 +452,41 @@ describeWithDask('what other local users leave lying around', () => {
     expect(existsSync(join(shared, 'dask-worker-space'))).toBe(false);
     expect(existsSync(join(stateOf(home, 'planted'), 'work', 'dask-worker-space'))).toBe(true);
     expect((await dcp(['down', 'planted', '--yes'], { home })).exitCode).toBe(0);
+  });
+
+  it('a port taken by another process between dcp’s choice and the scheduler’s bind: another port, never theirs', async () => {
+    const home = freshHome();
+    const child = execa(
+      process.execPath,
+      [CLI, 'up', '--name', 'raced', '--workers', '1', '--python', python(), '--json'],
+      { reject: false, stdin: 'ignore', extendEnv: false, env: cliEnv(home) },
+    );
+    // Someone else binds the port the moment dcp names it, while Python is still starting.
+    const squatter = createServer((socket) =>
+      socket.end('HTTP/1.1 200 OK\r\n\r\n{"workers": 1, "cores": 99}'),
+    );
+    let stderr = '';
+    const taken = await new Promise<number>((resolve, reject) => {
+      child.stderr!.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+        const port = /start scheduler: pid \d+, on tls:\/\/127\.0\.0\.1:(\d+)/.exec(stderr)?.[1];
+        if (port) resolve(Number(port));
+      });
+      void child.then(() => reject(new Error(stderr)));
+    });
+    await new Promise<void>((resolve) => squatter.listen(taken, '127.0.0.1', resolve));
+    try {
+      const result = await child;
+      expect(result.exitCode, String(result.stderr)).toBe(0);
+      expect(String(result.stderr)).toContain(
+        `${taken} was taken meanwhile by another process: trying another`,
+      );
+      const cluster = json<UpJson>(String(result.stdout));
+      expect(cluster.scheduler_address).not.toBe(`tls://127.0.0.1:${taken}`);
+      expect(await computes(cluster.snippet, { HOME: home })).toBe('42');
+    } finally {
+      squatter.close();
+    }
   });
 
   it('a state folder other users can write: up refuses to keep keys there, and makes nothing', async () => {

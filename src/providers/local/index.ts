@@ -25,11 +25,19 @@ const HOST = '127.0.0.1';
 
 interface ProcessResource extends Resource {
   kind: 'process';
-  data: { role: string; pid: number; startTime: string; log: string };
+  /** `attempt`: the start it belongs to; a start whose port was taken is stopped, and superseded. */
+  data: { role: string; pid: number; startTime: string; log: string; attempt?: number };
 }
 
 function processes(resources: Resource[]): ProcessResource[] {
   return resources.filter((r): r is ProcessResource => r.kind === 'process');
+}
+
+/** The processes of the last start: what the cluster is made of now. */
+function current(resources: Resource[]): ProcessResource[] {
+  const all = processes(resources);
+  const last = Math.max(0, ...all.map((r) => r.data.attempt ?? 0));
+  return all.filter((r) => (r.data.attempt ?? 0) === last);
 }
 
 function portIsFree(port: number): Promise<boolean> {
@@ -40,9 +48,10 @@ function portIsFree(port: number): Promise<boolean> {
   });
 }
 
-/** Dask's usual port when it is free, else any free one. */
-async function choosePort(preferred: number, taken: number[]): Promise<number> {
-  if (!taken.includes(preferred) && (await portIsFree(preferred))) return preferred;
+/** Dask's usual port when it is free (and asked for), else any free one. */
+async function choosePort(preferred: number | undefined, taken: number[]): Promise<number> {
+  if (preferred !== undefined && !taken.includes(preferred) && (await portIsFree(preferred)))
+    return preferred;
   for (;;) {
     const port = await new Promise<number>((resolve, reject) => {
       const server = createServer();
@@ -57,13 +66,30 @@ async function choosePort(preferred: number, taken: number[]): Promise<number> {
 }
 
 /**
- * Waits until the port is bound (tried by binding it, which the scheduler never notices, unlike
- * a connection it would log as a failed handshake), failing early if a member died.
+ * Waits until the scheduler says, in its own log in the cluster's private folder, that it
+ * listens, and where its dashboard is. Only its own word counts: a port that is merely bound may
+ * be another user's process (another dcp that took it a moment earlier, or someone waiting to be
+ * mistaken for it), and Dask moves a dashboard whose port is taken. `taken`: the scheduler could
+ * not bind its port.
  */
-async function untilListening(port: number, context: CreateContext): Promise<void> {
-  while (await portIsFree(port)) {
+async function untilSchedulerListens(
+  log: string,
+  scheduler: ProcessIdentity,
+  context: CreateContext,
+): Promise<{ dashboard: string | undefined } | 'taken'> {
+  for (let since = -1; ;) {
     context.signal.throwIfAborted();
-    await localProvider.checkHealth(context);
+    const text = await readFile(log, 'utf8').catch(() => '');
+    const dashboard = /dashboard at:\s+(?:https?:\/\/)?([\d.]+:\d+)/.exec(text)?.[1];
+    if (/Scheduler at:\s+\S+/.test(text)) {
+      // The dashboard's line follows at once; a Dask that prints none keeps the port asked for.
+      if (dashboard || since >= 20) return { dashboard };
+      since++;
+    } else if (!(await isRunning(scheduler))) {
+      if (/Errno 98|Address already in use/.test(text)) return 'taken';
+      throw new DcpError(`the scheduler process exited during start-up (pid ${scheduler.pid})`);
+    }
+    // Workers are judged once their scheduler listens: until then one may die of a port's squatter.
     await sleep(50, undefined, { signal: context.signal });
   }
 }
@@ -97,6 +123,7 @@ export const localProvider: Provider = {
     const { spec, tls, logsDir } = context;
     const python = spec.python!;
 
+    let attempt = 1;
     const start = async (role: string, args: string[], listens?: string) => {
       context.signal.throwIfAborted();
       const log = join(logsDir, `${role}.log`);
@@ -110,17 +137,21 @@ export const localProvider: Provider = {
       ).catch((error: unknown) => {
         throw new DcpError(`the ${role} process exited during start-up: ${(error as Error).message}`);
       });
-      await context.record({ kind: 'process', id: String(identity.pid), data: { role, ...identity, log } });
+      await context.record({
+        kind: 'process',
+        id: String(identity.pid),
+        data: { role, ...identity, log, attempt },
+      });
       context.progress({
         step: `start ${role}`,
         status: 'done',
         detail: `pid ${identity.pid}${listens ? `, on ${listens}` : ''}`,
       });
+      return { identity, log };
     };
 
-    // Two `up`s at once must not both take 8786: choosing the ports and binding them is one
-    // step for every dcp on this machine, under a lock. Workers start meanwhile: they retry
-    // until the scheduler listens, which saves them a round of waiting.
+    // Two `up`s of this user at once must not both take 8786: choosing the ports and binding them
+    // is one step, under a lock.
     const release = await lock(join(clustersDir(), 'local-ports'), {
       realpath: false,
       stale: 30_000,
@@ -129,62 +160,84 @@ export const localProvider: Provider = {
     });
     let address: string;
     let schedulerPort: number;
-    let dashboardPort: number;
+    let dashboard: string;
     try {
-      schedulerPort = await choosePort(8786, []);
-      dashboardPort = await choosePort(8787, [schedulerPort]);
-      address = `${tls ? 'tls' : 'tcp'}://${HOST}:${schedulerPort}`;
-      await start(
-        'scheduler',
-        [
+      for (; ; attempt++) {
+        // Another user's dcp does not share this lock: a port may still be taken meanwhile.
+        schedulerPort = await choosePort(attempt === 1 ? 8786 : undefined, []);
+        const dashboardPort = await choosePort(attempt === 1 ? 8787 : undefined, [schedulerPort]);
+        address = `${tls ? 'tls' : 'tcp'}://${HOST}:${schedulerPort}`;
+        const scheduler = await start(
           'scheduler',
-          '--host',
-          HOST,
-          '--port',
-          String(schedulerPort),
-          '--dashboard-address',
-          `${HOST}:${dashboardPort}`,
-          '--protocol',
-          tls ? 'tls' : 'tcp',
-          ...roleTlsArgs(tls, 'scheduler'),
-        ],
-        address,
-      );
-      for (let i = 1; i <= spec.workers; i++) {
-        await start(`worker-${i}`, [
-          'worker',
+          [
+            'scheduler',
+            '--host',
+            HOST,
+            '--port',
+            String(schedulerPort),
+            '--dashboard-address',
+            `${HOST}:${dashboardPort}`,
+            '--protocol',
+            tls ? 'tls' : 'tcp',
+            ...roleTlsArgs(tls, 'scheduler'),
+          ],
           address,
-          '--host',
-          HOST,
-          '--name',
-          `${spec.name}-worker-${i}`,
-          // --no-dashboard still leaves the worker's HTTP server (/health, /metrics) listening on
-          // every interface; this keeps it on loopback with the rest.
-          '--no-dashboard',
-          '--dashboard-address',
-          `${HOST}:0`,
-          // Spilled data and worker files in the cluster's own 0700 folder: in the shared
-          // dask-worker-space another user could read them, or swap in pickles the worker loads.
-          '--local-directory',
-          join(context.dir, 'work'),
-          ...(spec.threads ? ['--nthreads', String(spec.threads)] : []),
-          ...(spec.memoryLimit ? ['--memory-limit', spec.memoryLimit] : []),
-          ...roleTlsArgs(tls, 'worker'),
-        ]);
+        );
+        // Workers start meanwhile: they retry until the scheduler listens, saving a round of waiting.
+        const workers = [];
+        for (let i = 1; i <= spec.workers; i++) {
+          workers.push(
+            await start(`worker-${i}`, [
+              'worker',
+              address,
+              '--host',
+              HOST,
+              '--name',
+              `${spec.name}-worker-${i}`,
+              // --no-dashboard still leaves the worker's HTTP server (/health, /metrics) listening on
+              // every interface; this keeps it on loopback with the rest.
+              '--no-dashboard',
+              '--dashboard-address',
+              `${HOST}:0`,
+              // Spilled data and worker files in the cluster's own 0700 folder: in the shared
+              // dask-worker-space another user could read them, or swap in pickles the worker loads.
+              '--local-directory',
+              join(context.dir, 'work'),
+              ...(spec.threads ? ['--nthreads', String(spec.threads)] : []),
+              ...(spec.memoryLimit ? ['--memory-limit', spec.memoryLimit] : []),
+              ...roleTlsArgs(tls, 'worker'),
+            ]),
+          );
+        }
+        const listens = await untilSchedulerListens(scheduler.log, scheduler.identity, context);
+        if (listens !== 'taken') {
+          dashboard = listens.dashboard ?? `${HOST}:${dashboardPort}`;
+          break;
+        }
+        await Promise.all(workers.map((worker) => stopProcess(worker.identity)));
+        if (attempt >= 3)
+          throw new DcpError(
+            `port ${schedulerPort} was taken by another process before the scheduler bound it, ${attempt} times`,
+            { hint: 'try again' },
+          );
+        context.progress({
+          step: 'ports',
+          status: 'info',
+          detail: `${schedulerPort} was taken meanwhile by another process: trying another`,
+        });
       }
-      await untilListening(schedulerPort, context);
     } finally {
       await release();
     }
     return {
       schedulerAddress: address,
-      dashboardUrl: `http://${HOST}:${dashboardPort}/status`,
-      details: { python, scheduler_port: schedulerPort, dashboard_port: dashboardPort },
+      dashboardUrl: `http://${dashboard}/status`,
+      details: { python, scheduler_port: schedulerPort, dashboard_port: Number(dashboard.split(':')[1]) },
     };
   },
 
   async checkHealth(context) {
-    for (const resource of processes(await readJournal(context.dir))) {
+    for (const resource of current(await readJournal(context.dir))) {
       if (!(await isRunning(resource.data))) {
         throw new DcpError(
           `the ${resource.data.role} process exited during start-up (pid ${resource.data.pid})`,
@@ -228,7 +281,7 @@ export const localProvider: Provider = {
 
   async members(_record: ClusterRecord, resources: Resource[]): Promise<MemberStatus[]> {
     return Promise.all(
-      processes(resources).map(async (r) => ({
+      current(resources).map(async (r) => ({
         role: r.data.role,
         id: `pid ${r.data.pid}`,
         running: await isRunning(r.data),
