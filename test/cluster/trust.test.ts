@@ -462,9 +462,11 @@ describeWithDask('what other local users leave lying around', () => {
       { reject: false, stdin: 'ignore', extendEnv: false, env: cliEnv(home) },
     );
     // Someone else binds the port the moment dcp names it, while Python is still starting.
-    const squatter = createServer((socket) =>
-      socket.end('HTTP/1.1 200 OK\r\n\r\n{"workers": 1, "cores": 99}'),
-    );
+    const squatter = createServer((socket) => {
+      // The worker that reaches it gives up with a reset: expected here, not a failure.
+      socket.on('error', () => undefined);
+      socket.end('HTTP/1.1 200 OK\r\n\r\n{"workers": 1, "cores": 99}');
+    });
     let stderr = '';
     const taken = await new Promise<number>((resolve, reject) => {
       child.stderr!.on('data', (chunk: Buffer) => {
