@@ -55,6 +55,29 @@ async function running(home: string, name: string): Promise<boolean[]> {
   return Promise.all(journal(home, name).map((entry) => isRunning(entry.data)));
 }
 
+/**
+ * The built `dcp up ARGS` in `home`, running on; `seen` resolves with the first stderr match of
+ * `until` (null when dcp ended first), so a test can act at that moment.
+ */
+function upUntil(home: string, args: string[], until: RegExp) {
+  const child = execa(process.execPath, [CLI, 'up', ...args], {
+    reject: false,
+    stdin: 'ignore',
+    extendEnv: false,
+    env: cliEnv(home),
+  });
+  let stderr = '';
+  const seen = new Promise<RegExpExecArray | null>((resolve) => {
+    child.stderr!.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+      const match = until.exec(stderr);
+      if (match) resolve(match);
+    });
+    void child.then(() => resolve(null));
+  });
+  return { child, seen, stderr: () => stderr };
+}
+
 /** `dcp up --json` for a one-worker local cluster in `home`. */
 async function up(home: string, args: string[], env: Record<string, string> = {}) {
   const result = await dcp(['up', '--workers', '1', '--python', python(), '--json', ...args], {
@@ -343,24 +366,12 @@ describeWithDask('two clusters, and damaged state', () => {
 describeWithDask('Ctrl-C right after ready: kept and exit 0, or rolled back and 130, never both', () => {
   it.each([0, 5, 15, 40, 100])('SIGINT %i ms after the workers are in', async (delay) => {
     const home = freshHome();
-    const child = execa(
-      process.execPath,
-      [CLI, 'up', '--name', 'late', '--workers', '1', '--python', python()],
-      {
-        reject: false,
-        stdin: 'ignore',
-        extendEnv: false,
-        env: cliEnv(home),
-      },
+    const { child, seen, stderr } = upUntil(
+      home,
+      ['--name', 'late', '--workers', '1', '--python', python()],
+      /✓ workers: 1\/1 connected/,
     );
-    let stderr = '';
-    await new Promise<void>((resolve) => {
-      child.stderr!.on('data', (chunk: Buffer) => {
-        stderr += chunk.toString();
-        if (/✓ workers: 1\/1 connected/.test(stderr)) resolve();
-      });
-      void child.then(() => resolve());
-    });
+    await seen;
     await sleep(delay);
     child.kill('SIGINT');
     const result = await child;
@@ -375,7 +386,7 @@ describeWithDask('Ctrl-C right after ready: kept and exit 0, or rolled back and 
       if (String(result.stderr).includes('interrupted'))
         expect(String(result.stderr)).toContain('interrupted after late was ready: it is kept');
     } else {
-      expect(result.exitCode, `${stderr}${String(result.stderr)}`).toBe(130);
+      expect(result.exitCode, `${stderr()}${String(result.stderr)}`).toBe(130);
       expect(listed).toEqual([]);
       expect(String(result.stderr)).toContain('rolled back');
     }
@@ -456,10 +467,10 @@ describeWithDask('what other local users leave lying around', () => {
 
   it('a port taken by another process between dcp’s choice and the scheduler’s bind: another port, never theirs', async () => {
     const home = freshHome();
-    const child = execa(
-      process.execPath,
-      [CLI, 'up', '--name', 'raced', '--workers', '1', '--python', python(), '--json'],
-      { reject: false, stdin: 'ignore', extendEnv: false, env: cliEnv(home) },
+    const { child, seen } = upUntil(
+      home,
+      ['--name', 'raced', '--workers', '1', '--python', python(), '--json'],
+      /start scheduler: pid \d+, on tls:\/\/127\.0\.0\.1:(\d+)/,
     );
     // Someone else binds the port the moment dcp names it, while Python is still starting.
     const squatter = createServer((socket) => {
@@ -467,15 +478,7 @@ describeWithDask('what other local users leave lying around', () => {
       socket.on('error', () => undefined);
       socket.end('HTTP/1.1 200 OK\r\n\r\n{"workers": 1, "cores": 99}');
     });
-    let stderr = '';
-    const taken = await new Promise<number>((resolve, reject) => {
-      child.stderr!.on('data', (chunk: Buffer) => {
-        stderr += chunk.toString();
-        const port = /start scheduler: pid \d+, on tls:\/\/127\.0\.0\.1:(\d+)/.exec(stderr)?.[1];
-        if (port) resolve(Number(port));
-      });
-      void child.then(() => reject(new Error(stderr)));
-    });
+    const taken = Number((await seen)![1]);
     await new Promise<void>((resolve) => squatter.listen(taken, '127.0.0.1', resolve));
     try {
       const result = await child;
@@ -515,24 +518,12 @@ describeWithDask('what other local users leave lying around', () => {
       `#!/bin/sh\nif [ "$3" = "worker" ]; then exec sleep 300; fi\nexec ${python()} "$@"\n`,
     );
     chmodSync(hang, 0o755);
-    const child = execa(
-      process.execPath,
-      [CLI, 'up', '--name', 'hangup', '--workers', '1', '--python', hang],
-      {
-        reject: false,
-        stdin: 'ignore',
-        extendEnv: false,
-        env: cliEnv(home),
-      },
+    const { child, seen } = upUntil(
+      home,
+      ['--name', 'hangup', '--workers', '1', '--python', hang],
+      /workers: 0\/1/,
     );
-    let stderr = '';
-    await new Promise<void>((resolve) => {
-      child.stderr!.on('data', (chunk: Buffer) => {
-        stderr += chunk.toString();
-        if (/workers: 0\/1/.test(stderr)) resolve();
-      });
-      void child.then(() => resolve());
-    });
+    await seen;
     const processes = journal(home, 'hangup');
     child.kill('SIGHUP');
     const result = await child;
