@@ -231,10 +231,19 @@ export function buildProgram(): Command {
 
   program
     .command('dashboard')
-    .description("open the cluster's dashboard in a browser (or print its URL)")
+    .description(
+      "open the cluster's dashboard: a gateway on 127.0.0.1 reaches it over mutual TLS with the client certificate, until Ctrl-C",
+    )
     .argument('[name]', 'the cluster (default: the only one)')
-    .option('--no-open', 'only print the URL')
-    .addHelpText('after', examples(['dcp dashboard', 'dcp dashboard analytics --no-open']))
+    .option('--no-open', 'only print the URL (it carries a key: only its holder gets in)')
+    .addHelpText(
+      'after',
+      [
+        examples(['dcp dashboard', 'dcp dashboard analytics --no-open', 'dcp dashboard analytics --json']),
+        'The dashboard shows logs, tracebacks and call stacks, so dcp serves it only to the cluster',
+        "certificate; a browser has none, and this gateway presents the client's for it.",
+      ].join('\n'),
+    )
     .action((name: string | undefined, options: { open: boolean }, command: Command) =>
       run(async () => (await import('./commands/cluster.js')).dashboard(name, options, outputFor(command))),
     );

@@ -93,7 +93,7 @@ async function waitUntilReady(
     (async () => {
       if (plan.waitWorkers === 0) return;
       hooks.progress({ step: 'workers', status: 'start', detail: `0/${plan.waitWorkers}` });
-      await waitForWorkers(record.dashboard_url!, plan.waitWorkers, context.signal, (count) =>
+      await waitForWorkers(record.dashboard_url!, tls, plan.waitWorkers, context.signal, (count) =>
         hooks.progress({
           step: 'workers',
           status: 'info',

@@ -1,13 +1,66 @@
 /**
  * Is the cluster ready? The scheduler must complete a mutual-TLS handshake with the client
  * certificate (checked from Node, as any client would), and the asked number of workers must
- * be connected, as the scheduler itself reports on its HTTP endpoint (/json/counts.json).
+ * be connected, as the scheduler itself reports on its HTTP endpoint (/json/counts.json), which
+ * answers only the client certificate too.
  */
 import { readFile } from 'node:fs/promises';
+import { request } from 'node:https';
+import { get as plainGet } from 'node:http';
 import { createConnection } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connect } from 'node:tls';
+import { connect, type ConnectionOptions } from 'node:tls';
 import type { ClientTls } from '../config/dask-tls.js';
+
+/**
+ * What a client of the cluster presents and trusts. Dask checks the peer against the CA, never
+ * the host name; so does this.
+ */
+export async function clientTlsOptions(tls: ClientTls): Promise<ConnectionOptions> {
+  const [ca, cert, key] = await Promise.all([
+    readFile(tls.caFile),
+    readFile(tls.clientCert),
+    // A combined file gives its key too: OpenSSL takes the key block and skips the certificate.
+    readFile(tls.clientKey ?? tls.clientCert),
+  ]);
+  return { ca, cert, key, rejectUnauthorized: true, checkServerIdentity: () => undefined };
+}
+
+/** The largest answer read from a member's HTTP server: its JSON is small. */
+const HTTP_LIMIT = 1 << 20;
+
+/**
+ * GET from a member's HTTP server (the dashboard's): over mutual TLS with the client certificate
+ * for a TLS cluster, plain HTTP for one without. Rejects when it cannot be reached.
+ */
+export async function memberGet(
+  url: string,
+  tls: ClientTls | null,
+  signal?: AbortSignal,
+): Promise<{ status: number; body: string }> {
+  const options = { signal: signal ?? AbortSignal.timeout(5_000) };
+  const tlsOptions = tls && url.startsWith('https:') ? await clientTlsOptions(tls) : undefined;
+  return new Promise((resolve, reject) => {
+    const req = tlsOptions
+      ? request(url, { ...options, ...tlsOptions, agent: false })
+      : plainGet(url, { ...options, agent: false });
+    req.once('error', reject);
+    req.once('response', (response) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      response.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > HTTP_LIMIT) req.destroy(new Error(`${url} answered more than ${HTTP_LIMIT} bytes`));
+        else chunks.push(chunk);
+      });
+      response.once('error', reject);
+      response.once('end', () =>
+        resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }),
+      );
+    });
+    if (tlsOptions) req.end();
+  });
+}
 
 function hostPort(address: string): { host: string; port: number } {
   const url = new URL(address.replace(/^(tls|tcp):/, 'http:'));
@@ -26,19 +79,9 @@ export async function schedulerAnswers(
   timeoutMs = 5_000,
 ): Promise<boolean> {
   const { host, port } = hostPort(address);
-  const options = tls
-    ? {
-        ca: await readFile(tls.caFile),
-        cert: await readFile(tls.clientCert),
-        // A combined file gives its key too: OpenSSL takes the key block and skips the certificate.
-        key: await readFile(tls.clientKey ?? tls.clientCert),
-      }
-    : undefined;
+  const options = tls ? await clientTlsOptions(tls) : undefined;
   return new Promise((resolve) => {
-    const socket = options
-      ? // Dask checks the peer against the CA, never the host name; so does this.
-        connect({ host, port, ...options, rejectUnauthorized: true, checkServerIdentity: () => undefined })
-      : createConnection({ host, port });
+    const socket = options ? connect({ host, port, ...options }) : createConnection({ host, port });
     let settled = false;
     const done = (ok: boolean) => {
       if (settled) return;
@@ -85,14 +128,17 @@ export interface WorkerCount {
 /** What the scheduler counts now; undefined when its HTTP endpoint does not answer. */
 export async function countWorkers(
   dashboardUrl: string,
+  tls: ClientTls | null,
   signal?: AbortSignal,
 ): Promise<WorkerCount | undefined> {
   try {
-    const response = await fetch(new URL('/json/counts.json', dashboardUrl), {
-      signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(5_000)]) : AbortSignal.timeout(5_000),
-    });
-    if (!response.ok) return undefined;
-    const counts = (await response.json()) as { workers?: number; cores?: number };
+    const response = await memberGet(
+      new URL('/json/counts.json', dashboardUrl).href,
+      tls,
+      signal ? AbortSignal.any([signal, AbortSignal.timeout(5_000)]) : AbortSignal.timeout(5_000),
+    );
+    if (response.status !== 200) return undefined;
+    const counts = JSON.parse(response.body) as { workers?: number; cores?: number };
     return typeof counts.workers === 'number'
       ? { workers: counts.workers, threads: counts.cores ?? 0 }
       : undefined;
@@ -105,13 +151,14 @@ export async function countWorkers(
 /** Resolves once `want` workers are connected, reporting each new count; stops when `signal` fires. */
 export async function waitForWorkers(
   dashboardUrl: string,
+  tls: ClientTls | null,
   want: number,
   signal: AbortSignal,
   onCount: (count: WorkerCount) => void,
 ): Promise<void> {
   let last = -1;
   for (;;) {
-    const count = await countWorkers(dashboardUrl, signal);
+    const count = await countWorkers(dashboardUrl, tls, signal);
     if (count && count.workers !== last) {
       last = count.workers;
       onCount(count);

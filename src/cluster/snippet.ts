@@ -13,6 +13,31 @@ export function daskTlsArgs(files: { caFile: string; cert: string; key: string |
   ];
 }
 
+/** One member's TLS files, and the gate module (src/providers/dashboard-gate.ts) it preloads. */
+export interface MemberTlsFiles {
+  caFile: string;
+  cert: string;
+  key: string | null;
+  gate: string;
+}
+
+/**
+ * What a scheduler or worker needs for TLS everywhere it listens: the flags for its Dask port,
+ * the gate preloaded, and the same files for its HTTP server (dashboard, /health, WebSockets) in
+ * Dask's configuration keys as variables, which Dask reads for both roles.
+ */
+export function memberTls(files: MemberTlsFiles): { args: string[]; env: Record<string, string> } {
+  const dashboard = 'DASK_DISTRIBUTED__SCHEDULER__DASHBOARD__TLS__';
+  return {
+    args: [...daskTlsArgs(files), '--preload', files.gate],
+    env: {
+      [`${dashboard}CA_FILE`]: files.caFile,
+      [`${dashboard}CERT`]: files.cert,
+      ...(files.key ? { [`${dashboard}KEY`]: files.key } : {}),
+    },
+  };
+}
+
 /** A Python string literal: JSON's escapes are valid Python escapes. */
 function pyString(value: string): string {
   return JSON.stringify(value);

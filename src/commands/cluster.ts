@@ -1,5 +1,7 @@
 /** `dcp up | down | list | status | snippet | dashboard`: parse → core → render. */
 import { existsSync } from 'node:fs';
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { countWorkers, schedulerAnswers } from '../cluster/readiness.js';
 import { clientConfigFile, createCluster, destroyCluster } from '../cluster/engine.js';
 import { validateName } from '../cluster/names.js';
@@ -23,6 +25,7 @@ import {
   clusterJson,
   discoveredEntry,
   listEntry,
+  NO_BOKEH,
   progressLine,
   renderDiscovered,
   renderList,
@@ -273,7 +276,7 @@ export async function status(name: string | undefined, out: Output): Promise<Exi
   const address = record.scheduler_address;
   const reachable = address !== null && (await schedulerAnswers(address, record.tls));
   const count = (reachable && record.dashboard_url
-    ? await countWorkers(record.dashboard_url)
+    ? await countWorkers(record.dashboard_url, record.tls)
     : undefined) ?? { workers: 0, threads: 0 };
   const report: StatusReport = {
     name: record.name,
@@ -323,11 +326,36 @@ export async function dashboard(
     throw new DcpError(`${record.name} has no dashboard yet (it is ${record.status})`, {
       hint: `dcp status ${record.name}, or dcp down ${record.name} if its up failed`,
     });
-  if (options.open && out.interactive) {
-    const { default: open } = await import('open');
-    await open(url);
-    out.progress(`opened ${url}`);
-  }
-  out.result({ name: record.name, dashboard_url: url }, () => `${url}\n`);
+  const { startGateway } = await import('../cluster/gateway.js');
+  const gateway = await startGateway(url, record.tls);
+  await interruptible(async (signal) => {
+    const launcher = join(clusterDir(record.name), 'dashboard.html');
+    try {
+      out.result(
+        { name: record.name, url: gateway.url, dashboard_url: url, mutual_tls: record.tls !== null },
+        () => `${gateway.url}\n`,
+      );
+      out.progress(
+        `${record.tls ? `A gateway to ${record.name}'s dashboard (${url}), over mutual TLS with the client certificate` : `A gateway to ${record.name}'s dashboard (${url}, plain HTTP: TLS is off)`}; the URL's key is what lets a browser in. Ctrl-C stops it.`,
+      );
+      if (record.details.bokeh === false) out.warn(NO_BOKEH);
+      if (options.open && out.interactive) {
+        // Through a page only this user can read: a URL given to the browser as an argument
+        // would show its key in the process list.
+        await writeFile(
+          launcher,
+          `<!doctype html><meta http-equiv="refresh" content="0;url=${gateway.url}"><title>dcp dashboard</title>\n`,
+          { mode: 0o600 },
+        );
+        const { default: open } = await import('open');
+        await open(launcher);
+      }
+      await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    } finally {
+      await rm(launcher, { force: true });
+      await gateway.close();
+    }
+  });
+  out.progress('gateway stopped');
   return ExitCode.ok;
 }

@@ -26,6 +26,27 @@ export function clientFiles(tls: NonNullable<ClusterRecord['tls']>): string {
   return tls.clientKey ? `${tls.clientCert} + ${tls.clientKey}` : `${tls.clientCert} (certificate and key)`;
 }
 
+/**
+ * How to reach the dashboard, for the summaries. Behind mutual TLS a browser cannot open the URL
+ * itself: the `dcp dashboard` command is the way in. Without TLS it is open, as the user asked.
+ */
+export function dashboardRows(record: ClusterRecord): [string, string][] {
+  if (!record.dashboard_url) return [];
+  if (!record.tls)
+    return [['dashboard', `${record.dashboard_url} (plain HTTP, open to whoever reaches it: TLS is off)`]];
+  return [
+    [
+      'dashboard',
+      `dcp dashboard ${record.name} (${record.dashboard_url} answers the client certificate only)`,
+    ],
+    ...(record.details.bokeh === false ? [['', NO_BOKEH] as [string, string]] : []),
+  ];
+}
+
+/** Said where the dashboard is offered, for a cluster whose Python cannot draw its plots. */
+export const NO_BOKEH =
+  "this cluster's Python has no Bokeh, so the dashboard shows no plots: python3 -m pip install 'bokeh>=3.1' for it (Debian has no python3-bokeh), then make the cluster again";
+
 /** What `up` can say of a cluster it made: ready, or made without waiting (--no-wait). */
 export function upState(record: ClusterRecord): string {
   return record.status === 'ready' ? 'ready' : 'starting (not waited for)';
@@ -38,6 +59,7 @@ export function clusterJson(record: ClusterRecord) {
     status: record.status,
     scheduler_address: record.scheduler_address,
     dashboard_url: record.dashboard_url,
+    dashboard_command: record.dashboard_url ? `dcp dashboard ${record.name}` : null,
     workers: record.workers,
     tls: record.tls && {
       ca_file: record.tls.caFile,
@@ -62,7 +84,7 @@ const indent = (text: string) => text.trimEnd().replace(/^(?=.)/gm, '    ');
 export function renderUp(record: ClusterRecord, style: Style): string {
   const rows: [string, string][] = [
     ['scheduler', record.scheduler_address ?? ''],
-    ['dashboard', record.dashboard_url ?? ''],
+    ...dashboardRows(record),
     ['workers', String(record.workers)],
     [
       'TLS',

@@ -9,7 +9,7 @@ import Spinner from 'ink-spinner';
 import { useEffect, useState } from 'react';
 import type { ClusterRecord } from '../cluster/state.js';
 import type { ProgressEvent } from '../providers/provider.js';
-import { clientFiles, snippetFor, upState } from './cluster.js';
+import { clientFiles, dashboardRows, snippetFor, upState } from './cluster.js';
 
 export interface Task {
   step: string;
@@ -107,7 +107,7 @@ export function TaskList({ tasks, now }: { tasks: Task[]; now: number }) {
 export function Summary({ record }: { record: ClusterRecord }) {
   const rows: [string, string][] = [
     ['scheduler', record.scheduler_address ?? ''],
-    ['dashboard', record.dashboard_url ?? ''],
+    ...dashboardRows(record),
     ['workers', String(record.workers)],
     ['TLS', record.tls ? `CA ${record.tls.caFile}` : 'off'],
     ...(record.tls ? ([['', `client ${clientFiles(record.tls)}`]] as [string, string][]) : []),

@@ -11,6 +11,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { generateCertificateSet } from '../../src/certs/gen.js';
 import { bootScript, userData, type BootOptions } from '../../src/providers/boot/index.js';
+import { memberGet } from '../../src/cluster/readiness.js';
 import { tempDir } from '../helpers/cli.js';
 import { daskPython, describeWithDask, runPython } from '../helpers/dask.js';
 import { describeWithNetns, makeNetwork, type Network } from '../helpers/netns.js';
@@ -81,7 +82,7 @@ describeWithDask('boot scripts in network namespaces', () => {
         expect(statSync(state).mode & 0o777).toBe(0o700);
         expect(statSync(join(state, 'tls')).mode & 0o777).toBe(0o700);
         expect(readdirSync(join(state, 'tls')).sort()).toEqual(
-          [`${role}-key.pem`, `${role}.pem`, 'ca.pem'].sort(),
+          [`${role}-key.pem`, `${role}.pem`, 'ca.pem', 'dcp_dashboard_gate.py'].sort(),
         );
         expect(statSync(join(state, 'tls', `${role}-key.pem`)).mode & 0o777).toBe(0o600);
         const script = readFileSync(join(vm(role), 'user-data'), 'utf8');
@@ -117,6 +118,35 @@ describeWithDask('boot scripts in network namespaces', () => {
       expect(logs).toMatch(/Scheduler at:\s+tls:\/\//);
       expect(daskPython).toBeTruthy();
     }, 150_000);
+
+    it("serves the scheduler's dashboard from the host to the client certificate only", async () => {
+      const url = `https://${network.hosts.scheduler!.ip}:8787/json/identity.json`;
+      const client = {
+        caFile: certs.files.ca,
+        clientCert: certs.files.cert.client,
+        clientKey: certs.files.key.client,
+      };
+      const answer = await memberGet(url, client);
+      expect(answer.status).toBe(200);
+      expect(JSON.parse(answer.body)).toMatchObject({ type: 'Scheduler' });
+      // Without a certificate the handshake itself fails: nothing of the dashboard is served.
+      const refused = await execa(
+        'curl',
+        ['-sS', '--max-time', '10', '--cacert', certs.files.ca, '-o', '/dev/null', url],
+        { reject: false },
+      );
+      expect(refused.exitCode, refused.stderr).not.toBe(0);
+      expect(refused.exitCode).not.toBe(28);
+      // Nor over plain HTTP.
+      const plain = await execa(
+        'curl',
+        ['-sS', '--max-time', '10', '-o', '/dev/null', url.replace('https', 'http')],
+        {
+          reject: false,
+        },
+      );
+      expect(plain.exitCode).not.toBe(0);
+    }, 60_000);
 
     it('powers the scheduler VM off once it has been idle for the idle timeout, and the worker VM with it', async () => {
       const poweredOff = (role: string) => existsSync(join(vm(role), 'powered-off'));

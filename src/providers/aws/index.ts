@@ -327,7 +327,8 @@ export const awsProvider: Provider = {
     const protocol = context.tls ? 'tls' : 'tcp';
     return {
       schedulerAddress: `${protocol}://${address}:${SCHEDULER_PORT}`,
-      dashboardUrl: `http://${address}:${DASHBOARD_PORT}/status`,
+      // Behind the cluster's own mutual TLS (the gate in the boot script), as the scheduler port is.
+      dashboardUrl: `${context.tls ? 'https' : 'http'}://${address}:${DASHBOARD_PORT}/status`,
       details: {
         region,
         vpc: placement.vpcId,

@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { DcpError } from '../../errors.js';
 import {
   bootScript,
-  daskArguments,
+  daskInvocation,
   readRoleTls,
   USER_DATA_LIMIT,
   userData,
@@ -35,7 +35,7 @@ afterAll(() => dirs.forEach((dir) => rmSync(dir, { recursive: true, force: true 
 
 describe('dask arguments', () => {
   it('starts the scheduler on TLS with the idle timeout and a dashboard', () => {
-    expect(daskArguments(base, '/t')).toEqual([
+    expect(daskInvocation(base, '/t').args).toEqual([
       'scheduler',
       '--protocol',
       'tls',
@@ -51,11 +51,13 @@ describe('dask arguments', () => {
       '/t/scheduler.pem',
       '--tls-key',
       '/t/scheduler-key.pem',
+      '--preload',
+      '/t/dcp_dashboard_gate.py',
     ]);
   });
 
   it('points a worker at the private address, with its own files and a death timeout', () => {
-    const args = daskArguments(
+    const { args } = daskInvocation(
       { ...base, role: 'worker', schedulerHost: '10.0.0.5', threads: 4, memoryLimit: '8GiB' },
       '/t',
     );
@@ -75,11 +77,11 @@ describe('dask arguments', () => {
   });
 
   it('uses plain TCP when TLS is off, and refuses a worker without a scheduler', () => {
-    expect(daskArguments({ ...base, tls: null }, '/t')).not.toContain('--tls-ca-file');
-    expect(daskArguments({ ...base, role: 'worker', tls: null, schedulerHost: '10.0.0.5' }, '/t')[1]).toBe(
-      'tcp://10.0.0.5:8786',
-    );
-    expect(() => daskArguments({ ...base, role: 'worker' }, '/t')).toThrow(/scheduler address/);
+    expect(daskInvocation({ ...base, tls: null }, '/t').args).not.toContain('--tls-ca-file');
+    expect(
+      daskInvocation({ ...base, role: 'worker', tls: null, schedulerHost: '10.0.0.5' }, '/t').args[1],
+    ).toBe('tcp://10.0.0.5:8786');
+    expect(() => daskInvocation({ ...base, role: 'worker' }, '/t')).toThrow(/scheduler address/);
   });
 });
 
@@ -138,9 +140,22 @@ describe('the script', () => {
       '-v',
       `${join(dir, 'state')}/tls:/dcp-tls:ro`,
     ]);
-    expect(args[8]).toBe(image);
-    expect(args.slice(9, 11)).toEqual(['dask', 'scheduler']);
+    // The dashboard's certificate for the HTTP server, and the gate that asks for the client's.
+    expect(args.slice(8, 14)).toEqual([
+      '-e',
+      'DASK_DISTRIBUTED__SCHEDULER__DASHBOARD__TLS__CA_FILE=/dcp-tls/ca.pem',
+      '-e',
+      'DASK_DISTRIBUTED__SCHEDULER__DASHBOARD__TLS__CERT=/dcp-tls/scheduler.pem',
+      '-e',
+      'DASK_DISTRIBUTED__SCHEDULER__DASHBOARD__TLS__KEY=/dcp-tls/scheduler-key.pem',
+    ]);
+    expect(args[14]).toBe(image);
+    expect(args.slice(15, 17)).toEqual(['dask', 'scheduler']);
     expect(args).toContain('/dcp-tls/scheduler-key.pem');
+    expect(args.slice(-2)).toEqual(['--preload', '/dcp-tls/dcp_dashboard_gate.py']);
+    expect(readFileSync(join(dir, 'state', 'tls', 'dcp_dashboard_gate.py'), 'utf8')).toContain(
+      'CERT_REQUIRED',
+    );
     expect(existsSync(join(dir, 'pwned'))).toBe(false);
     // Dask (here the stand-in) exited, so the VM powers off.
     expect(existsSync(join(dir, 'off'))).toBe(true);

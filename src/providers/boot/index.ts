@@ -10,9 +10,10 @@
 import { readFile } from 'node:fs/promises';
 import { gzipSync } from 'node:zlib';
 import { pemBlocks } from '../../certs/pem.js';
-import { daskTlsArgs } from '../../cluster/snippet.js';
+import { memberTls } from '../../cluster/snippet.js';
 import { DcpError } from '../../errors.js';
 import type { ClusterTls } from '../provider.js';
+import { GATE_FILE, GATE_SOURCE } from '../dashboard-gate.js';
 
 export type Runtime = 'docker' | 'preinstalled';
 
@@ -83,15 +84,26 @@ function quote(value: string): string {
   return `'${value.replaceAll("'", `'\\''`)}'`;
 }
 
-/** `dask scheduler ...` or `dask worker ...` arguments, with TLS files under `tlsDir`. */
-export function daskArguments(options: BootOptions, tlsDir: string): string[] {
+/**
+ * `dask scheduler ...` or `dask worker ...` arguments and the variables Dask reads, with TLS files
+ * (and the dashboard gate) under `tlsDir`.
+ */
+export function daskInvocation(
+  options: BootOptions,
+  tlsDir: string,
+): { args: string[]; env: Record<string, string> } {
   const tls = options.tls
-    ? daskTlsArgs({
+    ? memberTls({
         caFile: `${tlsDir}/ca.pem`,
         cert: `${tlsDir}/${options.role}.pem`,
         key: `${tlsDir}/${options.role}-key.pem`,
+        gate: `${tlsDir}/${GATE_FILE}`,
       })
-    : [];
+    : { args: [], env: {} };
+  return { args: [...daskArguments(options), ...tls.args], env: tls.env };
+}
+
+function daskArguments(options: BootOptions): string[] {
   const protocol = options.tls ? 'tls' : 'tcp';
   if (options.role === 'scheduler') {
     return [
@@ -104,7 +116,6 @@ export function daskArguments(options: BootOptions, tlsDir: string): string[] {
       `:${DASHBOARD_PORT}`,
       '--idle-timeout',
       `${options.idleTimeoutSeconds}s`,
-      ...tls,
     ];
   }
   if (!options.schedulerHost) throw new Error('a worker boot script needs the scheduler address');
@@ -115,18 +126,21 @@ export function daskArguments(options: BootOptions, tlsDir: string): string[] {
     `${WORKER_DEATH_TIMEOUT_SECONDS}s`,
     ...(options.threads ? ['--nthreads', String(options.threads)] : []),
     ...(options.memoryLimit ? ['--memory-limit', options.memoryLimit] : []),
-    ...tls,
   ];
 }
 
 /** The lines that run Dask on the VM, for the chosen runtime; a failure among them powers it off. */
 function daskCommand(options: BootOptions, stateDir: string): string {
   if (options.runtime === 'preinstalled') {
-    const args = daskArguments(options, `${stateDir}/tls`).map(quote).join(' ');
+    const { args, env } = daskInvocation(options, `${stateDir}/tls`);
+    const words = args.map(quote).join(' ');
+    const exports = Object.entries(env).map(([name, value]) => `export ${name}=${quote(value)}\n`);
     // `dask` where the image has it on PATH (pip, conda), else the module (Debian's package).
-    return `if command -v dask >/dev/null; then exec dask ${args}; else exec python3 -m dask ${args}; fi`;
+    return `${exports.join('')}if command -v dask >/dev/null; then exec dask ${words}; else exec python3 -m dask ${words}; fi`;
   }
-  const args = daskArguments(options, '/dcp-tls').map(quote).join(' ');
+  const { args, env } = daskInvocation(options, '/dcp-tls');
+  const words = args.map(quote).join(' ');
+  const variables = Object.entries(env).map(([name, value]) => `-e ${quote(`${name}=${value}`)} `);
   return [
     'set -e',
     // Here, not in the boot script: a failed install (no route to the mirrors from a private
@@ -138,7 +152,7 @@ function daskCommand(options: BootOptions, stateDir: string): string {
     'fi',
     'systemctl start docker 2>/dev/null || true',
     // The host network: Dask announces the VM's own addresses, which the others can reach.
-    `exec docker run --rm --name dcp-dask --network host -v ${quote(`${stateDir}/tls`)}:/dcp-tls:ro ${quote(options.image)} dask ${args}`,
+    `exec docker run --rm --name dcp-dask --network host -v ${quote(`${stateDir}/tls`)}:/dcp-tls:ro ${variables.join('')}${quote(options.image)} dask ${words}`,
   ].join('\n');
 }
 
@@ -162,6 +176,7 @@ export function bootScript(options: BootOptions): string {
         heredoc('"$DCP_DIR/tls/ca.pem"', options.tls.ca),
         heredoc(`"$DCP_DIR/tls/${options.role}.pem"`, options.tls.cert),
         heredoc(`"$DCP_DIR/tls/${options.role}-key.pem"`, options.tls.key),
+        heredoc(`"$DCP_DIR/tls/${GATE_FILE}"`, GATE_SOURCE),
       ].join('')
     : '';
   // The supervisor: one at a time (the lock stays with Dask), and when Dask exits, for whatever

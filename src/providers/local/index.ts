@@ -2,13 +2,13 @@
  * The local provider: a real Dask scheduler and workers as processes on this machine, bound to
  * 127.0.0.1, detached from dcp so they outlive it, logging into the cluster's state folder.
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { lock } from 'proper-lockfile';
 import { basename, join } from 'node:path';
 import { DcpError } from '../../errors.js';
-import { daskTlsArgs } from '../../cluster/snippet.js';
+import { memberTls } from '../../cluster/snippet.js';
 import { clustersDir, readJournal, type ClusterRecord, type Resource } from '../../cluster/state.js';
 import type {
   ClusterTls,
@@ -20,6 +20,8 @@ import type {
 } from '../provider.js';
 import { isRunning, spawnDetached, stopProcess, type ProcessIdentity } from './process.js';
 import { findPython } from '../python.js';
+import { GATE_FILE, GATE_SOURCE } from '../dashboard-gate.js';
+import { runPythonCode } from '../../util/python.js';
 
 const HOST = '127.0.0.1';
 
@@ -94,8 +96,24 @@ async function untilSchedulerListens(
   }
 }
 
-function roleTlsArgs(tls: ClusterTls | null, role: 'scheduler' | 'worker'): string[] {
-  return tls ? daskTlsArgs({ caFile: tls.caFile, cert: tls.cert[role], key: tls.key[role] }) : [];
+/** The role's TLS flags and variables; none for a cluster without TLS. */
+function roleTls(
+  tls: ClusterTls | null,
+  role: 'scheduler' | 'worker',
+  gate: string,
+): { args: string[]; env: Record<string, string> } {
+  return tls
+    ? memberTls({ caFile: tls.caFile, cert: tls.cert[role], key: tls.key[role], gate })
+    : { args: [], env: {} };
+}
+
+/** Writes the dashboard gate into the cluster's own folder, which only its user can write. */
+async function writeGate(dir: string): Promise<string> {
+  const folder = join(dir, 'preload');
+  await mkdir(folder, { mode: 0o700, recursive: true });
+  const file = join(folder, GATE_FILE);
+  await writeFile(file, GATE_SOURCE, { mode: 0o600 });
+  return file;
 }
 
 /** The last `count` lines of a log, for error messages. */
@@ -123,27 +141,37 @@ export const localProvider: Provider = {
     const { spec, tls, logsDir } = context;
     const python = spec.python!;
 
+    // Whether the dashboard can draw its plots, asked while the cluster starts.
+    const bokeh = runPythonCode(
+      python,
+      'import importlib.util, sys; sys.exit(0 if importlib.util.find_spec("bokeh") else 3)',
+    ).then(
+      () => true,
+      () => false,
+    );
+    const gate = tls ? await writeGate(context.dir) : '';
     let attempt = 1;
-    const start = async (role: string, args: string[], listens?: string) => {
+    const start = async (role: 'scheduler' | 'worker', name: string, args: string[], listens?: string) => {
       context.signal.throwIfAborted();
-      const log = join(logsDir, `${role}.log`);
+      const log = join(logsDir, `${name}.log`);
+      const member = roleTls(tls, role, gate);
       // Run from the state folder: Python puts the working folder first on its import path.
       const identity = await spawnDetached(
         python,
-        ['-m', 'dask', ...args],
+        ['-m', 'dask', ...args, ...member.args],
         log,
-        { ...process.env, PYTHONUNBUFFERED: '1' },
+        { ...process.env, PYTHONUNBUFFERED: '1', ...member.env },
         context.dir,
       ).catch((error: unknown) => {
-        throw new DcpError(`the ${role} process exited during start-up: ${(error as Error).message}`);
+        throw new DcpError(`the ${name} process exited during start-up: ${(error as Error).message}`);
       });
       await context.record({
         kind: 'process',
         id: String(identity.pid),
-        data: { role, ...identity, log, attempt },
+        data: { role: name, ...identity, log, attempt },
       });
       context.progress({
-        step: `start ${role}`,
+        step: `start ${name}`,
         status: 'done',
         detail: `pid ${identity.pid}${listens ? `, on ${listens}` : ''}`,
       });
@@ -169,6 +197,7 @@ export const localProvider: Provider = {
         address = `${tls ? 'tls' : 'tcp'}://${HOST}:${schedulerPort}`;
         const scheduler = await start(
           'scheduler',
+          'scheduler',
           [
             'scheduler',
             '--host',
@@ -179,7 +208,6 @@ export const localProvider: Provider = {
             `${HOST}:${dashboardPort}`,
             '--protocol',
             tls ? 'tls' : 'tcp',
-            ...roleTlsArgs(tls, 'scheduler'),
           ],
           address,
         );
@@ -187,7 +215,7 @@ export const localProvider: Provider = {
         const workers = [];
         for (let i = 1; i <= spec.workers; i++) {
           workers.push(
-            await start(`worker-${i}`, [
+            await start('worker', `worker-${i}`, [
               'worker',
               address,
               '--host',
@@ -205,7 +233,6 @@ export const localProvider: Provider = {
               join(context.dir, 'work'),
               ...(spec.threads ? ['--nthreads', String(spec.threads)] : []),
               ...(spec.memoryLimit ? ['--memory-limit', spec.memoryLimit] : []),
-              ...roleTlsArgs(tls, 'worker'),
             ]),
           );
         }
@@ -231,8 +258,13 @@ export const localProvider: Provider = {
     }
     return {
       schedulerAddress: address,
-      dashboardUrl: `http://${dashboard}/status`,
-      details: { python, scheduler_port: schedulerPort, dashboard_port: Number(dashboard.split(':')[1]) },
+      dashboardUrl: `${tls ? 'https' : 'http'}://${dashboard}/status`,
+      details: {
+        python,
+        scheduler_port: schedulerPort,
+        dashboard_port: Number(dashboard.split(':')[1]),
+        bokeh: await bokeh,
+      },
     };
   },
 
