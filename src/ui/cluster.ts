@@ -45,7 +45,7 @@ export function dashboardRows(record: ClusterRecord): [string, string][] {
 
 /** Said where the dashboard is offered, for a cluster whose Python cannot draw its plots. */
 export const NO_BOKEH =
-  "this cluster's Python has no Bokeh, so the dashboard shows no plots: python3 -m pip install 'bokeh>=3.1' for it (Debian has no python3-bokeh), then make the cluster again";
+  "this cluster's Python has no Bokeh, so the dashboard draws no plots (Debian ships no python3-bokeh): pip-install the Bokeh its /status page names into that Python, then make the cluster again";
 
 /** What `up` can say of a cluster it made: ready, or made without waiting (--no-wait). */
 export function upState(record: ClusterRecord): string {

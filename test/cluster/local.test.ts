@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { beforeAll, expect, it } from 'vitest';
 import { isRunning } from '../../src/providers/local/process.js';
+import { memberGet } from '../../src/cluster/readiness.js';
 import { CLI, dcp, json, tempDir } from '../helpers/cli.js';
 import { describeWithDask, python, runPython } from '../helpers/dask.js';
 import { makeCert } from '../helpers/openssl.js';
@@ -19,6 +20,7 @@ interface UpJson {
   status: string;
   scheduler_address: string;
   dashboard_url: string;
+  dashboard_command: string;
   workers: number;
   tls: { ca_file: string; client_cert: string; client_key: string } | null;
   dask_config_file: string | null;
@@ -27,7 +29,7 @@ interface UpJson {
 
 interface Journaled {
   kind: string;
-  data: { role: string; pid: number; startTime: string };
+  data: { role: string; pid: number; startTime: string; attempt?: number };
 }
 
 let home: string;
@@ -82,7 +84,8 @@ describeWithDask('dcp up / status / down with the local provider', () => {
     expect(cluster).toMatchObject({ provider: 'local', status: 'ready', workers: 2 });
     expect(cluster.name).toMatch(/^dask-[a-z]+-[a-z]+$/);
     expect(cluster.scheduler_address).toMatch(/^tls:\/\/127\.0\.0\.1:\d+$/);
-    expect(cluster.dashboard_url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/status$/);
+    expect(cluster.dashboard_url).toMatch(/^https:\/\/127\.0\.0\.1:\d+\/status$/);
+    expect(cluster.dashboard_command).toBe(`dcp dashboard ${cluster.name}`);
     expect(cluster.tls).toEqual({
       ca_file: join(stateOf(cluster.name), 'tls', 'ca.pem'),
       client_cert: join(stateOf(cluster.name), 'tls', 'client.pem'),
@@ -112,10 +115,14 @@ describeWithDask('dcp up / status / down with the local provider', () => {
       expected_workers: 2,
     });
 
-    const dashboard = await run(['dashboard', '--no-open']);
-    expect(dashboard).toMatchObject({ exitCode: 0, stdout: cluster.dashboard_url });
-    const page = await fetch(cluster.dashboard_url);
-    expect(page.status).toBe(200);
+    // The dashboard answers the client certificate only (test/cluster/dashboard.test.ts has the rest).
+    await expect(fetch(cluster.dashboard_url)).rejects.toThrow();
+    const client = {
+      caFile: cluster.tls!.ca_file,
+      clientCert: cluster.tls!.client_cert,
+      clientKey: cluster.tls!.client_key,
+    };
+    expect((await memberGet(cluster.dashboard_url, client)).status).toBe(200);
 
     // The env form holds nothing but exports, so it can be eval'ed; then Client() connects.
     const env = await run(['snippet', '--format', 'env']);
@@ -146,7 +153,10 @@ describeWithDask('dcp up / status / down with the local provider', () => {
       cluster.name,
     ]);
 
-    const processes = journal(cluster.name);
+    // The last start's processes: another test's cluster may have taken a port from an earlier one.
+    const started = journal(cluster.name);
+    const last = Math.max(...started.map((p) => p.data.attempt ?? 0));
+    const processes = started.filter((p) => (p.data.attempt ?? 0) === last);
     expect(processes.map((p) => p.data.role)).toEqual(['scheduler', 'worker-1', 'worker-2']);
 
     // Every socket any process of the cluster (nannies' children too) listens on is on loopback.
