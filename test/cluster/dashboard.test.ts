@@ -8,6 +8,7 @@ import { copyFileSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { createServer, get as httpsGet } from 'node:https';
 import { join } from 'node:path';
+import type { TLSSocket } from 'node:tls';
 import { execa, type ResultPromise } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
@@ -231,7 +232,7 @@ describeWithDask('the dashboard behind mutual TLS', () => {
     const sockets = new WebSocketServer({ server });
     const presented: string[] = [];
     sockets.on('connection', (socket, request) => {
-      const peer = (request.socket as import('node:tls').TLSSocket).getPeerCertificate();
+      const peer = (request.socket as TLSSocket).getPeerCertificate();
       presented.push(String(peer.subject?.CN ?? ''));
       socket.on('message', (data) => socket.send(`echo ${data.toString()}`));
     });
