@@ -114,6 +114,9 @@ export function buildProgram(): Command {
     .option('--tls-ca <file>', 'your CA certificate (with --tls-cert [--tls-key]: one pair for every role)')
     .option('--tls-cert <file>', 'your certificate, used by every role (may hold its key too)')
     .option('--tls-key <file>', 'its private key (leave out when the --tls-cert file holds it)')
+    .option('--tls-min-version <version>', 'the lowest TLS version members and clients take: 1.2 or 1.3')
+    .option('--tls-max-version <version>', 'the highest TLS version: 1.2 or 1.3 (default: no limit)')
+    .option('--tls-ciphers <ciphers>', "an OpenSSL cipher string for TLS 1.2 (default: Python's)")
     .option(
       '--timeout <duration>',
       'how long to wait for readiness before rolling back (default 60s local, 10m clouds)',
@@ -138,6 +141,8 @@ export function buildProgram(): Command {
         'dcp up --tls byo --tls-dir ./tls',
         'dcp up --tls-ca ca.pem --tls-cert dask.pem --tls-key dask-key.pem',
         'dcp up --json --timeout 2m',
+        'dcp up --tls-min-version 1.3',
+        "dcp up --tls-ciphers 'ECDHE+AESGCM:!aNULL'",
         'dcp up --provider aws --region eu-west-1 --public --ingress me --ingress 10.1.0.0/16:8786',
         'dcp up --provider aws --private --subnet subnet-0abc --workers 8 --instance-type m7g.large --idle-timeout 30m',
         'dcp up --provider gcp --zone europe-west1-b --private --vpc dask-net --instance-type e2-standard-4',

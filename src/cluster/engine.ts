@@ -8,8 +8,9 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { clientConfigCaFile, removeDaskTlsConfig, writeDaskTlsConfig } from '../config/dask-tls.js';
 import { stricterMinVersion, userDaskConfig, type TlsVersion } from '../config/dask-user.js';
+import { resolveTlsParams } from '../config/tls-params.js';
 import { daskConfigDir } from '../config/paths.js';
-import { DcpError, ExitCode, messageOf } from '../errors.js';
+import { DcpError, ExitCode, messageOf, usageError } from '../errors.js';
 import { loadProvider } from '../providers/index.js';
 import type { ProviderName } from '../config/schema.js';
 import type {
@@ -140,6 +141,12 @@ export async function createCluster(
     hooks.warn?.(
       `${ipv6Rules.map((rule) => rule.cidr).join(', ')}: IPv6 rules reach nothing here, as ${spec.provider} VMs made by dcp get no IPv6 address`,
     );
+  // The user's own Dask configuration is read meanwhile: dcp never sets a weaker TLS than it.
+  const userConfig = userDaskConfig({
+    env,
+    ...(spec.python ? { python: spec.python } : {}),
+    exclude: [clientConfigFile(env)],
+  });
   const dir = await claimName(spec, plan.nameGenerated, env);
   const timeoutMs = plan.timeoutMs ?? provider.defaultTimeoutMs;
   const timeout = new AbortController();
@@ -183,7 +190,17 @@ export async function createCluster(
             : 'checking your files',
       });
     const { clientTls, prepareTls } = await tlsModule;
-    tls = await prepareTls(plan.tls, dir, (message) => hooks.warn?.(message));
+    const files = await prepareTls(plan.tls, dir, (message) => hooks.warn?.(message));
+    if (files) {
+      const { params, warnings: tlsWarnings } = resolveTlsParams(plan.settings, await userConfig);
+      for (const warning of tlsWarnings) hooks.warn?.(warning);
+      if (params.maxVersion !== undefined && params.maxVersion < params.minVersion)
+        throw usageError(
+          `the highest TLS version (${params.maxVersion}) is below the lowest (${params.minVersion})`,
+          'raise tls_max_version, or unset it: dcp config unset tls_max_version',
+        );
+      tls = { ...files, params };
+    }
     if (tls)
       hooks.progress({
         step: 'certificates',
@@ -197,14 +214,12 @@ export async function createCluster(
       status: 'start',
       detail: `a scheduler and ${spec.workers} worker${spec.workers === 1 ? '' : 's'} (${spec.provider})`,
     });
-    // The user's own Dask configuration is read meanwhile: dcp never writes a weaker TLS floor.
-    const floor = userTlsFloor(env, spec.python);
     const endpoints = await provider.create(context);
     Object.assign(record, {
       status: 'running',
       scheduler_address: endpoints.schedulerAddress,
       dashboard_url: endpoints.dashboardUrl,
-      tls: tls && { ...clientTls(tls), minVersion: await floor },
+      tls: tls && clientTls(tls),
       details: endpoints.details,
     });
     await writeRecord(record, env);
@@ -336,12 +351,13 @@ async function releaseClientConfig(
     .sort((a, b) => b.created_at.localeCompare(a.created_at));
   try {
     if (!next) return await removeDaskTlsConfig(file);
-    // The user's floor as it is now: it may have changed since that cluster was made.
     const python = typeof next.details.python === 'string' ? next.details.python : undefined;
-    const repointed = { ...next, tls: { ...next.tls!, minVersion: await userTlsFloor(env, python) } };
-    const written = await pointClientConfigAt(repointed, hooks, env);
+    // The user's floor as it is now, which may have risen since that cluster was made.
+    const floor = (await userTlsFloor(env, python)) ?? 1.2;
+    const minVersion = Math.max(next.tls!.minVersion ?? 1.2, floor) as TlsVersion;
+    const written = await pointClientConfigAt({ ...next, tls: { ...next.tls!, minVersion } }, hooks, env);
     if (!written) return;
-    await writeRecord({ ...repointed, dask_config_file: written }, env);
+    await writeRecord({ ...next, dask_config_file: written }, env);
     hooks.progress({ step: 'client config', status: 'done', detail: `${file} now points at ${next.name}` });
   } catch (error) {
     if (error instanceof Interrupted) throw error;

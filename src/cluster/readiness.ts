@@ -11,10 +11,11 @@ import { createConnection } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type ConnectionOptions } from 'node:tls';
 import type { ClientTls } from '../config/dask-tls.js';
+import { nodeTlsLimits } from '../config/tls-params.js';
 
 /**
- * What a client of the cluster presents and trusts. Dask checks the peer against the CA, never
- * the host name; so does this.
+ * What a client of the cluster presents and trusts, within the cluster's versions and ciphers.
+ * Dask checks the peer against the CA, never the host name; so does this.
  */
 export async function clientTlsOptions(tls: ClientTls): Promise<ConnectionOptions> {
   const [ca, cert, key] = await Promise.all([
@@ -23,7 +24,14 @@ export async function clientTlsOptions(tls: ClientTls): Promise<ConnectionOption
     // A combined file gives its key too: OpenSSL takes the key block and skips the certificate.
     readFile(tls.clientKey ?? tls.clientCert),
   ]);
-  return { ca, cert, key, rejectUnauthorized: true, checkServerIdentity: () => undefined };
+  return {
+    ca,
+    cert,
+    key,
+    rejectUnauthorized: true,
+    checkServerIdentity: () => undefined,
+    ...nodeTlsLimits(tls),
+  };
 }
 
 /** The largest answer read from a member's HTTP server: its JSON is small. */

@@ -1,5 +1,6 @@
 /** How Dask is told to use a set of TLS files: command-line flags and a Python Client snippet. */
 import type { ClientTls } from '../config/dask-tls.js';
+import { tlsParamsEnv, type TlsParams } from '../config/tls-params.js';
 import { shellQuote } from '../util/shell.js';
 
 /** The flags `dask scheduler` and `dask worker` take for TLS; no key file: it is in the certificate file. */
@@ -13,24 +14,26 @@ export function daskTlsArgs(files: { caFile: string; cert: string; key: string |
   ];
 }
 
-/** One member's TLS files, and the gate module (src/providers/dashboard-gate.ts) it preloads. */
+/** One member's TLS files and parameters, and the gate module (src/providers/dashboard-gate.ts) it preloads. */
 export interface MemberTlsFiles {
   caFile: string;
   cert: string;
   key: string | null;
   gate: string;
+  params: TlsParams;
 }
 
 /**
  * What a scheduler or worker needs for TLS everywhere it listens: the flags for its Dask port,
- * the gate preloaded, and the same files for its HTTP server (dashboard, /health, WebSockets) in
- * Dask's configuration keys as variables, which Dask reads for both roles.
+ * the gate preloaded, and, as variables of Dask's configuration keys, the cluster's versions and
+ * ciphers and the same files for its HTTP server (dashboard, /health, WebSockets).
  */
 export function memberTls(files: MemberTlsFiles): { args: string[]; env: Record<string, string> } {
   const dashboard = 'DASK_DISTRIBUTED__SCHEDULER__DASHBOARD__TLS__';
   return {
     args: [...daskTlsArgs(files), '--preload', files.gate],
     env: {
+      ...tlsParamsEnv(files.params),
       [`${dashboard}CA_FILE`]: files.caFile,
       [`${dashboard}CERT`]: files.cert,
       ...(files.key ? { [`${dashboard}KEY`]: files.key } : {}),
@@ -55,14 +58,23 @@ export function pythonClientSnippet(
       '\n',
     );
   }
+  const version = (v: number) => `ssl.TLSVersion.TLSv1_${v === 1.3 ? 3 : 2}`;
+  // Dask's defaults (1.2, no maximum, Python's ciphers) go unsaid.
+  const limits = [
+    ...(tls.minVersion === 1.3 ? [`    tls_min_version=${version(tls.minVersion)},`] : []),
+    ...(tls.maxVersion ? [`    tls_max_version=${version(tls.maxVersion)},`] : []),
+    ...(tls.ciphers ? [`    tls_ciphers=${pyString(tls.ciphers)},`] : []),
+  ];
   return [
+    ...(limits.some((line) => line.includes('ssl.')) ? ['import ssl', ''] : []),
     'from distributed import Client, Security',
     '',
     'security = Security(',
     `    tls_ca_file=${pyString(tls.caFile)},`,
     `    tls_client_cert=${pyString(tls.clientCert)},`,
     ...(tls.clientKey ? [`    tls_client_key=${pyString(tls.clientKey)},`] : []),
-    '    require_encryption=True,',
+    ...limits,
+    `    require_encryption=${tls.requireEncryption === false ? 'False' : 'True'},`,
     ')',
     `client = Client(${args([pyString(address), 'security=security'])})`,
     '',
@@ -76,12 +88,18 @@ export function pythonClientSnippet(
  * this cluster does not use is unset, so one left by an earlier eval cannot pair a wrong key.
  */
 export function envSnippet(address: string, tls: ClientTls | null): string {
+  const params = tls ? tlsParamsEnv({ minVersion: 1.2, requireEncryption: true, ...tls }) : {};
+  const tlsKey = 'DASK_DISTRIBUTED__COMM__TLS__';
   const values: [string, string | null][] = [
     ['DASK_SCHEDULER_ADDRESS', address],
-    ['DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION', tls ? 'True' : null],
-    ['DASK_DISTRIBUTED__COMM__TLS__CA_FILE', tls?.caFile ?? null],
-    ['DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT', tls?.clientCert ?? null],
-    ['DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY', tls?.clientKey ?? null],
+    ['DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION', params.DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION ?? null],
+    [`${tlsKey}CA_FILE`, tls?.caFile ?? null],
+    [`${tlsKey}CLIENT__CERT`, tls?.clientCert ?? null],
+    [`${tlsKey}CLIENT__KEY`, tls?.clientKey ?? null],
+    // Dask's default minimum goes unsaid, so a stricter one of the user's own still holds.
+    [`${tlsKey}MIN_VERSION`, tls?.minVersion === 1.3 ? '1.3' : null],
+    [`${tlsKey}MAX_VERSION`, params[`${tlsKey}MAX_VERSION`] ?? null],
+    [`${tlsKey}CIPHERS`, params[`${tlsKey}CIPHERS`] ?? null],
   ];
   return values
     .map(([name, value]) => (value === null ? `unset ${name}\n` : `export ${name}=${shellQuote(value)}\n`))

@@ -27,6 +27,9 @@ export interface UpFlags {
   tlsCa?: string;
   tlsCert?: string;
   tlsKey?: string;
+  tlsMinVersion?: string;
+  tlsMaxVersion?: string;
+  tlsCiphers?: string;
   timeout?: string;
   wait: boolean;
   waitWorkers?: string;
@@ -168,6 +171,9 @@ function settingsFromFlags(flags: UpFlags): Settings {
     ['image', flags.image, '--image'],
     ['runtime', flags.runtime, '--runtime'],
     ['idle_timeout', flags.idleTimeout, '--idle-timeout'],
+    ['tls_min_version', flags.tlsMinVersion, '--tls-min-version'],
+    ['tls_max_version', flags.tlsMaxVersion, '--tls-max-version'],
+    ['tls_ciphers', flags.tlsCiphers, '--tls-ciphers'],
   ];
   const settings: Record<string, unknown> = {};
   for (const [key, value, flag] of given) {
@@ -346,6 +352,20 @@ export async function planUp(flags: UpFlags, env = process.env, folder?: string)
 
   const mode = settings.tls ?? 'auto';
   const named = tlsFileFlags(flags);
+  const limits = (
+    [
+      ['--tls-min-version', flags.tlsMinVersion],
+      ['--tls-max-version', flags.tlsMaxVersion],
+      ['--tls-ciphers', flags.tlsCiphers],
+    ] as const
+  ).flatMap(([flag, value]) => (value === undefined ? [] : [flag]));
+  if (mode === 'off' && limits.length > 0)
+    throw usageError(`--tls off has no TLS for ${limits.join(', ')} to set`, 'drop them, or keep TLS on');
+  if (Number(settings.tls_max_version) < Number(settings.tls_min_version ?? 1.2))
+    throw usageError(
+      `tls_max_version ${settings.tls_max_version} is below tls_min_version ${settings.tls_min_version ?? '1.2'}`,
+      'raise --tls-max-version, or leave it out',
+    );
   if (mode !== 'byo' && named.length > 0)
     throw usageError(
       `--tls ${mode} ${mode === 'off' ? 'uses no certificates' : 'makes its own certificates'}; ${named.join(', ')} ${named.length === 1 ? 'is' : 'are'} for --tls byo`,

@@ -35,6 +35,9 @@ const recordSchema = z.object({
       // Null: the key is in the certificate file.
       clientKey: z.string().nullable(),
       minVersion: z.union([z.literal(1.2), z.literal(1.3)]).optional(),
+      maxVersion: z.union([z.literal(1.2), z.literal(1.3)]).optional(),
+      ciphers: z.string().optional(),
+      requireEncryption: z.boolean().optional(),
     })
     .nullable(),
   /** The dcp-owned Dask config file that points plain `Client("tls://...")` here, if any. */

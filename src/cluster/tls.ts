@@ -10,7 +10,7 @@ import { ROLES, type Role } from '../certs/roles.js';
 import { generateCertificateSet, tlsFilesIn } from '../certs/gen.js';
 import { verifyFiles, type VerifyFlags } from '../certs/verify.js';
 import { DcpError, usageError } from '../errors.js';
-import type { ClusterTls } from '../providers/provider.js';
+import type { ClusterTls, TlsFiles } from '../providers/provider.js';
 import type { ClientTls } from '../config/dask-tls.js';
 
 /** The user's files: a folder in the `certs gen` layout, or one CA and one pair for every role. */
@@ -19,7 +19,7 @@ export type ByoFiles = { dir: string } | { ca: string; cert: string; key?: strin
 export type TlsChoice = { mode: 'auto' } | ({ mode: 'byo' } & ByoFiles) | { mode: 'off' };
 
 export function clientTls(tls: ClusterTls): ClientTls {
-  return { caFile: tls.caFile, clientCert: tls.cert.client, clientKey: tls.key.client };
+  return { caFile: tls.caFile, clientCert: tls.cert.client, clientKey: tls.key.client, ...tls.params };
 }
 
 /** How the user named the files, so messages speak of the flags they typed. */
@@ -40,7 +40,7 @@ async function isThere(path: string): Promise<boolean> {
  * The files of a BYO choice, per role, as absolute paths. In a folder, a role without
  * `<role>-key.pem` has its key in `<role>.pem`; for one pair, no --tls-key means the same.
  */
-export async function byoFiles(choice: ByoFiles): Promise<ClusterTls> {
+export async function byoFiles(choice: ByoFiles): Promise<TlsFiles> {
   if ('dir' in choice) {
     const files = tlsFilesIn(resolve(choice.dir));
     const keys = await Promise.all(
@@ -105,7 +105,7 @@ export async function prepareTls(
   choice: TlsChoice,
   clusterDir: string,
   warn: (message: string) => void = () => undefined,
-): Promise<ClusterTls | null> {
+): Promise<TlsFiles | null> {
   switch (choice.mode) {
     case 'off':
       return null;

@@ -1,37 +1,43 @@
 /** The client side of a TLS cluster in Dask's own keys, so a plain `Client("tls://...")` works. */
 import { rm } from 'node:fs/promises';
 import { Document } from 'yaml';
-import type { TlsVersion } from './dask-user.js';
+import type { TlsParams } from './tls-params.js';
 import { deleteIn, readYaml, setIn, updateYaml } from './yaml-file.js';
 
-/** The files a Dask client presents and trusts, and the TLS floor it keeps. */
-export interface ClientTls {
+/**
+ * The files a Dask client presents and trusts, and the cluster's TLS parameters (absent in the
+ * records of clusters made before dcp kept them: Dask's defaults hold there).
+ */
+export interface ClientTls extends Partial<TlsParams> {
   caFile: string;
   clientCert: string;
   /** Null when the key is in the certificate file, which Dask then reads it from. */
   clientKey: string | null;
-  /**
-   * The user's own TLS minimum where it is stricter than Dask's default, kept in dcp-client.yaml
-   * so the file never lowers it; absent, the file says nothing of it and Dask's own value holds.
-   */
-  minVersion?: TlsVersion;
 }
 
 /**
- * `distributed.comm.*` keys and values; `min-version` is a float, as distributed expects; null
- * means the key must not be set. `requireEncryption` makes every Dask connection of whoever reads
- * the file refuse plain TCP, which breaks a user's ordinary `LocalCluster()`: right for a
- * per-cluster file, wrong for a file every Dask program reads.
+ * `distributed.comm.*` keys and values; versions are floats, as distributed expects; null means
+ * the key must not be set. A minimum of 1.2 is Dask's default and never written, so the file
+ * never lowers a stricter one of the user's. `requireEncryption` makes every Dask connection of
+ * whoever reads the file refuse plain TCP, which breaks a user's ordinary `LocalCluster()`: right
+ * for a per-cluster file, wrong for a file every Dask program reads.
  */
 export function daskTlsValues(tls: ClientTls, requireEncryption = true): [string[], unknown][] {
   return [
     ...(requireEncryption
-      ? [[['distributed', 'comm', 'require-encryption'], true] as [string[], unknown]]
+      ? [
+          [['distributed', 'comm', 'require-encryption'], tls.requireEncryption ?? true] as [
+            string[],
+            unknown,
+          ],
+        ]
       : []),
     [['distributed', 'comm', 'tls', 'ca-file'], tls.caFile],
     [['distributed', 'comm', 'tls', 'client', 'cert'], tls.clientCert],
     [['distributed', 'comm', 'tls', 'client', 'key'], tls.clientKey],
-    [['distributed', 'comm', 'tls', 'min-version'], tls.minVersion ?? null],
+    [['distributed', 'comm', 'tls', 'min-version'], tls.minVersion === 1.3 ? 1.3 : null],
+    [['distributed', 'comm', 'tls', 'max-version'], tls.maxVersion ?? null],
+    [['distributed', 'comm', 'tls', 'ciphers'], tls.ciphers ?? null],
   ];
 }
 

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { usageError } from '../errors.js';
 import { parseDuration } from '../util/duration.js';
 import { ingressRuleSchema } from './ingress.js';
+import { cipherProblem, TLS_VERSION_CHOICES } from './tls-params.js';
 
 export const PROVIDERS = ['local', 'aws', 'gcp', 'azure', 'digitalocean'] as const;
 export type ProviderName = (typeof PROVIDERS)[number];
@@ -20,6 +21,12 @@ const wholeNumber = (min: number, max: number) =>
     .max(max, { error: `must be at most ${max}` });
 const oneOf = <T extends readonly [string, ...string[]]>(values: T) =>
   z.enum(values, { error: `must be one of ${values.join(', ')}` });
+
+/** Dask's TLS versions; YAML reads an unquoted 1.3 as a number, which Dask's own files use. */
+const tlsVersion = z.preprocess(
+  (value) => (typeof value === 'number' ? String(value) : value),
+  z.enum(TLS_VERSION_CHOICES, { error: 'must be 1.2 or 1.3 (Dask takes no other)' }),
+);
 
 /** Dask's own duration strings: `90s`, `30m`, `1h`, `2 days`, or plain seconds. */
 const duration = z
@@ -44,6 +51,13 @@ export const settingsSchema = z
     idle_timeout: duration.refine((value) => (parseDuration(value) ?? 0) >= 60_000, {
       error: 'must be at least 1m',
     }),
+    tls_min_version: tlsVersion,
+    tls_max_version: tlsVersion,
+    tls_ciphers: text.superRefine((value, context) => {
+      const problem = cipherProblem(value);
+      if (problem) context.addIssue({ code: 'custom', message: problem });
+    }),
+    require_encryption: z.boolean({ error: 'must be true or false' }),
     aws: z
       .object({
         region: text,
@@ -137,6 +151,8 @@ export function parseSettingValue(key: string, raw: string, source = key): unkno
   let value: unknown = raw;
   if (schema instanceof z.ZodNumber) {
     value = /^\s*-?\d+(\.\d+)?\s*$/.test(raw) ? Number(raw) : raw;
+  } else if (schema instanceof z.ZodBoolean) {
+    value = { true: true, false: false }[raw.trim().toLowerCase()] ?? raw;
   } else if (schema instanceof z.ZodArray) {
     try {
       value = JSON.parse(raw);

@@ -7,12 +7,18 @@ import type { ClusterRecord, Resource } from '../cluster/state.js';
 import type { IngressRule } from '../config/ingress.js';
 import type { ProviderName } from '../config/schema.js';
 import type { Runtime } from './boot/index.js';
+import type { TlsParams } from '../config/tls-params.js';
 
 /** Files per role for a TLS cluster; a null key file means the key is in the certificate file. */
-export interface ClusterTls {
+export interface TlsFiles {
   caFile: string;
   cert: { scheduler: string; worker: string; client: string };
   key: { scheduler: string | null; worker: string | null; client: string | null };
+}
+
+/** A TLS cluster's files, and the versions and ciphers every member and client keeps to. */
+export interface ClusterTls extends TlsFiles {
+  params: TlsParams;
 }
 
 export interface ClusterSpec {

@@ -54,6 +54,8 @@ describeWithDask('boot scripts in network namespaces', () => {
             ca: pem(certs.files.ca),
             cert: pem(certs.files.cert[role]),
             key: pem(certs.files.key[role]),
+            // The cluster's TLS parameters reach both VMs: TLS 1.3 only, here.
+            params: { minVersion: 1.3, requireEncryption: true },
           },
           stateDir: join(vm(role), 'var/lib/dcp'),
           powerOff: `touch ${join(vm(role), 'powered-off')}`,

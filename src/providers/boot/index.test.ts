@@ -20,6 +20,7 @@ const tls = {
   ca: PEM('CERTIFICATE', 'Q0E='),
   cert: PEM('CERTIFICATE', 'V09SS0VS'),
   key: PEM('PRIVATE KEY', 'S0VZ'),
+  params: { minVersion: 1.2, requireEncryption: true } as const,
 };
 const base: BootOptions = {
   role: 'scheduler',
@@ -246,16 +247,17 @@ describe('what a VM is given of the TLS files', () => {
     writeFileSync(caWithKey, text(set.files.ca) + text(set.files.caKey));
     const combined = join(dir, 'worker-combined.pem');
     writeFileSync(combined, text(set.files.cert.worker) + text(set.files.key.worker));
-    const tls = {
+    const files = {
       caFile: caWithKey,
       cert: { ...set.files.cert, worker: combined },
       key: { ...set.files.key, worker: null },
+      params: tls.params,
     };
-    const worker = (await readRoleTls(tls, 'worker'))!;
+    const worker = (await readRoleTls(files, 'worker'))!;
     expect(worker.ca).toBe(text(set.files.ca));
     expect(worker.cert).toBe(text(set.files.cert.worker));
     expect(worker.key).toBe(text(set.files.key.worker));
-    const scheduler = (await readRoleTls(tls, 'scheduler'))!;
+    const scheduler = (await readRoleTls(files, 'scheduler'))!;
     expect(scheduler.ca).not.toContain('PRIVATE KEY');
     expect(scheduler.key).toBe(text(set.files.key.scheduler));
     expect(await readRoleTls(null, 'worker')).toBeNull();

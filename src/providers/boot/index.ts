@@ -14,14 +14,16 @@ import { memberTls } from '../../cluster/snippet.js';
 import { DcpError } from '../../errors.js';
 import type { ClusterTls } from '../provider.js';
 import { GATE_FILE, GATE_SOURCE } from '../dashboard-gate.js';
+import type { TlsParams } from '../../config/tls-params.js';
 
 export type Runtime = 'docker' | 'preinstalled';
 
-/** PEM texts for one role. */
+/** PEM texts for one role, and the cluster's TLS versions and ciphers. */
 export interface RoleTls {
   ca: string;
   cert: string;
   key: string;
+  params: TlsParams;
 }
 
 export interface BootOptions {
@@ -65,8 +67,13 @@ export async function readRoleTls(
   ]);
   const caCertificates = pemBlocks(ca, 'certificate');
   return key === undefined
-    ? { ca: caCertificates, cert: pemBlocks(cert, 'certificate'), key: pemBlocks(cert, 'key') }
-    : { ca: caCertificates, cert, key };
+    ? {
+        ca: caCertificates,
+        cert: pemBlocks(cert, 'certificate'),
+        key: pemBlocks(cert, 'key'),
+        params: tls.params,
+      }
+    : { ca: caCertificates, cert, key, params: tls.params };
 }
 
 export const SCHEDULER_PORT = 8786;
@@ -98,6 +105,7 @@ export function daskInvocation(
         cert: `${tlsDir}/${options.role}.pem`,
         key: `${tlsDir}/${options.role}-key.pem`,
         gate: `${tlsDir}/${GATE_FILE}`,
+        params: options.tls.params,
       })
     : { args: [], env: {} };
   return { args: [...daskArguments(options), ...tls.args], env: tls.env };

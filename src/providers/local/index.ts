@@ -103,7 +103,7 @@ function roleTls(
   gate: string,
 ): { args: string[]; env: Record<string, string> } {
   return tls
-    ? memberTls({ caFile: tls.caFile, cert: tls.cert[role], key: tls.key[role], gate })
+    ? memberTls({ caFile: tls.caFile, cert: tls.cert[role], key: tls.key[role], gate, params: tls.params })
     : { args: [], env: {} };
 }
 
