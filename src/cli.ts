@@ -200,6 +200,28 @@ export function buildProgram(): Command {
     );
 
   program
+    .command('doctor')
+    .description('knock on every door of the cluster as an outsider would, and say which hold')
+    .argument('[name]', 'the cluster (default: the only one)')
+    .addHelpText(
+      'after',
+      examples(['dcp doctor', 'dcp doctor analytics --json']) +
+        [
+          '',
+          "Tries the scheduler without a certificate, with another CA's, in plain TCP and below the",
+          "cluster's TLS minimum; each member's dashboard without a certificate; certificate expiry",
+          "and strict X.509; where the members listen (a cloud's live firewall against the ingress",
+          'asked for, read-only API calls); and who can read the keys.',
+          '',
+          'Exit status: 0 every door holds, 1 one does not (each named with its fix).',
+          '',
+        ].join('\n'),
+    )
+    .action((name: string | undefined, _options: unknown, command: Command) =>
+      run(async () => (await import('./commands/cluster.js')).doctor(name, outputFor(command))),
+    );
+
+  program
     .command('status')
     .description('is the scheduler reachable, and how many workers are connected (asked live)')
     .argument('[name]', 'the cluster (default: the only one)')

@@ -9,7 +9,7 @@ import { request } from 'node:https';
 import { get as plainGet } from 'node:http';
 import { createConnection } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connect, type ConnectionOptions } from 'node:tls';
+import { connect, type ConnectionOptions, type PeerCertificate, type TLSSocket } from 'node:tls';
 import type { ClientTls } from '../config/dask-tls.js';
 import { nodeTlsLimits } from '../config/tls-params.js';
 
@@ -86,33 +86,54 @@ export async function schedulerAnswers(
   tls: ClientTls | null,
   timeoutMs = 5_000,
 ): Promise<boolean> {
+  return (await probe(address, tls ? await clientTlsOptions(tls) : null, timeoutMs)).ok;
+}
+
+export interface Probe {
+  ok: boolean;
+  /** Why it failed: the TLS alert or socket error. */
+  error?: string;
+  /** The server's certificate, when the handshake got that far. */
+  peer?: PeerCertificate;
+}
+
+/**
+ * One connection to `address` (`tls://host:port`, `https://...`): a TLS handshake with `options`
+ * (which the server must accept in full), or a plain TCP connect when null.
+ */
+export async function probe(
+  address: string,
+  options: ConnectionOptions | null,
+  timeoutMs = 5_000,
+): Promise<Probe> {
   const { host, port } = hostPort(address);
-  const options = tls ? await clientTlsOptions(tls) : undefined;
   return new Promise((resolve) => {
     const socket = options ? connect({ host, port, ...options }) : createConnection({ host, port });
     let settled = false;
-    const done = (ok: boolean) => {
+    let peer: PeerCertificate | undefined;
+    const done = (ok: boolean, error?: string) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       // A polite close: the scheduler then has no failed handshake to log.
       socket.end();
       socket.destroy();
-      resolve(ok);
+      resolve({ ok, ...(error ? { error } : {}), ...(peer ? { peer } : {}) });
     };
-    const timer = setTimeout(() => done(false), timeoutMs);
+    const timer = setTimeout(() => done(false, 'no answer'), timeoutMs);
     if (options) {
-      const tlsSocket = socket as ReturnType<typeof connect>;
+      const tlsSocket = socket as TLSSocket;
       tlsSocket.once('secureConnect', () => {
-        if (!tlsSocket.authorized) done(false);
+        peer = tlsSocket.getPeerCertificate();
+        if (!tlsSocket.authorized) done(false, String(tlsSocket.authorizationError));
         else if (tlsSocket.getProtocol() !== 'TLSv1.3') done(true);
       });
       tlsSocket.once('session', () => done(tlsSocket.authorized));
     } else {
       socket.once('connect', () => done(true));
     }
-    socket.once('error', () => done(false));
-    socket.once('close', () => done(false));
+    socket.once('error', (error: NodeJS.ErrnoException) => done(false, error.code ?? error.message));
+    socket.once('close', () => done(false, 'closed'));
   });
 }
 

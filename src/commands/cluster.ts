@@ -28,6 +28,7 @@ import {
   NO_BOKEH,
   progressLine,
   renderDiscovered,
+  renderDoctor,
   renderList,
   renderStatus,
   renderUp,
@@ -313,6 +314,22 @@ export async function snippet(
       ),
     );
   return ExitCode.ok;
+}
+
+export async function doctor(name: string | undefined, out: Output): Promise<ExitCode> {
+  const record = await resolveCluster(name);
+  const provider = await loadProvider(record.provider);
+  const { examine } = await import('../cluster/doctor.js');
+  out.progress(`knocking on every door of ${record.name}...`);
+  const checks = await examine({
+    record,
+    dir: clusterDir(record.name),
+    resources: await readJournal(clusterDir(record.name)),
+    provider,
+  });
+  const holds = !checks.some((check) => check.verdict === 'open');
+  out.result({ name: record.name, holds, checks }, () => renderDoctor(record.name, checks, out.style));
+  return holds ? ExitCode.ok : ExitCode.failed;
 }
 
 export async function dashboard(

@@ -7,6 +7,7 @@ import type { ClusterRecord, Resource } from '../cluster/state.js';
 import type { IngressRule } from '../config/ingress.js';
 import type { ProviderName } from '../config/schema.js';
 import type { Runtime } from './boot/index.js';
+import type { FirewallView } from '../cluster/doctor.js';
 import type { TlsParams } from '../config/tls-params.js';
 
 /** Files per role for a TLS cluster; a null key file means the key is in the certificate file. */
@@ -121,4 +122,6 @@ export interface Provider {
   members(record: ClusterRecord, resources: Resource[]): Promise<MemberStatus[]>;
   /** Clouds: every dcp cluster found by tag in a region (the SDK's default when undefined). */
   discover?(location: string | undefined): Promise<DiscoveredCluster[]>;
+  /** Clouds: the cluster's firewall as the cloud has it now (read calls only), for `dcp doctor`. */
+  firewall?(record: ClusterRecord): Promise<FirewallView>;
 }

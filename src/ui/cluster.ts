@@ -5,6 +5,7 @@ import type { ClusterEntry, ClusterRecord } from '../cluster/state.js';
 import type { ProviderName } from '../config/schema.js';
 import { envSnippet, pythonClientSnippet } from '../cluster/snippet.js';
 import type { DiscoveredCluster, MemberStatus, ProgressEvent } from '../providers/provider.js';
+import type { DoorReport } from '../cluster/doctor.js';
 import type { Style } from './style.js';
 
 export type SnippetFormat = 'python' | 'env' | 'yaml';
@@ -35,17 +36,14 @@ export function dashboardRows(record: ClusterRecord): [string, string][] {
   if (!record.tls)
     return [['dashboard', `${record.dashboard_url} (plain HTTP, open to whoever reaches it: TLS is off)`]];
   return [
-    [
-      'dashboard',
-      `dcp dashboard ${record.name} (${record.dashboard_url} answers the client certificate only)`,
-    ],
+    ['dashboard', `dcp dashboard ${record.name} (mutual TLS: ${record.dashboard_url})`],
     ...(record.details.bokeh === false ? [['', NO_BOKEH] as [string, string]] : []),
   ];
 }
 
 /** Said where the dashboard is offered, for a cluster whose Python cannot draw its plots. */
 export const NO_BOKEH =
-  "this cluster's Python has no Bokeh, so the dashboard draws no plots (Debian ships no python3-bokeh): pip-install the Bokeh its /status page names into that Python, then make the cluster again";
+  "no plots: the cluster's Python lacks Bokeh (pip-install the version its /status page names)";
 
 /** What `up` can say of a cluster it made: ready, or made without waiting (--no-wait). */
 export function upState(record: ClusterRecord): string {
@@ -299,6 +297,27 @@ export interface StatusReport {
   expected_workers: number;
   threads: number;
   members: MemberStatus[];
+}
+
+export function renderDoctor(name: string, checks: DoorReport[], style: Style): string {
+  const marks = {
+    holds: style.green('✓'),
+    open: style.red('✗'),
+    warn: style.yellow('!'),
+    skip: style.dim('-'),
+  };
+  const open = checks.filter((check) => check.verdict === 'open').length;
+  return [
+    ...checks.map(
+      (check) =>
+        `${marks[check.verdict]} ${check.door}: ${check.detail}${check.fix ? style.dim(` (fix: ${check.fix})`) : ''}`,
+    ),
+    '',
+    open === 0
+      ? `${style.green('✓')} every door of ${style.bold(name)} holds`
+      : `${style.red('✗')} ${open} door${open === 1 ? '' : 's'} of ${style.bold(name)} ${open === 1 ? 'does' : 'do'} not hold`,
+    '',
+  ].join('\n');
 }
 
 export function renderStatus(status: StatusReport, style: Style): string {

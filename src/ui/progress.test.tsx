@@ -96,17 +96,21 @@ describe('Summary', () => {
     created_at: '2026-11-22T08:00:00.000Z',
     workers: 2,
     scheduler_address: 'tls://127.0.0.1:8786',
-    dashboard_url: 'http://127.0.0.1:8787/status',
+    dashboard_url: 'https://127.0.0.1:8787/status',
     tls: { caFile: '/s/tls/ca.pem', clientCert: '/s/tls/client.pem', clientKey: '/s/tls/client-key.pem' },
     dask_config_file: '/h/.config/dask/dcp-client.yaml',
-    details: {},
+    details: { bokeh: false },
   };
 
   it('address, dashboard, TLS files, a snippet that connects, and what to run next', () => {
     const text = frame(<Summary record={record} />);
     expect(text).toContain('✓ analytics is ready (local, 2 workers, TLS)');
     expect(text).toMatch(/scheduler\s+tls:\/\/127\.0\.0\.1:8786/);
-    expect(text).toMatch(/dashboard\s+http:\/\/127\.0\.0\.1:8787\/status/);
+    // Behind mutual TLS: the way in is dcp dashboard, and the missing plots are explained.
+    expect(text).toMatch(
+      /dashboard\s+dcp dashboard analytics \(mutual TLS: https:\/\/127\.0\.0\.1:8787\/status\)/,
+    );
+    expect(text).toContain("no plots: the cluster's Python lacks Bokeh");
     expect(text).toMatch(/TLS\s+CA \/s\/tls\/ca\.pem/);
     expect(text).toContain('client = Client("tls://127.0.0.1:8786", security=security)');
     expect(text).toContain('tls_client_key="/s/tls/client-key.pem"');

@@ -87,13 +87,18 @@ afterAll(async () => {
 });
 
 /** Starts `python3 args...` in its own process group, and waits for `ready` in its output. */
-export async function startPython(args: string[], ready: RegExp, timeoutMs = 30_000): Promise<Started> {
+export async function startPython(
+  args: string[],
+  ready: RegExp,
+  timeoutMs = 30_000,
+  env: Record<string, string> = {},
+): Promise<Started> {
   const child = execa(python(), args, {
     detached: true,
     reject: false,
     all: true,
     stdin: 'ignore',
-    env: { PYTHONUNBUFFERED: '1' },
+    env: { PYTHONUNBUFFERED: '1', ...env },
   });
   running.add(child);
   let output = '';

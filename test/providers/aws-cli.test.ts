@@ -73,7 +73,7 @@ describe('dcp up --provider aws against the fake', () => {
       provider: 'aws',
       workers: 3,
       scheduler_address: `tls://${scheduler.publicIp}:8786`,
-      dashboard_url: `http://${scheduler.publicIp}:8787/status`,
+      dashboard_url: `https://${scheduler.publicIp}:8787/status`,
     });
     expect(cluster.snippet).toContain(`Client("tls://${scheduler.publicIp}:8786", security=security)`);
     expect(existsSync(cluster.tls.client_key)).toBe(true);

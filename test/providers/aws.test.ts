@@ -13,6 +13,8 @@ import { clusterDir, readJournal } from '../../src/cluster/state.js';
 import { DcpError, ExitCode } from '../../src/errors.js';
 import { Interrupted } from '../../src/util/interrupt.js';
 import { awsProvider } from '../../src/providers/aws/index.js';
+import { firewallDoors } from '../../src/cluster/doctor.js';
+import { AuthorizeSecurityGroupIngressCommand, EC2Client } from '@aws-sdk/client-ec2';
 import type { ProgressEvent, Provider } from '../../src/providers/provider.js';
 import { SEED, startFakeEc2, type FakeEc2 } from '../fakes/ec2/index.js';
 import { startFakeRegistry } from '../fakes/registry/index.js';
@@ -102,7 +104,8 @@ describe('up', () => {
     }
     // The client goes to the public IP; workers to the private one, never the public.
     expect(record.scheduler_address).toBe(`tls://${scheduler.publicIp}:8786`);
-    expect(record.dashboard_url).toBe(`http://${scheduler.publicIp}:8787/status`);
+    // Behind the cluster's mutual TLS, like the scheduler port.
+    expect(record.dashboard_url).toBe(`https://${scheduler.publicIp}:8787/status`);
     for (const worker of workers) {
       expect(worker.userData).toContain(`tls://${scheduler.privateIp}:8786`);
       expect(worker.userData).not.toContain(scheduler.publicIp);
@@ -184,6 +187,40 @@ describe('up', () => {
         .filter(Boolean)
         .sort(),
     ).toEqual(['0.0.0.0/0', '2001:db8::/32']);
+    await destroyCluster(record.name, quiet);
+  });
+
+  it('dcp doctor reads the live firewall back: a rule widened to the world behind dcp’s back is reported', async () => {
+    const { record } = await up({ ingress: ['198.51.100.0/24:8786'] });
+    const view = await awsProvider.firewall!(record);
+    expect(firewallDoors(view).every((door) => door.verdict === 'holds')).toBe(true);
+    expect(view.rules).toEqual([{ cidr: '198.51.100.0/24', ports: [8786] }]);
+
+    // Someone opens the dashboard to the internet, and the scheduler range wider, in the console.
+    const ec2 = new EC2Client({ endpoint: fake.url, region: 'us-east-1' });
+    await ec2.send(
+      new AuthorizeSecurityGroupIngressCommand({
+        GroupId: record.details.security_group as string,
+        IpPermissions: [
+          { IpProtocol: 'tcp', FromPort: 8787, ToPort: 8787, IpRanges: [{ CidrIp: '0.0.0.0/0' }] },
+          { IpProtocol: 'tcp', FromPort: 22, ToPort: 9000, IpRanges: [{ CidrIp: '198.51.100.0/24' }] },
+        ],
+      }),
+    );
+    fake.calls.length = 0;
+    const doors = firewallDoors(await awsProvider.firewall!(record));
+    const open = doors.filter((door) => door.verdict === 'open');
+    expect(open.map((door) => door.detail).sort()).toEqual([
+      expect.stringMatching(
+        /lets 0\.0\.0\.0\/0 \(the whole internet\) reach 8787, which the cluster was not made with/,
+      ),
+      expect.stringMatching(
+        /lets 198\.51\.100\.0\/24 reach 22-8785,8787-9000, which the cluster was not made with/,
+      ),
+    ]);
+    expect(open[0]!.fix).toMatch(/remove that rule from sg-\w+ in us-east-1/);
+    // Read calls only.
+    expect(fake.calls.map((call) => call.action)).toEqual(['DescribeSecurityGroups']);
     await destroyCluster(record.name, quiet);
   });
 

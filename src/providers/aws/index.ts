@@ -12,7 +12,8 @@ import type { RunInstancesCommandInput, Tag } from '@aws-sdk/client-ec2';
 
 type InstanceType = NonNullable<RunInstancesCommandInput['InstanceType']>;
 import { readJournal, type ClusterRecord, type Resource } from '../../cluster/state.js';
-import { DASK_PORTS, resolveMe } from '../../config/ingress.js';
+import { DASK_PORTS, resolveMe, type IngressRule } from '../../config/ingress.js';
+import type { FirewallView } from '../../cluster/doctor.js';
 import { DcpError, usageError } from '../../errors.js';
 import { formatDuration } from '../../util/duration.js';
 import { bootScript, DASHBOARD_PORT, readRoleTls, SCHEDULER_PORT, userData } from '../boot/index.js';
@@ -43,7 +44,7 @@ import {
   terminate,
   type Ec2,
 } from './ec2.js';
-import { architecture, permissions, resolvePlacement, ubuntuImage } from './network.js';
+import { architecture, liveRules, permissions, resolvePlacement, ubuntuImage } from './network.js';
 
 const DEFAULT_INSTANCE_TYPE = 't3.medium';
 
@@ -334,6 +335,8 @@ export const awsProvider: Provider = {
         vpc: placement.vpcId,
         subnet: placement.subnetId,
         security_group: groupId,
+        // What the firewall was made with, for `dcp doctor` to hold the live rules against.
+        ingress,
         scheduler_instance: scheduler.InstanceId,
         scheduler_private_ip: privateIp,
         ...(isPublic ? { scheduler_public_ip: address } : {}),
@@ -446,6 +449,28 @@ export const awsProvider: Provider = {
       id: i.InstanceId!,
       running: i.State?.Name === 'running',
     }));
+  },
+
+  async firewall(record: ClusterRecord): Promise<FirewallView> {
+    const {
+      region,
+      security_group: groupId,
+      ingress,
+    } = record.details as {
+      region?: string;
+      security_group?: string;
+      ingress?: IngressRule[];
+    };
+    if (!groupId) throw new DcpError(`${record.name}'s record names no security group`);
+    const ec2 = await ec2For(region);
+    const { SecurityGroups: groups = [] } = await call('DescribeSecurityGroups', () =>
+      ec2.api.describeSecurityGroups({ GroupIds: [groupId] }),
+    );
+    return {
+      where: `${groupId} in ${ec2.region}`,
+      rules: (groups[0]?.IpPermissions ?? []).flatMap(liveRules),
+      asked: ingress,
+    };
   },
 
   async discover(region): Promise<DiscoveredCluster[]> {

@@ -7,6 +7,7 @@
 import type { IpPermission } from '@aws-sdk/client-ec2';
 import ipaddr from 'ipaddr.js';
 import type { IngressRule } from '../../config/ingress.js';
+import type { LiveRule } from '../../cluster/doctor.js';
 import { DcpError, usageError } from '../../errors.js';
 import { call, type Ec2 } from './ec2.js';
 
@@ -105,6 +106,28 @@ export async function ubuntuImage(ec2: Ec2, arch: 'arm64' | 'x86_64', signal: Ab
       hint: 'pass one with --ami',
     });
   return newest.ImageId!;
+}
+
+/**
+ * A rule as EC2 has it, as who reaches which ports: one per CIDR. Rules naming security groups
+ * (the members' own) let in no address from outside, and are left out.
+ */
+export function liveRules(permission: IpPermission): LiveRule[] {
+  const ports: number[] | 'all' =
+    permission.IpProtocol === '-1' || permission.FromPort === undefined
+      ? 'all'
+      : permission.IpProtocol === 'tcp'
+        ? Array.from(
+            {
+              length: Math.min((permission.ToPort ?? permission.FromPort) - permission.FromPort + 1, 65_536),
+            },
+            (_, i) => permission.FromPort! + i,
+          )
+        : 'all';
+  return [
+    ...(permission.IpRanges ?? []).map((range) => range.CidrIp),
+    ...(permission.Ipv6Ranges ?? []).map((range) => range.CidrIpv6),
+  ].flatMap((cidr) => (cidr ? [{ cidr, ports }] : []));
 }
 
 /**
