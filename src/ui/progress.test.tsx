@@ -2,6 +2,8 @@ import { stripVTControlCharacters } from 'node:util';
 import { render } from 'ink-testing-library';
 import { describe, expect, it } from 'vitest';
 import type { ClusterRecord } from '../cluster/state.js';
+import { renderUp } from './cluster.js';
+import { createStyle } from './style.js';
 import {
   applyEvent,
   applyToView,
@@ -115,6 +117,16 @@ describe('Summary', () => {
     expect(text).toContain('client = Client("tls://127.0.0.1:8786", security=security)');
     expect(text).toContain('tls_client_key="/s/tls/client-key.pem"');
     expect(text).toContain('Next: dcp status analytics · dcp dashboard analytics · dcp down analytics');
+  });
+
+  it('says a dashboard without TLS is plain HTTP, open to whoever reaches it', () => {
+    const plain = { ...record, tls: null, dashboard_url: 'http://127.0.0.1:8787/status' };
+    expect(frame(<Summary record={plain} />)).toMatch(
+      /dashboard\s+http:\/\/127\.0\.0\.1:8787\/status \(plain HTTP, open to whoever reaches it: TLS is off\)/,
+    );
+    expect(renderUp(plain, createStyle(false))).toContain(
+      '(plain HTTP, open to whoever reaches it: TLS is off)',
+    );
   });
 
   it('does not call a cluster made with --no-wait ready', () => {

@@ -394,6 +394,24 @@ describeWithDask('dcp up / status / down with the local provider', () => {
     expect(cluster.tls).toBeNull();
     expect(cluster.scheduler_address).toMatch(/^tcp:\/\//);
     expect(result.stderr).toContain('warning: TLS is off');
+    // The dashboard stays plain HTTP, as asked, and the summary says so.
+    expect(cluster.dashboard_url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/status$/);
+    expect((await fetch(cluster.dashboard_url)).status).toBe(200);
+    const summary = await run(['status', 'plain']);
+    expect(summary.exitCode, summary.stderr).toBe(0);
+    const doctor = await run(['doctor', 'plain', '--json']);
+    expect(doctor.exitCode).toBe(1);
+    expect(
+      json<{ checks: { door: string; verdict: string; detail: string }[] }>(doctor.stdout).checks,
+    ).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          door: 'dashboard: no certificate',
+          verdict: 'open',
+          detail: expect.stringMatching(/TLS is off/),
+        }),
+      ]),
+    );
     const computed = await runPython(`${cluster.snippet}\nprint(client.submit(sum, [2, 3]).result())`, {
       env: { HOME: home },
     });

@@ -139,6 +139,27 @@ describeWithDask('boot scripts in network namespaces', () => {
       );
       expect(refused.exitCode, refused.stderr).not.toBe(0);
       expect(refused.exitCode).not.toBe(28);
+      // The cluster's TLS parameters reached the VM: TLS 1.2 is refused on the Dask port and the dashboard.
+      for (const port of [8786, 8787]) {
+        const old = await execa(
+          'openssl',
+          [
+            's_client',
+            '-connect',
+            `${network.hosts.scheduler!.ip}:${port}`,
+            '-tls1_2',
+            '-CAfile',
+            certs.files.ca,
+            '-cert',
+            certs.files.cert.client,
+            '-key',
+            certs.files.key.client,
+          ],
+          { input: '', reject: false, timeout: 20_000 },
+        );
+        expect(old.exitCode, `${port}: ${old.stdout}`).not.toBe(0);
+        expect(old.stderr).toMatch(/protocol version/);
+      }
       // Nor over plain HTTP.
       const plain = await execa(
         'curl',
