@@ -118,19 +118,29 @@ export async function startGateway(dashboard: string, tls: ClientTls | null): Pr
   };
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    // Only a path goes upstream: an absolute URL or CONNECT's host:port names no page of this one.
+    if (!req.url?.startsWith('/') || req.url.startsWith('//')) {
+      res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8' }).end('dcp dashboard: a path only\n');
+      return;
+    }
     const admitted = admit(req);
     if (admitted === 'no') return refuse(res);
     if (admitted === 'exchange') {
       const url = new URL(req.url ?? '/', 'http://gateway');
       url.searchParams.delete(TOKEN_PARAMETER);
+      // A page of this origin moves on, not a redirect: the browser came from elsewhere (the
+      // launcher file), and a strict cookie goes only with a navigation this site starts.
+      const next = `${url.pathname}${url.search}`.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
       res
-        .writeHead(303, {
-          location: `${url.pathname}${url.search}`,
+        .writeHead(200, {
+          'content-type': 'text/html; charset=utf-8',
           'set-cookie': `${cookieName}=${token}; HttpOnly; SameSite=Strict; Path=/`,
           'cache-control': 'no-store',
           'referrer-policy': 'no-referrer',
         })
-        .end();
+        .end(
+          `<!doctype html><meta http-equiv="refresh" content="0;url=${next}"><title>dcp dashboard</title><a href="${next}">the dashboard</a>\n`,
+        );
       return;
     }
     const forward = upstream(req, upstreamHeaders(req));
@@ -149,7 +159,7 @@ export async function startGateway(dashboard: string, tls: ClientTls | null): Pr
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
-    if (admit(req) !== 'ok') {
+    if (!req.url?.startsWith('/') || req.url.startsWith('//') || admit(req) !== 'ok') {
       socket.end('HTTP/1.1 403 Forbidden\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
       return;
     }
