@@ -78,21 +78,31 @@ function speaksPlain(address: string, timeoutMs = 1_500): Promise<boolean> {
   });
 }
 
-/** Whether a plain-HTTP GET of `url` is answered with a page. */
+/** Whether plain HTTP is answered at all, whatever the status: a gated server speaks TLS only. */
 function servesPlainHttp(url: string): Promise<boolean> {
   const plain = url.replace(/^https:/, 'http:');
   return new Promise((resolve) => {
-    const req = plainGet(plain, { timeout: 3_000, agent: false }, (response) => {
-      response.resume();
-      resolve((response.statusCode ?? 0) < 400);
+    const req = plainGet(plain, { signal: AbortSignal.timeout(5_000), agent: false }, () => {
+      resolve(true);
+      req.destroy();
     });
-    req.once('timeout', () => req.destroy());
     req.once('error', () => resolve(false));
   });
 }
 
+/** A connection that never got to TLS: nothing to judge there (another network, a stopped member). */
+const notReached = (result: { ok: boolean; error?: string }) =>
+  !result.ok && /^(ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|no answer)$/.test(result.error ?? '');
+
+interface Stranger {
+  cert: Buffer;
+  key: Buffer;
+}
+
+const refused = (result: { ok: boolean; error?: string }) => `refused (${result.error ?? 'no handshake'})`;
+
 /** A certificate from a CA of nobody's: what a stranger holding "a" Dask certificate would present. */
-async function strangerCertificate(): Promise<{ cert: Buffer; key: Buffer }> {
+async function strangerCertificate(): Promise<Stranger> {
   const { generateCertificateSet } = await import('../certs/gen.js');
   const dir = await mkdtemp(join(tmpdir(), 'dcp-doctor-'));
   try {
@@ -131,17 +141,20 @@ function expiry(label: string, validTo: Date, now: Date): DoorReport {
   };
 }
 
-async function schedulerDoors(record: ClusterRecord, tls: ClientTls, now: Date): Promise<DoorReport[]> {
+async function schedulerDoors(
+  record: ClusterRecord,
+  tls: ClientTls,
+  stranger: Stranger,
+  now: Date,
+): Promise<DoorReport[]> {
   const address = record.scheduler_address!;
   const client = await clientTlsOptions(tls);
-  const { ca } = client;
   const anonymous = {
-    ca,
+    ca: client.ca,
     rejectUnauthorized: true,
     checkServerIdentity: () => undefined,
     ...nodeTlsLimits(tls),
   };
-  const stranger = await strangerCertificate();
   const oldVersion =
     tls.minVersion === 1.3
       ? { ...client, minVersion: 'TLSv1.2' as const, maxVersion: 'TLSv1.2' as const }
@@ -152,23 +165,22 @@ async function schedulerDoors(record: ClusterRecord, tls: ClientTls, now: Date):
           maxVersion: 'TLSv1.1' as const,
           ciphers: 'DEFAULT@SECLEVEL=0',
         };
-  const [accepted, none, foreign, plain, old] = await Promise.all([
+  const unencrypted = {
+    ...client,
+    minVersion: 'TLSv1.2' as const,
+    maxVersion: 'TLSv1.2' as const,
+    ciphers: 'eNULL:@SECLEVEL=0',
+  };
+  const [accepted, none, foreign, plain, old, clear] = await Promise.all([
     probe(address, client),
     probe(address, anonymous),
     probe(address, { ...anonymous, ...stranger }),
     speaksPlain(address),
     probe(address, oldVersion),
+    probe(address, unencrypted),
   ]);
-  const refused = (result: { ok: boolean; error?: string }) => `refused (${result.error ?? 'no handshake'})`;
-  const reports: DoorReport[] = [
-    accepted.ok
-      ? { door: 'scheduler: the client certificate', verdict: 'holds', detail: `${address} takes it` }
-      : {
-          door: 'scheduler: the client certificate',
-          verdict: 'open',
-          detail: `${address} does not complete a mutual-TLS handshake with it (${accepted.error ?? 'no answer'}): something else may be on its port`,
-          fix: `dcp status ${record.name}; if the scheduler is gone: dcp down ${record.name}`,
-        },
+  const below = tls.minVersion === 1.3 ? 'TLS 1.2' : 'TLS 1.0/1.1';
+  const refusals: DoorReport[] = [
     none.ok
       ? {
           door: 'scheduler: no certificate',
@@ -185,6 +197,42 @@ async function schedulerDoors(record: ClusterRecord, tls: ClientTls, now: Date):
           fix: `the scheduler trusts more than its own CA: ${remake(record.name)}`,
         }
       : { door: "scheduler: another CA's certificate", verdict: 'holds', detail: refused(foreign) },
+    clear.ok
+      ? {
+          door: 'scheduler: no encryption (NULL ciphers)',
+          verdict: 'open',
+          detail: `${address} takes a TLS 1.2 handshake that encrypts nothing`,
+          fix: 'leave NULL ciphers out of tls_ciphers, and make the cluster again',
+        }
+      : { door: 'scheduler: no encryption (NULL ciphers)', verdict: 'holds', detail: refused(clear) },
+    !old.ok && /NO_PROTOCOLS_AVAILABLE|UNSUPPORTED_PROTOCOL|no protocols/i.test(old.error ?? '')
+      ? {
+          door: `scheduler: ${below}`,
+          verdict: 'skip',
+          detail: `this machine's OpenSSL cannot offer ${below}, so it was not tried`,
+        }
+      : old.ok
+        ? {
+            door: `scheduler: ${below}`,
+            verdict: 'open',
+            detail: `${address} takes ${below}, below the cluster's minimum ${tls.minVersion ?? 1.2}`,
+            fix: `set the minimum and make the cluster again: dcp up --tls-min-version ${tls.minVersion ?? 1.2}`,
+          }
+        : { door: `scheduler: ${below}`, verdict: 'holds', detail: refused(old) },
+  ];
+  return [
+    accepted.ok
+      ? { door: 'scheduler: the client certificate', verdict: 'holds', detail: `${address} takes it` }
+      : {
+          door: 'scheduler: the client certificate',
+          verdict: 'open',
+          detail: `${address} does not complete a mutual-TLS handshake with it (${accepted.error ?? 'no answer'}): ${notReached(accepted) ? 'the scheduler is not there' : 'something else may be on its port'}`,
+          fix: `dcp status ${record.name}; if the scheduler is gone: dcp down ${record.name}`,
+        },
+    // A scheduler that was not there to ask makes every refusal meaningless.
+    ...(notReached(accepted)
+      ? refusals.map((report): DoorReport => ({ door: report.door, verdict: 'skip', detail: 'not reached' }))
+      : refusals),
     plain
       ? {
           door: 'scheduler: plain TCP',
@@ -193,27 +241,8 @@ async function schedulerDoors(record: ClusterRecord, tls: ClientTls, now: Date):
           fix: `stop whatever listens there, then: ${remake(record.name)}`,
         }
       : { door: 'scheduler: plain TCP', verdict: 'holds', detail: 'no plain Dask on its port' },
+    ...(accepted.peer?.valid_to ? [expiry("the scheduler's", new Date(accepted.peer.valid_to), now)] : []),
   ];
-  const below = tls.minVersion === 1.3 ? 'TLS 1.2' : 'TLS 1.0/1.1';
-  if (!old.ok && /NO_PROTOCOLS_AVAILABLE|UNSUPPORTED_PROTOCOL|no protocols/i.test(old.error ?? ''))
-    reports.push({
-      door: `scheduler: ${below}`,
-      verdict: 'skip',
-      detail: `this machine's OpenSSL cannot offer ${below}, so it was not tried`,
-    });
-  else
-    reports.push(
-      old.ok
-        ? {
-            door: `scheduler: ${below}`,
-            verdict: 'open',
-            detail: `${address} takes ${below}, below the cluster's minimum ${tls.minVersion ?? 1.2}`,
-            fix: `set the minimum and make the cluster again: dcp up --tls-min-version ${tls.minVersion ?? 1.2}`,
-          }
-        : { door: `scheduler: ${below}`, verdict: 'holds', detail: refused(old) },
-    );
-  if (accepted.peer?.valid_to) reports.push(expiry("the scheduler's", new Date(accepted.peer.valid_to), now));
-  return reports;
 }
 
 /** One member's HTTP server (`https://host:port`): refuses strangers, serves the client certificate. */
@@ -221,6 +250,7 @@ async function httpDoors(
   label: string,
   base: string,
   tls: ClientTls,
+  stranger: Stranger,
   path: string,
   fix: string,
 ): Promise<DoorReport[]> {
@@ -232,8 +262,18 @@ async function httpDoors(
     ...nodeTlsLimits(tls),
   };
   const url = new URL(path, base).href;
-  const [none, plain] = await Promise.all([probe(base, anonymous), servesPlainHttp(url)]);
-  const reports: DoorReport[] = [
+  const [none, foreign, plain, served] = await Promise.all([
+    probe(base, anonymous),
+    probe(base, { ...anonymous, ...stranger }),
+    servesPlainHttp(new URL('/json/identity.json', base).href),
+    memberGet(url, tls).then(
+      (answer) => answer.status,
+      (error: unknown) => messageOf(error),
+    ),
+  ]);
+  if (notReached(none) && !plain)
+    return [{ door: `${label}: no certificate`, verdict: 'skip', detail: 'not reached from here' }];
+  return [
     none.ok || plain
       ? {
           door: `${label}: no certificate`,
@@ -241,31 +281,33 @@ async function httpDoors(
           detail: `${plain ? url.replace('https:', 'http:') : url} answers without a certificate: its logs and tracebacks are anyone's`,
           fix: `the member runs without dcp's dashboard gate: ${fix}`,
         }
-      : {
-          door: `${label}: no certificate`,
-          verdict: 'holds',
-          detail: `refused (${none.error ?? 'no handshake'})`,
-        },
-  ];
-  const served = await memberGet(url, tls).then(
-    (answer) => answer.status,
-    (error: unknown) => messageOf(error),
-  );
-  reports.push(
+      : { door: `${label}: no certificate`, verdict: 'holds', detail: refused(none) },
+    foreign.ok
+      ? {
+          door: `${label}: another CA's certificate`,
+          verdict: 'open',
+          detail: `${url} takes a certificate this cluster's CA never issued`,
+          fix,
+        }
+      : { door: `${label}: another CA's certificate`, verdict: 'holds', detail: refused(foreign) },
     served === 200
       ? { door: `${label}: the client certificate`, verdict: 'holds', detail: `${url} served` }
       : {
           door: `${label}: the client certificate`,
-          verdict: 'warn',
-          detail: `${url} did not serve the client certificate (${served})`,
+          verdict: 'open',
+          detail: `${url} does not serve the client certificate (${served}): something else may be on its port`,
+          fix,
         },
-  );
-  return reports;
+  ];
 }
 
-async function dashboardDoors(record: ClusterRecord, tls: ClientTls): Promise<DoorReport[]> {
+async function dashboardDoors(
+  record: ClusterRecord,
+  tls: ClientTls,
+  stranger: Stranger,
+): Promise<DoorReport[]> {
   const base = record.dashboard_url!;
-  const reports = await httpDoors('dashboard', base, tls, '/status', remake(record.name));
+  const reports = await httpDoors('dashboard', base, tls, stranger, '/status', remake(record.name));
   // Each worker's HTTP server, where the scheduler says it is.
   const identity = await memberGet(new URL('/json/identity.json', base).href, tls).catch(() => undefined);
   const workers =
@@ -274,19 +316,19 @@ async function dashboardDoors(record: ClusterRecord, tls: ClientTls): Promise<Do
     const port = (info as { services?: { dashboard?: number } }).services?.dashboard;
     if (!port) continue;
     const host = new URL(address.replace(/^\w+:/, 'http:')).hostname;
-    const label = `worker ${host}:${port}`;
-    const reachable = await probe(`https://${host}:${port}`, null, 2_000);
-    if (!reachable.ok) {
-      reports.push({ door: `${label}: no certificate`, verdict: 'holds', detail: 'not reachable from here' });
-      continue;
-    }
     reports.push(
-      ...(await httpDoors(label, `https://${host}:${port}/`, tls, '/health', remake(record.name))),
+      ...(await httpDoors(
+        `worker ${host}:${port}`,
+        `https://${host}:${port}/`,
+        tls,
+        stranger,
+        '/health',
+        remake(record.name),
+      )),
     );
   }
   return reports;
 }
-
 async function certificateDoors(
   record: ClusterRecord,
   tls: ClientTls,
@@ -373,6 +415,14 @@ async function listeningDoors(record: ClusterRecord, resources: Resource[]): Pro
       },
     ];
   }
+  if (members.size === 0)
+    return [
+      {
+        door: 'listening: loopback only',
+        verdict: 'skip',
+        detail: `no process of ${record.name} is running`,
+      },
+    ];
   const outside = sockets
     .split('\n')
     .filter((line) => [...members].some((pid) => line.includes(`pid=${pid},`)))
@@ -500,8 +550,9 @@ export async function examine(input: DoctorInput): Promise<DoorReport[]> {
         fix: remake(record.name),
       });
   } else {
-    reports.push(...(await schedulerDoors(record, tls, now)));
-    if (record.dashboard_url) reports.push(...(await dashboardDoors(record, tls)));
+    const stranger = await strangerCertificate();
+    reports.push(...(await schedulerDoors(record, tls, stranger, now)));
+    if (record.dashboard_url) reports.push(...(await dashboardDoors(record, tls, stranger)));
     reports.push(...(await certificateDoors(record, tls, dir, now)));
   }
   if (record.provider === 'local') reports.push(...(await listeningDoors(record, resources)));

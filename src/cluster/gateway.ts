@@ -5,23 +5,24 @@
  *
  * Loopback is not private: every local user, and any web page whose name is made to resolve to
  * 127.0.0.1, can reach the port. So the gateway serves only a browser that proved it holds the
- * URL's secret token (exchanged at once for an HttpOnly cookie scoped to this port) and asked for
- * this host by name: without both, a request gets 403 and never reaches the cluster.
+ * URL's secret token (exchanged at once for an HttpOnly cookie) and asked for this gateway's own
+ * secret host name, `dcp-<random>.localhost` (browsers resolve every `.localhost` name to
+ * loopback): without both, a request gets 403 and never reaches the cluster. Browsers send a
+ * cookie to every port of its host, so a cookie for `127.0.0.1` would go to whatever another
+ * local user serves on 127.0.0.1 too; one for a name nobody else knows goes nowhere else.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import type { Duplex } from 'node:stream';
+import { pipeline, type Duplex } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import type { ClientTls } from '../config/dask-tls.js';
 import { clientTlsOptions } from './readiness.js';
 
 export interface Gateway {
-  /** `http://127.0.0.1:PORT/status?dcp_token=...`: the page to open, with its secret. */
+  /** `http://dcp-<random>.localhost:PORT/status?dcp_token=...`: the page to open, with its secrets. */
   url: string;
-  /** The same page without the secret, for messages that others may see. */
-  publicUrl: string;
   close(): Promise<void>;
 }
 
@@ -62,37 +63,34 @@ export async function startGateway(dashboard: string, tls: ClientTls | null): Pr
   const secure = target.protocol === 'https:';
   const tlsOptions: ConnectionOptions | undefined = secure && tls ? await clientTlsOptions(tls) : undefined;
   const token = randomBytes(32).toString('base64url');
-  const server = createServer();
+  const server = createServer({ headersTimeout: 10_000, requestTimeout: 120_000 });
+  // Enough for a browser's pages and plots; not every descriptor for whoever opens connections.
+  server.maxConnections = 256;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());
   });
   const port = (server.address() as { port: number }).port;
-  const cookieName = `dcp_gateway_${port}`;
+  const host = `dcp-${randomBytes(16).toString('hex')}.localhost:${port}`;
+  const cookieName = 'dcp_gateway';
   // Upgraded connections leave the HTTP server's books: closing the gateway ends them here.
   const tunnels = new Set<Duplex>();
-  const hosts = new Set([`127.0.0.1:${port}`, `localhost:${port}`]);
 
   /** Who may pass: 'ok', 'exchange' (a right token in the URL, to trade for a cookie), or 'no'. */
   const admit = (req: IncomingMessage): 'ok' | 'exchange' | 'no' => {
-    if (!hosts.has(req.headers.host ?? '')) return 'no';
-    if (sameSecret(cookie(req.headers.cookie, cookieName), token)) return 'ok';
+    if (req.headers.host !== host) return 'no';
     const query = new URL(req.url ?? '/', 'http://gateway').searchParams.get(TOKEN_PARAMETER);
-    return sameSecret(query ?? undefined, token) ? 'exchange' : 'no';
+    // A token in the URL is traded even with a cookie: it must leave the address bar, never go on.
+    if (query !== null) return sameSecret(query, token) ? 'exchange' : 'no';
+    return sameSecret(cookie(req.headers.cookie, cookieName), token) ? 'ok' : 'no';
   };
 
-  /** What goes upstream: the browser's headers, minus this hop's and the gateway's cookie. */
+  /** What goes upstream: the browser's headers, minus this hop's and every cookie (the dashboard needs none). */
   const upstreamHeaders = (req: IncomingMessage): OutgoingHttpHeaders => {
     const headers: OutgoingHttpHeaders = {};
     for (const [name, value] of Object.entries(req.headers)) {
-      if (HOP_BY_HOP.has(name) || value === undefined) continue;
-      if (name === 'cookie') {
-        const rest = (value as string)
-          .split(';')
-          .map((part) => part.trim())
-          .filter((part) => part && !part.startsWith(`${cookieName}=`));
-        if (rest.length > 0) headers.cookie = rest.join('; ');
-      } else headers[name] = value;
+      if (HOP_BY_HOP.has(name) || name === 'cookie' || value === undefined) continue;
+      headers[name] = value;
     }
     headers.host = target.host;
     return headers;
@@ -129,8 +127,12 @@ export async function startGateway(dashboard: string, tls: ClientTls | null): Pr
       const url = new URL(req.url ?? '/', 'http://gateway');
       url.searchParams.delete(TOKEN_PARAMETER);
       // A page of this origin moves on, not a redirect: the browser came from elsewhere (the
-      // launcher file), and a strict cookie goes only with a navigation this site starts.
-      const next = `${url.pathname}${url.search}`.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+      // launcher file), and a strict cookie goes only with a navigation this site starts. One
+      // leading slash: `//host` would lead to another site.
+      const next = `/${url.pathname.replace(/^\/+/, '')}${url.search}`.replace(
+        /[&<>"']/g,
+        (c) => `&#${c.charCodeAt(0)};`,
+      );
       res
         .writeHead(200, {
           'content-type': 'text/html; charset=utf-8',
@@ -144,9 +146,11 @@ export async function startGateway(dashboard: string, tls: ClientTls | null): Pr
       return;
     }
     const forward = upstream(req, upstreamHeaders(req));
+    // A browser gone takes its upstream request with it; an upstream gone ends the browser's answer.
+    res.once('close', () => forward.destroy());
     forward.once('response', (answer) => {
       res.writeHead(answer.statusCode ?? 502, answer.statusMessage, answer.headers);
-      answer.pipe(res);
+      pipeline(answer, res, () => undefined);
     });
     forward.once('error', (error) => {
       if (res.headersSent) return res.destroy();
@@ -154,11 +158,13 @@ export async function startGateway(dashboard: string, tls: ClientTls | null): Pr
         .writeHead(502, { 'content-type': 'text/plain; charset=utf-8' })
         .end(`dcp dashboard: the cluster's dashboard did not answer: ${error.message}\n`);
     });
-    req.pipe(forward);
+    pipeline(req, forward, () => undefined);
   });
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
+    tunnels.add(socket);
+    socket.once('close', () => tunnels.delete(socket));
     if (!req.url?.startsWith('/') || req.url.startsWith('//') || admit(req) !== 'ok') {
       socket.end('HTTP/1.1 403 Forbidden\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
       return;
@@ -174,8 +180,6 @@ export async function startGateway(dashboard: string, tls: ClientTls | null): Pr
       socket.write(`${lines.join('\r\n')}\r\n\r\n`);
       if (upstreamHead.length > 0) socket.write(upstreamHead);
       if (head.length > 0) upstreamSocket.write(head);
-      tunnels.add(socket);
-      socket.once('close', () => tunnels.delete(socket));
       upstreamSocket.on('error', () => socket.destroy());
       socket.on('close', () => upstreamSocket.destroy());
       upstreamSocket.on('close', () => socket.destroy());
@@ -191,14 +195,13 @@ export async function startGateway(dashboard: string, tls: ClientTls | null): Pr
       answer.pipe(socket);
     });
     forward.once('error', () => socket.end('HTTP/1.1 502 Bad Gateway\r\nconnection: close\r\n\r\n'));
+    socket.once('close', () => forward.destroy());
     forward.end();
   });
 
   const path = `${target.pathname}${target.search}`;
-  const base = `http://127.0.0.1:${port}`;
   return {
-    url: `${base}${path}${target.search ? '&' : '?'}${TOKEN_PARAMETER}=${token}`,
-    publicUrl: `${base}${path}`,
+    url: `http://${host}${path}${target.search ? '&' : '?'}${TOKEN_PARAMETER}=${token}`,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

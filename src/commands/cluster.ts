@@ -346,7 +346,8 @@ export async function dashboard(
   const { startGateway } = await import('../cluster/gateway.js');
   const gateway = await startGateway(url, record.tls);
   await interruptible(async (signal) => {
-    const launcher = join(clusterDir(record.name), 'dashboard.html');
+    // One of its own per run: another `dcp dashboard` of the cluster removes only its own.
+    const launcher = join(clusterDir(record.name), `dashboard-${process.pid}.html`);
     try {
       out.result(
         { name: record.name, url: gateway.url, dashboard_url: url, mutual_tls: record.tls !== null },

@@ -28,6 +28,15 @@ export function cipherProblem(ciphers: string): string | undefined {
   const words = ciphers.split(/[:, ]+/).filter(Boolean);
   if (words.length > 0 && words.every((word) => word.startsWith('TLS_')))
     return 'names TLS 1.3 suites only, which Dask cannot choose (its ciphers set TLS 1.2 and below)';
+  // What OpenSSL would take but no cluster should: no encryption, no authentication, or its
+  // security floor lowered (which lets the weak ones back in).
+  const weakened = words.find(
+    (word) =>
+      /^@SECLEVEL=[01]$/i.test(word) ||
+      (!/^[!-]/.test(word) && /(^|[+-])(e?NULL|aNULL|ADH|AECDH|EXPORT|EXP|RC4|DES|MD5)($|[+-])/i.test(word)),
+  );
+  if (weakened)
+    return `selects ${weakened}, which lets traffic go unencrypted or unauthenticated, or lowers OpenSSL's security level`;
   try {
     // Node gives TLS_* names to TLS 1.3 and the rest to OpenSSL's TLS 1.2 list, as Python does.
     createSecureContext({ ciphers });
@@ -87,12 +96,14 @@ export function resolveTlsParams(
 /** The parameters in Dask's configuration, as variables Dask reads (values as Python literals). */
 export function tlsParamsEnv(params: TlsParams): Record<string, string> {
   const prefix = 'DASK_DISTRIBUTED__COMM__';
+  // Every key, `None` for none: whatever else Dask would read (another cluster's dcp-client.yaml)
+  // must not choose this cluster's versions or ciphers.
   return {
     [`${prefix}REQUIRE_ENCRYPTION`]: params.requireEncryption ? 'True' : 'False',
     [`${prefix}TLS__MIN_VERSION`]: String(params.minVersion),
-    ...(params.maxVersion === undefined ? {} : { [`${prefix}TLS__MAX_VERSION`]: String(params.maxVersion) }),
+    [`${prefix}TLS__MAX_VERSION`]: params.maxVersion === undefined ? 'None' : String(params.maxVersion),
     // Quoted: Dask reads a variable's value as a Python literal when it is one.
-    ...(params.ciphers ? { [`${prefix}TLS__CIPHERS`]: JSON.stringify(params.ciphers) } : {}),
+    [`${prefix}TLS__CIPHERS`]: params.ciphers ? JSON.stringify(params.ciphers) : 'None',
   };
 }
 

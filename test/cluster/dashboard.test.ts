@@ -15,30 +15,22 @@ import WebSocket, { WebSocketServer } from 'ws';
 import { memberGet } from '../../src/cluster/readiness.js';
 import { startGateway } from '../../src/cluster/gateway.js';
 import { GATE_EXIT_STATUS } from '../../src/providers/dashboard-gate.js';
-import { CLI, cliEnv, dcp, json, tempDir } from '../helpers/cli.js';
-import { describeWithDask, python } from '../helpers/dask.js';
+import { CLI, cliEnv, json, tempDir } from '../helpers/cli.js';
+import { describeWithDask, python, schedulerArgs, sharedLocalCluster } from '../helpers/dask.js';
 
-interface UpJson {
-  name: string;
-  scheduler_address: string;
-  dashboard_url: string;
-  tls: { ca_file: string; client_cert: string; client_key: string };
-}
-
-let home: string;
-let cluster: UpJson;
+let shared: ReturnType<typeof sharedLocalCluster>;
 const client = () => ({
-  caFile: cluster.tls.ca_file,
-  clientCert: cluster.tls.client_cert,
-  clientKey: cluster.tls.client_key,
+  caFile: shared.cluster.tls.ca_file,
+  clientCert: shared.cluster.tls.client_cert,
+  clientKey: shared.cluster.tls.client_key,
 });
-const clusterDir = () => join(home, '.local', 'state', 'dcp', 'clusters', cluster.name);
+const clusterDir = () => join(shared.home, '.local', 'state', 'dcp', 'clusters', shared.cluster.name);
 
 /** A GET with no client certificate, trusting the cluster's CA: how an outsider knocks. */
 function withoutCertificate(url: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = httpsGet(url, {
-      ca: readFileSync(cluster.tls.ca_file),
+      ca: readFileSync(shared.cluster.tls.ca_file),
       checkServerIdentity: () => undefined,
     });
     req.once('response', (response: IncomingMessage) => resolve(response.statusCode ?? 0));
@@ -46,13 +38,18 @@ function withoutCertificate(url: string): Promise<number> {
   });
 }
 
-/** A plain GET to the gateway with the headers given; never follows redirects. */
+/**
+ * A plain GET to the gateway with the headers given; never follows redirects. Its `.localhost`
+ * name goes to 127.0.0.1, as browsers send every `.localhost` name.
+ */
 function gatewayGet(
   url: string,
   headers: Record<string, string> = {},
 ): Promise<{ status: number; headers: IncomingMessage['headers']; body: string }> {
+  const { host, port, pathname, search } = new URL(url);
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { headers, agent: false }, (response) => {
+    const options = { host: '127.0.0.1', port, path: `${pathname}${search}`, headers: { host, ...headers } };
+    const req = httpRequest({ ...options, agent: false }, (response) => {
       let body = '';
       response.setEncoding('utf8');
       response.on('data', (chunk: string) => (body += chunk));
@@ -66,20 +63,11 @@ function gatewayGet(
 }
 
 describeWithDask('the dashboard behind mutual TLS', () => {
-  beforeAll(async () => {
-    home = tempDir('dcp-home-');
-    const up = await dcp(['up', '--workers', '1', '--json'], { home, timeoutMs: 120_000 });
-    expect(up.exitCode, up.stderr).toBe(0);
-    cluster = json<UpJson>(up.stdout);
-  }, 150_000);
-
-  afterAll(async () => {
-    if (cluster) await dcp(['down', cluster.name, '--yes'], { home });
-  });
+  shared = sharedLocalCluster();
 
   it("refuses a client without the cluster's certificate, at the handshake, and serves it with one", async () => {
-    expect(cluster.dashboard_url).toMatch(/^https:\/\/127\.0\.0\.1:\d+\/status$/);
-    const identityUrl = new URL('/json/identity.json', cluster.dashboard_url).href;
+    expect(shared.cluster.dashboard_url).toMatch(/^https:\/\/127\.0\.0\.1:\d+\/status$/);
+    const identityUrl = new URL('/json/identity.json', shared.cluster.dashboard_url).href;
     await expect(withoutCertificate(identityUrl)).rejects.toThrow(
       /certificate required|socket hang up|ECONNRESET/i,
     );
@@ -107,27 +95,7 @@ describeWithDask('the dashboard behind mutual TLS', () => {
     const tls = join(clusterDir(), 'tls');
     const started = await execa(
       python(),
-      [
-        '-m',
-        'dask',
-        'scheduler',
-        '--host',
-        '127.0.0.1',
-        '--port',
-        '0',
-        '--dashboard-address',
-        '127.0.0.1:0',
-        '--protocol',
-        'tls',
-        '--tls-ca-file',
-        join(tls, 'ca.pem'),
-        '--tls-cert',
-        join(tls, 'scheduler.pem'),
-        '--tls-key',
-        join(tls, 'scheduler-key.pem'),
-        '--preload',
-        gate,
-      ],
+      [...schedulerArgs({ port: '0', dashboard: '0', tlsDir: tls }), '--preload', gate],
       { reject: false, timeout: 60_000, cwd: '/' },
     );
     expect(started.exitCode, started.all).not.toBe(0);
@@ -159,11 +127,11 @@ describeWithDask('the dashboard behind mutual TLS', () => {
     let url: URL;
 
     beforeAll(async () => {
-      gateway = execa(process.execPath, [CLI, 'dashboard', cluster.name, '--no-open', '--json'], {
+      gateway = execa(process.execPath, [CLI, 'dashboard', shared.cluster.name, '--no-open', '--json'], {
         reject: false,
         stdin: 'ignore',
         extendEnv: false,
-        env: cliEnv(home),
+        env: cliEnv(shared.home),
       });
       let output = '';
       await new Promise<void>((resolve, reject) => {
@@ -179,7 +147,8 @@ describeWithDask('the dashboard behind mutual TLS', () => {
     afterAll(() => gateway?.kill('SIGINT'));
 
     it('lets in only the holder of its URL, and forwards to the dashboard over mutual TLS', async () => {
-      expect(url.origin).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      // A name of its own, which no other local server has: its cookie goes nowhere else.
+      expect(url.origin).toMatch(/^http:\/\/dcp-[0-9a-f]{32}\.localhost:\d+$/);
       expect(url.pathname).toBe('/status');
       const token = url.searchParams.get('dcp_token')!;
       expect(token.length).toBeGreaterThanOrEqual(40);
@@ -225,6 +194,16 @@ describeWithDask('the dashboard behind mutual TLS', () => {
       });
       expect(absolute).toBe(400);
 
+      // Nor by the address: a cookie for 127.0.0.1 would go to every local user's server there.
+      expect(
+        (await gatewayGet(`${url.origin}/json/identity.json`, { cookie, host: `127.0.0.1:${url.port}` }))
+          .status,
+      ).toBe(403);
+      // The token in the URL is traded even with a cookie, never sent on to the dashboard.
+      const again = await gatewayGet(url.href, { cookie });
+      expect(again.status).toBe(200);
+      expect(again.body).toContain('http-equiv="refresh"');
+
       // A page of another name that resolves here (DNS rebinding) gets nothing, cookie or not.
       expect(
         (await gatewayGet(`${url.origin}/json/identity.json`, { cookie, host: 'evil.example' })).status,
@@ -262,14 +241,16 @@ describeWithDask('the dashboard behind mutual TLS', () => {
     try {
       const origin = new URL(gateway.url).origin;
       // Without the cookie the upgrade is refused before anything reaches the server.
-      const refused = new WebSocket(`${origin.replace('http', 'ws')}/ws`);
+      const { host, port: gatewayPort } = new URL(origin);
+      const local = `ws://127.0.0.1:${gatewayPort}/ws`;
+      const refused = new WebSocket(local, { headers: { host } });
       const refusal = await new Promise<number>((resolve) =>
         refused.once('unexpected-response', (_req, response) => resolve(response.statusCode ?? 0)),
       );
       expect(refusal).toBe(403);
 
       const cookie = (await gatewayGet(gateway.url)).headers['set-cookie']![0]!.split(';')[0]!;
-      const socket = new WebSocket(`${origin.replace('http', 'ws')}/ws`, { headers: { cookie } });
+      const socket = new WebSocket(local, { headers: { host, cookie } });
       const upgraded = new Promise<number>((resolve, reject) => {
         socket.once('upgrade', (response) => resolve(response.statusCode ?? 0));
         socket.once('error', reject);
@@ -304,12 +285,16 @@ describeWithDask('the dashboard behind mutual TLS', () => {
   it.skipIf(!existsSync(chromium) && !process.env.CI)(
     "a real headless Chromium shows Dask's page through the gateway",
     async () => {
-      const gatewayRun = execa(process.execPath, [CLI, 'dashboard', cluster.name, '--no-open', '--json'], {
-        reject: false,
-        stdin: 'ignore',
-        extendEnv: false,
-        env: cliEnv(home),
-      });
+      const gatewayRun = execa(
+        process.execPath,
+        [CLI, 'dashboard', shared.cluster.name, '--no-open', '--json'],
+        {
+          reject: false,
+          stdin: 'ignore',
+          extendEnv: false,
+          env: cliEnv(shared.home),
+        },
+      );
       try {
         let output = '';
         for await (const chunk of gatewayRun.stdout!) {

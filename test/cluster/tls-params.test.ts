@@ -63,6 +63,9 @@ describe('validation: exit 2, one line, nothing written', () => {
     ],
     [['config', 'set', 'tls_ciphers', 'TLS_AES_256_GCM_SHA384'], /TLS 1\.3 suites only/],
     [['config', 'set', 'tls_min_version', '1.1'], /must be 1\.2 or 1\.3/],
+    [['config', 'set', 'tls_ciphers', 'eNULL'], /selects eNULL, which lets traffic go unencrypted/],
+    [['up', '--tls-ciphers', 'ECDHE+AESGCM:@SECLEVEL=0'], /selects @SECLEVEL=0/],
+    [['up', '--tls-ciphers', 'ALL:aNULL'], /selects aNULL/],
     [['config', 'set', 'require_encryption', 'maybe'], /must be true or false/],
     [['up', '--tls-ciphers', '!ALL'], /--tls-ciphers: "!ALL" selects no cipher/],
     [['up', '--tls-min-version', 'TLSv1.3'], /--tls-min-version: "TLSv1\.3" must be 1\.2 or 1\.3/],
@@ -163,6 +166,17 @@ describeWithDask('TLS parameters on a real cluster', () => {
     }
     expect(cluster.snippet).toContain('tls_ciphers="ECDHE-ECDSA-AES256-GCM-SHA384"');
     expect(await computes(cluster.snippet, { HOME: tempDir() })).toBe('42');
+
+    // dcp-client.yaml now names those ciphers: a next cluster's members, which read the user's
+    // Dask folder too, still keep to their own (Dask's defaults here), and its doctor agrees.
+    const next = (await up(home, [])).cluster;
+    const other = await shake(next, next.scheduler_address, [
+      '-tls1_2',
+      '-cipher',
+      'ECDHE-ECDSA-AES128-GCM-SHA256',
+    ]);
+    expect(other.stdout, other.stderr).toMatch(/Cipher is ECDHE-ECDSA-AES128-GCM-SHA256/);
+    expect((await shake(next, next.scheduler_address, ['-tls1_3'])).stdout).toMatch(/New, TLSv1\.3/);
     expect((await dcp(['down', '--all', '--yes'], { home })).exitCode).toBe(0);
   }, 180_000);
 

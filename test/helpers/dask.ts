@@ -1,12 +1,14 @@
 /**
  * Real Dask for tests: finds a Python that imports `distributed`, picks free loopback ports,
- * starts schedulers and workers in their own process groups, and always kills what it started
- * (the group, so a nanny's worker goes too). Later issues reuse it for clusters made by dcp.
+ * starts Dask processes in their own process groups, and always kills what it started (the
+ * group, so a nanny's worker goes too); and one cluster made by `dcp up` for a file's tests.
  */
 import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
-import { afterAll, describe } from 'vitest';
+import { afterAll, beforeAll, describe } from 'vitest';
+import { dcp, json, tempDir } from './cli.js';
 
 /** Debian's python3-distributed lives under /usr/bin/python3; a pyenv `python3` first on PATH may lack it. */
 function findDaskPython(): string | null {
@@ -125,54 +127,35 @@ export async function startPython(
   return { process: child, log: () => output };
 }
 
-export interface TlsFiles {
-  ca: string;
-  cert: string;
-  key: string;
-}
-
-const tlsArgs = (tls: TlsFiles) => ['--tls-ca-file', tls.ca, '--tls-cert', tls.cert, '--tls-key', tls.key];
-
-/** `dask scheduler` on 127.0.0.1 with TLS; resolves once it listens. */
-export async function startScheduler(tls: TlsFiles): Promise<Started & { address: string }> {
-  const [port, dashboard] = await Promise.all([freePort(), freePort()]);
-  const started = await startPython(
-    [
-      '-m',
-      'dask',
-      'scheduler',
-      '--host',
-      '127.0.0.1',
-      '--port',
-      String(port),
-      '--protocol',
-      'tls',
-      '--dashboard-address',
-      `127.0.0.1:${dashboard}`,
-      ...tlsArgs(tls),
-    ],
-    /Scheduler at:/,
-  );
-  return { ...started, address: `tls://127.0.0.1:${port}` };
-}
-
-/** `dask worker` connected to `address`; resolves once it registered. */
-export function startWorker(address: string, tls: TlsFiles): Promise<Started> {
-  return startPython(
-    [
-      '-m',
-      'dask',
-      'worker',
-      address,
-      '--host',
-      '127.0.0.1',
-      '--nthreads',
-      '1',
-      '--no-dashboard',
-      ...tlsArgs(tls),
-    ],
-    /Registered to:/,
-  );
+/**
+ * `python -m dask scheduler` arguments on 127.0.0.1: over TLS with the files of a `certs gen`
+ * folder (`tlsDir`), or plain TCP without one.
+ */
+export function schedulerArgs(options: { port: string; dashboard: string; tlsDir?: string }): string[] {
+  const { port, dashboard, tlsDir } = options;
+  return [
+    '-m',
+    'dask',
+    'scheduler',
+    '--host',
+    '127.0.0.1',
+    '--port',
+    port,
+    '--dashboard-address',
+    `127.0.0.1:${dashboard}`,
+    '--protocol',
+    tlsDir ? 'tls' : 'tcp',
+    ...(tlsDir
+      ? [
+          '--tls-ca-file',
+          join(tlsDir, 'ca.pem'),
+          '--tls-cert',
+          join(tlsDir, 'scheduler.pem'),
+          '--tls-key',
+          join(tlsDir, 'scheduler-key.pem'),
+        ]
+      : []),
+  ];
 }
 
 /** The test Python's distributed release (without a distribution's suffix) and its `X.Y`, asked of it directly. */
@@ -193,4 +176,30 @@ export function runPython(code: string, options: { timeoutMs?: number; env?: Rec
     timeout: options.timeoutMs ?? 60_000,
     env: { PYTHONUNBUFFERED: '1', ...options.env },
   });
+}
+
+/** What `dcp up --json` says of a local TLS cluster, as far as the tests read it. */
+export interface LocalClusterJson {
+  name: string;
+  scheduler_address: string;
+  dashboard_url: string;
+  tls: { ca_file: string; client_cert: string; client_key: string };
+}
+
+/**
+ * One local cluster made by `dcp up` (TLS, one worker) for the tests of a file, in a home of its
+ * own, torn down after them. Call inside a describe; read `home` and `cluster` in the tests.
+ */
+export function sharedLocalCluster(): { home: string; cluster: LocalClusterJson } {
+  const shared = {} as { home: string; cluster: LocalClusterJson };
+  beforeAll(async () => {
+    shared.home = tempDir('dcp-home-');
+    const up = await dcp(['up', '--workers', '1', '--json'], { home: shared.home, timeoutMs: 120_000 });
+    if (up.exitCode !== 0) throw new Error(`dcp up failed:\n${up.stderr}`);
+    shared.cluster = json<LocalClusterJson>(up.stdout);
+  }, 150_000);
+  afterAll(async () => {
+    if (shared.cluster) await dcp(['down', shared.cluster.name, '--yes'], { home: shared.home });
+  });
+  return shared;
 }

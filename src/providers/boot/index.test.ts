@@ -142,11 +142,15 @@ describe('the script', () => {
       `${join(dir, 'state')}/tls:/dcp-tls:ro`,
     ]);
     // The cluster's TLS parameters, and the dashboard's certificate for the HTTP server.
-    expect(args.slice(8, 18)).toEqual([
+    expect(args.slice(8, 22)).toEqual([
       '-e',
       'DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION=True',
       '-e',
       'DASK_DISTRIBUTED__COMM__TLS__MIN_VERSION=1.2',
+      '-e',
+      'DASK_DISTRIBUTED__COMM__TLS__MAX_VERSION=None',
+      '-e',
+      'DASK_DISTRIBUTED__COMM__TLS__CIPHERS=None',
       '-e',
       'DASK_DISTRIBUTED__SCHEDULER__DASHBOARD__TLS__CA_FILE=/dcp-tls/ca.pem',
       '-e',
@@ -154,8 +158,8 @@ describe('the script', () => {
       '-e',
       'DASK_DISTRIBUTED__SCHEDULER__DASHBOARD__TLS__KEY=/dcp-tls/scheduler-key.pem',
     ]);
-    expect(args[18]).toBe(image);
-    expect(args.slice(19, 21)).toEqual(['dask', 'scheduler']);
+    expect(args[22]).toBe(image);
+    expect(args.slice(23, 25)).toEqual(['dask', 'scheduler']);
     expect(args).toContain('/dcp-tls/scheduler-key.pem');
     expect(args.slice(-2)).toEqual(['--preload', '/dcp-tls/dcp_dashboard_gate.py']);
     expect(readFileSync(join(dir, 'state', 'tls', 'dcp_dashboard_gate.py'), 'utf8')).toContain(
