@@ -169,7 +169,8 @@ async function schedulerDoors(
     ...client,
     minVersion: 'TLSv1.2' as const,
     maxVersion: 'TLSv1.2' as const,
-    ciphers: 'eNULL:@SECLEVEL=0',
+    // Authenticated suites only: an anonymous one cannot carry the client certificate at all.
+    ciphers: 'eNULL:!aNULL:@SECLEVEL=0',
   };
   const [accepted, none, foreign, plain, old, clear] = await Promise.all([
     probe(address, client),

@@ -63,7 +63,12 @@ export async function startGateway(dashboard: string, tls: ClientTls | null): Pr
   const secure = target.protocol === 'https:';
   const tlsOptions: ConnectionOptions | undefined = secure && tls ? await clientTlsOptions(tls) : undefined;
   const token = randomBytes(32).toString('base64url');
-  const server = createServer({ headersTimeout: 10_000, requestTimeout: 120_000 });
+  // Connections that send no request are closed within seconds, so nobody holds the slots long.
+  const server = createServer({
+    headersTimeout: 5_000,
+    requestTimeout: 120_000,
+    connectionsCheckingInterval: 1_000,
+  });
   // Enough for a browser's pages and plots; not every descriptor for whoever opens connections.
   server.maxConnections = 256;
   await new Promise<void>((resolve, reject) => {
@@ -149,7 +154,11 @@ export async function startGateway(dashboard: string, tls: ClientTls | null): Pr
     // A browser gone takes its upstream request with it; an upstream gone ends the browser's answer.
     res.once('close', () => forward.destroy());
     forward.once('response', (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.statusMessage, answer.headers);
+      // The secret host name must not leave in a Referer from a link on a dashboard page.
+      res.writeHead(answer.statusCode ?? 502, answer.statusMessage, {
+        ...answer.headers,
+        'referrer-policy': 'no-referrer',
+      });
       pipeline(answer, res, () => undefined);
     });
     forward.once('error', (error) => {

@@ -25,14 +25,15 @@ export const TLS_VERSION_CHOICES = ['1.2', '1.3'] as const;
  * string of TLS 1.3 suite names alone selects nothing there either.
  */
 export function cipherProblem(ciphers: string): string | undefined {
-  const words = ciphers.split(/[:, ]+/).filter(Boolean);
+  // OpenSSL's separators: colons, and also semicolons, commas and spaces.
+  const words = ciphers.split(/[:;,\s]+/).filter(Boolean);
   if (words.length > 0 && words.every((word) => word.startsWith('TLS_')))
     return 'names TLS 1.3 suites only, which Dask cannot choose (its ciphers set TLS 1.2 and below)';
   // What OpenSSL would take but no cluster should: no encryption, no authentication, or its
   // security floor lowered (which lets the weak ones back in).
   const weakened = words.find(
     (word) =>
-      /^@SECLEVEL=[01]$/i.test(word) ||
+      /^@SECLEVEL=(?![2-5]$)/i.test(word) ||
       (!/^[!-]/.test(word) && /(^|[+-])(e?NULL|aNULL|ADH|AECDH|EXPORT|EXP|RC4|DES|MD5)($|[+-])/i.test(word)),
   );
   if (weakened)
@@ -80,7 +81,14 @@ export function resolveTlsParams(
     minVersion = theirMin;
   }
   const maxVersion = asVersion(settings.tls_max_version) ?? asVersion(theirs('max-version'));
-  const theirCiphers = theirs('ciphers');
+  let theirCiphers = theirs('ciphers');
+  const weak = typeof theirCiphers === 'string' ? cipherProblem(theirCiphers) : undefined;
+  if (weak && settings.tls_ciphers === undefined) {
+    warnings.push(
+      `the ciphers of your Dask configuration (${String(theirCiphers)}) ${weak}: the cluster keeps Python's defaults`,
+    );
+    theirCiphers = undefined;
+  }
   const ciphers = settings.tls_ciphers ?? (typeof theirCiphers === 'string' ? theirCiphers : undefined);
   return {
     params: {

@@ -114,6 +114,20 @@ describeWithDask('dcp doctor', () => {
       await stop(ungated.process);
     }
 
+    // One whose ciphers let a handshake through that encrypts nothing (set by hand: dcp refuses them).
+    const clear = await startPython(schedulerArgs({ ...ports, tlsDir: tls }), /Scheduler at/, 30_000, {
+      DASK_DISTRIBUTED__COMM__TLS__CIPHERS: '"ECDHE-ECDSA-AES256-GCM-SHA384;@SECLEVEL=0;aNULL;eNULL"',
+    });
+    try {
+      const { exitCode, report } = await doctor();
+      expect(exitCode).toBe(1);
+      expect(openDoors(report).map((check) => check.door)).toContain(
+        'scheduler: no encryption (NULL ciphers)',
+      );
+    } finally {
+      await stop(clear.process);
+    }
+
     const plain = await startPython(schedulerArgs(ports), /Scheduler at/);
     try {
       const { exitCode, report } = await doctor();

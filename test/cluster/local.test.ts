@@ -47,6 +47,13 @@ function journal(name: string): Journaled[] {
     .map((line) => JSON.parse(line) as Journaled);
 }
 
+/** The processes of the last start: another test's cluster may have taken a port from an earlier one. */
+function current(name: string): Journaled[] {
+  const started = journal(name);
+  const last = Math.max(...started.map((p) => p.data.attempt ?? 0));
+  return started.filter((p) => (p.data.attempt ?? 0) === last);
+}
+
 function portFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const server = createServer();
@@ -153,10 +160,7 @@ describeWithDask('dcp up / status / down with the local provider', () => {
       cluster.name,
     ]);
 
-    // The last start's processes: another test's cluster may have taken a port from an earlier one.
-    const started = journal(cluster.name);
-    const last = Math.max(...started.map((p) => p.data.attempt ?? 0));
-    const processes = started.filter((p) => (p.data.attempt ?? 0) === last);
+    const processes = current(cluster.name);
     expect(processes.map((p) => p.data.role)).toEqual(['scheduler', 'worker-1', 'worker-2']);
 
     // Every socket any process of the cluster (nannies' children too) listens on is on loopback.
@@ -198,7 +202,7 @@ describeWithDask('dcp up / status / down with the local provider', () => {
   it('status counts the workers live: one killed with SIGKILL shows', async () => {
     const up = await run(['up', '--name', 'killtest', '--workers', '3', '--threads', '1', '--json']);
     expect(up.exitCode, up.stderr).toBe(0);
-    const victim = journal('killtest').find((p) => p.data.role === 'worker-2')!;
+    const victim = current('killtest').find((p) => p.data.role === 'worker-2')!;
     process.kill(-victim.data.pid, 'SIGKILL'); // the nanny and its worker
     let report: { workers: number; members: { role: string; running: boolean }[] } = {
       workers: -1,
