@@ -13,6 +13,7 @@ import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import type { ConnectionOptions } from 'node:tls';
 import ipaddr from 'ipaddr.js';
 import type { ClientTls } from '../config/dask-tls.js';
 import type { IngressRule } from '../config/ingress.js';
@@ -141,13 +142,8 @@ function expiry(label: string, validTo: Date, now: Date): DoorReport {
   };
 }
 
-async function schedulerDoors(
-  record: ClusterRecord,
-  tls: ClientTls,
-  stranger: Stranger,
-  now: Date,
-): Promise<DoorReport[]> {
-  const address = record.scheduler_address!;
+/** Who knocks: the cluster's own client, and one who trusts the CA but has no certificate. */
+async function callers(tls: ClientTls): Promise<{ client: ConnectionOptions; anonymous: ConnectionOptions }> {
   const client = await clientTlsOptions(tls);
   const anonymous = {
     ca: client.ca,
@@ -155,6 +151,17 @@ async function schedulerDoors(
     checkServerIdentity: () => undefined,
     ...nodeTlsLimits(tls),
   };
+  return { client, anonymous };
+}
+
+async function schedulerDoors(
+  record: ClusterRecord,
+  tls: ClientTls,
+  stranger: Stranger,
+  now: Date,
+): Promise<DoorReport[]> {
+  const address = record.scheduler_address!;
+  const { client, anonymous } = await callers(tls);
   const oldVersion =
     tls.minVersion === 1.3
       ? { ...client, minVersion: 'TLSv1.2' as const, maxVersion: 'TLSv1.2' as const }
@@ -255,13 +262,7 @@ async function httpDoors(
   path: string,
   fix: string,
 ): Promise<DoorReport[]> {
-  const client = await clientTlsOptions(tls);
-  const anonymous = {
-    ca: client.ca,
-    rejectUnauthorized: true,
-    checkServerIdentity: () => undefined,
-    ...nodeTlsLimits(tls),
-  };
+  const { anonymous } = await callers(tls);
   const url = new URL(path, base).href;
   const [none, foreign, plain, served] = await Promise.all([
     probe(base, anonymous),
