@@ -10,7 +10,7 @@ import { execa } from 'execa';
 import { beforeAll, expect, it } from 'vitest';
 import { isRunning } from '../../src/providers/local/process.js';
 import { memberGet } from '../../src/cluster/readiness.js';
-import { CLI, dcp, json, tempDir } from '../helpers/cli.js';
+import { CLI, dcp, json, lastStart, tempDir } from '../helpers/cli.js';
 import { describeWithDask, python, runPython } from '../helpers/dask.js';
 import { makeCert } from '../helpers/openssl.js';
 
@@ -47,11 +47,8 @@ function journal(name: string): Journaled[] {
     .map((line) => JSON.parse(line) as Journaled);
 }
 
-/** The processes of the last start: another test's cluster may have taken a port from an earlier one. */
 function current(name: string): Journaled[] {
-  const started = journal(name);
-  const last = Math.max(...started.map((p) => p.data.attempt ?? 0));
-  return started.filter((p) => (p.data.attempt ?? 0) === last);
+  return lastStart(journal(name));
 }
 
 function portFree(port: number): Promise<boolean> {

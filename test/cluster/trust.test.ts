@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { afterAll, expect, it } from 'vitest';
 import { isRunning } from '../../src/providers/local/process.js';
-import { CLI, cliEnv, dcp, json, tempDir } from '../helpers/cli.js';
+import { CLI, cliEnv, dcp, json, lastStart, tempDir } from '../helpers/cli.js';
 import { describeWithDask, python, runPython } from '../helpers/dask.js';
 import { makeCert } from '../helpers/openssl.js';
 import { asNobody, dcpAsNobody, giveToNobody, isRoot } from '../helpers/users.js';
@@ -25,7 +25,7 @@ interface UpJson {
 }
 
 interface Journaled {
-  data: { role: string; pid: number; startTime: string };
+  data: { role: string; pid: number; startTime: string; attempt?: number };
 }
 
 /** A private HOME per test; whatever a test leaves running (it failed half way) goes at the end. */
@@ -51,8 +51,9 @@ function journal(home: string, name: string): Journaled[] {
     : [];
 }
 
+/** Whether each process of the cluster's last start runs. */
 async function running(home: string, name: string): Promise<boolean[]> {
-  return Promise.all(journal(home, name).map((entry) => isRunning(entry.data)));
+  return Promise.all(lastStart(journal(home, name)).map((entry) => isRunning(entry.data)));
 }
 
 /**

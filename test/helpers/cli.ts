@@ -64,3 +64,12 @@ export async function dcp(args: string[], options: RunOptions = {}) {
 export function json<T = Record<string, unknown>>(stdout: string): T {
   return JSON.parse(stdout) as T;
 }
+
+/**
+ * The journal entries of a cluster's last start. A start whose port another process took (a
+ * test's cluster in parallel) was stopped and superseded; its entries stay in the journal.
+ */
+export function lastStart<T extends { data: { attempt?: number } }>(entries: T[]): T[] {
+  const last = Math.max(0, ...entries.map((entry) => entry.data.attempt ?? 0));
+  return entries.filter((entry) => (entry.data.attempt ?? 0) === last);
+}
