@@ -57,11 +57,16 @@ export function roleFromFileName(path: string): Role | undefined {
 
 export async function verifyFiles(options: VerifyOptions, now = new Date()): Promise<VerifyReport> {
   const flags = options.flags ?? VERIFY_FLAGS;
-  const [caFile, certFile, keyFile] = await Promise.all([
+  // Read at once, but a failure is said in the order the files are named: CA, certificate, key.
+  const reads = [
     readPemFile(options.ca, flags.ca),
     readPemFile(options.cert, flags.cert),
-    options.key ? readPemFile(options.key, flags.key) : undefined,
-  ]);
+    options.key ? readPemFile(options.key, flags.key) : Promise.resolve(undefined),
+  ] as const;
+  await Promise.allSettled(reads);
+  const caFile = await reads[0];
+  const certFile = await reads[1];
+  const keyFile = await reads[2];
   const role = options.role ?? roleFromFileName(options.cert) ?? 'any';
   const problems: Finding[] = [];
   const warnings: Finding[] = [];
