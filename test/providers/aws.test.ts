@@ -1,17 +1,16 @@
 /**
- * The AWS provider through the real SDK against the wire-level EC2 fake: what `up` creates and
- * how (tags, IMDSv2, firewall, networking, user data), how few calls it takes, that a failure at
- * any call leaves nothing behind, and that `down` finds everything by tag from anywhere.
- * Addresses the fake hands out are never connected to: these runs do not wait for readiness.
+ * The AWS provider through the real SDK against the wire-level EC2 fake, beyond what every cloud
+ * shows (aws.conformance.test.ts): tags, IMDSv2, images, the security group, lost answers and
+ * throttling, namesakes, waiting for readiness, and what `down` finds by tag.
+ * Addresses the fake hands out are never connected to, except in the loopback subnet.
  */
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createCluster, destroyCluster } from '../../src/cluster/engine.js';
 import { planUp, type UpFlags } from '../../src/cluster/spec.js';
 import { clusterDir, readJournal } from '../../src/cluster/state.js';
 import { DcpError, ExitCode } from '../../src/errors.js';
-import { Interrupted } from '../../src/util/interrupt.js';
 import { awsProvider } from '../../src/providers/aws/index.js';
 import { firewallDoors } from '../../src/cluster/doctor.js';
 import { AuthorizeSecurityGroupIngressCommand, EC2Client } from '@aws-sdk/client-ec2';
@@ -129,22 +128,6 @@ describe('up', () => {
     await destroyCluster(record.name, quiet);
   });
 
-  it('hands each VM only its own role: no CA key anywhere, no other role’s key', async () => {
-    const { record } = await up();
-    const tls = join(clusterDir(record.name), 'tls');
-    const pem = (file: string) => readFileSync(join(tls, file), 'utf8').trim();
-    for (const instance of tagged(record.name)) {
-      const role = instance.tags['dcp:role']!;
-      expect(instance.userData).toContain(pem('ca.pem'));
-      expect(instance.userData).toContain(pem(`${role}-key.pem`));
-      expect(instance.userData).not.toContain(pem('ca-key.pem'));
-      for (const other of ['scheduler', 'worker', 'client'].filter((r) => r !== role))
-        expect(instance.userData).not.toContain(pem(`${other}-key.pem`));
-      expect(instance.userDataRaw.length).toBeLessThanOrEqual(16_384);
-    }
-    await destroyCluster(record.name, quiet);
-  });
-
   it('private networking: no public IPs, the client uses the private IP, the VPC may reach it', async () => {
     const { record } = await up({ private: true, subnet: SEED.customSubnetId });
     const instances = tagged(record.name);
@@ -175,19 +158,6 @@ describe('up', () => {
     expect((error as DcpError).message).toMatch(/AWS refused DescribeSubnets: InvalidSubnetID.NotFound/);
     expect((error as DcpError).hint).toMatch(/--subnet/);
     expect(fake.mutatingCalls()).toEqual([]);
-  });
-
-  it('never opens a port to the whole internet unless asked by name', async () => {
-    await expect(planUp(flags({ ingress: ['0.0.0.0/0'] }))).rejects.toThrow(/whole internet/);
-    const { record } = await up({ ingress: ['0.0.0.0/0:8786', '2001:db8::/32:8786'], allowAnywhere: true });
-    const group = fake.securityGroups().find((g) => g.tags['dcp:cluster'] === record.name)!;
-    expect(
-      group.ingress
-        .map((r) => r.cidrIp ?? r.cidrIpv6)
-        .filter(Boolean)
-        .sort(),
-    ).toEqual(['0.0.0.0/0', '2001:db8::/32']);
-    await destroyCluster(record.name, quiet);
   });
 
   it('dcp doctor reads the live firewall back: a rule widened to the world behind dcp’s back is reported', async () => {
@@ -259,23 +229,10 @@ describe('up', () => {
     }
   });
 
-  it('50 workers: at most 10 mutating calls, the workers launched before the scheduler runs', async () => {
+  it('50 workers: one RunInstances for all of them (one reservation), one TerminateInstances at down', async () => {
     const { record } = await up({ workers: '50' });
-    const mutating = fake.mutatingCalls();
-    expect(mutating.length).toBeLessThanOrEqual(10);
-    expect(mutating.map((c) => c.action)).toEqual([
-      'CreateSecurityGroup',
-      'AuthorizeSecurityGroupIngress',
-      'RunInstances',
-      'RunInstances',
-    ]);
     const workers = tagged(record.name).filter((i) => i.tags['dcp:role'] === 'worker');
-    expect(workers).toHaveLength(50);
     expect(new Set(workers.map((w) => w.reservationId)).size).toBe(1);
-    // The fake keeps instances pending for a minute: the scheduler cannot have been running.
-    const scheduler = tagged(record.name).find((i) => i.tags['dcp:role'] === 'scheduler')!;
-    expect(scheduler.state).toBe('pending');
-    expect(Math.min(...workers.map((w) => w.launchedAt))).toBeLessThan(scheduler.launchedAt + 60_000);
     fake.calls.length = 0;
     await destroyCluster(record.name, quiet);
     expect(fake.mutatingCalls().filter((c) => c.action === 'TerminateInstances')).toHaveLength(1);
@@ -366,34 +323,6 @@ describe('refusals before anything is made', () => {
 });
 
 describe('failures roll back everything', () => {
-  const steps = [
-    'CreateSecurityGroup',
-    'AuthorizeSecurityGroupIngress',
-    'RunInstances',
-    'RunInstances',
-  ] as const;
-  for (const [i, action] of steps.entries()) {
-    const skip = steps.slice(0, i).filter((a) => a === action).length;
-    it(`a failure at mutating call ${i + 1} (${action}${skip ? ' of the workers' : ''}) leaves nothing tagged`, async () => {
-      fake.fail(
-        action,
-        { code: 'UnauthorizedOperation', message: 'You are not authorized to perform this operation.' },
-        { skip },
-      );
-      const name = `aws-fault-${i}`;
-      const error = await up({ name }).then(
-        () => undefined,
-        (e: unknown) => e as DcpError,
-      );
-      expect(error).toBeInstanceOf(DcpError);
-      expect(error!.message).toContain(`AWS refused ${action}: UnauthorizedOperation`);
-      expect(error!.message).toContain('rolled back');
-      expect(error!.hint).toMatch(/permissions/);
-      expect(fake.leftovers(name)).toEqual({ instances: [], securityGroups: [] });
-      expect(existsSync(clusterDir(name))).toBe(false);
-    });
-  }
-
   it('a rollback removes only what its own run made, never a namesake that appeared elsewhere meanwhile', async () => {
     const { record: other } = await up({ name: 'aws-namesake' });
     rmSync(clusterDir(other.name), { recursive: true });
@@ -454,28 +383,6 @@ describe('failures roll back everything', () => {
       fake.clearFaults('RunInstances');
     }
   });
-
-  for (const step of [
-    'find network',
-    'security group',
-    'launch scheduler',
-    'launch workers',
-    'public address',
-  ]) {
-    it(`Ctrl-C during "${step}": exit 130, nothing left`, async () => {
-      const interrupt = new AbortController();
-      const name = `aws-ctrl-c-${step.replace(' ', '-')}`;
-      const error = await up(
-        { name },
-        (event) =>
-          event.step === step && event.status === 'start' && interrupt.abort(new Interrupted('SIGINT')),
-        interrupt,
-      ).catch((e: unknown) => e as DcpError);
-      expect((error as DcpError).exitCode).toBe(ExitCode.interrupted);
-      expect((error as DcpError).message).toMatch(/^interrupted \(Ctrl-C\); rolled back/);
-      expect(fake.leftovers(name)).toEqual({ instances: [], securityGroups: [] });
-    });
-  }
 
   it('answers lost after AWS acted (the SDK retries them): still nothing left behind', async () => {
     for (const action of ['CreateSecurityGroup', 'RunInstances'] as const) {
@@ -585,26 +492,6 @@ describe('down', () => {
     writeFileSync(join(dir, 'journal.jsonl'), kept.map((r) => JSON.stringify(r)).join('\n') + '\n');
     await destroyCluster(record.name, quiet);
     expect(fake.leftovers(record.name)).toEqual({ instances: [], securityGroups: [] });
-  });
-
-  it('works from another machine: no state here, found by tag with --provider', async () => {
-    const { record } = await up();
-    rmSync(clusterDir(record.name), { recursive: true });
-    const found = await awsProvider.discover!(undefined);
-    const mine = found.find((c) => c.name === record.name)!;
-    expect(mine.location).toBe('us-east-1');
-    expect(mine.members.map((m) => m.role).sort()).toEqual(['scheduler', 'worker', 'worker']);
-    expect(mine.resources[0]).toMatch(/^security group sg-/);
-    expect(await destroyCluster(record.name, quiet)).toBeUndefined();
-    expect(fake.leftovers(record.name).instances).toHaveLength(3);
-    const removed = await destroyCluster(record.name, quiet, process.env, {
-      provider: 'aws',
-      location: 'us-east-1',
-    });
-    expect(removed?.join(' ')).toMatch(/instances i-.*security group sg-/);
-    expect(fake.leftovers(record.name)).toEqual({ instances: [], securityGroups: [] });
-    // Again: nothing to do, quietly.
-    expect(await destroyCluster(record.name, quiet, process.env, { provider: 'aws' })).toBeUndefined();
   });
 
   it('waits out DependencyViolation while the instances let go of the group', async () => {

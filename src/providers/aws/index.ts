@@ -12,7 +12,7 @@ import type { RunInstancesCommandInput, Tag } from '@aws-sdk/client-ec2';
 
 type InstanceType = NonNullable<RunInstancesCommandInput['InstanceType']>;
 import { readJournal, type ClusterRecord, type Resource } from '../../cluster/state.js';
-import { DASK_PORTS, resolveMe, type IngressRule } from '../../config/ingress.js';
+import { DASK_PORTS, type IngressRule } from '../../config/ingress.js';
 import type { FirewallView } from '../../cluster/doctor.js';
 import { DcpError, usageError } from '../../errors.js';
 import { formatDuration } from '../../util/duration.js';
@@ -26,7 +26,8 @@ import type {
   MemberStatus,
   Provider,
 } from '../provider.js';
-import { matchingImage, type ChosenImage } from '../image.js';
+import { count, idsOrCount, prepareCommon } from '../cloud.js';
+import { checkForgivingBlips } from '../health.js';
 import {
   call,
   clusterGroups,
@@ -65,9 +66,6 @@ function tags(context: CreateContext, clusterId: string, role: string, label: st
   ];
 }
 
-/** Health checks in a row that AWS did not answer, per cluster. */
-const unanswered = new Map<string, number>();
-
 const clients = new Map<string, Promise<Ec2>>();
 /** One client per region (and endpoint) for the whole run; the first call checks region and credentials. */
 function ec2For(region: string | undefined): Promise<Ec2> {
@@ -96,17 +94,6 @@ function instanceIds(resources: Resource[], role?: string): string[] {
   return resources
     .filter((r): r is AwsResource => r.kind === 'instance' && (role === undefined || r.data.role === role))
     .map((r) => r.id);
-}
-
-function count(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? '' : 's'}`;
-}
-
-/** `instances i-1, i-2` for a few, `51 instances` for many. */
-function idsOrCount(ids: string[], word: string): string {
-  return ids.length <= 3
-    ? `${word}${ids.length === 1 ? '' : 's'} ${ids.join(', ')}`
-    : count(ids.length, word);
 }
 
 export const awsProvider: Provider = {
@@ -150,21 +137,7 @@ export const awsProvider: Provider = {
         'pass --ami (your Packer-built image, say), or use --runtime docker',
       );
     }
-    const [ingress, chosen] = await Promise.all([
-      resolveMe(spec.ingress),
-      spec.runtime === 'docker' && !spec.image
-        ? matchingImage(spec.python)
-        : Promise.resolve<ChosenImage | undefined>(
-            spec.image === undefined ? undefined : { image: spec.image },
-          ),
-    ]);
-    return {
-      ...spec,
-      ingress,
-      cloud: { ...spec.cloud, region: ec2.region },
-      ...(chosen ? { image: chosen.image } : {}),
-      ...(chosen?.warning ? { warnings: [...(spec.warnings ?? []), chosen.warning] } : {}),
-    };
+    return { ...(await prepareCommon(spec)), cloud: { ...spec.cloud, region: ec2.region } };
   },
 
   async create(context: CreateContext): Promise<Endpoints> {
@@ -350,21 +323,14 @@ export const awsProvider: Provider = {
 
   async checkHealth(context) {
     const ec2 = await ec2For(context.spec.cloud.region);
-    let instances;
-    try {
-      instances = await describeInstances(ec2, instanceIds(await readJournal(context.dir)), context.signal);
-      unanswered.delete(context.dir);
-    } catch (error) {
-      // A blip of the API (or of the network to it) is no reason to tear down a cluster that is
-      // coming up fine; three checks in a row without an answer are.
-      const misses = (unanswered.get(context.dir) ?? 0) + 1;
-      unanswered.set(context.dir, misses);
-      if (misses < 3) return;
-      unanswered.delete(context.dir);
-      throw error;
-    }
-    const lost = instances.map(lostInstance).find(Boolean);
-    if (lost) throw lost;
+    await checkForgivingBlips(context.dir, async () => {
+      const instances = await describeInstances(
+        ec2,
+        instanceIds(await readJournal(context.dir)),
+        context.signal,
+      );
+      return instances.map(lostInstance).find(Boolean);
+    });
   },
 
   async diagnostics(dir) {
