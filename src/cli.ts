@@ -13,6 +13,9 @@ import { examples, SETTINGS_HELP } from './ui/help.js';
 import { exitWhenFlushed, installInterruptHandlers, Interrupted } from './util/interrupt.js';
 import { createStyle, colorEnabled } from './ui/style.js';
 import { closest } from './util/suggest.js';
+import { CLOUD_PROVIDERS } from './providers/index.js';
+
+type CloudProvider = (typeof CLOUD_PROVIDERS)[number];
 
 const version = (
   JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -74,6 +77,7 @@ export function buildProgram(): Command {
     .option('--memory-limit <size>', 'memory per worker, e.g. 4GiB')
     .option('--region <region>', 'cloud region (aws, azure, digitalocean)')
     .option('--zone <zone>', 'cloud zone (gcp)')
+    .option('--project <id>', 'Google Cloud project (gcp; default: gcloud’s configuration)')
     .option(
       '--instance-type <type>',
       'VM size for the workers (aws instance type, gcp machine type, azure VM size, droplet size)',
@@ -83,6 +87,10 @@ export function buildProgram(): Command {
     .option('--vpc <id>', 'the VPC (aws), network (gcp), vnet (azure) or VPC (digitalocean) to use')
     .option('--subnet <id>', 'the subnet (aws, gcp, azure) to use')
     .option('--ami <id>', 'the machine image (aws; default: the newest Ubuntu 24.04 LTS)')
+    .option(
+      '--image-family <family>',
+      'the machine image family, FAMILY or PROJECT/FAMILY (gcp; default: Ubuntu 24.04 LTS)',
+    )
     .addOption(
       new Option(
         '--runtime <runtime>',
@@ -162,21 +170,23 @@ export function buildProgram(): Command {
       new Option(
         '--provider <provider>',
         'with no state here for NAME: find it in this cloud by its tags (e.g. from another machine)',
-      ).choices(['aws']),
+      ).choices(CLOUD_PROVIDERS),
     )
     .option('--region <region>', 'the region to search with --provider (default: your AWS configuration)')
+    .option('--zone <zone>', 'gcp: the zone to search (default: every zone of the project)')
     .addHelpText(
       'after',
       examples([
         'dcp down dask-swift-otter',
         'dcp down --all --yes',
         'dcp down dask-swift-otter --provider aws --region eu-west-1   # from another machine',
+        'dcp down dask-swift-otter --provider gcp --zone europe-west1-b',
       ]),
     )
     .action(
       (
         name: string | undefined,
-        options: { all: boolean; provider?: 'aws'; region?: string },
+        options: { all: boolean; provider?: CloudProvider; region?: string; zone?: string },
         command: Command,
       ) => run(async () => (await import('./commands/cluster.js')).down(name, options, outputFor(command))),
     );
@@ -188,14 +198,20 @@ export function buildProgram(): Command {
       new Option(
         '--provider <provider>',
         'list the clusters this cloud holds, whichever machine made them',
-      ).choices(['aws']),
+      ).choices(CLOUD_PROVIDERS),
     )
     .option('--region <region>', 'the region to search with --provider (default: your AWS configuration)')
+    .option('--zone <zone>', 'gcp: the zone to search (default: every zone of the project)')
     .addHelpText(
       'after',
-      examples(['dcp list', 'dcp list --json', 'dcp list --provider aws --region eu-west-1']),
+      examples([
+        'dcp list',
+        'dcp list --json',
+        'dcp list --provider aws --region eu-west-1',
+        'dcp list --provider gcp',
+      ]),
     )
-    .action((options: { provider?: 'aws'; region?: string }, command: Command) =>
+    .action((options: { provider?: CloudProvider; region?: string; zone?: string }, command: Command) =>
       run(async () => (await import('./commands/cluster.js')).list(options, outputFor(command))),
     );
 

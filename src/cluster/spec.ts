@@ -41,6 +41,8 @@ export interface UpFlags {
   vpc?: string;
   subnet?: string;
   ami?: string;
+  project?: string;
+  imageFamily?: string;
   image?: string;
   runtime?: string;
   idleTimeout?: string;
@@ -50,7 +52,7 @@ export interface UpFlags {
   save?: boolean;
 }
 
-type CloudFlag = 'region' | 'zone' | 'instanceType' | 'vpc' | 'subnet' | 'ami';
+type CloudFlag = 'region' | 'zone' | 'project' | 'instanceType' | 'vpc' | 'subnet' | 'ami' | 'imageFamily';
 
 /** Which setting each cloud flag sets, per provider; a flag missing here does not apply there. */
 const CLOUD_FLAG_KEYS: Record<Exclude<ProviderName, 'local'>, Partial<Record<CloudFlag, string>>> = {
@@ -61,7 +63,14 @@ const CLOUD_FLAG_KEYS: Record<Exclude<ProviderName, 'local'>, Partial<Record<Clo
     subnet: 'aws.subnet',
     ami: 'aws.ami',
   },
-  gcp: { zone: 'gcp.zone', instanceType: 'gcp.machine_type', vpc: 'gcp.network', subnet: 'gcp.subnetwork' },
+  gcp: {
+    zone: 'gcp.zone',
+    project: 'gcp.project',
+    instanceType: 'gcp.machine_type',
+    vpc: 'gcp.network',
+    subnet: 'gcp.subnetwork',
+    imageFamily: 'gcp.image_family',
+  },
   azure: {
     region: 'azure.location',
     instanceType: 'azure.vm_size',
@@ -74,10 +83,12 @@ const CLOUD_FLAG_KEYS: Record<Exclude<ProviderName, 'local'>, Partial<Record<Clo
 const FLAG_NAMES: Record<CloudFlag, string> = {
   region: '--region',
   zone: '--zone',
+  project: '--project',
   instanceType: '--instance-type',
   vpc: '--vpc',
   subnet: '--subnet',
   ami: '--ami',
+  imageFamily: '--image-family',
 };
 
 /**
@@ -90,7 +101,8 @@ const REQUIRED: Record<
   { flag: CloudFlag; env: string[]; sdkChain: boolean }
 > = {
   aws: { flag: 'region', env: ['AWS_REGION', 'AWS_DEFAULT_REGION'], sdkChain: true },
-  gcp: { flag: 'zone', env: [], sdkChain: false },
+  // gcloud's configuration is the chain: the provider reads it, and says what is missing.
+  gcp: { flag: 'zone', env: ['CLOUDSDK_COMPUTE_ZONE'], sdkChain: true },
   azure: { flag: 'region', env: [], sdkChain: false },
   digitalocean: { flag: 'region', env: [], sdkChain: false },
 };
@@ -273,6 +285,8 @@ function projectChoices(loaded: LoadedSettings, provider: ProviderName): string[
       [fileOf('image'), `image: ${settings.image}`],
       [fileOf('runtime'), `runtime: ${settings.runtime}`],
       [fileOf('aws.ami'), `aws.ami: ${settings.aws?.ami}`],
+      [fileOf('gcp.image'), `gcp.image: ${settings.gcp?.image}`],
+      [fileOf('gcp.image_family'), `gcp.image_family: ${settings.gcp?.image_family}`],
       [fileOf('digitalocean.image'), `digitalocean.image: ${settings.digitalocean?.image}`],
     );
   }

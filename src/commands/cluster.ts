@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { countWorkers, schedulerAnswers } from '../cluster/readiness.js';
 import { clientConfigFile, createCluster, destroyCluster } from '../cluster/engine.js';
 import { validateName } from '../cluster/names.js';
-import { planUp, type UpFlags } from '../cluster/spec.js';
+import { cloudLocation, planUp, type UpFlags } from '../cluster/spec.js';
 import {
   clusterDir,
   clusterExists,
@@ -95,7 +95,13 @@ async function ask(flags: UpFlags): Promise<UpFlags> {
       plan: review,
       nameTaken: (candidate: string) => existsSync(clusterDir(candidate)),
       configuredLocation: async (provider: ProviderName) =>
-        provider === 'aws' ? (await import('../providers/aws/ec2.js')).configuredRegion() : undefined,
+        provider === 'aws'
+          ? (await import('../providers/aws/ec2.js')).configuredRegion()
+          : provider === 'gcp'
+            ? (await (await import('../providers/gcp/identity.js')).configuredIdentity()).zone
+            : undefined,
+      configuredProject: async () =>
+        (await (await import('../providers/gcp/identity.js')).configuredIdentity()).project,
     };
     return (await runWizard(context, await inquirerPrompter())).flags;
   } catch (error) {
@@ -169,11 +175,32 @@ function keptMessage(record: ClusterRecord): string {
   return `interrupted after ${record.name} was ${record.status === 'ready' ? 'ready' : 'made'}: it is kept, and running (dcp down ${record.name} removes it)`;
 }
 
+/** Where `down` and `list` search a cloud: --region (aws, ...) or --zone (gcp), checked against the provider. */
+function placeFlag(options: {
+  provider?: ProviderName;
+  region?: string;
+  zone?: string;
+}): { flag: '--region' | '--zone'; value: string } | undefined {
+  if (options.region && options.zone) throw usageError('--region and --zone exclude each other', 'pass one');
+  const given = options.zone
+    ? ({ flag: '--zone', value: options.zone } as const)
+    : options.region
+      ? ({ flag: '--region', value: options.region } as const)
+      : undefined;
+  if (given && options.provider && options.provider !== 'local') {
+    const wanted = `--${cloudLocation(options.provider).flag}`;
+    if (wanted !== given.flag)
+      throw usageError(`${given.flag} does not apply to ${options.provider}`, `pass ${wanted}`);
+  }
+  return given;
+}
+
 export async function down(
   name: string | undefined,
-  options: { all: boolean; provider?: ProviderName; region?: string },
+  options: { all: boolean; provider?: ProviderName; region?: string; zone?: string },
   out: Output,
 ): Promise<ExitCode> {
+  const location = placeFlag(options);
   if (name !== undefined && options.all)
     throw usageError('name a cluster or pass --all, not both', 'dcp down NAME, or dcp down --all');
   if (options.all && options.provider)
@@ -181,10 +208,10 @@ export async function down(
       '--all is for the clusters this machine knows; --provider finds one cluster by name',
       `dcp list --provider ${options.provider} shows what is there`,
     );
-  if (options.region && !options.provider)
+  if (location && !options.provider)
     throw usageError(
-      '--region goes with --provider',
-      `dcp down ${name ?? 'NAME'} --provider aws --region ${options.region}`,
+      `${location.flag} goes with --provider`,
+      `dcp down ${name ?? 'NAME'} --provider ${location.flag === '--zone' ? 'gcp' : 'aws'} ${location.flag} ${location.value}`,
     );
   if (name === undefined && !options.all && options.provider)
     throw usageError(
@@ -222,7 +249,7 @@ export async function down(
     return ExitCode.failed;
   const elsewhere = {
     ...(options.provider ? { provider: options.provider } : {}),
-    ...(options.region ? { location: options.region } : {}),
+    ...(location ? { location: location.value } : {}),
   };
   const results: { name: string; found: boolean; removed: string[] }[] = [];
   for (const each of names) {
@@ -236,7 +263,7 @@ export async function down(
           .map((r) =>
             r.found
               ? `${out.style.green('✓')} ${r.name} is gone${r.removed.length ? ` (removed ${r.removed.join(', ')})` : ''}`
-              : `${r.name}: nothing carries its name in ${options.provider}${options.region ? ` ${options.region}` : ''}`,
+              : `${r.name}: nothing carries its name in ${options.provider}${location ? ` ${location.value}` : ''}`,
           )
           .join('\n') + '\n',
   );
@@ -245,11 +272,15 @@ export async function down(
 }
 
 export async function list(
-  options: { provider?: ProviderName; region?: string },
+  options: { provider?: ProviderName; region?: string; zone?: string },
   out: Output,
 ): Promise<ExitCode> {
-  if (options.region && !options.provider)
-    throw usageError('--region goes with --provider', `dcp list --provider aws --region ${options.region}`);
+  const location = placeFlag(options);
+  if (location && !options.provider)
+    throw usageError(
+      `${location.flag} goes with --provider`,
+      `dcp list --provider ${location.flag === '--zone' ? 'gcp' : 'aws'} ${location.flag} ${location.value}`,
+    );
   if (options.provider) {
     const provider = await loadProvider(options.provider);
     if (!provider.discover)
@@ -258,11 +289,11 @@ export async function list(
         'dcp list shows the clusters this machine knows',
       );
     const here = new Set(await listClusterNames());
-    const clusters = (await provider.discover(options.region)).map((cluster) =>
+    const clusters = (await provider.discover(location?.value)).map((cluster) =>
       discoveredEntry(cluster, here.has(cluster.name)),
     );
     out.result({ provider: options.provider, clusters }, () =>
-      renderDiscovered(clusters, options.provider!, options.region, out.style),
+      renderDiscovered(clusters, options.provider!, location?.value, out.style),
     );
     return ExitCode.ok;
   }

@@ -9,6 +9,11 @@ import { parseDuration } from '../util/duration.js';
 import { ingressRuleSchema } from './ingress.js';
 import { cipherProblem, TLS_VERSION_CHOICES } from './tls-params.js';
 
+/** Google Cloud project ids (`my-proj-123`), domain-scoped ones too (`example.com:my-proj`). */
+export const GCP_PROJECT = /^([a-z][a-z0-9.-]*[a-z0-9]:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
+/** `us-central1-a`, `europe-west4-b`. */
+export const GCP_ZONE = /^[a-z]+-[a-z]+\d+-[a-z]$/;
+
 export const PROVIDERS = ['local', 'aws', 'gcp', 'azure', 'digitalocean'] as const;
 export type ProviderName = (typeof PROVIDERS)[number];
 
@@ -70,7 +75,20 @@ export const settingsSchema = z
       .partial()
       .strict(),
     gcp: z
-      .object({ project: text, zone: text, network: text, subnetwork: text, machine_type: text })
+      .object({
+        project: text.regex(GCP_PROJECT, {
+          error: 'must be a project id: 6 to 30 lowercase letters, digits and hyphens',
+        }),
+        zone: text.regex(GCP_ZONE, { error: 'must be a zone, like us-central1-a' }),
+        network: text,
+        subnetwork: text,
+        machine_type: text.regex(/^[a-z][-a-z0-9]*$/, {
+          error: 'must be a machine type, like e2-standard-4',
+        }),
+        // A machine image with Dask on it, for --runtime preinstalled: [PROJECT/]IMAGE, or a family.
+        image: text,
+        image_family: text,
+      })
       .partial()
       .strict(),
     azure: z

@@ -7,7 +7,7 @@
 import type { LoadedSettings } from '../config/load.js';
 import { buildIngressRules } from '../config/ingress.js';
 import type { ByoFiles, TlsCheck } from '../cluster/tls.js';
-import { PROVIDERS, type ProviderName } from '../config/schema.js';
+import { GCP_PROJECT, PROVIDERS, type ProviderName } from '../config/schema.js';
 import { cloudFlagKey, cloudLocation, locationKnown, type UpFlags } from '../cluster/spec.js';
 import { generateName, validateName } from '../cluster/names.js';
 import { shellCommand } from '../util/shell.js';
@@ -47,6 +47,8 @@ export interface WizardContext {
   nameTaken(name: string): boolean;
   /** Where the cloud's own configuration would put the cluster (AWS: the profile's region), offered as the answer. */
   configuredLocation?(provider: ProviderName): Promise<string | undefined>;
+  /** GCP: the project gcloud's configuration or the credentials give; the question is asked only without one. */
+  configuredProject?(): Promise<string | undefined>;
 }
 
 export interface WizardResult {
@@ -77,6 +79,7 @@ export function equivalentCommand(flags: UpFlags): string {
   add('--provider', flags.provider);
   add('--region', flags.region);
   add('--zone', flags.zone);
+  add('--project', flags.project);
   if (flags.public) args.push('--public');
   if (flags.private) args.push('--private');
   add('--vpc', flags.vpc);
@@ -92,6 +95,7 @@ export function equivalentCommand(flags: UpFlags): string {
   add('--workers', flags.workers);
   add('--threads', flags.threads);
   add('--instance-type', flags.instanceType);
+  add('--image-family', flags.imageFamily);
   add('--memory-limit', flags.memoryLimit);
   add('--python', flags.python);
   add('--timeout', flags.timeout);
@@ -161,6 +165,17 @@ export async function runWizard(context: WizardContext, prompter: Prompter): Pro
         validate: (v) => (v.trim() ? true : `the cluster needs a ${flag}`),
       });
     }
+    if (
+      provider === 'gcp' &&
+      flags.project === undefined &&
+      !settings.gcp?.project &&
+      !(await context.configuredProject?.())
+    )
+      flags.project = await prompter.input({
+        message: 'Google Cloud project id',
+        validate: (v) =>
+          GCP_PROJECT.test(v.trim()) ? true : 'a project id: 6 to 30 lowercase letters, digits and hyphens',
+      });
     if (!flags.public && !flags.private && open('networking')) {
       const networking = await prompter.select<'public' | 'private'>({
         message: 'How will you reach the scheduler?',

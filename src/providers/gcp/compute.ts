@@ -1,0 +1,297 @@
+/**
+ * Compute Engine v1 as the GCP provider uses it: a small typed client over `fetch` for the
+ * dozen calls dcp makes, with Application Default Credentials from google-auth-library
+ * (GOOGLE_APPLICATION_CREDENTIALS, gcloud's ADC file, the metadata server).
+ *
+ * Why not @google-cloud/compute (measured, ../shared/reference/clouds/gcp.md): it needs Node 22,
+ * installs 144 MB, takes 1-1.9 s and ~280 MB to load, cannot be bundled, drops empty lists
+ * (`serviceAccounts: []`, which must reach the API) and loses GCE's error reasons
+ * (`quotaExceeded`, `alreadyExists`) that dcp's hints need. 64-bit integers stay strings.
+ *
+ * Every mutating call carries a `requestId`: GCE then does it at most once, so a call whose
+ * answer was lost is retried safely with the same id. Every operation is waited for and its
+ * error read.
+ */
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DcpError, ExitCode, messageOf, usageError } from '../../errors.js';
+
+export const DEFAULT_ENDPOINT = 'https://compute.googleapis.com/compute/v1/';
+
+export interface Operation {
+  name: string;
+  status: 'PENDING' | 'RUNNING' | 'DONE';
+  operationType?: string;
+  targetLink?: string;
+  zone?: string;
+  error?: { errors?: { code?: string; message?: string }[] };
+  httpErrorStatusCode?: number;
+  httpErrorMessage?: string;
+}
+
+interface ErrorBody {
+  error?: {
+    code?: number;
+    message?: string;
+    status?: string;
+    errors?: { reason?: string; message?: string }[];
+  };
+}
+
+/** A refusal by the API itself: its HTTP status and GCE's reason (`quotaExceeded`, `notFound`). */
+export class ComputeError extends DcpError {
+  constructor(
+    readonly status: number,
+    readonly reason: string,
+    message: string,
+    hint: string | undefined,
+  ) {
+    super(message, {
+      ...(hint ? { hint } : {}),
+      exitCode: status === 401 ? ExitCode.usage : ExitCode.failed,
+    });
+  }
+}
+
+/** What GCE said, and what the user can do about it; by reason or operation error code. */
+const HINTS: [RegExp, string][] = [
+  [
+    /^(authError|UNAUTHENTICATED|invalid_grant|unauthorized)/i,
+    'sign in again: gcloud auth application-default login (or point GOOGLE_APPLICATION_CREDENTIALS at a valid key file)',
+  ],
+  [
+    /^(forbidden|insufficientPermissions|accessNotConfigured|SERVICE_DISABLED|PERMISSION_DENIED)/,
+    'the identity in use lacks Compute Engine permissions for this (roles/compute.instanceAdmin.v1 and roles/compute.securityAdmin), or the Compute Engine API is off: gcloud services enable compute.googleapis.com',
+  ],
+  [
+    /^(ZONE_RESOURCE_POOL_EXHAUSTED|insufficientCapacity|resourcePoolExhausted|ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS)/,
+    'the zone has no capacity for this machine type right now: try another --zone or --instance-type',
+  ],
+  [
+    /^(QUOTA_EXCEEDED|quotaExceeded)/,
+    'a Compute Engine quota stops this (its name and limit are above): fewer --workers, a smaller --instance-type, another region, or ask for more in the console (IAM & Admin → Quotas)',
+  ],
+  [
+    /^(rateLimitExceeded|userRateLimitExceeded)/,
+    'Google Cloud is throttling this project; wait a minute and run it again',
+  ],
+  [
+    /^(alreadyExists|RESOURCE_ALREADY_EXISTS)/,
+    'something of that name exists already, perhaps from a cluster of the same name: dcp list --provider gcp',
+  ],
+];
+
+function hintFor(reason: string): string | undefined {
+  return HINTS.find(([pattern]) => pattern.test(reason))?.[1];
+}
+
+/** Statuses and reasons worth another try; capacity and quota are not (they would not change). */
+function retryable(status: number, reason: string): boolean {
+  if (/quota|capacity|exhausted/i.test(reason)) return false;
+  return status === 429 || status >= 500 || (status === 403 && /rateLimitExceeded/.test(reason));
+}
+
+const ATTEMPTS = 4;
+const retryDelay = (attempt: number) => 200 * 3 ** attempt;
+
+/** The base URL: gcloud's own override (`CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE`), else Google's. */
+export function computeEndpoint(env: NodeJS.ProcessEnv = process.env): string {
+  const override = env.CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE;
+  if (!override) return DEFAULT_ENDPOINT;
+  let url: URL;
+  try {
+    url = new URL(override);
+  } catch {
+    throw usageError(
+      `CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE=${JSON.stringify(override)} is not a URL`,
+      'set it to a base URL ending in /compute/v1/, or unset it',
+    );
+  }
+  // A bearer token sent in the clear is anyone's on the way: plain http only to this machine.
+  const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback))
+    throw usageError(
+      `CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE=${override} would send your Google credentials unencrypted`,
+      'use an https:// endpoint (plain http is taken only on this machine, 127.0.0.1), or unset it',
+    );
+  return url.href.endsWith('/') ? url.href : `${url.href}/`;
+}
+
+type Headers = () => Promise<Record<string, string>>;
+
+/** Request headers with a fresh token, from Application Default Credentials. */
+async function adcHeaders(): Promise<Headers> {
+  // CommonJS: bundled, its names are on the default export only.
+  const library = await import('google-auth-library');
+  const { GoogleAuth } = (library as unknown as { default?: typeof library }).default ?? library;
+  const auth = new GoogleAuth({ scopes: ['https://www.googleapis.com/auth/cloud-platform'] });
+  const noCredentials = (error: unknown) =>
+    new DcpError(`no Google Cloud credentials found: ${messageOf(error).split('\n')[0]}`, {
+      hint: 'run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a key file',
+      exitCode: ExitCode.usage,
+      cause: error,
+    });
+  let client: Awaited<ReturnType<typeof auth.getClient>>;
+  try {
+    client = await auth.getClient();
+  } catch (error) {
+    throw noCredentials(error);
+  }
+  const headers = async () => {
+    try {
+      return Object.fromEntries((await client.getRequestHeaders()).entries());
+    } catch (error) {
+      throw new DcpError(`Google Cloud refused the credentials: ${messageOf(error).split('\n')[0]}`, {
+        hint: hintFor('authError'),
+        exitCode: ExitCode.usage,
+        cause: error,
+      });
+    }
+  };
+  // Asked now, so missing or refused credentials stop dcp before anything is made.
+  await headers();
+  return headers;
+}
+
+export interface Compute {
+  project: string;
+  endpoint: string;
+  /** `projects/<project>/<path>`, the way every call but the image look-ups is addressed. */
+  path(rest: string): string;
+  get<T>(method: string, path: string, query?: Record<string, string>, signal?: AbortSignal): Promise<T>;
+  /** Every item of a listing, page after page (`items`, or the aggregated map's values). */
+  list<T>(method: string, path: string, query?: Record<string, string>, signal?: AbortSignal): Promise<T[]>;
+  /** A mutating call (no abort: cut off half way, it may still make something); its operation. */
+  send(method: string, verb: 'POST' | 'DELETE', path: string, body?: unknown): Promise<Operation>;
+  /** Waits until the operation is done; throws with its error, in words. */
+  wait(method: string, operation: Operation, signal?: AbortSignal): Promise<Operation>;
+}
+
+/** A client for `project`; checks the endpoint and the credentials before anything is asked. */
+export async function connectCompute(
+  project: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Compute> {
+  const endpoint = computeEndpoint(env);
+  const headers = await adcHeaders();
+
+  async function request<T>(
+    method: string,
+    verb: 'GET' | 'POST' | 'DELETE',
+    path: string,
+    query: Record<string, string>,
+    body: unknown,
+    signal: AbortSignal | undefined,
+  ): Promise<T> {
+    const url = new URL(path, endpoint);
+    for (const [key, value] of Object.entries(query)) url.searchParams.set(key, value);
+    for (let attempt = 0; ; attempt++) {
+      let response: Response;
+      try {
+        response = await fetch(url, {
+          method: verb,
+          headers: {
+            ...(await headers()),
+            ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          },
+          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+          // A call that hangs is retried (a mutating one under its same requestId), not waited on forever.
+          signal: signal
+            ? AbortSignal.any([signal, AbortSignal.timeout(150_000)])
+            : AbortSignal.timeout(150_000),
+        });
+      } catch (error) {
+        if (signal?.aborted) throw signal.reason;
+        if (attempt + 1 < ATTEMPTS) {
+          await sleep(retryDelay(attempt), undefined, signal ? { signal } : {});
+          continue;
+        }
+        throw new DcpError(`Google Cloud did not answer ${method}: ${messageOf(error)}`, {
+          hint: `check your connection to ${url.host}, then run it again`,
+          cause: error,
+        });
+      }
+      const text = await response.text();
+      if (response.ok) return (text ? JSON.parse(text) : {}) as T;
+      let parsed: ErrorBody = {};
+      try {
+        parsed = JSON.parse(text) as ErrorBody;
+      } catch {
+        // not JSON: the status says enough
+      }
+      const reason = parsed.error?.errors?.[0]?.reason ?? parsed.error?.status ?? `HTTP ${response.status}`;
+      if (retryable(response.status, reason) && attempt + 1 < ATTEMPTS) {
+        await sleep(retryDelay(attempt), undefined, signal ? { signal } : {});
+        continue;
+      }
+      const message = (parsed.error?.message ?? (text.slice(0, 200) || response.statusText)).trim();
+      throw new ComputeError(
+        response.status,
+        reason,
+        `Google Cloud refused ${method}: ${reason}: ${message}`,
+        hintFor(reason),
+      );
+    }
+  }
+
+  const compute: Compute = {
+    project,
+    endpoint,
+    path: (rest) => `projects/${project}/${rest}`,
+    get: (method, path, query = {}, signal) => request(method, 'GET', path, query, undefined, signal),
+    async list<T>(method: string, path: string, query: Record<string, string> = {}, signal?: AbortSignal) {
+      const items: T[] = [];
+      let pageToken: string | undefined;
+      do {
+        const page = await request<{
+          items?: T[] | Record<string, Record<string, unknown>>;
+          nextPageToken?: string;
+        }>(method, 'GET', path, { ...query, ...(pageToken ? { pageToken } : {}) }, undefined, signal);
+        if (Array.isArray(page.items)) items.push(...page.items);
+        else
+          // Aggregated lists: `{ 'zones/x': { instances: [...] } | { warning } }`.
+          for (const scoped of Object.values(page.items ?? {}))
+            for (const value of Object.values(scoped))
+              if (Array.isArray(value)) items.push(...(value as T[]));
+        pageToken = page.nextPageToken;
+      } while (pageToken);
+      return items;
+    },
+    send: (method, verb, path, body) =>
+      request<Operation>(method, verb, path, { requestId: randomUUID() }, body, undefined),
+    async wait(method, operation, signal) {
+      // Zonal operations live under their zone, the rest (firewalls) are global.
+      const zone = operation.zone?.split('/').pop();
+      const where = zone ? `zones/${zone}/operations` : 'global/operations';
+      let current = operation;
+      while (current.status !== 'DONE') {
+        // The wait call returns within about two minutes, done or not.
+        current = await request<Operation>(
+          `${method} (waiting)`,
+          'POST',
+          compute.path(`${where}/${encodeURIComponent(operation.name)}/wait`),
+          {},
+          undefined,
+          signal,
+        );
+      }
+      const failure = current.error?.errors?.[0];
+      if (failure) {
+        const code = failure.code ?? 'ERROR';
+        throw new ComputeError(
+          current.httpErrorStatusCode ?? 400,
+          code,
+          `Google Cloud could not do ${method}: ${code}: ${(failure.message ?? current.httpErrorMessage ?? '').trim()}`,
+          hintFor(code),
+        );
+      }
+      return current;
+    },
+  };
+  return compute;
+}
+
+/** True for GCE's "not there" answers (a delete of what is already gone, say). */
+export function isNotFound(error: unknown): boolean {
+  return error instanceof ComputeError && (error.status === 404 || error.reason === 'notFound');
+}
