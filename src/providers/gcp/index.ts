@@ -270,16 +270,9 @@ export const gcpProvider: Provider = {
     const image = await resolveImage(
       compute,
       spec.cloud.image
-        ? imagePath(spec.cloud.image, project, 'gcp.image')
+        ? imagePath(spec.cloud.image, 'image', project, 'gcp.image')
         : spec.cloud.image_family
-          ? imagePath(
-              spec.cloud.image_family.replace(
-                /^(?:(.+)\/)?([^/]+)$/,
-                (_, owner?: string, family?: string) => `${owner ? `${owner}/` : ''}family/${family}`,
-              ),
-              project,
-              '--image-family',
-            )
+          ? imagePath(spec.cloud.image_family, 'family', project, '--image-family')
           : ubuntuFamily(architecture(machineType)),
       signal,
     );

@@ -160,16 +160,16 @@ export function bootDiskType(machineType: string): string {
     : 'pd-balanced';
 }
 
-/** An image as the settings name it: `[PROJECT/]IMAGE`, or a family `[PROJECT/]family/FAMILY`. */
-export function imagePath(value: string, project: string, flag: string): string {
-  const match = /^(?:([a-z][a-z0-9.:-]*[a-z0-9])\/)?(family\/)?([a-z]([-a-z0-9]*[a-z0-9])?)$/.exec(value);
+/** An image or an image family as the settings name it, `NAME` or `PROJECT/NAME`, as a `projects/...` path. */
+export function imagePath(value: string, kind: 'image' | 'family', project: string, flag: string): string {
+  const match = /^(?:([a-z][a-z0-9.:-]*[a-z0-9])\/)?([a-z](?:[-a-z0-9]*[a-z0-9])?)$/.exec(value);
   if (!match)
     throw usageError(
-      `${flag}: ${JSON.stringify(value)} is not an image`,
-      'pass IMAGE or PROJECT/IMAGE, or a family as family/FAMILY or PROJECT/family/FAMILY',
+      `${flag}: ${JSON.stringify(value)} is not an image ${kind === 'family' ? 'family' : ''}`.trimEnd(),
+      `pass ${kind === 'family' ? 'FAMILY or PROJECT/FAMILY' : 'IMAGE or PROJECT/IMAGE'} (gcloud compute images list)`,
     );
-  const [, owner = project, family, name] = match;
-  return `projects/${owner}/global/images/${family ? `family/${name}` : name}`;
+  const [, owner = project, name] = match;
+  return `projects/${owner}/global/images/${kind === 'family' ? `family/${name}` : name}`;
 }
 
 /** The newest Ubuntu 24.04 LTS image for this architecture, by Canonical's family. */

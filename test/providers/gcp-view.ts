@@ -1,0 +1,49 @@
+/** The GCE fake as the GCP tests look at it: the environment that points dcp at it, and a cluster's VMs and ingress. */
+import { join } from 'node:path';
+import type { FakeGce } from '../fakes/gce/index.js';
+import type { FakeMember } from './conformance.js';
+
+/** The variables that point dcp at the fake: gcloud's endpoint override, a project, an ADC file. */
+export function gcpEnvironment(fake: FakeGce, dir: string): NodeJS.ProcessEnv {
+  return {
+    CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE: fake.computeBase,
+    CLOUDSDK_CORE_PROJECT: fake.project,
+    GOOGLE_APPLICATION_CREDENTIALS: fake.writeAdcFile(dir),
+    // Never ask 169.254.169.254: this is not a GCE VM.
+    METADATA_SERVER_DETECTION: 'none',
+    // A gcloud configuration of its own (empty), not this machine's.
+    CLOUDSDK_CONFIG: join(dir, 'gcloud'),
+    DCP_MY_IP_URL: `${fake.url}/checkip`,
+  };
+}
+
+export function gcpMembers(fake: FakeGce, cluster: string): FakeMember[] {
+  return fake
+    .instances()
+    .filter((i) => i.labels?.['dcp-cluster'] === cluster && i.deletedAt === undefined)
+    .map((i) => ({
+      role: i.labels!['dcp-role']!,
+      privateIp: i.networkInterfaces[0]!.networkIP,
+      publicIp: i.networkInterfaces[0]!.accessConfigs?.[0]?.natIP,
+      boot: i.startupScript ?? '',
+      requestedAt: i.insertedAt,
+      runningAt: i.runningAt,
+    }));
+}
+
+/** `cidr:port` for each address range and port an allow rule of the cluster opens from outside. */
+export function gcpIngress(fake: FakeGce, cluster: string): string[] {
+  return fake
+    .firewalls()
+    .filter((rule) => rule.name.startsWith(`dcp-${cluster}-`) && rule.allowed && rule.sourceRanges)
+    .flatMap((rule) =>
+      rule.sourceRanges!.flatMap((cidr) =>
+        rule.allowed!.flatMap((allowed) =>
+          (allowed.ports ?? ['0-65535']).flatMap((range) => {
+            const [from, to = from] = range.split('-').map(Number) as [number, number?];
+            return Array.from({ length: to! - from + 1 }, (_, i) => `${cidr}:${from + i}`);
+          }),
+        ),
+      ),
+    );
+}
