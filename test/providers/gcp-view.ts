@@ -11,6 +11,8 @@ export function gcpEnvironment(fake: FakeGce, dir: string): NodeJS.ProcessEnv {
     GOOGLE_APPLICATION_CREDENTIALS: fake.writeAdcFile(dir),
     // Never ask 169.254.169.254: this is not a GCE VM.
     METADATA_SERVER_DETECTION: 'none',
+    // Should anything still look for a metadata server, it finds the fake (a logged `metadata` call).
+    GCE_METADATA_HOST: new URL(fake.url).host,
     // A gcloud configuration of its own (empty), not this machine's.
     CLOUDSDK_CONFIG: join(dir, 'gcloud'),
     DCP_MY_IP_URL: `${fake.url}/checkip`,

@@ -2,6 +2,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'vitest';
 import { gcpProvider } from '../../src/providers/gcp/index.js';
 import { SEED, startFakeGce, type FakeGce } from '../fakes/gce/index.js';
 import { conformance } from './conformance.js';
@@ -17,7 +18,11 @@ conformance({
     fake = await startFakeGce({ provisioningMs: 300 });
     return gcpEnvironment(fake, mkdtempSync(join(tmpdir(), 'dcp-gcp-adc-')));
   },
-  stop: async () => fake?.close(),
+  async stop() {
+    // Nothing looked for a metadata server: this is not a GCE VM, and dcp knows its project.
+    expect(fake.calls.filter((call) => call.method === 'metadata')).toEqual([]);
+    await fake?.close();
+  },
   flags: { zone: SEED.zone },
   myIp: () => fake.myIp,
   members: (cluster) => gcpMembers(fake, cluster),
@@ -39,7 +44,10 @@ conformance({
       ...firewalls.map((f) => `firewall rule ${f.name}`),
     ];
   },
-  clearCalls: () => void (fake.calls.length = 0),
+  clearCalls() {
+    expect(fake.calls.filter((call) => call.method === 'metadata')).toEqual([]);
+    fake.calls.length = 0;
+  },
   mutatingCalls: () => fake.mutatingCalls().map((call) => call.method),
   upCalls: [
     'firewalls.insert',

@@ -120,11 +120,16 @@ export function computeEndpoint(env: NodeJS.ProcessEnv = process.env): string {
 type Headers = () => Promise<Record<string, string>>;
 
 /** Request headers with a fresh token, from Application Default Credentials. */
-async function adcHeaders(): Promise<Headers> {
+async function adcHeaders(project: string): Promise<Headers> {
   // CommonJS: bundled, its names are on the default export only.
   const library = await import('google-auth-library');
   const { GoogleAuth } = (library as unknown as { default?: typeof library }).default ?? library;
-  const auth = new GoogleAuth({ scopes: ['https://www.googleapis.com/auth/cloud-platform'] });
+  // The project is dcp's to give: without it the library looks for one itself, running gcloud
+  // and asking the metadata server (seconds, and traffic nobody asked for).
+  const auth = new GoogleAuth({
+    scopes: ['https://www.googleapis.com/auth/cloud-platform'],
+    projectId: project,
+  });
   const noCredentials = (error: unknown) =>
     new DcpError(`no Google Cloud credentials found: ${messageOf(error).split('\n')[0]}`, {
       hint: 'run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a key file',
@@ -173,7 +178,7 @@ export async function connectCompute(
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<Compute> {
   const endpoint = computeEndpoint(env);
-  const headers = await adcHeaders();
+  const headers = await adcHeaders(project);
 
   async function request<T>(
     method: string,
