@@ -1,0 +1,117 @@
+#!/usr/bin/env node
+// The critical path of `dcp up --no-wait` for each cloud: the time VMs take to provision (D) is
+// set in the cloud's fake, once to D and once to 0, and the difference in `up`'s wall time is
+// reported in units of D. A provider that waited for the scheduler before sending its workers
+// would pay D twice (2.0); one that sends both before waiting pays it once (1.0).
+// Goal: at most 1.2 for every cloud.
+// Usage: npm run build && node bench/critical-path.mjs [rounds] [D in ms]
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { build } from 'esbuild';
+import { time } from './compare.mjs';
+
+const run = promisify(execFile);
+const rounds = Number(process.argv[2] ?? 5);
+const delay = Number(process.argv[3] ?? 2000);
+const goal = 1.2;
+const root = fileURLToPath(new URL('..', import.meta.url));
+const cli = join(root, 'dist', 'cli.js');
+const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+
+// The fakes are TypeScript: bundle them for this script, where their own dependencies resolve.
+async function load(fake) {
+  const outfile = join(root, 'node_modules', '.cache', 'dcp-bench', `fake-${fake}.mjs`);
+  await build({
+    entryPoints: [join(root, `test/fakes/${fake}/index.ts`)],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    outfile,
+    packages: 'external',
+    logLevel: 'warning',
+    absWorkingDir: root,
+  });
+  return import(outfile);
+}
+
+const { startFakeEc2 } = await load('ec2');
+const { startFakeGce, SEED } = await load('gce');
+
+/** Each cloud: its fake with provisioning delay `ms`, the variables that point dcp at it, and `up`'s flags. */
+const clouds = {
+  aws: {
+    start: (ms) => startFakeEc2({ pendingMs: ms, shuttingDownMs: 0 }),
+    env: (fake) => ({
+      AWS_ENDPOINT_URL_EC2: fake.url,
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: 'AKIDFAKE',
+      AWS_SECRET_ACCESS_KEY: 'fake',
+      AWS_EC2_METADATA_DISABLED: 'true',
+    }),
+    flags: [],
+  },
+  gcp: {
+    start: (ms) => startFakeGce({ provisioningMs: ms }),
+    env: (fake, dir) => ({
+      CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE: fake.computeBase,
+      CLOUDSDK_CORE_PROJECT: fake.project,
+      GOOGLE_APPLICATION_CREDENTIALS: fake.writeAdcFile(dir),
+      METADATA_SERVER_DETECTION: 'none',
+      GCE_METADATA_HOST: new URL(fake.url).host,
+      CLOUDSDK_CONFIG: join(dir, 'gcloud'),
+    }),
+    flags: ['--zone', SEED.zone],
+  },
+};
+
+let failed = false;
+for (const [name, cloud] of Object.entries(clouds)) {
+  const measure = async (ms, round) => {
+    const work = mkdtempSync(join(tmpdir(), `dcp-bench-${name}-`));
+    const fake = await cloud.start(ms);
+    const env = {
+      PATH: process.env.PATH,
+      HOME: work,
+      CI: 'true',
+      DCP_MY_IP_URL: `${fake.url}/checkip`,
+      ...cloud.env(fake, work),
+    };
+    const cluster = `bench-${round}`;
+    const args = ['up', '--provider', name, '--name', cluster, '--image', 'x/dask:1', '--no-wait', '--json'];
+    const took = await time(() => run(process.execPath, [cli, ...args, ...cloud.flags], { env }));
+    await run(process.execPath, [cli, 'down', cluster, '--yes', '--json'], { env });
+    await fake.close();
+    rmSync(work, { recursive: true, force: true });
+    return took;
+  };
+  const withDelay = [];
+  const without = [];
+  for (let i = 0; i < rounds; i++) {
+    // Alternating, so neither always runs on a warmer machine.
+    if (i % 2 === 0) {
+      withDelay.push(await measure(delay, i));
+      without.push(await measure(0, i));
+    } else {
+      without.push(await measure(0, i));
+      withDelay.push(await measure(delay, i));
+    }
+  }
+  const units = Number(((median(withDelay) - median(without)) / delay).toFixed(2));
+  console.log(
+    JSON.stringify({
+      bench: `critical-path-${name}`,
+      rounds,
+      delay_ms: delay,
+      up_median_ms_with_delay: Math.round(median(withDelay)),
+      up_median_ms_without: Math.round(median(without)),
+      delays_paid: units,
+      goal: `<= ${goal}`,
+    }),
+  );
+  if (units > goal) failed = true;
+}
+process.exitCode = failed ? 1 : 0;
