@@ -186,6 +186,8 @@ describe('the wizard', () => {
       const { prompter, left } = scripted([
         [/Where should the cluster run/, provider],
         [question, value],
+        // Only GCP has a project, asked when nothing (gcloud, a setting) gives one.
+        ...(provider === 'gcp' ? ([[/Google Cloud project id/, 'my-project-1']] as const) : []),
         [/How will you reach the scheduler/, ENTER],
         [/Who may connect/, ENTER],
         [/TLS for scheduler/, ENTER],
@@ -209,7 +211,7 @@ describe('the wizard', () => {
         name: 'analytics',
       });
       expect(equivalentCommand(flags)).toBe(
-        `dcp up --provider ${provider} --${flag} ${value} --public --ingress me --tls auto --workers 4 --threads 2 --instance-type big-one --name analytics`,
+        `dcp up --provider ${provider} --${flag} ${value}${provider === 'gcp' ? ' --project my-project-1' : ''} --public --ingress me --tls auto --workers 4 --threads 2 --instance-type big-one --name analytics`,
       );
     },
   );
@@ -235,6 +237,32 @@ describe('the wizard', () => {
     );
     expect(left).toEqual([]);
     expect(flags.region).toBe('ap-southeast-2');
+  });
+
+  it('GCP: the zone gcloud is configured with is offered, and its project is not asked again', async () => {
+    const { prompter, left, asked } = scripted([
+      [/GCP zone/, ENTER],
+      [/How will you reach/, ENTER],
+      [/Who may connect/, ENTER],
+      [/TLS for scheduler/, ENTER],
+      [/How many workers/, ENTER],
+      [/Threads per worker/, ENTER],
+      [/Instance type/, ENTER],
+      [/Cluster name/, ENTER],
+      ...REVIEW,
+    ]);
+    const { flags } = await runWizard(
+      context({
+        flags: { wait: true, insecure: false, provider: 'gcp' },
+        configuredLocation: async (p) => (p === 'gcp' ? 'europe-west4-b' : undefined),
+        configuredProject: async () => 'from-gcloud-1',
+      }),
+      prompter,
+    );
+    expect(left).toEqual([]);
+    expect(asked.some((q) => /project/.test(q))).toBe(false);
+    expect(flags).toMatchObject({ zone: 'europe-west4-b' });
+    expect(flags.project).toBeUndefined();
   });
 
   it('public with networks typed in, the whole internet refused', async () => {
@@ -426,7 +454,15 @@ describe('the wizard', () => {
     ]);
     const { flags } = await runWizard(
       context({
-        flags: { wait: true, insecure: false, provider: 'gcp', zone: 'z', public: true, ingress: ['me'] },
+        flags: {
+          wait: true,
+          insecure: false,
+          provider: 'gcp',
+          zone: 'z',
+          project: 'my-project-1',
+          public: true,
+          ingress: ['me'],
+        },
       }),
       prompter,
     );

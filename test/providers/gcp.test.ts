@@ -380,6 +380,21 @@ describe('stopped VMs, list and down', () => {
 });
 
 describe('the dcp command', () => {
+  it('--zone and --region go with --provider, each with its own cloud', async () => {
+    const env = { ...process.env, CI: 'true' };
+    const cases: [string[], RegExp][] = [
+      [['down', 'x', '--zone', SEED.zone, '--yes'], /--zone goes with --provider/],
+      [['list', '--provider', 'aws', '--zone', SEED.zone], /--zone does not apply to aws/],
+      [['down', 'x', '--provider', 'gcp', '--region', 'us-east1', '--yes'], /--region does not apply to gcp/],
+    ];
+    for (const [args, message] of cases) {
+      const run = await execa('node', [CLI, ...args], { env, reject: false });
+      expect(run.exitCode).toBe(ExitCode.usage);
+      expect(run.stderr).toMatch(message);
+    }
+    expect(fake.calls).toEqual([]);
+  });
+
   it('up --provider gcp --zone Z --no-wait --json, then down: addresses printed, labelled, nothing left', async () => {
     const env = { ...process.env, CI: 'true' };
     const name = 'gcp-cli';
