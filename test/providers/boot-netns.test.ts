@@ -3,7 +3,7 @@
  * worker's VM (runtime `preinstalled`, Debian's Dask), and a Client on the host computes on the
  * worker over mutual TLS. The scheduler's idle timeout then powers its "VM" off.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -17,6 +17,8 @@ import { daskPython, describeWithDask, runPython } from '../helpers/dask.js';
 import { describeWithNetns, makeNetwork, type Network } from '../helpers/netns.js';
 
 const IDLE_SECONDS = 20;
+/** A GCE internal DNS name, the way dcp's GCP provider hands the scheduler's to its workers. */
+const SCHEDULER_NAME = 'netns-test-scheduler.us-central1-a.c.dcp-test-project.internal';
 
 describeWithDask('boot scripts in network namespaces', () => {
   describeWithNetns('a scheduler VM and a worker VM', () => {
@@ -24,6 +26,7 @@ describeWithDask('boot scripts in network namespaces', () => {
     let dir: string;
     let certs: Awaited<ReturnType<typeof generateCertificateSet>>;
     const vm = (role: string) => join(dir, `${role}-vm`);
+    let hostsDir: string | undefined;
 
     beforeAll(async () => {
       dir = tempDir('dcp-boot-');
@@ -71,10 +74,19 @@ describeWithDask('boot scripts in network namespaces', () => {
         expect(result.all).toContain(`started the dask ${role}`);
       };
       await boot('scheduler', {});
-      await boot('worker', { schedulerHost: network.hosts.scheduler!.ip });
+      // As on GCE, the worker knows the scheduler by a name its network's DNS resolves (made
+      // up before the scheduler exists), here through the worker namespace's own hosts file.
+      hostsDir = join('/etc/netns', network.hosts.worker!.namespace);
+      mkdirSync(hostsDir, { recursive: true });
+      writeFileSync(
+        join(hostsDir, 'hosts'),
+        `127.0.0.1 localhost\n${network.hosts.scheduler!.ip} ${SCHEDULER_NAME}\n`,
+      );
+      await boot('worker', { schedulerHost: SCHEDULER_NAME });
     }, 120_000);
 
     afterAll(async () => {
+      if (hostsDir) rmSync(hostsDir, { recursive: true, force: true });
       await network?.remove();
     });
 
