@@ -273,10 +273,11 @@ export function renderDiscovered(
   if (clusters.length === 0) return `No dcp clusters in ${provider}${location ? ` ${location}` : ''}.\n`;
   return table(
     [
-      ['NAME', 'REGION', 'SCHEDULER', 'RUNNING', 'OTHER', 'STATE HERE'],
+      ['NAME', 'REGION', 'STATUS', 'SCHEDULER', 'RUNNING', 'OTHER', 'STATE HERE'],
       ...clusters.map((c) => [
         c.name,
         c.location ?? '-',
+        c.status,
         c.scheduler_address ?? '-',
         `${c.members!.filter((m) => m.running).length}/${c.members!.length}`,
         c.resources!.join(', ') || '-',

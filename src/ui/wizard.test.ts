@@ -187,7 +187,7 @@ describe('the wizard', () => {
         [/Where should the cluster run/, provider],
         [question, value],
         // Only GCP has a project, asked when nothing (gcloud, a setting) gives one.
-        ...(provider === 'gcp' ? ([[/Google Cloud project id/, 'my-project-1']] as const) : []),
+        ...(provider === 'gcp' ? [[/Google Cloud project id/, 'my-project-1'] as [RegExp, string]] : []),
         [/How will you reach the scheduler/, ENTER],
         [/Who may connect/, ENTER],
         [/TLS for scheduler/, ENTER],
