@@ -23,10 +23,10 @@ const cli = join(root, 'dist', 'cli.js');
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
 // The fakes are TypeScript: bundle them for this script, where their own dependencies resolve.
-async function load(fake) {
-  const outfile = join(root, 'node_modules', '.cache', 'dcp-bench', `fake-${fake}.mjs`);
+async function load(module) {
+  const outfile = join(root, 'node_modules', '.cache', 'dcp-bench', `${module.replaceAll('/', '-')}.mjs`);
   await build({
-    entryPoints: [join(root, `test/fakes/${fake}/index.ts`)],
+    entryPoints: [join(root, `test/${module}.ts`)],
     bundle: true,
     platform: 'node',
     format: 'esm',
@@ -38,32 +38,20 @@ async function load(fake) {
   return import(outfile);
 }
 
-const { startFakeEc2 } = await load('ec2');
-const { startFakeGce, SEED } = await load('gce');
+const { startFakeEc2 } = await load('fakes/ec2/index');
+const { startFakeGce, SEED } = await load('fakes/gce/index');
+const { awsEnvironment, gcpEnvironment } = await load('providers/cloud-env');
 
 /** Each cloud: its fake with provisioning delay `ms`, the variables that point dcp at it, and `up`'s flags. */
 const clouds = {
   aws: {
     start: (ms) => startFakeEc2({ pendingMs: ms, shuttingDownMs: 0 }),
-    env: (fake) => ({
-      AWS_ENDPOINT_URL_EC2: fake.url,
-      AWS_REGION: 'us-east-1',
-      AWS_ACCESS_KEY_ID: 'AKIDFAKE',
-      AWS_SECRET_ACCESS_KEY: 'fake',
-      AWS_EC2_METADATA_DISABLED: 'true',
-    }),
+    env: (fake) => awsEnvironment(fake),
     flags: [],
   },
   gcp: {
     start: (ms) => startFakeGce({ provisioningMs: ms }),
-    env: (fake, dir) => ({
-      CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE: fake.computeBase,
-      CLOUDSDK_CORE_PROJECT: fake.project,
-      GOOGLE_APPLICATION_CREDENTIALS: fake.writeAdcFile(dir),
-      METADATA_SERVER_DETECTION: 'none',
-      GCE_METADATA_HOST: new URL(fake.url).host,
-      CLOUDSDK_CONFIG: join(dir, 'gcloud'),
-    }),
+    env: (fake, dir) => gcpEnvironment(fake, dir),
     flags: ['--zone', SEED.zone],
   },
 };
@@ -77,7 +65,6 @@ for (const [name, cloud] of Object.entries(clouds)) {
       PATH: process.env.PATH,
       HOME: work,
       CI: 'true',
-      DCP_MY_IP_URL: `${fake.url}/checkip`,
       ...cloud.env(fake, work),
     };
     const cluster = `bench-${round}`;

@@ -1,6 +1,7 @@
 /** The AWS provider through the real SDK against the EC2 fake, held to what every cloud must show. */
 import { awsProvider } from '../../src/providers/aws/index.js';
 import { SEED, startFakeEc2, type FakeEc2 } from '../fakes/ec2/index.js';
+import { awsEnvironment } from './cloud-env.js';
 import { conformance } from './conformance.js';
 
 let fake: FakeEc2;
@@ -12,14 +13,7 @@ conformance({
     // Instances stay pending for a minute: a worker launched before its scheduler ran shows.
     fake = await startFakeEc2({ pendingMs: 60_000, shuttingDownMs: 50 });
     delete process.env.AWS_PROFILE;
-    return {
-      AWS_ENDPOINT_URL_EC2: fake.url,
-      AWS_REGION: 'us-east-1',
-      AWS_ACCESS_KEY_ID: 'AKIDFAKE',
-      AWS_SECRET_ACCESS_KEY: 'fake-secret',
-      AWS_EC2_METADATA_DISABLED: 'true',
-      DCP_MY_IP_URL: `${fake.url}/checkip`,
-    };
+    return awsEnvironment(fake);
   },
   stop: async () => fake?.close(),
   flags: {},

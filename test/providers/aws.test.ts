@@ -16,6 +16,7 @@ import { firewallDoors } from '../../src/cluster/doctor.js';
 import { AuthorizeSecurityGroupIngressCommand, EC2Client } from '@aws-sdk/client-ec2';
 import type { ProgressEvent, Provider } from '../../src/providers/provider.js';
 import { SEED, startFakeEc2, type FakeEc2 } from '../fakes/ec2/index.js';
+import { awsEnvironment } from './cloud-env.js';
 import { startFakeRegistry } from '../fakes/registry/index.js';
 import { tempDir } from '../helpers/cli.js';
 import { describeWithDask, localVersions, python } from '../helpers/dask.js';
@@ -32,12 +33,7 @@ beforeAll(async () => {
     HOME: home,
     XDG_STATE_HOME: join(home, 'state'),
     DASK_CONFIG: join(home, 'dask'),
-    AWS_ENDPOINT_URL_EC2: fake.url,
-    AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'AKIDFAKE',
-    AWS_SECRET_ACCESS_KEY: 'fake-secret',
-    AWS_EC2_METADATA_DISABLED: 'true',
-    DCP_MY_IP_URL: `${fake.url}/checkip`,
+    ...awsEnvironment(fake),
     // No registry beyond this machine: a closed port answers "unknown".
     DCP_IMAGE_REPOSITORY: '127.0.0.1:9/dask/dask',
   });

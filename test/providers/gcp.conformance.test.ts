@@ -6,7 +6,7 @@ import { expect } from 'vitest';
 import { gcpProvider } from '../../src/providers/gcp/index.js';
 import { SEED, startFakeGce, type FakeGce } from '../fakes/gce/index.js';
 import { conformance } from './conformance.js';
-import { gcpEnvironment, gcpIngress, gcpMembers } from './gcp-view.js';
+import { gcpEnvironment, gcpIngress, gcpMembers } from './cloud-env.js';
 
 let fake: FakeGce;
 

@@ -19,7 +19,7 @@ import { gcpProvider } from '../../src/providers/gcp/index.js';
 import type { Provider } from '../../src/providers/provider.js';
 import { SEED, startFakeGce, type FakeGce } from '../fakes/gce/index.js';
 import { CLI, tempDir } from '../helpers/cli.js';
-import { gcpEnvironment, gcpMembers } from './gcp-view.js';
+import { gcpEnvironment, gcpMembers } from './cloud-env.js';
 
 let fake: FakeGce;
 let adcDir: string;

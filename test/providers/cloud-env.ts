@@ -1,9 +1,25 @@
-/** The GCE fake as the GCP tests look at it: the environment that points dcp at it, and a cluster's VMs and ingress. */
+/**
+ * The variables that point dcp at each cloud's fake (tests and benchmarks alike), and the GCE
+ * fake as the GCP tests look at it: a cluster's VMs and ingress.
+ */
 import { join } from 'node:path';
+import type { FakeEc2 } from '../fakes/ec2/index.js';
 import type { FakeGce } from '../fakes/gce/index.js';
 import type { FakeMember } from './conformance.js';
 
-/** The variables that point dcp at the fake: gcloud's endpoint override, a project, an ADC file. */
+/** The SDK's endpoint, region and static keys, aimed at the EC2 fake; no instance metadata. */
+export function awsEnvironment(fake: FakeEc2): NodeJS.ProcessEnv {
+  return {
+    AWS_ENDPOINT_URL_EC2: fake.url,
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'AKIDFAKE',
+    AWS_SECRET_ACCESS_KEY: 'fake-secret',
+    AWS_EC2_METADATA_DISABLED: 'true',
+    DCP_MY_IP_URL: `${fake.url}/checkip`,
+  };
+}
+
+/** gcloud's endpoint override, a project and an ADC file (in `dir`) whose token URL is the fake's. */
 export function gcpEnvironment(fake: FakeGce, dir: string): NodeJS.ProcessEnv {
   return {
     CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE: fake.computeBase,
