@@ -20,6 +20,7 @@ export const DEFAULT_ENDPOINT = 'https://compute.googleapis.com/compute/v1/';
 
 export interface Operation {
   name: string;
+  selfLink?: string;
   status: 'PENDING' | 'RUNNING' | 'DONE';
   operationType?: string;
   targetLink?: string;
@@ -92,6 +93,14 @@ function retryable(status: number, reason: string): boolean {
 }
 
 const ATTEMPTS = 4;
+/** Longer than any insert or delete takes; past it, something is wrong on Google's side. */
+const OPERATION_TIMEOUT_MS = 20 * 60_000;
+
+/** A link or a `projects/...` path, as the `projects/...` path calls take. */
+export function relative(link: string): string {
+  const at = link.indexOf('projects/');
+  return at >= 0 ? link.slice(at) : link;
+}
 const retryDelay = (attempt: number) => 200 * 3 ** attempt;
 
 /** The base URL: gcloud's own override (`CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE`), else Google's. */
@@ -265,16 +274,29 @@ export async function connectCompute(
     send: (method, verb, path, body) =>
       request<Operation>(method, verb, path, { requestId: randomUUID() }, body, undefined),
     async wait(method, operation, signal) {
-      // Zonal operations live under their zone, the rest (firewalls) are global.
+      // Where the operation lives (its zone, or global; a Shared VPC's firewall operations are
+      // the host project's), as its own link says.
       const zone = operation.zone?.split('/').pop();
-      const where = zone ? `zones/${zone}/operations` : 'global/operations';
+      const path = operation.selfLink
+        ? relative(operation.selfLink)
+        : compute.path(
+            `${zone ? `zones/${zone}` : 'global'}/operations/${encodeURIComponent(operation.name)}`,
+          );
+      const deadline = Date.now() + OPERATION_TIMEOUT_MS;
       let current = operation;
       while (current.status !== 'DONE') {
+        if (Date.now() > deadline)
+          throw new DcpError(
+            `Google Cloud has not finished ${method} after ${OPERATION_TIMEOUT_MS / 60_000} minutes`,
+            {
+              hint: 'see it in the console (Compute Engine → Operations); run the command again later',
+            },
+          );
         // The wait call returns within about two minutes, done or not.
         current = await request<Operation>(
           `${method} (waiting)`,
           'POST',
-          compute.path(`${where}/${encodeURIComponent(operation.name)}/wait`),
+          `${path}/wait`,
           {},
           undefined,
           signal,

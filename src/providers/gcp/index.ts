@@ -28,7 +28,7 @@ import type {
   MemberStatus,
   Provider,
 } from '../provider.js';
-import { connectCompute, isNotFound, type Compute, type Operation } from './compute.js';
+import { connectCompute, isNotFound, relative, type Compute, type Operation } from './compute.js';
 import { resolveIdentity } from './identity.js';
 import {
   architecture,
@@ -37,7 +37,6 @@ import {
   hasCloudNat,
   imagePath,
   reachingRules,
-  relative,
   resolveImage,
   resolvePlacement,
   ruleCluster,
@@ -62,13 +61,21 @@ interface Instance {
   status?: string;
   statusMessage?: string;
   labels?: Record<string, string>;
-  networkInterfaces?: { networkIP?: string; accessConfigs?: { natIP?: string }[] }[];
+  networkInterfaces?: { network?: string; networkIP?: string; accessConfigs?: { natIP?: string }[] }[];
 }
 
 interface GcpResource extends Resource {
   /** `run`: this `up`, journaled before its first change, so rollback knows its own id. */
   kind: 'run' | 'firewall' | 'instance' | 'workers';
-  data: { project: string; zone: string; clusterId: string; role?: string; operation?: Operation };
+  data: {
+    project: string;
+    zone: string;
+    clusterId: string;
+    role?: string;
+    /** Firewall rules: the network's project (a Shared VPC's host). */
+    firewallProject?: string;
+    operation?: Operation;
+  };
 }
 
 const clients = new Map<string, Promise<Compute>>();
@@ -130,10 +137,17 @@ async function findInstances(
       );
 }
 
-/** The cluster's firewall rules: by name prefix, and its own by the id in their description. */
-async function findFirewalls(compute: Compute, which: Which): Promise<LiveFirewall[]> {
+/**
+ * The cluster's firewall rules in `project` (a Shared VPC's are in its host project): by name
+ * prefix, and its own by the id in their description.
+ */
+async function findFirewalls(
+  compute: Compute,
+  which: Which,
+  project = compute.project,
+): Promise<LiveFirewall[]> {
   const prefix = which === 'all' ? 'dcp-' : 'id' in which ? 'dcp-' : `dcp-${which.name}-`;
-  const rules = await compute.list<LiveFirewall>('firewalls.list', compute.path('global/firewalls'), {
+  const rules = await compute.list<LiveFirewall>('firewalls.list', `projects/${project}/global/firewalls`, {
     filter: `name eq "${prefix}.*"`,
   });
   return rules.filter((rule) => {
@@ -285,6 +299,8 @@ export const gcpProvider: Provider = {
       detail: `${placement.subnetwork.split('/').pop()} (${placement.cidr}) in ${placement.network.split('/').pop()}, image ${image.split('/').pop()}`,
     });
 
+    // A Shared VPC's firewall rules belong to its host project.
+    const firewallProject = placement.network.split('/')[1]!;
     const tag = `dcp-${spec.name}`;
     const schedulerTag = `${tag}-scheduler`;
     // Private clusters are reachable from their own subnet unless the user said otherwise.
@@ -310,11 +326,15 @@ export const gcpProvider: Provider = {
       const operation = await compute.send(
         'firewalls.insert',
         'POST',
-        compute.path('global/firewalls'),
+        `projects/${firewallProject}/global/firewalls`,
         rule,
       );
       firewallOps.push(operation);
-      await context.record({ kind: 'firewall', id: rule.name, data: { ...data, operation } });
+      await context.record({
+        kind: 'firewall',
+        id: rule.name,
+        data: { ...data, firewallProject, operation },
+      });
     }
     // In force before any VM exists: no moment when the network's default rules reach one.
     await waitAll(compute, 'firewalls.insert', firewallOps, signal);
@@ -582,14 +602,28 @@ export const gcpProvider: Provider = {
       context.progress({ step: 'delete instances', status: 'done', detail: idsOrCount(names, 'VM') });
       removed.push(idsOrCount(names, 'VM'));
     }
-    const firewalls = await findFirewalls(compute, which);
+    // The cluster's own project, and the host project of a Shared VPC its VMs or journal name.
+    const projects = new Set([
+      compute.project,
+      ...resources.flatMap((r) => (r as GcpResource).data.firewallProject ?? []),
+      ...instances.flatMap(
+        (i) => i.networkInterfaces?.[0]?.network?.split('/projects/')[1]?.split('/')[0] ?? [],
+      ),
+    ]);
+    const firewalls = (
+      await Promise.all([...projects].map((project) => findFirewalls(compute, which, project)))
+    ).flat();
     if (firewalls.length > 0) {
       const names = firewalls.map((rule) => rule.name!);
       context.progress({ step: 'delete firewall rules', status: 'start', detail: names.join(', ') });
       const operations = await Promise.all(
-        names.map((name) =>
+        firewalls.map((rule) =>
           compute
-            .send('firewalls.delete', 'DELETE', compute.path(`global/firewalls/${name}`))
+            .send(
+              'firewalls.delete',
+              'DELETE',
+              relative(rule.selfLink ?? compute.path(`global/firewalls/${rule.name}`)),
+            )
             .catch((error: unknown) => {
               if (isNotFound(error)) return undefined;
               throw error;

@@ -11,19 +11,13 @@ import ipaddr from 'ipaddr.js';
 import type { LiveRule } from '../../cluster/doctor.js';
 import type { IngressRule } from '../../config/ingress.js';
 import { usageError } from '../../errors.js';
-import { isNotFound, type Compute } from './compute.js';
+import { isNotFound, relative, type Compute } from './compute.js';
 import { regionOf } from './identity.js';
 
 const NAME = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
 /** dcp's allows win over its deny-all, which wins over the default network's rules (65534). */
 export const ALLOW_PRIORITY = 1000;
 export const DENY_PRIORITY = 2000;
-
-/** A link or a `projects/...` path, as the `projects/...` path calls take. */
-export function relative(link: string): string {
-  const at = link.indexOf('projects/');
-  return at >= 0 ? link.slice(at) : link;
-}
 
 /**
  * A network or subnet as the user named it (a name in the cluster's project, a `projects/...`
@@ -292,6 +286,7 @@ function ports(
 
 export interface LiveFirewall extends Partial<Omit<FirewallRule, 'direction'>> {
   direction?: string;
+  selfLink?: string;
   targetServiceAccounts?: string[];
   sourceServiceAccounts?: string[];
 }
