@@ -174,6 +174,7 @@ export function buildProgram(): Command {
     )
     .option('--region <region>', 'the region to search with --provider (default: your AWS configuration)')
     .option('--zone <zone>', 'gcp: the zone to search (default: every zone of the project)')
+    .option('--project <id>', 'gcp: the project to search (default: gcp.project, then gcloud’s)')
     .addHelpText(
       'after',
       examples([
@@ -186,7 +187,7 @@ export function buildProgram(): Command {
     .action(
       (
         name: string | undefined,
-        options: { all: boolean; provider?: CloudProvider; region?: string; zone?: string },
+        options: { all: boolean; provider?: CloudProvider; region?: string; zone?: string; project?: string },
         command: Command,
       ) => run(async () => (await import('./commands/cluster.js')).down(name, options, outputFor(command))),
     );
@@ -202,6 +203,7 @@ export function buildProgram(): Command {
     )
     .option('--region <region>', 'the region to search with --provider (default: your AWS configuration)')
     .option('--zone <zone>', 'gcp: the zone to search (default: every zone of the project)')
+    .option('--project <id>', 'gcp: the project to search (default: gcp.project, then gcloud’s)')
     .addHelpText(
       'after',
       examples([
@@ -211,8 +213,11 @@ export function buildProgram(): Command {
         'dcp list --provider gcp',
       ]),
     )
-    .action((options: { provider?: CloudProvider; region?: string; zone?: string }, command: Command) =>
-      run(async () => (await import('./commands/cluster.js')).list(options, outputFor(command))),
+    .action(
+      (
+        options: { provider?: CloudProvider; region?: string; zone?: string; project?: string },
+        command: Command,
+      ) => run(async () => (await import('./commands/cluster.js')).list(options, outputFor(command))),
     );
 
   program

@@ -176,6 +176,7 @@ export async function createCluster(
     },
     record: (resource) => recordResource(dir, { ...resource, provider: spec.provider }),
     progress: hooks.progress,
+    warn: (message) => hooks.warn?.(message),
     signal,
   };
   try {

@@ -16,7 +16,7 @@ import {
   type ClusterRecord,
 } from '../cluster/state.js';
 import { exportCloudprovider } from '../config/cloudprovider.js';
-import type { ProviderName } from '../config/schema.js';
+import { parseSettingValue, type ProviderName } from '../config/schema.js';
 import { explicitSettings, loadSettings } from '../config/load.js';
 import { saveSettings } from '../config/store.js';
 import { DcpError, ExitCode, messageOf, usageError } from '../errors.js';
@@ -175,13 +175,25 @@ function keptMessage(record: ClusterRecord): string {
   return `interrupted after ${record.name} was ${record.status === 'ready' ? 'ready' : 'made'}: it is kept, and running (dcp down ${record.name} removes it)`;
 }
 
-/** Where `down` and `list` search a cloud: --region (aws, ...) or --zone (gcp), checked against the provider. */
+/**
+ * Where `down` and `list` search a cloud: --region (aws, ...) or --zone (gcp), checked against
+ * the provider; a GCP --project becomes the gcp.project setting of this run (as DCP_GCP_PROJECT).
+ */
 function placeFlag(options: {
   provider?: ProviderName;
   region?: string;
   zone?: string;
+  project?: string;
 }): { flag: '--region' | '--zone'; value: string } | undefined {
   if (options.region && options.zone) throw usageError('--region and --zone exclude each other', 'pass one');
+  if (options.project !== undefined) {
+    if (options.provider !== 'gcp')
+      throw usageError(
+        '--project goes with --provider gcp',
+        `dcp list --provider gcp --project ${options.project}`,
+      );
+    process.env.DCP_GCP_PROJECT = String(parseSettingValue('gcp.project', options.project, '--project'));
+  }
   const given = options.zone
     ? ({ flag: '--zone', value: options.zone } as const)
     : options.region
@@ -197,7 +209,7 @@ function placeFlag(options: {
 
 export async function down(
   name: string | undefined,
-  options: { all: boolean; provider?: ProviderName; region?: string; zone?: string },
+  options: { all: boolean; provider?: ProviderName; region?: string; zone?: string; project?: string },
   out: Output,
 ): Promise<ExitCode> {
   const location = placeFlag(options);
@@ -272,7 +284,7 @@ export async function down(
 }
 
 export async function list(
-  options: { provider?: ProviderName; region?: string; zone?: string },
+  options: { provider?: ProviderName; region?: string; zone?: string; project?: string },
   out: Output,
 ): Promise<ExitCode> {
   const location = placeFlag(options);

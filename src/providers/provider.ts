@@ -58,6 +58,8 @@ export interface CreateContext {
   tls: ClusterTls | null;
   record(resource: Resource): Promise<void>;
   progress(event: ProgressEvent): void;
+  /** What the user should know of what the provider found while making the cluster. */
+  warn(message: string): void;
   signal: AbortSignal;
 }
 

@@ -407,6 +407,7 @@ describe('failures roll back everything', () => {
       tls: null,
       record: async () => undefined,
       progress: () => undefined,
+      warn: () => undefined,
       signal: new AbortController().signal,
     };
     fake.fail('DescribeInstances', { code: 'UnauthorizedOperation', message: 'denied' }, { times: 3 });

@@ -127,7 +127,7 @@ describe('what up makes', () => {
     );
     const byName = (suffix: string) => rules.find((rule) => rule.name === `dcp-${record.name}-${suffix}`)!;
     expect(byName('deny')).toMatchObject({
-      priority: 2000,
+      priority: 101,
       sourceRanges: ['0.0.0.0/0'],
       targetTags: [`dcp-${record.name}`],
       denied: [{ IPProtocol: 'all' }],
@@ -136,7 +136,7 @@ describe('what up makes', () => {
     expect(defaults.length).toBeGreaterThan(0);
     expect(defaults.every((rule) => rule.priority > byName('deny').priority)).toBe(true);
     // The ingress reaches the scheduler only, whose tag workers do not carry.
-    expect(byName('in-1')).toMatchObject({ priority: 1000, targetTags: [`dcp-${record.name}-scheduler`] });
+    expect(byName('in-1')).toMatchObject({ priority: 100, targetTags: [`dcps-${record.name}`] });
     expect(vms(record.name).find((vm) => vm.labels!['dcp-role'] === 'worker')!.tags.items).toEqual([
       `dcp-${record.name}`,
     ]);
@@ -248,6 +248,12 @@ describe('where: project, zone and credentials, before anything is made', () => 
     )) as DcpError;
     expect(error.exitCode).toBe(ExitCode.usage);
     expect(error.message).toMatch(/would send your Google credentials unencrypted/);
+    const password = (await withEnv(
+      { CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE: 'https://user:s3cret@127.0.0.1:9/compute/v1/' },
+      () => failure(up()),
+    )) as DcpError;
+    expect(password.exitCode).toBe(ExitCode.usage);
+    expect(`${password.message} ${password.hint}`).not.toContain('s3cret');
   });
 
   it('a machine type the zone lacks, a network or subnet that is not there, a name taken: said, nothing made', async () => {
@@ -359,13 +365,22 @@ describe('stopped VMs, list and down', () => {
     const view = await gcpProvider.firewall!(record);
     expect(view.rules).toEqual([{ cidr: '198.51.100.0/24', ports: [8786] }]);
     expect(firewallDoors(view).every((door) => door.verdict === 'holds')).toBe(true);
-    // Someone opens SSH to the world for every VM of the network, at a priority that beats dcp's deny.
+    // Someone opens SSH to the world for the cluster's workers, at a priority that beats dcp's
+    // deny, and RDP at the console's default priority, which does not.
     fake.insertFirewall({
-      name: 'ssh-everywhere',
+      name: `ssh-${record.name}`,
       network: `global/networks/${SEED.defaultNetwork}`,
-      priority: 900,
+      priority: 50,
       sourceRanges: ['0.0.0.0/0'],
+      targetTags: [`dcp-${record.name}`],
       allowed: [{ IPProtocol: 'tcp', ports: ['22'] }],
+    });
+    fake.insertFirewall({
+      name: `rdp-${record.name}`,
+      network: `global/networks/${SEED.defaultNetwork}`,
+      sourceRanges: ['0.0.0.0/0'],
+      targetTags: [`dcp-${record.name}`],
+      allowed: [{ IPProtocol: 'tcp', ports: ['3389'] }],
     });
     fake.calls.length = 0;
     const open = firewallDoors(await gcpProvider.firewall!(record)).filter((door) => door.verdict === 'open');
@@ -379,6 +394,68 @@ describe('stopped VMs, list and down', () => {
   });
 });
 
+describe('what the review found', () => {
+  it('down with the wrong --zone still finds every VM, and keeps the firewall while any is left', async () => {
+    const record = await up({ zone: 'us-central1-b' });
+    rmSync(clusterDir(record.name), { recursive: true });
+    // A delete that fails inside its operation: the rules stay, so no VM is left unguarded.
+    fake.fail('instances.delete', { operation: true, reason: 'RESOURCE_NOT_READY', message: 'busy' });
+    await expect(
+      destroyCluster(record.name, quiet, process.env, { provider: 'gcp', location: 'us-central1-a' }),
+    ).rejects.toThrow(/RESOURCE_NOT_READY/);
+    expect(fake.leftovers(record.name).firewalls).toHaveLength(3);
+    await destroyCluster(record.name, quiet, process.env, { provider: 'gcp', location: 'us-central1-a' });
+    expect(fake.leftovers(record.name)).toEqual({ instances: [], firewalls: [] });
+  });
+
+  it('clusters x and x-scheduler: one’s ingress never reaches the other’s VMs', async () => {
+    const alpha = await up({ name: 'alpha', ingress: ['198.51.100.0/24:8786'] });
+    const other = await up({ name: 'alpha-scheduler' });
+    for (const vm of vms('alpha-scheduler')) expect(vm.tags.items).not.toContain('dcps-alpha');
+    const view = await gcpProvider.firewall!(other);
+    expect(view.rules.map((rule) => rule.cidr)).toEqual([`${fake.myIp}/32`]);
+    for (const record of [alpha, other]) await destroyCluster(record.name, quiet);
+  });
+
+  it('a rule of the network that beats the deny-all is warned of at up', async () => {
+    fake.insertFirewall({
+      name: 'ssh-warned',
+      network: `global/networks/${SEED.defaultNetwork}`,
+      priority: 10,
+      sourceRanges: ['0.0.0.0/0'],
+      targetTags: ['dcp-gcp-warned'],
+      allowed: [{ IPProtocol: 'tcp', ports: ['22'] }],
+    });
+    const warnings: string[] = [];
+    const plan = await planUp(flags({ name: 'gcp-warned' }));
+    const record = await createCluster(
+      plan,
+      gcpProvider,
+      { progress: () => undefined, warn: (message) => warnings.push(message) },
+      new AbortController().signal,
+    );
+    expect(warnings.join('\n')).toMatch(
+      /lets 0\.0\.0\.0\/0 reach port 22 of the cluster's VMs, over dcp's deny-all/,
+    );
+    await destroyCluster(record.name, quiet);
+  });
+
+  it('an operation that answers at once, not done, is asked again after a pause, not in a tight loop', async () => {
+    const quick = await startFakeGce({ provisioningMs: 2_000, waitMaxMs: 0 });
+    const before = { ...process.env };
+    Object.assign(process.env, gcpEnvironment(quick, mkdtempSync(join(tmpdir(), 'dcp-gcp-quick-'))));
+    try {
+      const record = await up({ name: 'gcp-quick' });
+      const waits = quick.calls.filter((call) => call.method === 'zoneOperations.wait');
+      expect(waits.length).toBeLessThan(30);
+      await destroyCluster(record.name, quiet);
+    } finally {
+      process.env = before;
+      await quick.close();
+    }
+  });
+});
+
 describe('the dcp command', () => {
   it('--zone and --region go with --provider, each with its own cloud', async () => {
     const env = { ...process.env, CI: 'true' };
@@ -386,6 +463,11 @@ describe('the dcp command', () => {
       [['down', 'x', '--zone', SEED.zone, '--yes'], /--zone goes with --provider/],
       [['list', '--provider', 'aws', '--zone', SEED.zone], /--zone does not apply to aws/],
       [['down', 'x', '--provider', 'gcp', '--region', 'us-east1', '--yes'], /--region does not apply to gcp/],
+      [['list', '--provider', 'aws', '--project', SEED.project], /--project goes with --provider gcp/],
+      [
+        ['list', '--provider', 'gcp', '--project', 'Bad_Project'],
+        /--project: "Bad_Project" must be a project id/,
+      ],
     ];
     for (const [args, message] of cases) {
       const run = await execa('node', [CLI, ...args], { env, reject: false });

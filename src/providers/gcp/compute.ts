@@ -116,6 +116,11 @@ export function computeEndpoint(env: NodeJS.ProcessEnv = process.env): string {
       'set it to a base URL ending in /compute/v1/, or unset it',
     );
   }
+  if (url.username || url.password)
+    throw usageError(
+      'CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE holds a user name or password',
+      'drop them from the URL: dcp sends your Google credentials as a token, never in the URL',
+    );
   // A bearer token sent in the clear is anyone's on the way: plain http only to this machine.
   const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback))
@@ -155,9 +160,16 @@ async function adcHeaders(project: string): Promise<Headers> {
     try {
       return Object.fromEntries((await client.getRequestHeaders()).entries());
     } catch (error) {
-      throw new DcpError(`Google Cloud refused the credentials: ${messageOf(error).split('\n')[0]}`, {
-        hint: hintFor('authError'),
-        exitCode: ExitCode.usage,
+      const message = messageOf(error).split('\n')[0]!;
+      // Refused credentials are the user's to fix; a token service that did not answer is not.
+      if (/invalid_grant|invalid_client|unauthorized|invalid_token|\b40[13]\b/i.test(message))
+        throw new DcpError(`Google Cloud refused the credentials: ${message}`, {
+          hint: hintFor('authError'),
+          exitCode: ExitCode.usage,
+          cause: error,
+        });
+      throw new DcpError(`could not get a Google Cloud token: ${message}`, {
+        hint: 'run it again in a minute; if it persists, check your connection to Google',
         cause: error,
       });
     }
@@ -263,10 +275,20 @@ export async function connectCompute(
         }>(method, 'GET', path, { ...query, ...(pageToken ? { pageToken } : {}) }, undefined, signal);
         if (Array.isArray(page.items)) items.push(...page.items);
         else
-          // Aggregated lists: `{ 'zones/x': { instances: [...] } | { warning } }`.
-          for (const scoped of Object.values(page.items ?? {}))
+          // Aggregated lists: `{ 'zones/x': { instances: [...] } | { warning } }`. A zone that did
+          // not answer fails the listing unless a partial one was asked for.
+          for (const [scope, scoped] of Object.entries(page.items ?? {})) {
+            const warning = scoped.warning as { code?: string; message?: string } | undefined;
+            if (warning?.code === 'UNREACHABLE' && query.returnPartialSuccess !== 'true')
+              throw new ComputeError(
+                503,
+                'UNREACHABLE',
+                `Google Cloud could not list ${scope}: ${warning.message ?? ''}`.trim(),
+                'run it again in a minute',
+              );
             for (const value of Object.values(scoped))
               if (Array.isArray(value)) items.push(...(value as T[]));
+          }
         pageToken = page.nextPageToken;
       } while (pageToken);
       return items;
@@ -284,6 +306,7 @@ export async function connectCompute(
           );
       const deadline = Date.now() + OPERATION_TIMEOUT_MS;
       let current = operation;
+      let polls = 0;
       while (current.status !== 'DONE') {
         if (Date.now() > deadline)
           throw new DcpError(
@@ -292,7 +315,11 @@ export async function connectCompute(
               hint: 'see it in the console (Compute Engine → Operations); run the command again later',
             },
           );
-        // The wait call returns within about two minutes, done or not.
+        // The wait call returns within about two minutes, done or not, and may return at once:
+        // a pause between calls keeps a quick one from spending the project's API quota.
+        if (polls > 0)
+          await sleep(Math.min(500 * 2 ** (polls - 1), 10_000), undefined, signal ? { signal } : {});
+        polls++;
         current = await request<Operation>(
           `${method} (waiting)`,
           'POST',

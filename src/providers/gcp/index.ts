@@ -33,6 +33,7 @@ import { resolveIdentity } from './identity.js';
 import {
   architecture,
   bootDiskType,
+  DENY_PRIORITY,
   firewallRules,
   hasCloudNat,
   imagePath,
@@ -125,6 +126,7 @@ async function findInstances(
   zone: string | undefined,
   which: Which,
   signal?: AbortSignal,
+  { complete = false } = {},
 ): Promise<Instance[]> {
   const query = { filter: labelFilter(which) };
   return zone
@@ -132,7 +134,8 @@ async function findInstances(
     : compute.list<Instance>(
         'instances.aggregatedList',
         compute.path('aggregated/instances'),
-        { ...query, returnPartialSuccess: 'true' },
+        // `list` may do without a zone that does not answer; `down` may not.
+        complete ? query : { ...query, returnPartialSuccess: 'true' },
         signal,
       );
 }
@@ -157,6 +160,29 @@ async function findFirewalls(
       ? owner.id === which.id
       : owner.name === which.name && rule.name?.startsWith(`dcp-${which.name}-`);
   });
+}
+
+/**
+ * The scheduler's network tag, which the ingress rules target. Not `dcp-<name>-scheduler`: that
+ * is the members' tag of a cluster named `<name>-scheduler`, which would be let in too.
+ */
+function schedulerTagOf(cluster: string): string {
+  return `dcps-${cluster}`;
+}
+
+/** Who from outside reaches the cluster's scheduler or workers, by every live rule of its network. */
+async function networkReach(compute: Compute, network: string, cluster: string) {
+  const host = network.split('/')[1]!;
+  const rules = (
+    await compute.list<LiveFirewall>('firewalls.list', `projects/${host}/global/firewalls`)
+  ).filter((rule) => relative(rule.network ?? '') === network);
+  const reach = [
+    ...reachingRules(rules, [`dcp-${cluster}`, schedulerTagOf(cluster)]),
+    ...reachingRules(rules, [`dcp-${cluster}`]),
+  ];
+  return reach.filter(
+    (rule, i) => reach.findIndex((other) => JSON.stringify(other) === JSON.stringify(rule)) === i,
+  );
 }
 
 function zoneName(instance: Instance): string {
@@ -242,7 +268,7 @@ export const gcpProvider: Provider = {
     )
       throw usageError(
         `a cluster named ${spec.name} already exists in project ${identity.project}`,
-        `pick another --name, or remove it first: dcp down ${spec.name} --provider gcp --zone ${zone}`,
+        `pick another --name, or remove it first: dcp down ${spec.name} --provider gcp --project ${identity.project}`,
       );
     if (spec.runtime === 'preinstalled' && !spec.cloud.image && !spec.cloud.image_family)
       throw usageError(
@@ -302,7 +328,7 @@ export const gcpProvider: Provider = {
     // A Shared VPC's firewall rules belong to its host project.
     const firewallProject = placement.network.split('/')[1]!;
     const tag = `dcp-${spec.name}`;
-    const schedulerTag = `${tag}-scheduler`;
+    const schedulerTag = schedulerTagOf(spec.name);
     // Private clusters are reachable from their own subnet unless the user said otherwise.
     const ingress: IngressRule[] =
       spec.ingress.length > 0 ? spec.ingress : [{ ports: DASK_PORTS, cidr: placement.cidr }];
@@ -343,6 +369,13 @@ export const gcpProvider: Provider = {
       status: 'done',
       detail: ingress.map((rule) => `${rule.cidr} → ${rule.ports.join(',')}`).join('; '),
     });
+    // Rules of the network at a better priority than dcp's deny-all still reach the VMs.
+    const asked = new Set(ingress.map((rule) => rule.cidr));
+    for (const rule of await networkReach(compute, placement.network, spec.name))
+      if (!asked.has(rule.cidr))
+        context.warn(
+          `a rule of network ${placement.network.split('/').pop()} lets ${rule.cidr} reach ${rule.ports === 'all' ? 'every port' : `port ${rule.ports.join(', ')}`} of the cluster's VMs, over dcp's deny-all (priority ${DENY_PRIORITY}): dcp doctor shows it`,
+        );
     signal.throwIfAborted();
 
     const labels = (role: string) => ({
@@ -477,7 +510,12 @@ export const gcpProvider: Provider = {
     context.progress({ step: 'launch workers', status: 'done', detail: count(spec.workers, 'worker') });
 
     context.progress({ step: 'instances', status: 'start', detail: 'waiting for GCE to make them' });
-    await waitAll(compute, 'instances.insert', [schedulerOp, workersOp], signal);
+    const made = await Promise.allSettled([
+      compute.wait('instances.insert', schedulerOp, signal),
+      compute.wait('instances.bulkInsert', workersOp, signal),
+    ]);
+    const failed = made.find((result) => result.status === 'rejected');
+    if (failed) throw failed.reason;
     const scheduler = await getInstance(compute, zone, schedulerName, signal);
     const privateIp = scheduler.networkInterfaces?.[0]?.networkIP;
     const publicIp = scheduler.networkInterfaces?.[0]?.accessConfigs?.[0]?.natIP;
@@ -568,15 +606,19 @@ export const gcpProvider: Provider = {
         ? { name: context.name }
         : undefined;
     if (!which) return [];
-    const { compute, zone } = await whereFrom(resources, context.location);
-    // An insert still under way would make its VMs after they were looked for: let it end first.
+    const { compute } = await whereFrom(resources, context.location);
+    // An insert still under way would make its VMs after they were looked for: let it end first,
+    // for a few minutes at most (an operation that never ends must not hold a rollback for ever).
     const pending = resources.flatMap((r) =>
       (r as GcpResource).data.operation ? [(r as GcpResource).data.operation!] : [],
     );
-    await Promise.allSettled(pending.map((op) => compute.wait('instances.insert', op)));
+    const patience = AbortSignal.timeout(5 * 60_000);
+    await Promise.allSettled(pending.map((op) => compute.wait('an earlier call', op, patience)));
 
     const removed: string[] = [];
-    const instances = await findInstances(compute, zone, which);
+    // Every zone of the project, whatever --zone says: the firewall rules go only once no VM of
+    // the cluster is left anywhere, or a VM missed would be left open to the network's rules.
+    const instances = await findInstances(compute, undefined, which, undefined, { complete: true });
     if (instances.length > 0) {
       const names = instances.map((i) => i.name);
       context.progress({ step: 'delete instances', status: 'start', detail: count(names.length, 'VM') });
@@ -600,6 +642,15 @@ export const gcpProvider: Provider = {
         operations.filter((op): op is Operation => op !== undefined),
       );
       context.progress({ step: 'delete instances', status: 'done', detail: idsOrCount(names, 'VM') });
+      const left = await findInstances(compute, undefined, which, undefined, { complete: true });
+      if (left.length > 0)
+        throw new DcpError(
+          `${idsOrCount(
+            left.map((i) => i.name),
+            'VM',
+          )} of ${context.name} still there after the delete; its firewall rules are kept`,
+          { hint: `run dcp down ${context.name} again in a few minutes` },
+        );
       removed.push(idsOrCount(names, 'VM'));
     }
     // The cluster's own project, and the host project of a Shared VPC its VMs or journal name.
@@ -666,13 +717,9 @@ export const gcpProvider: Provider = {
     };
     if (!project || !network || !tag) throw new DcpError(`${record.name}'s record names no network`);
     const compute = await computeFor(project);
-    // Every rule of the network, not only dcp's: any of them may reach the scheduler.
-    const host = network.split('/')[1]!;
-    const rules = await compute.list<LiveFirewall>('firewalls.list', `projects/${host}/global/firewalls`, {});
-    const onNetwork = rules.filter((rule) => relative(rule.network ?? '') === network);
     return {
-      where: `network ${network.split('/').pop()} of ${host}`,
-      rules: reachingRules(onNetwork, [tag, `${tag}-scheduler`]),
+      where: `network ${network.split('/').pop()} of ${network.split('/')[1]}`,
+      rules: await networkReach(compute, network, tag.replace(/^dcp-/, '')),
       asked: ingress,
     };
   },

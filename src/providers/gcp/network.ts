@@ -15,9 +15,13 @@ import { isNotFound, relative, type Compute } from './compute.js';
 import { regionOf } from './identity.js';
 
 const NAME = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
-/** dcp's allows win over its deny-all, which wins over the default network's rules (65534). */
-export const ALLOW_PRIORITY = 1000;
-export const DENY_PRIORITY = 2000;
+/**
+ * dcp's allows win over its deny-all, which wins over every rule of a lower priority: the
+ * default network's (65534) and those made with the console's default (1000). A rule of the
+ * network at 100 or better still reaches dcp's VMs: `up` warns of it, and `dcp doctor` says so.
+ */
+export const ALLOW_PRIORITY = 100;
+export const DENY_PRIORITY = 101;
 
 /**
  * A network or subnet as the user named it (a name in the cluster's project, a `projects/...`
@@ -131,14 +135,19 @@ export async function hasCloudNat(
 ): Promise<boolean> {
   // A Shared VPC's routers live in the host project.
   const host = placement.network.split('/')[1]!;
-  const routers = await compute.list<{ network?: string; nats?: unknown[] }>(
-    'routers.list',
-    `projects/${host}/regions/${placement.region}/routers`,
-    {},
-    signal,
-  );
+  const routers = await compute.list<{
+    network?: string;
+    nats?: { sourceSubnetworkIpRangesToNat?: string; subnetworks?: { name?: string }[] }[];
+  }>('routers.list', `projects/${host}/regions/${placement.region}/routers`, {}, signal);
+  // A NAT serves every subnet of its router's region, or only those it lists.
   return routers.some(
-    (router) => relative(router.network ?? '') === placement.network && (router.nats ?? []).length > 0,
+    (router) =>
+      relative(router.network ?? '') === placement.network &&
+      (router.nats ?? []).some(
+        (nat) =>
+          nat.sourceSubnetworkIpRangesToNat !== 'LIST_OF_SUBNETWORKS' ||
+          (nat.subnetworks ?? []).some((subnet) => relative(subnet.name ?? '') === placement.subnetwork),
+      ),
   );
 }
 
@@ -286,6 +295,7 @@ function ports(
 
 export interface LiveFirewall extends Partial<Omit<FirewallRule, 'direction'>> {
   direction?: string;
+  destinationRanges?: string[];
   selfLink?: string;
   targetServiceAccounts?: string[];
   sourceServiceAccounts?: string[];
@@ -305,7 +315,14 @@ export function reachingRules(rules: LiveFirewall[], tags: string[]): LiveRule[]
     (!rule.targetTags?.length || rule.targetTags.some((tag) => tags.includes(tag)));
   const walls = rules
     .filter((rule) => applies(rule) && rule.denied && ports(rule.denied) === 'all')
-    .filter((rule) => (rule.sourceRanges ?? []).includes('0.0.0.0/0') && !rule.sourceTags?.length)
+    // A wall: every port, from every IPv4 address, to every address of the VM.
+    .filter(
+      (rule) =>
+        (rule.sourceRanges ?? []).includes('0.0.0.0/0') &&
+        !rule.sourceTags?.length &&
+        !rule.sourceServiceAccounts?.length &&
+        !rule.destinationRanges?.length,
+    )
     .map((rule) => rule.priority ?? ALLOW_PRIORITY);
   const wall = Math.min(Infinity, ...walls);
   return rules
