@@ -173,7 +173,7 @@ export function buildProgram(): Command {
       ).choices(CLOUD_PROVIDERS),
     )
     .option('--region <region>', 'the region to search with --provider (default: your AWS configuration)')
-    .option('--zone <zone>', 'gcp: the zone to search (default: every zone of the project)')
+    .option('--zone <zone>', 'gcp: the zone it was made in (down looks in every zone of the project anyway)')
     .option('--project <id>', 'gcp: the project to search (default: gcp.project, then gcloud’s)')
     .addHelpText(
       'after',
@@ -181,7 +181,7 @@ export function buildProgram(): Command {
         'dcp down dask-swift-otter',
         'dcp down --all --yes',
         'dcp down dask-swift-otter --provider aws --region eu-west-1   # from another machine',
-        'dcp down dask-swift-otter --provider gcp --zone europe-west1-b',
+        'dcp down dask-swift-otter --provider gcp --project my-project',
       ]),
     )
     .action(

@@ -198,9 +198,26 @@ function lostInstance(instance: Instance): DcpError | undefined {
 
 /** Waits for every operation, and throws the first failure once all have ended. */
 async function waitAll(compute: Compute, method: string, operations: Operation[], signal?: AbortSignal) {
-  const results = await Promise.allSettled(operations.map((op) => compute.wait(method, op, signal)));
-  const failed = results.find((result) => result.status === 'rejected');
-  if (failed) throw failed.reason;
+  const results = await inBatches(operations, 50, (op) =>
+    compute.wait(method, op, signal).then(
+      () => undefined,
+      (error: unknown) => ({ error }),
+    ),
+  );
+  const failed = results.find((result) => result !== undefined);
+  if (failed) throw failed.error;
+}
+
+/**
+ * `run` over the items, `size` at a time: a cluster of hundreds of VMs is deleted without
+ * hundreds of calls at once, which GCE's rate limits would refuse. Operations run on at Google
+ * meanwhile, so later batches mostly find theirs done.
+ */
+async function inBatches<T, R>(items: T[], size: number, run: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = [];
+  for (let i = 0; i < items.length; i += size)
+    results.push(...(await Promise.all(items.slice(i, i + size).map(run))));
+  return results;
 }
 
 /** The name workers reach the scheduler by, known before it exists; undefined when there is none. */
@@ -622,19 +639,17 @@ export const gcpProvider: Provider = {
     if (instances.length > 0) {
       const names = instances.map((i) => i.name);
       context.progress({ step: 'delete instances', status: 'start', detail: count(names.length, 'VM') });
-      const operations = await Promise.all(
-        instances.map((instance) =>
-          compute
-            .send(
-              'instances.delete',
-              'DELETE',
-              compute.path(`zones/${zoneName(instance)}/instances/${instance.name}`),
-            )
-            .catch((error: unknown) => {
-              if (isNotFound(error)) return undefined;
-              throw error;
-            }),
-        ),
+      const operations = await inBatches(instances, 20, (instance) =>
+        compute
+          .send(
+            'instances.delete',
+            'DELETE',
+            compute.path(`zones/${zoneName(instance)}/instances/${instance.name}`),
+          )
+          .catch((error: unknown) => {
+            if (isNotFound(error)) return undefined;
+            throw error;
+          }),
       );
       await waitAll(
         compute,
@@ -667,19 +682,17 @@ export const gcpProvider: Provider = {
     if (firewalls.length > 0) {
       const names = firewalls.map((rule) => rule.name!);
       context.progress({ step: 'delete firewall rules', status: 'start', detail: names.join(', ') });
-      const operations = await Promise.all(
-        firewalls.map((rule) =>
-          compute
-            .send(
-              'firewalls.delete',
-              'DELETE',
-              relative(rule.selfLink ?? compute.path(`global/firewalls/${rule.name}`)),
-            )
-            .catch((error: unknown) => {
-              if (isNotFound(error)) return undefined;
-              throw error;
-            }),
-        ),
+      const operations = await inBatches(firewalls, 20, (rule) =>
+        compute
+          .send(
+            'firewalls.delete',
+            'DELETE',
+            relative(rule.selfLink ?? compute.path(`global/firewalls/${rule.name}`)),
+          )
+          .catch((error: unknown) => {
+            if (isNotFound(error)) return undefined;
+            throw error;
+          }),
       );
       await waitAll(
         compute,
