@@ -13,7 +13,7 @@ import { examples, SETTINGS_HELP } from './ui/help.js';
 import { exitWhenFlushed, installInterruptHandlers, Interrupted } from './util/interrupt.js';
 import { createStyle, colorEnabled } from './ui/style.js';
 import { closest } from './util/suggest.js';
-import { CLOUD_PROVIDERS } from './providers/index.js';
+import { CLOUD_PROVIDERS, PROVIDERS } from './providers/index.js';
 
 type CloudProvider = (typeof CLOUD_PROVIDERS)[number];
 
@@ -63,15 +63,7 @@ export function buildProgram(): Command {
     .command('up')
     .description('create a TLS-secured Dask cluster, wait until it is ready, and print how to connect')
     .option('--name <name>', 'cluster name (default: made up, like dask-swift-otter)')
-    .addOption(
-      new Option('--provider <provider>', 'where the cluster runs').choices([
-        'local',
-        'aws',
-        'gcp',
-        'azure',
-        'digitalocean',
-      ]),
-    )
+    .addOption(new Option('--provider <provider>', 'where the cluster runs').choices(PROVIDERS))
     .option('--workers <n>', 'number of workers (default 2)')
     .option('--threads <n>', 'threads per worker (default: Dask decides from the CPUs)')
     .option('--memory-limit <size>', 'memory per worker, e.g. 4GiB')

@@ -35,8 +35,8 @@ describe('planUp refuses what it would otherwise ignore, naming the flag', () =>
   });
 
   it('a provider not built yet is said before what it would need', async () => {
-    await expect(plan({ provider: 'gcp' })).rejects.toThrow(
-      'the gcp provider is not part of this version of dcp yet',
+    await expect(plan({ provider: 'azure' })).rejects.toThrow(
+      'the azure provider is not part of this version of dcp yet',
     );
   });
 });

@@ -8,14 +8,15 @@ import { usageError } from '../errors.js';
 import { parseDuration } from '../util/duration.js';
 import { ingressRuleSchema } from './ingress.js';
 import { cipherProblem, TLS_VERSION_CHOICES } from './tls-params.js';
+import { PROVIDERS, type ProviderName } from '../providers/index.js';
 
 /** Google Cloud project ids (`my-proj-123`), domain-scoped ones too (`example.com:my-proj`). */
 export const GCP_PROJECT = /^([a-z][a-z0-9.-]*[a-z0-9]:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
 /** `us-central1-a`, `europe-west4-b`. */
 export const GCP_ZONE = /^[a-z]+-[a-z]+\d+-[a-z]$/;
 
-export const PROVIDERS = ['local', 'aws', 'gcp', 'azure', 'digitalocean'] as const;
-export type ProviderName = (typeof PROVIDERS)[number];
+// Which providers there are is the registry's to say; the settings follow it.
+export { PROVIDERS, type ProviderName };
 
 const text = z.string().trim().min(1, { error: 'must not be empty' });
 const wholeNumber = (min: number, max: number) =>

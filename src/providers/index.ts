@@ -1,12 +1,16 @@
 /**
- * The one registry of providers, each loaded only when used (cloud SDKs are heavy): the
- * `--provider` choices of `down` and `list`, and what `up` and the wizard accept, follow from it.
- * Adding a provider: its folder under src/providers, its fake under test/fakes, and a line here.
+ * The one registry of providers, each loaded only when used (cloud SDKs are heavy). The
+ * `--provider` choices of `up`, `down` and `list`, the wizard's entries (the ones not built yet
+ * shown as such) and the settings' `provider` follow from it.
  */
-import type { ProviderName } from '../config/schema.js';
 import { usageError } from '../errors.js';
 import type { Provider } from './provider.js';
 
+/** Every provider of the command contract (DESIGN.md): `--provider`, the wizard, the settings. */
+export const PROVIDERS = ['local', 'aws', 'gcp', 'azure', 'digitalocean'] as const;
+export type ProviderName = (typeof PROVIDERS)[number];
+
+/** The ones built: adding a provider is a line here, its folder, and its fake under test/fakes. */
 const AVAILABLE: Partial<Record<ProviderName, () => Promise<Provider>>> = {
   local: async () => (await import('./local/index.js')).localProvider,
   aws: async () => (await import('./aws/index.js')).awsProvider,

@@ -10,7 +10,7 @@ export const SETTINGS_HELP = `  provider        local | aws | gcp | azure | digi
   tls_min_version 1.2 | 1.3 (default: your Dask config's, else 1.2)   tls_max_version  1.2 | 1.3
   tls_ciphers     an OpenSSL cipher string (TLS 1.2)        require_encryption  true | false (default true)
   aws.            region, vpc, subnet, instance_type, scheduler_instance_type, ami
-  gcp.            project, zone, network, subnetwork, machine_type
+  gcp.            project, zone, network, subnetwork, machine_type, image, image_family
   azure.          subscription_id, resource_group, location, vnet, subnet, security_group, vm_size
   digitalocean.   region, size, image, vpc`;
 
