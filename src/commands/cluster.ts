@@ -177,7 +177,7 @@ function keptMessage(record: ClusterRecord): string {
 
 /**
  * Where `down` and `list` search a cloud: --region (aws, ...) or --zone (gcp), checked against
- * the provider; a GCP --project becomes the gcp.project setting of this run (as DCP_GCP_PROJECT).
+ * the provider.
  */
 function placeFlag(options: {
   provider?: ProviderName;
@@ -186,14 +186,11 @@ function placeFlag(options: {
   project?: string;
 }): { flag: '--region' | '--zone'; value: string } | undefined {
   if (options.region && options.zone) throw usageError('--region and --zone exclude each other', 'pass one');
-  if (options.project !== undefined) {
-    if (options.provider !== 'gcp')
-      throw usageError(
-        '--project goes with --provider gcp',
-        `dcp list --provider gcp --project ${options.project}`,
-      );
-    process.env.DCP_GCP_PROJECT = String(parseSettingValue('gcp.project', options.project, '--project'));
-  }
+  if (options.project !== undefined && options.provider !== 'gcp')
+    throw usageError(
+      '--project goes with --provider gcp',
+      `dcp list --provider gcp --project ${options.project}`,
+    );
   const given = options.zone
     ? ({ flag: '--zone', value: options.zone } as const)
     : options.region
@@ -207,7 +204,28 @@ function placeFlag(options: {
   return given;
 }
 
-export async function down(
+/** Runs `command` with a GCP --project as the gcp.project setting (DCP_GCP_PROJECT), for it alone. */
+async function withProject<T>(project: string | undefined, command: () => Promise<T>): Promise<T> {
+  if (project === undefined) return command();
+  const before = process.env.DCP_GCP_PROJECT;
+  process.env.DCP_GCP_PROJECT = String(parseSettingValue('gcp.project', project, '--project'));
+  try {
+    return await command();
+  } finally {
+    if (before === undefined) delete process.env.DCP_GCP_PROJECT;
+    else process.env.DCP_GCP_PROJECT = before;
+  }
+}
+
+export function down(
+  name: string | undefined,
+  options: { all: boolean; provider?: ProviderName; region?: string; zone?: string; project?: string },
+  out: Output,
+): Promise<ExitCode> {
+  return withProject(options.project, () => downHere(name, options, out));
+}
+
+async function downHere(
   name: string | undefined,
   options: { all: boolean; provider?: ProviderName; region?: string; zone?: string; project?: string },
   out: Output,
@@ -283,7 +301,14 @@ export async function down(
   return single !== undefined && !results[0]!.found ? ExitCode.failed : ExitCode.ok;
 }
 
-export async function list(
+export function list(
+  options: { provider?: ProviderName; region?: string; zone?: string; project?: string },
+  out: Output,
+): Promise<ExitCode> {
+  return withProject(options.project, () => listHere(options, out));
+}
+
+async function listHere(
   options: { provider?: ProviderName; region?: string; zone?: string; project?: string },
   out: Output,
 ): Promise<ExitCode> {

@@ -435,9 +435,90 @@ describe('what the review found', () => {
       new AbortController().signal,
     );
     expect(warnings.join('\n')).toMatch(
-      /lets 0\.0\.0\.0\/0 reach port 22 of the cluster's VMs, over dcp's deny-all/,
+      /lets 0\.0\.0\.0\/0 \(the whole internet\) reach 22, which the cluster was not made with, over dcp's deny-all/,
     );
     await destroyCluster(record.name, quiet);
+  });
+
+  it('from an address asked for, a port not asked for is warned of too; a rule list dcp may not read is a warning, not a failure', async () => {
+    fake.insertFirewall({
+      name: 'ssh-from-office',
+      network: `global/networks/${SEED.defaultNetwork}`,
+      priority: 50,
+      sourceRanges: ['192.0.2.0/24'],
+      targetTags: ['dcp-gcp-office'],
+      allowed: [{ IPProtocol: 'tcp', ports: ['22'] }],
+    });
+    const warnings: string[] = [];
+    const hooks = { progress: () => undefined, warn: (message: string) => warnings.push(message) };
+    const office = await createCluster(
+      await planUp(flags({ name: 'gcp-office', ingress: ['192.0.2.0/24:8786'] })),
+      gcpProvider,
+      hooks,
+      new AbortController().signal,
+    );
+    expect(warnings.join('\n')).toMatch(
+      /lets 192\.0\.2\.0\/24 reach 22, which the cluster was not made with/,
+    );
+    fake.fail('firewalls.list', { status: 403, reason: 'forbidden', message: 'denied' }, { skip: 1 });
+    const unread = await createCluster(
+      await planUp(flags({ name: 'gcp-unread' })),
+      gcpProvider,
+      hooks,
+      new AbortController().signal,
+    );
+    expect(warnings.join('\n')).toMatch(/the network's other firewall rules could not be read/);
+    for (const record of [office, unread]) await destroyCluster(record.name, quiet);
+  });
+
+  it('a zone that does not answer: down with state goes on; down by name keeps the rules', async () => {
+    const record = await up();
+    fake.unreachableZones.add('europe-west1-b');
+    try {
+      // The journal says the zone: the others cannot hold this run's VMs.
+      await destroyCluster(record.name, quiet);
+      expect(fake.leftovers(record.name)).toEqual({ instances: [], firewalls: [] });
+      const other = await up();
+      rmSync(clusterDir(other.name), { recursive: true });
+      await expect(destroyCluster(other.name, quiet, process.env, { provider: 'gcp' })).rejects.toThrow(
+        /zones\/europe-west1-b did not answer: .* its firewall rules are kept \(removed VMs /,
+      );
+      expect(fake.leftovers(other.name)).toMatchObject({ instances: [] });
+      expect(fake.leftovers(other.name).firewalls).toHaveLength(3);
+      fake.unreachableZones.clear();
+      await destroyCluster(other.name, quiet, process.env, { provider: 'gcp' });
+      expect(fake.leftovers(other.name)).toEqual({ instances: [], firewalls: [] });
+    } finally {
+      fake.unreachableZones.clear();
+    }
+  });
+
+  it('a Shared VPC host’s rules of a cluster whose VMs are in another project are never touched', async () => {
+    fake.insertFirewall({
+      name: 'dcp-svc-deny',
+      network: `global/networks/${SEED.defaultNetwork}`,
+      sourceRanges: ['0.0.0.0/0'],
+      targetTags: ['dcp-svc'],
+      denied: [{ IPProtocol: 'all' }],
+      description:
+        'nothing else reaches the members (Dask cluster svc, made by dcp) dcp-cluster=svc dcp-cluster-id=0b7c3a52-2f0e-4c59-9d1e-0d3b1c1b2a11 dcp-project=service-project-1',
+    });
+    expect((await gcpProvider.discover!(undefined)).map((c) => c.name)).not.toContain('svc');
+    expect(await destroyCluster('svc', quiet, process.env, { provider: 'gcp' })).toBeUndefined();
+    expect(fake.firewalls().some((rule) => rule.name === 'dcp-svc-deny')).toBe(true);
+  });
+
+  it('a name used in another zone of the project is refused, as down would meet both', async () => {
+    const first = await up({ zone: 'us-central1-b' });
+    // Its rules gone (as if made elsewhere): only the VMs in another zone say the name is taken.
+    for (const rule of fake.firewalls().filter((r) => r.name.startsWith(`dcp-${first.name}-`)))
+      await fetch(`${fake.computeBase}projects/${SEED.project}/global/firewalls/${rule.name}`, {
+        method: 'DELETE',
+        headers: { authorization: `Bearer ${fake.issueToken()}` },
+      });
+    const error = await failure(up({ name: first.name }));
+    expect(error?.message).toBe(`a cluster named ${first.name} already exists in project ${SEED.project}`);
+    await destroyCluster(first.name, quiet);
   });
 
   it('an operation that answers at once, not done, is asked again after a pause, not in a tight loop', async () => {

@@ -161,8 +161,16 @@ async function adcHeaders(project: string): Promise<Headers> {
       return Object.fromEntries((await client.getRequestHeaders()).entries());
     } catch (error) {
       const message = messageOf(error).split('\n')[0]!;
-      // Refused credentials are the user's to fix; a token service that did not answer is not.
-      if (/invalid_grant|invalid_client|unauthorized|invalid_token|\b40[13]\b/i.test(message))
+      // Refused credentials (any 4xx of the token service) are the user's to fix; a service that
+      // did not answer (5xx, 429, the network) is not.
+      const status =
+        (error as { response?: { status?: number } }).response?.status ??
+        (error as { status?: number }).status;
+      const refused =
+        status !== undefined
+          ? status >= 400 && status < 500 && status !== 429
+          : /invalid_grant|invalid_client/.test(message);
+      if (refused)
         throw new DcpError(`Google Cloud refused the credentials: ${message}`, {
           hint: hintFor('authError'),
           exitCode: ExitCode.usage,
@@ -185,8 +193,18 @@ export interface Compute {
   /** `projects/<project>/<path>`, the way every call but the image look-ups is addressed. */
   path(rest: string): string;
   get<T>(method: string, path: string, query?: Record<string, string>, signal?: AbortSignal): Promise<T>;
-  /** Every item of a listing, page after page (`items`, or the aggregated map's values). */
-  list<T>(method: string, path: string, query?: Record<string, string>, signal?: AbortSignal): Promise<T[]>;
+  /**
+   * Every item of a listing, page after page (`items`, or the aggregated map's values). An
+   * aggregated list names the scopes (`zones/x`) that did not answer in `unreachable`, when
+   * given; without it, such a scope fails the listing.
+   */
+  list<T>(
+    method: string,
+    path: string,
+    query?: Record<string, string>,
+    signal?: AbortSignal,
+    unreachable?: string[],
+  ): Promise<T[]>;
   /** A mutating call (no abort: cut off half way, it may still make something); its operation. */
   send(method: string, verb: 'POST' | 'DELETE', path: string, body?: unknown): Promise<Operation>;
   /** Waits until the operation is done; throws with its error, in words. */
@@ -265,7 +283,13 @@ export async function connectCompute(
     endpoint,
     path: (rest) => `projects/${project}/${rest}`,
     get: (method, path, query = {}, signal) => request(method, 'GET', path, query, undefined, signal),
-    async list<T>(method: string, path: string, query: Record<string, string> = {}, signal?: AbortSignal) {
+    async list<T>(
+      method: string,
+      path: string,
+      query: Record<string, string> = {},
+      signal?: AbortSignal,
+      unreachable?: string[],
+    ) {
       const items: T[] = [];
       let pageToken: string | undefined;
       do {
@@ -275,11 +299,11 @@ export async function connectCompute(
         }>(method, 'GET', path, { ...query, ...(pageToken ? { pageToken } : {}) }, undefined, signal);
         if (Array.isArray(page.items)) items.push(...page.items);
         else
-          // Aggregated lists: `{ 'zones/x': { instances: [...] } | { warning } }`. A zone that did
-          // not answer fails the listing unless a partial one was asked for.
+          // Aggregated lists: `{ 'zones/x': { instances: [...] } | { warning } }`.
           for (const [scope, scoped] of Object.entries(page.items ?? {})) {
             const warning = scoped.warning as { code?: string; message?: string } | undefined;
-            if (warning?.code === 'UNREACHABLE' && query.returnPartialSuccess !== 'true')
+            if (warning?.code === 'UNREACHABLE' && unreachable) unreachable.push(scope);
+            else if (warning?.code === 'UNREACHABLE')
               throw new ComputeError(
                 503,
                 'UNREACHABLE',

@@ -15,6 +15,7 @@ import type { FirewallView } from '../../cluster/doctor.js';
 import { DASK_PORTS, type IngressRule } from '../../config/ingress.js';
 import { loadSettings } from '../../config/load.js';
 import { DcpError, messageOf, usageError } from '../../errors.js';
+import { firewallDoors } from '../../cluster/doctor.js';
 import { formatDuration } from '../../util/duration.js';
 import { bootScript, DASHBOARD_PORT, readRoleTls, SCHEDULER_PORT } from '../boot/index.js';
 import { count, idsOrCount, prepareCommon } from '../cloud.js';
@@ -126,7 +127,7 @@ async function findInstances(
   zone: string | undefined,
   which: Which,
   signal?: AbortSignal,
-  { complete = false } = {},
+  unreachable?: string[],
 ): Promise<Instance[]> {
   const query = { filter: labelFilter(which) };
   return zone
@@ -134,9 +135,10 @@ async function findInstances(
     : compute.list<Instance>(
         'instances.aggregatedList',
         compute.path('aggregated/instances'),
-        // `list` may do without a zone that does not answer; `down` may not.
-        complete ? query : { ...query, returnPartialSuccess: 'true' },
+        { ...query, returnPartialSuccess: 'true' },
         signal,
+        // Without a collector, a zone that did not answer is simply not listed (`list`).
+        unreachable ?? [],
       );
 }
 
@@ -155,6 +157,8 @@ async function findFirewalls(
   });
   return rules.filter((rule) => {
     const owner = ruleCluster(rule.description);
+    // A Shared VPC host holds rules of clusters whose VMs are in other projects: not ours.
+    if (owner.project !== undefined && owner.project !== compute.project) return false;
     if (which === 'all') return owner.name !== undefined && rule.name?.startsWith(`dcp-${owner.name}-`);
     return 'id' in which
       ? owner.id === which.id
@@ -171,15 +175,12 @@ function schedulerTagOf(cluster: string): string {
 }
 
 /** Who from outside reaches the cluster's scheduler or workers, by every live rule of its network. */
-async function networkReach(compute: Compute, network: string, cluster: string) {
+async function networkReach(compute: Compute, network: string, tag: string, schedulerTag: string) {
   const host = network.split('/')[1]!;
   const rules = (
     await compute.list<LiveFirewall>('firewalls.list', `projects/${host}/global/firewalls`)
   ).filter((rule) => relative(rule.network ?? '') === network);
-  const reach = [
-    ...reachingRules(rules, [`dcp-${cluster}`, schedulerTagOf(cluster)]),
-    ...reachingRules(rules, [`dcp-${cluster}`]),
-  ];
+  const reach = [...reachingRules(rules, [tag, schedulerTag]), ...reachingRules(rules, [tag])];
   return reach.filter(
     (rule, i) => reach.findIndex((other) => JSON.stringify(other) === JSON.stringify(rule)) === i,
   );
@@ -280,7 +281,8 @@ export const gcpProvider: Provider = {
         );
       });
     if (
-      (await findInstances(compute, zone, { name: spec.name })).length > 0 ||
+      // Every zone, as `down NAME --provider gcp` looks in every zone.
+      (await findInstances(compute, undefined, { name: spec.name })).length > 0 ||
       (await findFirewalls(compute, { name: spec.name })).length > 0
     )
       throw usageError(
@@ -352,6 +354,7 @@ export const gcpProvider: Provider = {
     const rules = firewallRules({
       cluster: spec.name,
       clusterId,
+      project,
       network: placement.network,
       ingress,
       tag,
@@ -387,12 +390,21 @@ export const gcpProvider: Provider = {
       detail: ingress.map((rule) => `${rule.cidr} → ${rule.ports.join(',')}`).join('; '),
     });
     // Rules of the network at a better priority than dcp's deny-all still reach the VMs.
-    const asked = new Set(ingress.map((rule) => rule.cidr));
-    for (const rule of await networkReach(compute, placement.network, spec.name))
-      if (!asked.has(rule.cidr))
-        context.warn(
-          `a rule of network ${placement.network.split('/').pop()} lets ${rule.cidr} reach ${rule.ports === 'all' ? 'every port' : `port ${rule.ports.join(', ')}`} of the cluster's VMs, over dcp's deny-all (priority ${DENY_PRIORITY}): dcp doctor shows it`,
-        );
+    try {
+      const view = { where: `network ${placement.network.split('/').pop()}`, asked: ingress };
+      for (const door of firewallDoors({
+        ...view,
+        rules: await networkReach(compute, placement.network, tag, schedulerTag),
+      }))
+        if (door.verdict === 'open')
+          context.warn(
+            `${door.detail}, over dcp's deny-all (priority ${DENY_PRIORITY}): dcp doctor shows it`,
+          );
+    } catch (error) {
+      context.warn(
+        `the network's other firewall rules could not be read (${messageOf(error)}); dcp doctor checks them later`,
+      );
+    }
     signal.throwIfAborted();
 
     const labels = (role: string) => ({
@@ -553,6 +565,7 @@ export const gcpProvider: Provider = {
         subnetwork: placement.subnetwork,
         firewall_rules: rules.map((rule) => rule.name),
         network_tag: tag,
+        scheduler_tag: schedulerTag,
         // What the firewall was made with, for `dcp doctor` to hold the live rules against.
         ingress,
         scheduler_instance: schedulerName,
@@ -623,7 +636,9 @@ export const gcpProvider: Provider = {
         ? { name: context.name }
         : undefined;
     if (!which) return [];
-    const { compute } = await whereFrom(resources, context.location);
+    const { compute } = await whereFrom(resources);
+    // The zone of the run's VMs, when this machine made them (not a default from gcloud).
+    const zone = resources.map((r) => (r as GcpResource).data.zone).find(Boolean);
     // An insert still under way would make its VMs after they were looked for: let it end first,
     // for a few minutes at most (an operation that never ends must not hold a rollback for ever).
     const pending = resources.flatMap((r) =>
@@ -633,9 +648,24 @@ export const gcpProvider: Provider = {
     await Promise.allSettled(pending.map((op) => compute.wait('an earlier call', op, patience)));
 
     const removed: string[] = [];
-    // Every zone of the project, whatever --zone says: the firewall rules go only once no VM of
-    // the cluster is left anywhere, or a VM missed would be left open to the network's rules.
-    const instances = await findInstances(compute, undefined, which, undefined, { complete: true });
+    // Every zone of the project, whatever --zone says, and the journal's zone by itself (it
+    // must answer): the firewall rules go only once no VM of the cluster is left, or a VM missed
+    // would be left open to the network's other rules.
+    const find = async () => {
+      const unreachable: string[] = [];
+      const found = await findInstances(compute, undefined, which, undefined, unreachable);
+      if (zone && unreachable.includes(`zones/${zone}`))
+        found.push(...(await findInstances(compute, zone, which)));
+      // A run's VMs are all in its journal's zone; with no journal, any zone might hold one.
+      const unknown = zone ? [] : unreachable;
+      return {
+        found: found.filter(
+          (vm, i) => found.findIndex((o) => o.name === vm.name && o.zone === vm.zone) === i,
+        ),
+        unknown,
+      };
+    };
+    const { found: instances, unknown } = await find();
     if (instances.length > 0) {
       const names = instances.map((i) => i.name);
       context.progress({ step: 'delete instances', status: 'start', detail: count(names.length, 'VM') });
@@ -657,7 +687,7 @@ export const gcpProvider: Provider = {
         operations.filter((op): op is Operation => op !== undefined),
       );
       context.progress({ step: 'delete instances', status: 'done', detail: idsOrCount(names, 'VM') });
-      const left = await findInstances(compute, undefined, which, undefined, { complete: true });
+      const { found: left } = await find();
       if (left.length > 0)
         throw new DcpError(
           `${idsOrCount(
@@ -668,6 +698,11 @@ export const gcpProvider: Provider = {
         );
       removed.push(idsOrCount(names, 'VM'));
     }
+    if (unknown.length > 0)
+      throw new DcpError(
+        `${unknown.join(', ')} did not answer: a VM of ${context.name} there would be left open, so its firewall rules are kept${removed.length ? ` (removed ${removed.join(', ')})` : ''}`,
+        { hint: `run dcp down ${context.name} --provider gcp again in a few minutes` },
+      );
     // The cluster's own project, and the host project of a Shared VPC its VMs or journal name.
     const projects = new Set([
       compute.project,
@@ -721,8 +756,10 @@ export const gcpProvider: Provider = {
       project,
       network,
       network_tag: tag,
+      scheduler_tag: schedulerTag,
       ingress,
     } = record.details as {
+      scheduler_tag?: string;
       project?: string;
       network?: string;
       network_tag?: string;
@@ -732,7 +769,12 @@ export const gcpProvider: Provider = {
     const compute = await computeFor(project);
     return {
       where: `network ${network.split('/').pop()} of ${network.split('/')[1]}`,
-      rules: await networkReach(compute, network, tag.replace(/^dcp-/, '')),
+      rules: await networkReach(
+        compute,
+        network,
+        tag,
+        schedulerTag ?? schedulerTagOf(tag.replace(/^dcp-/, '')),
+      ),
       asked: ingress,
     };
   },

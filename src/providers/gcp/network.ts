@@ -21,6 +21,8 @@ const NAME = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
  * network at 100 or better still reaches dcp's VMs: `up` warns of it, and `dcp doctor` says so.
  */
 export const ALLOW_PRIORITY = 100;
+/** What GCE gives a rule made without a priority. */
+const GCE_DEFAULT_PRIORITY = 1000;
 export const DENY_PRIORITY = 101;
 
 /**
@@ -214,14 +216,16 @@ export interface FirewallRule {
 }
 
 /** The label-less firewall rules carry the cluster in their description instead. */
-export function describeRule(cluster: string, clusterId: string, what: string): string {
-  return `${what} (Dask cluster ${cluster}, made by dcp) dcp-cluster=${cluster} dcp-cluster-id=${clusterId}`;
+export function describeRule(cluster: string, clusterId: string, project: string, what: string): string {
+  return `${what} (Dask cluster ${cluster}, made by dcp) dcp-cluster=${cluster} dcp-cluster-id=${clusterId} dcp-project=${project}`;
 }
 
-export function ruleCluster(description = ''): { name?: string; id?: string } {
+/** The cluster a rule belongs to, and the project of its VMs (a Shared VPC's rules are elsewhere). */
+export function ruleCluster(description = ''): { name?: string; id?: string; project?: string } {
   const name = /dcp-cluster=([a-z0-9-]+)/.exec(description)?.[1];
   const id = /dcp-cluster-id=([a-f0-9-]+)/.exec(description)?.[1];
-  return { ...(name ? { name } : {}), ...(id ? { id } : {}) };
+  const project = /dcp-project=([a-z0-9.:-]+)/.exec(description)?.[1];
+  return { ...(name ? { name } : {}), ...(id ? { id } : {}), ...(project ? { project } : {}) };
 }
 
 /**
@@ -231,12 +235,14 @@ export function ruleCluster(description = ''): { name?: string; id?: string } {
 export function firewallRules(options: {
   cluster: string;
   clusterId: string;
+  /** The project of the cluster's VMs. */
+  project: string;
   network: string;
   ingress: IngressRule[];
   tag: string;
   schedulerTag: string;
 }): FirewallRule[] {
-  const { cluster, clusterId, network, tag, schedulerTag } = options;
+  const { cluster, clusterId, project, network, tag, schedulerTag } = options;
   const groups = new Map<string, { ports: number[]; cidrs: string[] }>();
   for (const rule of options.ingress) {
     const family = ipaddr.parseCIDR(rule.cidr)[0].kind();
@@ -250,7 +256,12 @@ export function firewallRules(options: {
     ...base,
     name: `dcp-${cluster}-in-${i + 1}`,
     priority: ALLOW_PRIORITY,
-    description: describeRule(cluster, clusterId, `who may reach the scheduler on ${group.ports.join(', ')}`),
+    description: describeRule(
+      cluster,
+      clusterId,
+      project,
+      `who may reach the scheduler on ${group.ports.join(', ')}`,
+    ),
     sourceRanges: group.cidrs,
     targetTags: [schedulerTag],
     allowed: [{ IPProtocol: 'tcp', ports: group.ports.map(String) }],
@@ -261,7 +272,7 @@ export function firewallRules(options: {
       ...base,
       name: `dcp-${cluster}-members`,
       priority: ALLOW_PRIORITY,
-      description: describeRule(cluster, clusterId, 'the members reach each other'),
+      description: describeRule(cluster, clusterId, project, 'the members reach each other'),
       sourceTags: [tag],
       targetTags: [tag],
       allowed: [{ IPProtocol: 'all' }],
@@ -270,7 +281,7 @@ export function firewallRules(options: {
       ...base,
       name: `dcp-${cluster}-deny`,
       priority: DENY_PRIORITY,
-      description: describeRule(cluster, clusterId, 'nothing else reaches the members'),
+      description: describeRule(cluster, clusterId, project, 'nothing else reaches the members'),
       sourceRanges: ['0.0.0.0/0'],
       targetTags: [tag],
       denied: [{ IPProtocol: 'all' }],
@@ -323,10 +334,10 @@ export function reachingRules(rules: LiveFirewall[], tags: string[]): LiveRule[]
         !rule.sourceServiceAccounts?.length &&
         !rule.destinationRanges?.length,
     )
-    .map((rule) => rule.priority ?? ALLOW_PRIORITY);
+    .map((rule) => rule.priority ?? GCE_DEFAULT_PRIORITY);
   const wall = Math.min(Infinity, ...walls);
   return rules
-    .filter((rule) => applies(rule) && rule.allowed && (rule.priority ?? ALLOW_PRIORITY) < wall)
+    .filter((rule) => applies(rule) && rule.allowed && (rule.priority ?? GCE_DEFAULT_PRIORITY) < wall)
     .flatMap((rule) => {
       const reached = ports(rule.allowed);
       if (!reached) return [];

@@ -272,6 +272,11 @@ export interface FakeGce {
   setSerialOutput(zone: string, name: string, text: string): void;
   /** As if someone added a rule in the console (for doctor tests): validated, visible at once, no call logged. */
   insertFirewall(body: object): void;
+  /**
+   * Zones that do not answer aggregated lists: with `returnPartialSuccess=true` they come back as
+   * an UNREACHABLE warning (their instances left out), without it the whole list fails (503).
+   */
+  unreachableZones: Set<string>;
   /** Writes an ADC file of type external_account_authorized_user whose token_url is this fake's /token; its path. */
   writeAdcFile(dir: string, extra?: Record<string, unknown>): string;
   /** A valid access token without the OAuth round trip (for plain `fetch` and bench scripts). */
@@ -1045,6 +1050,8 @@ class FakeGceImpl implements FakeGce {
   setSerialOutput(zone: string, name: string, output: string): void {
     this.mustFind(zone, name).serial = output;
   }
+
+  readonly unreachableZones = new Set<string>();
 
   insertFirewall(body: object): void {
     const rule = this.buildFirewall(body);
@@ -2692,7 +2699,10 @@ class FakeGceImpl implements FakeGce {
 
   private aggregated(c: Ctx): Json {
     const pred = this.filterOf(c.query, INSTANCE_FIELDS);
-    const zones = Object.keys(ZONE_REGION);
+    const down = [...this.unreachableZones];
+    if (down.length > 0 && c.query.returnPartialSuccess !== 'true')
+      throw new GceError(503, 'backendError', `Zones ${down.join(', ')} are unavailable.`);
+    const zones = Object.keys(ZONE_REGION).filter((zone) => !this.unreachableZones.has(zone));
     const all = zones.flatMap((zone) =>
       this.ordered(
         this.liveInsts().filter((i) => i.v.zoneName === zone),
@@ -2703,8 +2713,12 @@ class FakeGceImpl implements FakeGce {
     );
     const { items: pageItems = [], nextPageToken } = this.page(all, c.query);
     // Every zone has an entry on every page: its instances, or a warning that it has none here.
-    const items = Object.fromEntries(
-      zones.map((zone) => {
+    const items = Object.fromEntries([
+      ...down.map((zone) => [
+        `zones/${zone}`,
+        { warning: { code: 'UNREACHABLE', message: `The zone '${zone}' is unavailable.`, data: [] } },
+      ]),
+      ...zones.map((zone) => {
         const here = pageItems.filter((x) => x.zone === zone).map((x) => x.wire);
         const scope = `zones/${zone}`;
         return [
@@ -2720,7 +2734,7 @@ class FakeGceImpl implements FakeGce {
               },
         ];
       }),
-    );
+    ]);
     return {
       kind: 'compute#instanceAggregatedList',
       id: `${this.projectRel}/aggregated/instances`,
