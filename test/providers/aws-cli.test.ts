@@ -110,7 +110,9 @@ describe('dcp up --provider aws against the fake', () => {
       home: tempDir('dcp-elsewhere-'),
       env,
     });
-    expect(table.stdout).toMatch(/^cli-aws\s+us-east-1\s+\S+\s+\d\/4\s+security group sg-\w+\s+no$/m);
+    expect(table.stdout).toMatch(
+      /^cli-aws\s+us-east-1\s+running\s+\S+\s+\d\/4\s+security group sg-\w+\s+no$/m,
+    );
 
     const down = await dcp(['down', 'cli-aws', '--yes', '--json'], { home, env });
     expect(down.exitCode, down.stderr).toBe(0);
