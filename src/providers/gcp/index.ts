@@ -209,6 +209,21 @@ async function waitAll(compute: Compute, method: string, operations: Operation[]
   if (failed) throw failed.error;
 }
 
+/** Deletes what each path names (what is gone already is fine), and waits until all are gone. */
+async function deleteAll(compute: Compute, method: string, paths: string[]): Promise<void> {
+  const operations = await inBatches(paths, 20, (path) =>
+    compute.send(method, 'DELETE', path).catch((error: unknown) => {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }),
+  );
+  await waitAll(
+    compute,
+    method,
+    operations.filter((op): op is Operation => op !== undefined),
+  );
+}
+
 /**
  * `run` over the items, `size` at a time: a cluster of hundreds of VMs is deleted without
  * hundreds of calls at once, which GCE's rate limits would refuse. Operations run on at Google
@@ -669,22 +684,10 @@ export const gcpProvider: Provider = {
     if (instances.length > 0) {
       const names = instances.map((i) => i.name);
       context.progress({ step: 'delete instances', status: 'start', detail: count(names.length, 'VM') });
-      const operations = await inBatches(instances, 20, (instance) =>
-        compute
-          .send(
-            'instances.delete',
-            'DELETE',
-            compute.path(`zones/${zoneName(instance)}/instances/${instance.name}`),
-          )
-          .catch((error: unknown) => {
-            if (isNotFound(error)) return undefined;
-            throw error;
-          }),
-      );
-      await waitAll(
+      await deleteAll(
         compute,
         'instances.delete',
-        operations.filter((op): op is Operation => op !== undefined),
+        instances.map((instance) => compute.path(`zones/${zoneName(instance)}/instances/${instance.name}`)),
       );
       context.progress({ step: 'delete instances', status: 'done', detail: idsOrCount(names, 'VM') });
       const { found: left } = await find();
@@ -717,22 +720,10 @@ export const gcpProvider: Provider = {
     if (firewalls.length > 0) {
       const names = firewalls.map((rule) => rule.name!);
       context.progress({ step: 'delete firewall rules', status: 'start', detail: names.join(', ') });
-      const operations = await inBatches(firewalls, 20, (rule) =>
-        compute
-          .send(
-            'firewalls.delete',
-            'DELETE',
-            relative(rule.selfLink ?? compute.path(`global/firewalls/${rule.name}`)),
-          )
-          .catch((error: unknown) => {
-            if (isNotFound(error)) return undefined;
-            throw error;
-          }),
-      );
-      await waitAll(
+      await deleteAll(
         compute,
         'firewalls.delete',
-        operations.filter((op): op is Operation => op !== undefined),
+        firewalls.map((rule) => relative(rule.selfLink ?? compute.path(`global/firewalls/${rule.name}`))),
       );
       context.progress({ step: 'delete firewall rules', status: 'done', detail: names.join(', ') });
       removed.push(idsOrCount(names, 'firewall rule'));
