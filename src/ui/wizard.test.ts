@@ -239,9 +239,8 @@ describe('the wizard', () => {
     expect(flags.region).toBe('ap-southeast-2');
   });
 
-  it('GCP: the zone gcloud is configured with is offered, and its project is not asked again', async () => {
-    const { prompter, left, asked } = scripted([
-      [/GCP zone/, ENTER],
+  it('GCP: neither the zone nor the project gcloud is configured with is asked again', async () => {
+    const { prompter, left, asked, said } = scripted([
       [/How will you reach/, ENTER],
       [/Who may connect/, ENTER],
       [/TLS for scheduler/, ENTER],
@@ -260,8 +259,10 @@ describe('the wizard', () => {
       prompter,
     );
     expect(left).toEqual([]);
-    expect(asked.some((q) => /project/.test(q))).toBe(false);
-    expect(flags).toMatchObject({ zone: 'europe-west4-b' });
+    expect(asked.some((q) => /project|zone/i.test(q))).toBe(false);
+    // Said, and left to the provider, which reads gcloud's configuration as gcloud does.
+    expect(said.join('\n')).toContain("GCP zone: europe-west4-b (gcloud's configuration)");
+    expect(flags.zone).toBeUndefined();
     expect(flags.project).toBeUndefined();
   });
 

@@ -159,11 +159,14 @@ export async function runWizard(context: WizardContext, prompter: Prompter): Pro
     const { flag } = cloudLocation(provider);
     if (flags[flag] === undefined && !locationKnown(provider, settings, context.env)) {
       const configured = await context.configuredLocation?.(provider);
-      flags[flag] = await prompter.input({
-        message: LOCATION_QUESTION[provider],
-        ...(configured ? { default: configured } : {}),
-        validate: (v) => (v.trim() ? true : `the cluster needs a ${flag}`),
-      });
+      // gcloud's configured zone is used as gcloud would, unasked (and said); AWS's region is offered.
+      if (provider === 'gcp' && configured) prompter.say(`GCP zone: ${configured} (gcloud's configuration)`);
+      else
+        flags[flag] = await prompter.input({
+          message: LOCATION_QUESTION[provider],
+          ...(configured ? { default: configured } : {}),
+          validate: (v) => (v.trim() ? true : `the cluster needs a ${flag}`),
+        });
     }
     if (
       provider === 'gcp' &&
