@@ -16,7 +16,7 @@ import { DASK_PORTS, type IngressRule } from '../../config/ingress.js';
 import type { FirewallView } from '../../cluster/doctor.js';
 import { DcpError, usageError } from '../../errors.js';
 import { formatDuration } from '../../util/duration.js';
-import { bootScript, DASHBOARD_PORT, readRoleTls, SCHEDULER_PORT, userData } from '../boot/index.js';
+import { DASHBOARD_PORT, memberScript, SCHEDULER_PORT, userData } from '../boot/index.js';
 import type {
   ClusterSpec,
   CreateContext,
@@ -234,14 +234,7 @@ export const awsProvider: Provider = {
       return Instances;
     };
 
-    const schedulerScript = bootScript({
-      role: 'scheduler',
-      cluster: spec.name,
-      runtime: spec.runtime,
-      image: spec.image ?? '',
-      tls: await readRoleTls(context.tls, 'scheduler'),
-      idleTimeoutSeconds: spec.idleTimeoutSeconds,
-    });
+    const schedulerScript = await memberScript(context, 'scheduler');
     context.progress({ step: 'launch scheduler', status: 'start', detail: schedulerType });
     const [scheduler] = await launch('scheduler', {
       ImageId: schedulerImage,
@@ -260,17 +253,7 @@ export const awsProvider: Provider = {
     signal.throwIfAborted();
 
     // The workers need only the scheduler's private address, known now: no waiting for its boot.
-    const workerScript = bootScript({
-      role: 'worker',
-      cluster: spec.name,
-      runtime: spec.runtime,
-      image: spec.image ?? '',
-      tls: await readRoleTls(context.tls, 'worker'),
-      schedulerHost: privateIp,
-      idleTimeoutSeconds: spec.idleTimeoutSeconds,
-      ...(spec.threads ? { threads: spec.threads } : {}),
-      ...(spec.memoryLimit ? { memoryLimit: spec.memoryLimit } : {}),
-    });
+    const workerScript = await memberScript(context, 'worker', privateIp);
     context.progress({
       step: 'launch workers',
       status: 'start',

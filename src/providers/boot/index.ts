@@ -12,7 +12,7 @@ import { gzipSync } from 'node:zlib';
 import { pemBlocks } from '../../certs/pem.js';
 import { memberTls } from '../../cluster/snippet.js';
 import { DcpError } from '../../errors.js';
-import type { ClusterTls } from '../provider.js';
+import type { ClusterTls, CreateContext } from '../provider.js';
 import { GATE_FILE, GATE_SOURCE } from '../dashboard-gate.js';
 import type { TlsParams } from '../../config/tls-params.js';
 
@@ -74,6 +74,29 @@ export async function readRoleTls(
         params: tls.params,
       }
     : { ca: caCertificates, cert, key, params: tls.params };
+}
+
+/**
+ * The boot script of one member of the cluster being made: the spec's runtime, image, idle
+ * timeout and worker sizes, with its own role's TLS; workers are told where the scheduler is.
+ */
+export async function memberScript(
+  context: Pick<CreateContext, 'spec' | 'tls'>,
+  role: 'scheduler' | 'worker',
+  schedulerHost?: string,
+): Promise<string> {
+  const { spec } = context;
+  return bootScript({
+    role,
+    cluster: spec.name,
+    runtime: spec.runtime,
+    image: spec.image ?? '',
+    tls: await readRoleTls(context.tls, role),
+    idleTimeoutSeconds: spec.idleTimeoutSeconds,
+    ...(schedulerHost === undefined ? {} : { schedulerHost }),
+    ...(role === 'worker' && spec.threads ? { threads: spec.threads } : {}),
+    ...(role === 'worker' && spec.memoryLimit ? { memoryLimit: spec.memoryLimit } : {}),
+  });
 }
 
 export const SCHEDULER_PORT = 8786;

@@ -17,7 +17,7 @@ import { loadSettings } from '../../config/load.js';
 import { DcpError, messageOf, usageError } from '../../errors.js';
 import { firewallDoors } from '../../cluster/doctor.js';
 import { formatDuration } from '../../util/duration.js';
-import { bootScript, DASHBOARD_PORT, readRoleTls, SCHEDULER_PORT } from '../boot/index.js';
+import { DASHBOARD_PORT, memberScript, SCHEDULER_PORT } from '../boot/index.js';
 import { count, idsOrCount, prepareCommon } from '../cloud.js';
 import { checkForgivingBlips } from '../health.js';
 import type {
@@ -484,19 +484,7 @@ export const gcpProvider: Provider = {
       compute.path(`zones/${zone}/instances`),
       {
         name: schedulerName,
-        ...properties(
-          'scheduler',
-          bootScript({
-            role: 'scheduler',
-            cluster: spec.name,
-            runtime: spec.runtime,
-            image: spec.image ?? '',
-            tls: await readRoleTls(context.tls, 'scheduler'),
-            idleTimeoutSeconds: spec.idleTimeoutSeconds,
-          }),
-          isPublic,
-          false,
-        ),
+        ...properties('scheduler', await memberScript(context, 'scheduler'), isPublic, false),
       },
     );
     await context.record({
@@ -530,17 +518,7 @@ export const gcpProvider: Provider = {
         namePattern: `${spec.name}-worker-####`,
         instanceProperties: properties(
           'worker',
-          bootScript({
-            role: 'worker',
-            cluster: spec.name,
-            runtime: spec.runtime,
-            image: spec.image ?? '',
-            tls: await readRoleTls(context.tls, 'worker'),
-            schedulerHost: schedulerHost!,
-            idleTimeoutSeconds: spec.idleTimeoutSeconds,
-            ...(spec.threads ? { threads: spec.threads } : {}),
-            ...(spec.memoryLimit ? { memoryLimit: spec.memoryLimit } : {}),
-          }),
+          await memberScript(context, 'worker', schedulerHost!),
           workersExternal,
           true,
         ),
