@@ -11,11 +11,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { readJournal, type ClusterRecord, type Resource } from '../../cluster/state.js';
-import type { FirewallView } from '../../cluster/doctor.js';
+import { firewallDoors, type FirewallView } from '../../cluster/doctor.js';
 import { DASK_PORTS, type IngressRule } from '../../config/ingress.js';
 import { loadSettings } from '../../config/load.js';
 import { DcpError, messageOf, usageError } from '../../errors.js';
-import { firewallDoors } from '../../cluster/doctor.js';
 import { formatDuration } from '../../util/duration.js';
 import { DASHBOARD_PORT, memberScript, SCHEDULER_PORT } from '../boot/index.js';
 import { count, idsOrCount, prepareCommon } from '../cloud.js';
@@ -92,20 +91,18 @@ function computeFor(project: string): Promise<Compute> {
   return clients.get(key)!;
 }
 
-/** The project and zone of a cluster from its journal, else from the settings and gcloud's. */
-async function whereFrom(
-  resources: Resource[],
-  zone?: string,
-): Promise<{ compute: Compute; zone: string | undefined }> {
+/**
+ * A client for the cluster's project, and the zone of its VMs, as its journal says; with no
+ * journal (found from another machine), the project of the settings and gcloud's, and no zone.
+ */
+async function whereFrom(resources: Resource[]): Promise<{ compute: Compute; zone: string | undefined }> {
   const data = resources.map((r) => r.data as Partial<GcpResource['data']>).find((d) => d.project);
   if (data?.project) return { compute: await computeFor(data.project), zone: data.zone };
   const { settings } = await loadSettings();
-  const identity = await resolveIdentity(
-    { project: settings.gcp?.project, zone: zone ?? settings.gcp?.zone },
-    process.env,
-    { zoneRequired: false },
-  );
-  return { compute: await computeFor(identity.project), zone: identity.zone };
+  const { project } = await resolveIdentity({ project: settings.gcp?.project }, process.env, {
+    zoneRequired: false,
+  });
+  return { compute: await computeFor(project), zone: undefined };
 }
 
 function clusterIdOf(resources: Resource[]): string | undefined {
@@ -180,10 +177,9 @@ async function networkReach(compute: Compute, network: string, tag: string, sche
   const rules = (
     await compute.list<LiveFirewall>('firewalls.list', `projects/${host}/global/firewalls`)
   ).filter((rule) => relative(rule.network ?? '') === network);
+  // The scheduler (both tags) and the workers (the members' tag alone), each rule once.
   const reach = [...reachingRules(rules, [tag, schedulerTag]), ...reachingRules(rules, [tag])];
-  return reach.filter(
-    (rule, i) => reach.findIndex((other) => JSON.stringify(other) === JSON.stringify(rule)) === i,
-  );
+  return [...new Map(reach.map((rule) => [JSON.stringify(rule), rule])).values()];
 }
 
 function zoneName(instance: Instance): string {
@@ -286,34 +282,37 @@ export const gcpProvider: Provider = {
         `--instance-type: ${JSON.stringify(workerType)} is not a machine type`,
         'for example e2-standard-4',
       );
-    await compute
-      .get('machineTypes.get', compute.path(`zones/${zone}/machineTypes/${workerType}`))
-      .catch((error: unknown) => {
-        if (!isNotFound(error)) throw error;
-        throw usageError(
-          `there is no machine type ${workerType} in ${zone} (or no such zone)`,
-          `pass another --instance-type or --zone (gcloud compute machine-types list --zones ${zone})`,
-        );
-      });
-    if (
-      // Every zone, as `down NAME --provider gcp` looks in every zone.
-      (await findInstances(compute, undefined, { name: spec.name })).length > 0 ||
-      (await findFirewalls(compute, { name: spec.name })).length > 0
-    )
-      throw usageError(
-        `a cluster named ${spec.name} already exists in project ${identity.project}`,
-        `pick another --name, or remove it first: dcp down ${spec.name} --provider gcp --project ${identity.project}`,
-      );
     if (spec.runtime === 'preinstalled' && !spec.cloud.image && !spec.cloud.image_family)
       throw usageError(
         '--runtime preinstalled needs a machine image that has Dask on it; stock Ubuntu does not',
         'pass --image-family (your Packer-built family, say), or use --runtime docker',
       );
+    // The project is known to exist now: the rest is asked at once.
+    const [, instances, firewalls, common] = await Promise.all([
+      compute
+        .get('machineTypes.get', compute.path(`zones/${zone}/machineTypes/${workerType}`))
+        .catch((error: unknown) => {
+          if (!isNotFound(error)) throw error;
+          throw usageError(
+            `there is no machine type ${workerType} in ${zone} (or no such zone)`,
+            `pass another --instance-type or --zone (gcloud compute machine-types list --zones ${zone})`,
+          );
+        }),
+      // Every zone, as `down NAME --provider gcp` looks in every zone.
+      findInstances(compute, undefined, { name: spec.name }),
+      findFirewalls(compute, { name: spec.name }),
+      prepareCommon(spec),
+    ]);
+    if (instances.length > 0 || firewalls.length > 0)
+      throw usageError(
+        `a cluster named ${spec.name} already exists in project ${identity.project}`,
+        `pick another --name, or remove it first: dcp down ${spec.name} --provider gcp --project ${identity.project}`,
+      );
     const dnsSetting = project.commonInstanceMetadata?.items?.find(
       (item) => item.key === 'VmDnsSetting',
     )?.value;
     return {
-      ...(await prepareCommon(spec)),
+      ...common,
       cloud: {
         ...spec.cloud,
         project: identity.project,
@@ -334,22 +333,18 @@ export const gcpProvider: Provider = {
     await context.record({ kind: 'run', id: clusterId, data });
 
     context.progress({ step: 'find network', status: 'start', detail: `${zone} in ${project}` });
-    const placement = await resolvePlacement(
-      compute,
-      zone,
-      spec.cloud.network,
-      spec.cloud.subnetwork,
-      signal,
-    );
-    const image = await resolveImage(
-      compute,
-      spec.cloud.image
-        ? imagePath(spec.cloud.image, 'image', project, 'gcp.image')
-        : spec.cloud.image_family
-          ? imagePath(spec.cloud.image_family, 'family', project, '--image-family')
-          : ubuntuFamily(architecture(machineType)),
-      signal,
-    );
+    const [placement, image] = await Promise.all([
+      resolvePlacement(compute, zone, spec.cloud.network, spec.cloud.subnetwork, signal),
+      resolveImage(
+        compute,
+        spec.cloud.image
+          ? imagePath(spec.cloud.image, 'image', project, 'gcp.image')
+          : spec.cloud.image_family
+            ? imagePath(spec.cloud.image_family, 'family', project, '--image-family')
+            : ubuntuFamily(architecture(machineType)),
+        signal,
+      ),
+    ]);
     // Workers need a way out to install Docker; an external IP only when nothing else gives one.
     const workersExternal =
       isPublic && spec.runtime === 'docker' && !(await hasCloudNat(compute, placement, signal));
@@ -629,9 +624,8 @@ export const gcpProvider: Provider = {
         ? { name: context.name }
         : undefined;
     if (!which) return [];
-    const { compute } = await whereFrom(resources);
-    // The zone of the run's VMs, when this machine made them (not a default from gcloud).
-    const zone = resources.map((r) => (r as GcpResource).data.zone).find(Boolean);
+    // The zone of the run's VMs, when this machine made them.
+    const { compute, zone } = await whereFrom(resources);
     // An insert still under way would make its VMs after they were looked for: let it end first,
     // for a few minutes at most (an operation that never ends must not hold a rollback for ever).
     const pending = resources.flatMap((r) =>
@@ -749,7 +743,7 @@ export const gcpProvider: Provider = {
   },
 
   async discover(zone): Promise<DiscoveredCluster[]> {
-    const { compute } = await whereFrom([], zone);
+    const { compute } = await whereFrom([]);
     const byName = new Map<string, DiscoveredCluster>();
     const entry = (name: string, location: string) =>
       byName.get(name) ??
