@@ -40,6 +40,7 @@ export function cliEnv(home: string, extra: Record<string, string | undefined> =
     // Nothing may leave this machine: no instance-metadata credentials probe (169.254.169.254),
     // and "my address" from a closed loopback port unless a test serves one.
     AWS_EC2_METADATA_DISABLED: 'true',
+    METADATA_SERVER_DETECTION: 'none',
     DCP_MY_IP_URL: 'http://127.0.0.1:9/',
     // The default cloud image is looked up in a registry: a closed loopback port answers "unknown".
     DCP_IMAGE_REPOSITORY: '127.0.0.1:9/dask/dask',

@@ -16,7 +16,7 @@ import { firewallDoors } from '../../src/cluster/doctor.js';
 import { AuthorizeSecurityGroupIngressCommand, EC2Client } from '@aws-sdk/client-ec2';
 import type { ProgressEvent, Provider } from '../../src/providers/provider.js';
 import { SEED, startFakeEc2, type FakeEc2 } from '../fakes/ec2/index.js';
-import { awsEnvironment } from './cloud-env.js';
+import { awsEnvironment, privateHome } from './cloud-env.js';
 import { startFakeRegistry } from '../fakes/registry/index.js';
 import { tempDir } from '../helpers/cli.js';
 import { describeWithDask, localVersions, python } from '../helpers/dask.js';
@@ -29,14 +29,7 @@ beforeAll(async () => {
   fake = await startFakeEc2({ pendingMs: 60_000, shuttingDownMs: 50 });
   home = tempDir('dcp-aws-home-');
   // Everything the SDK and dcp read from the environment, pointed at the fake and a private home.
-  Object.assign(process.env, {
-    HOME: home,
-    XDG_STATE_HOME: join(home, 'state'),
-    DASK_CONFIG: join(home, 'dask'),
-    ...awsEnvironment(fake),
-    // No registry beyond this machine: a closed port answers "unknown".
-    DCP_IMAGE_REPOSITORY: '127.0.0.1:9/dask/dask',
-  });
+  Object.assign(process.env, { ...privateHome(home), ...awsEnvironment(fake) });
   delete process.env.AWS_PROFILE;
 });
 

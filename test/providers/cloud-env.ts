@@ -7,6 +7,19 @@ import type { FakeEc2 } from '../fakes/ec2/index.js';
 import type { FakeGce } from '../fakes/gce/index.js';
 import type { FakeMember } from './conformance.js';
 
+/**
+ * A private home for a test file that runs providers in its own process: dcp's state and Dask's
+ * configuration inside it, and no registry beyond this machine (a closed port answers "unknown").
+ */
+export function privateHome(home: string): NodeJS.ProcessEnv {
+  return {
+    HOME: home,
+    XDG_STATE_HOME: join(home, 'state'),
+    DASK_CONFIG: join(home, 'dask'),
+    DCP_IMAGE_REPOSITORY: '127.0.0.1:9/dask/dask',
+  };
+}
+
 /** The SDK's endpoint, region and static keys, aimed at the EC2 fake; no instance metadata. */
 export function awsEnvironment(fake: FakeEc2): NodeJS.ProcessEnv {
   return {

@@ -18,6 +18,7 @@ import { DcpError, ExitCode } from '../../src/errors.js';
 import type { ProgressEvent, Provider } from '../../src/providers/provider.js';
 import { Interrupted } from '../../src/util/interrupt.js';
 import { tempDir } from '../helpers/cli.js';
+import { privateHome } from './cloud-env.js';
 
 /** A VM as the fake holds it. */
 export interface FakeMember {
@@ -75,14 +76,7 @@ export function conformance(cloud: CloudUnderTest): void {
 
   beforeAll(async () => {
     const home = tempDir(`dcp-${cloud.name}-conformance-`);
-    Object.assign(process.env, {
-      HOME: home,
-      XDG_STATE_HOME: join(home, 'state'),
-      DASK_CONFIG: join(home, 'dask'),
-      // No registry beyond this machine: a closed port answers "unknown".
-      DCP_IMAGE_REPOSITORY: '127.0.0.1:9/dask/dask',
-      ...(await cloud.start()),
-    });
+    Object.assign(process.env, { ...privateHome(home), ...(await cloud.start()) });
   });
   afterAll(async () => {
     process.env = saved;

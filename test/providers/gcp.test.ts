@@ -19,7 +19,7 @@ import { gcpProvider } from '../../src/providers/gcp/index.js';
 import type { Provider } from '../../src/providers/provider.js';
 import { SEED, startFakeGce, type FakeGce } from '../fakes/gce/index.js';
 import { CLI, tempDir } from '../helpers/cli.js';
-import { gcpEnvironment, gcpMembers } from './cloud-env.js';
+import { gcpEnvironment, gcpMembers, privateHome } from './cloud-env.js';
 
 let fake: FakeGce;
 let adcDir: string;
@@ -29,13 +29,7 @@ beforeAll(async () => {
   fake = await startFakeGce({ provisioningMs: 200 });
   const home = tempDir('dcp-gcp-home-');
   adcDir = mkdtempSync(join(tmpdir(), 'dcp-gcp-adc-'));
-  Object.assign(process.env, {
-    HOME: home,
-    XDG_STATE_HOME: join(home, 'state'),
-    DASK_CONFIG: join(home, 'dask'),
-    DCP_IMAGE_REPOSITORY: '127.0.0.1:9/dask/dask',
-    ...gcpEnvironment(fake, adcDir),
-  });
+  Object.assign(process.env, { ...privateHome(home), ...gcpEnvironment(fake, adcDir) });
 });
 
 afterAll(async () => {
