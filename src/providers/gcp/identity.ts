@@ -41,17 +41,15 @@ function section(values: Record<string, unknown>, name: string, key: string): st
   return typeof value === 'string' && value.trim() ? value.trim() : undefined;
 }
 
-/** The credentials file's `project_id` (service account keys carry one). */
-async function credentialsProject(
-  env: NodeJS.ProcessEnv,
-): Promise<{ value: string; file: string } | undefined> {
+/** The credentials file's `project_id` (service account keys carry one), with the file. */
+async function credentialsProject(env: NodeJS.ProcessEnv): Promise<Found> {
   const file =
     env.GOOGLE_APPLICATION_CREDENTIALS || join(gcloudDir(env), 'application_default_credentials.json');
   const text = await readText(file);
   if (!text) return undefined;
   try {
     const value = (JSON.parse(text) as { project_id?: unknown }).project_id;
-    return typeof value === 'string' && value ? { value, file } : undefined;
+    return typeof value === 'string' && value ? [value, file] : undefined;
   } catch {
     return undefined;
   }
@@ -67,16 +65,17 @@ async function findIdentity(
   const config = await gcloudConfiguration(env);
   const first = (candidates: [string | undefined, string][]): Found =>
     candidates.find((candidate): candidate is [string, string] => Boolean(candidate[0]));
-  const fromCredentials = await credentialsProject(env);
-  return {
-    project: first([
+  // The credentials file is read only when nothing before it names a project.
+  const project =
+    first([
       [given.project, '--project (gcp.project)'],
       [env.CLOUDSDK_CORE_PROJECT, 'CLOUDSDK_CORE_PROJECT'],
       [env.GOOGLE_CLOUD_PROJECT, 'GOOGLE_CLOUD_PROJECT'],
       [env.GCLOUD_PROJECT, 'GCLOUD_PROJECT'],
       [section(config.values, 'core', 'project'), config.file],
-      [fromCredentials?.value, fromCredentials?.file ?? ''],
-    ]),
+    ]) ?? (await credentialsProject(env));
+  return {
+    project,
     zone: first([
       [given.zone, '--zone (gcp.zone)'],
       [env.CLOUDSDK_COMPUTE_ZONE, 'CLOUDSDK_COMPUTE_ZONE'],
