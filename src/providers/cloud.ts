@@ -1,7 +1,9 @@
 /** What every cloud provider does alike: the shared half of `prepare`, and counting things in words. */
 import { resolveMe } from '../config/ingress.js';
+import type { ProviderName } from '../config/schema.js';
+import { SCHEDULER_PORT } from './boot/index.js';
 import { matchingImage, type ChosenImage } from './image.js';
-import type { ClusterSpec } from './provider.js';
+import type { ClusterSpec, DiscoveredCluster } from './provider.js';
 
 /**
  * The spec with `me` resolved to the caller's address and, for the docker runtime, the Dask
@@ -22,6 +24,43 @@ export async function prepareCommon(spec: ClusterSpec): Promise<ClusterSpec> {
     ...(chosen ? { image: chosen.image } : {}),
     ...(chosen?.warning ? { warnings: [...(spec.warnings ?? []), chosen.warning] } : {}),
   };
+}
+
+/** A VM a cloud found by a cluster's tags or labels. */
+export interface FoundMember {
+  cluster: string;
+  location: string;
+  role: string;
+  id: string;
+  running: boolean;
+  /** The address a client would use (public, else private), and `tls` or `tcp`, when known. */
+  ip?: string | undefined;
+  protocol?: string | undefined;
+}
+
+/**
+ * The clusters these VMs and other resources (`security group sg-1`, by cluster and location)
+ * make up, by name; a scheduler with an address and a protocol gives the cluster's address.
+ */
+export function gatherClusters(
+  provider: ProviderName,
+  members: FoundMember[],
+  resources: { cluster: string; location: string; what: string }[],
+): DiscoveredCluster[] {
+  const byName = new Map<string, DiscoveredCluster>();
+  const entry = (name: string, location: string) =>
+    byName.get(name) ??
+    byName
+      .set(name, { name, provider, location, schedulerAddress: null, members: [], resources: [] })
+      .get(name)!;
+  for (const member of members) {
+    const cluster = entry(member.cluster, member.location);
+    cluster.members.push({ role: member.role, id: member.id, running: member.running });
+    if (member.role === 'scheduler' && member.ip && member.protocol)
+      cluster.schedulerAddress = `${member.protocol}://${member.ip}:${SCHEDULER_PORT}`;
+  }
+  for (const resource of resources) entry(resource.cluster, resource.location).resources.push(resource.what);
+  return [...byName.values()].sort((a, b) => a.name.localeCompare(b.name));
 }
 
 export function count(n: number, word: string): string {

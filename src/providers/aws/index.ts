@@ -26,7 +26,7 @@ import type {
   MemberStatus,
   Provider,
 } from '../provider.js';
-import { count, idsOrCount, prepareCommon } from '../cloud.js';
+import { count, gatherClusters, idsOrCount, prepareCommon } from '../cloud.js';
 import { checkForgivingBlips } from '../health.js';
 import {
   call,
@@ -424,31 +424,24 @@ export const awsProvider: Provider = {
 
   async discover(region): Promise<DiscoveredCluster[]> {
     const ec2 = await ec2For(region);
-    const byName = new Map<string, DiscoveredCluster>();
-    const entry = (name: string) =>
-      byName.get(name) ??
-      byName
-        .set(name, {
-          name,
-          provider: 'aws',
-          location: ec2.region,
-          schedulerAddress: null,
-          members: [],
-          resources: [],
-        })
-        .get(name)!;
-    for (const instance of await clusterInstances(ec2, 'all')) {
-      const cluster = entry(tagValue(instance.Tags, TAG_CLUSTER)!);
-      const role = tagValue(instance.Tags, TAG_ROLE) ?? '?';
-      cluster.members.push({ role, id: instance.InstanceId!, running: instance.State?.Name === 'running' });
-      const ip = instance.PublicIpAddress ?? instance.PrivateIpAddress;
-      const protocol = tagValue(instance.Tags, TAG_PROTOCOL);
-      if (role === 'scheduler' && ip && protocol)
-        cluster.schedulerAddress = `${protocol}://${ip}:${SCHEDULER_PORT}`;
-    }
-    for (const group of await clusterGroups(ec2, 'all'))
-      entry(tagValue(group.Tags, TAG_CLUSTER)!).resources.push(`security group ${group.GroupId}`);
-    return [...byName.values()].sort((a, b) => a.name.localeCompare(b.name));
+    const [instances, groups] = await Promise.all([clusterInstances(ec2, 'all'), clusterGroups(ec2, 'all')]);
+    return gatherClusters(
+      'aws',
+      instances.map((instance) => ({
+        cluster: tagValue(instance.Tags, TAG_CLUSTER)!,
+        location: ec2.region,
+        role: tagValue(instance.Tags, TAG_ROLE) ?? '?',
+        id: instance.InstanceId!,
+        running: instance.State?.Name === 'running',
+        ip: instance.PublicIpAddress ?? instance.PrivateIpAddress,
+        protocol: tagValue(instance.Tags, TAG_PROTOCOL),
+      })),
+      groups.map((group) => ({
+        cluster: tagValue(group.Tags, TAG_CLUSTER)!,
+        location: ec2.region,
+        what: `security group ${group.GroupId}`,
+      })),
+    );
   },
 };
 

@@ -17,7 +17,7 @@ import { loadSettings } from '../../config/load.js';
 import { DcpError, messageOf, usageError } from '../../errors.js';
 import { formatDuration } from '../../util/duration.js';
 import { DASHBOARD_PORT, memberScript, SCHEDULER_PORT } from '../boot/index.js';
-import { count, idsOrCount, prepareCommon } from '../cloud.js';
+import { count, gatherClusters, idsOrCount, prepareCommon } from '../cloud.js';
 import { checkForgivingBlips } from '../health.js';
 import type {
   ClusterSpec,
@@ -744,25 +744,30 @@ export const gcpProvider: Provider = {
 
   async discover(zone): Promise<DiscoveredCluster[]> {
     const { compute } = await whereFrom([]);
-    const byName = new Map<string, DiscoveredCluster>();
-    const entry = (name: string, location: string) =>
-      byName.get(name) ??
-      byName
-        .set(name, { name, provider: 'gcp', location, schedulerAddress: null, members: [], resources: [] })
-        .get(name)!;
-    for (const instance of await findInstances(compute, zone, 'all')) {
-      const cluster = entry(instance.labels![LABEL_CLUSTER]!, zoneName(instance));
-      const role = instance.labels?.[LABEL_ROLE] ?? '?';
-      cluster.members.push({ role, id: instance.name, running: instance.status === 'RUNNING' });
-      const nic = instance.networkInterfaces?.[0];
-      const ip = nic?.accessConfigs?.[0]?.natIP ?? nic?.networkIP;
-      const protocol = instance.labels?.[LABEL_PROTOCOL];
-      if (role === 'scheduler' && ip && protocol)
-        cluster.schedulerAddress = `${protocol}://${ip}:${SCHEDULER_PORT}`;
-    }
-    for (const rule of await findFirewalls(compute, 'all'))
-      entry(ruleCluster(rule.description).name!, zone ?? '-').resources.push(`firewall rule ${rule.name}`);
-    return [...byName.values()].sort((a, b) => a.name.localeCompare(b.name));
+    const [instances, rules] = await Promise.all([
+      findInstances(compute, zone, 'all'),
+      findFirewalls(compute, 'all'),
+    ]);
+    return gatherClusters(
+      'gcp',
+      instances.map((instance) => {
+        const nic = instance.networkInterfaces?.[0];
+        return {
+          cluster: instance.labels![LABEL_CLUSTER]!,
+          location: zoneName(instance),
+          role: instance.labels?.[LABEL_ROLE] ?? '?',
+          id: instance.name,
+          running: instance.status === 'RUNNING',
+          ip: nic?.accessConfigs?.[0]?.natIP ?? nic?.networkIP,
+          protocol: instance.labels?.[LABEL_PROTOCOL],
+        };
+      }),
+      rules.map((rule) => ({
+        cluster: ruleCluster(rule.description).name!,
+        location: zone ?? '-',
+        what: `firewall rule ${rule.name}`,
+      })),
+    );
   },
 };
 
