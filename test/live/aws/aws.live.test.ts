@@ -11,9 +11,10 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { EC2 } from '@aws-sdk/client-ec2';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { dcp, json, tempDir } from '../../helpers/cli.js';
 import { runPython } from '../../helpers/dask.js';
+import { liveClusters } from '../../helpers/live.js';
 
 const live = process.env.DCP_LIVE_AWS === '1';
 if (!live)
@@ -34,13 +35,6 @@ function awsEnv(): Record<string, string> {
     if (key.startsWith('AWS_') && value !== undefined) env[key] = value;
   return env;
 }
-
-const made: string[] = [];
-const name = (label: string) => {
-  const value = `dcp-live-${label}-${Date.now().toString(36)}`;
-  made.push(value);
-  return value;
-};
 
 async function leftovers(cluster: string) {
   const ec2 = new EC2({});
@@ -68,11 +62,7 @@ describe.skipIf(!live)('AWS, live', () => {
     ...(process.env.DCP_LIVE_AWS_IMAGE ? ['--image', process.env.DCP_LIVE_AWS_IMAGE] : []),
   ];
 
-  afterAll(async () => {
-    // Whatever a failed test left: down by tag, from a fresh home.
-    for (const cluster of made)
-      await dcp(['down', cluster, '--provider', 'aws', '--yes'], { env, timeoutMs: 20 * 60_000 });
-  });
+  const name = liveClusters('aws', env);
 
   it('up waits for a real TLS cluster, the snippet computes on it, only this address may connect, down leaves nothing', async () => {
     const home = tempDir('dcp-live-');

@@ -11,11 +11,12 @@
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connectCompute } from '../../../src/providers/gcp/compute.js';
 import { resolveIdentity } from '../../../src/providers/gcp/identity.js';
 import { dcp, json, tempDir } from '../../helpers/cli.js';
 import { runPython } from '../../helpers/dask.js';
+import { liveClusters } from '../../helpers/live.js';
 
 const live = process.env.DCP_LIVE_GCP === '1';
 if (!live)
@@ -33,13 +34,6 @@ function gcpEnv(): Record<string, string> {
     if (/^(CLOUDSDK_|GOOGLE_|GCLOUD_|GCE_)/.test(key) && value !== undefined) env[key] = value;
   return env;
 }
-
-const made: string[] = [];
-const name = (label: string) => {
-  const value = `dcp-live-${label}-${Date.now().toString(36)}`;
-  made.push(value);
-  return value;
-};
 
 async function leftovers(cluster: string) {
   const { project } = await resolveIdentity({}, process.env, { zoneRequired: false });
@@ -67,11 +61,7 @@ describe.skipIf(!live)('Google Cloud, live', () => {
     ...(process.env.DCP_LIVE_GCP_IMAGE ? ['--image', process.env.DCP_LIVE_GCP_IMAGE] : []),
   ];
 
-  afterAll(async () => {
-    // Whatever a failed test left: down by label, from a fresh home.
-    for (const cluster of made)
-      await dcp(['down', cluster, '--provider', 'gcp', '--yes'], { env, timeoutMs: 20 * 60_000 });
-  });
+  const name = liveClusters('gcp', env);
 
   it('up waits for a real TLS cluster, the snippet computes on it, only this address may connect, down leaves nothing', async () => {
     const home = tempDir('dcp-live-');
