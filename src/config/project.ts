@@ -11,11 +11,11 @@
  * cosmiconfig is not used: it executes JS configs, lets a `.config/config.*` file redirect its
  * search, and reads what it finds before anyone can ask who wrote it.
  */
-import { lstat, realpath, stat } from 'node:fs/promises';
+import { lstat, realpath } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { DcpError, messageOf, usageError } from '../errors.js';
-import { describeErrno, READ_LIMIT, readRegularFile, writableByOthers } from '../util/files.js';
+import { readTrustedFile } from '../util/files.js';
 import { validateSettings, type Settings } from './schema.js';
 import { parseYaml } from './yaml-file.js';
 
@@ -38,43 +38,6 @@ export interface ProjectSearch {
   found: ProjectSettings | null;
   /** Files that were there but not trusted, with why. */
   skipped: SkippedFile[];
-}
-
-/** A candidate's text, why it is not trusted, or undefined when it is not there. */
-type Candidate = { text: string } | { skipped: string } | undefined;
-
-/**
- * Reads one candidate only after its owner, its mode, its type and the folders that could swap
- * it have been checked, and reads the very file checked (same device and inode, no link
- * followed on the way in). Whatever is wrong with a file is a reason to skip it, never to stop:
- * another user must not be able to stop dcp by planting a folder or a FIFO.
- */
-async function readCandidate(path: string): Promise<Candidate> {
-  try {
-    await lstat(path);
-  } catch {
-    return undefined;
-  }
-  try {
-    const real = await realpath(path);
-    const info = await stat(real);
-    if (!info.isFile()) return { skipped: 'it is not a regular file' };
-    // The folder it was found in, and the one it really lives in when it is a link.
-    const folders = [...new Set([dirname(path), dirname(real)])];
-    const reasons = [
-      writableByOthers(info, 'the file'),
-      ...(await Promise.all(
-        folders.map(async (folder) => writableByOthers(await stat(folder), `its folder ${folder}`)),
-      )),
-    ].filter(Boolean);
-    if (reasons.length > 0) return { skipped: reasons.join('; ') };
-    const read = await readRegularFile(real, READ_LIMIT, { noFollow: true });
-    if (read.info.dev !== info.dev || read.info.ino !== info.ino)
-      return { skipped: 'it was replaced while dcp read it' };
-    return { text: read.data.toString('utf8').replace(/^\uFEFF/, '') };
-  } catch (error) {
-    return { skipped: `it cannot be read: ${describeErrno(error)}` };
-  }
 }
 
 /**
@@ -127,7 +90,7 @@ export async function findProjectSettings(cwd: string, home = homedir()): Promis
   for (const folder of await searchFolders(cwd, await realpath(resolve(home)).catch(() => resolve(home)))) {
     for (const name of PROJECT_FILES) {
       const file = join(folder, name);
-      const candidate = await readCandidate(file);
+      const candidate = await readTrustedFile(file);
       if (!candidate) continue;
       if ('skipped' in candidate) {
         skipped.push({ file, reason: candidate.skipped });

@@ -1,5 +1,6 @@
 /** What every cloud provider does alike: the shared half of `prepare`, and counting things in words. */
 import { resolveMe } from '../config/ingress.js';
+import { usageError } from '../errors.js';
 import type { ProviderName } from '../config/schema.js';
 import { SCHEDULER_PORT } from './boot/index.js';
 import { matchingImage, type ChosenImage } from './image.js';
@@ -72,4 +73,33 @@ export function idsOrCount(ids: string[], word: string): string {
   return ids.length <= 3
     ? `${word}${ids.length === 1 ? '' : 's'} ${ids.join(', ')}`
     : count(ids.length, word);
+}
+
+/**
+ * A cloud API's base URL from the variable that redirects it (a test fake, a proxy), checked: a
+ * bearer token sent in the clear is anyone's on the way, so plain http only to this machine, and
+ * never a user name or password in the URL.
+ */
+export function endpointOverride(variable: string, value: string, cloud: string): URL {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw usageError(
+      `${variable}=${JSON.stringify(value)} is not a URL`,
+      'set it to an https:// URL, or unset it',
+    );
+  }
+  if (url.username || url.password)
+    throw usageError(
+      `${variable} holds a user name or password`,
+      `drop them from the URL: dcp sends your ${cloud} credentials as a token, never in the URL`,
+    );
+  const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback))
+    throw usageError(
+      `${variable}=${value} would send your ${cloud} credentials unencrypted`,
+      'use an https:// endpoint (plain http is taken only on this machine, 127.0.0.1), or unset it',
+    );
+  return url;
 }

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants, type Stats } from 'node:fs';
-import { chmod, link, lstat, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
+import { chmod, link, lstat, mkdir, open, realpath, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { DcpError, usageError } from '../errors.js';
 import { interruptible, Interrupted } from './interrupt.js';
@@ -87,6 +87,43 @@ export function writableByOthers(info: Stats, what: string): string | undefined 
   if (info.mode & 0o002) return `${what} is writable by every user`;
   if (info.mode & 0o020) return `${what} is writable by its group (gid ${info.gid}) or through an ACL`;
   return undefined;
+}
+
+/** A file's text, why another user could have written it, or undefined when it is not there. */
+export type TrustedRead = { text: string } | { skipped: string } | undefined;
+
+/**
+ * Reads a file only after its owner, its mode, its type and the folders that could swap it have
+ * been checked, and reads the very file checked (same device and inode, no link followed on the
+ * way in). Whatever is wrong with it is returned as a reason, never thrown: another user must not
+ * be able to stop dcp by planting a folder or a FIFO.
+ */
+export async function readTrustedFile(path: string): Promise<TrustedRead> {
+  try {
+    await lstat(path);
+  } catch {
+    return undefined;
+  }
+  try {
+    const real = await realpath(path);
+    const info = await stat(real);
+    if (!info.isFile()) return { skipped: 'it is not a regular file' };
+    // The folder it was found in, and the one it really lives in when it is a link.
+    const folders = [...new Set([dirname(path), dirname(real)])];
+    const reasons = [
+      writableByOthers(info, 'the file'),
+      ...(await Promise.all(
+        folders.map(async (folder) => writableByOthers(await stat(folder), `its folder ${folder}`)),
+      )),
+    ].filter(Boolean);
+    if (reasons.length > 0) return { skipped: reasons.join('; ') };
+    const read = await readRegularFile(real, READ_LIMIT, { noFollow: true });
+    if (read.info.dev !== info.dev || read.info.ino !== info.ino)
+      return { skipped: 'it was replaced while dcp read it' };
+    return { text: read.data.toString('utf8').replace(/^\uFEFF/, '') };
+  } catch (error) {
+    return { skipped: `it cannot be read: ${describeErrno(error)}` };
+  }
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -14,7 +14,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DcpError, ExitCode, messageOf, usageError } from '../../errors.js';
+import { DcpError, ExitCode, messageOf } from '../../errors.js';
+import { endpointOverride } from '../cloud.js';
 
 export const DEFAULT_ENDPOINT = 'https://compute.googleapis.com/compute/v1/';
 
@@ -107,27 +108,7 @@ const retryDelay = (attempt: number) => 200 * 3 ** attempt;
 export function computeEndpoint(env: NodeJS.ProcessEnv = process.env): string {
   const override = env.CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE;
   if (!override) return DEFAULT_ENDPOINT;
-  let url: URL;
-  try {
-    url = new URL(override);
-  } catch {
-    throw usageError(
-      `CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE=${JSON.stringify(override)} is not a URL`,
-      'set it to a base URL ending in /compute/v1/, or unset it',
-    );
-  }
-  if (url.username || url.password)
-    throw usageError(
-      'CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE holds a user name or password',
-      'drop them from the URL: dcp sends your Google credentials as a token, never in the URL',
-    );
-  // A bearer token sent in the clear is anyone's on the way: plain http only to this machine.
-  const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback))
-    throw usageError(
-      `CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE=${override} would send your Google credentials unencrypted`,
-      'use an https:// endpoint (plain http is taken only on this machine, 127.0.0.1), or unset it',
-    );
+  const url = endpointOverride('CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE', override, 'Google');
   return url.href.endsWith('/') ? url.href : `${url.href}/`;
 }
 
