@@ -85,6 +85,12 @@ export function buildProgram(): Command {
     )
     .addOption(
       new Option(
+        '--egress <way>',
+        'how private droplets reach the internet (digitalocean): nat, the VPC’s NAT gateway (default); public, a public address that the firewall admits nothing to',
+      ).choices(['nat', 'public']),
+    )
+    .addOption(
+      new Option(
         '--runtime <runtime>',
         'how cloud VMs run Dask: in a Docker image, or preinstalled on the machine image (default docker)',
       ).choices(['docker', 'preinstalled']),

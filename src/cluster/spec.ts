@@ -43,6 +43,7 @@ export interface UpFlags {
   ami?: string;
   project?: string;
   imageFamily?: string;
+  egress?: string;
   image?: string;
   runtime?: string;
   idleTimeout?: string;
@@ -52,7 +53,8 @@ export interface UpFlags {
   save?: boolean;
 }
 
-type CloudFlag = 'region' | 'zone' | 'project' | 'instanceType' | 'vpc' | 'subnet' | 'ami' | 'imageFamily';
+type CloudFlag =
+  'region' | 'zone' | 'project' | 'instanceType' | 'vpc' | 'subnet' | 'ami' | 'imageFamily' | 'egress';
 
 /** Which setting each cloud flag sets, per provider; a flag missing here does not apply there. */
 const CLOUD_FLAG_KEYS: Record<Exclude<ProviderName, 'local'>, Partial<Record<CloudFlag, string>>> = {
@@ -77,7 +79,12 @@ const CLOUD_FLAG_KEYS: Record<Exclude<ProviderName, 'local'>, Partial<Record<Clo
     vpc: 'azure.vnet',
     subnet: 'azure.subnet',
   },
-  digitalocean: { region: 'digitalocean.region', instanceType: 'digitalocean.size', vpc: 'digitalocean.vpc' },
+  digitalocean: {
+    region: 'digitalocean.region',
+    instanceType: 'digitalocean.size',
+    vpc: 'digitalocean.vpc',
+    egress: 'digitalocean.egress',
+  },
 };
 
 const FLAG_NAMES: Record<CloudFlag, string> = {
@@ -89,6 +96,7 @@ const FLAG_NAMES: Record<CloudFlag, string> = {
   subnet: '--subnet',
   ami: '--ami',
   imageFamily: '--image-family',
+  egress: '--egress',
 };
 
 /**

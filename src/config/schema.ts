@@ -104,7 +104,17 @@ export const settingsSchema = z
       })
       .partial()
       .strict(),
-    digitalocean: z.object({ region: text, size: text, image: text, vpc: text }).partial().strict(),
+    digitalocean: z
+      .object({
+        region: text,
+        size: text,
+        image: text,
+        vpc: text,
+        ssh_key: text,
+        egress: oneOf(['nat', 'public'] as const),
+      })
+      .partial()
+      .strict(),
   })
   .partial()
   .strict();

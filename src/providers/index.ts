@@ -15,6 +15,7 @@ const AVAILABLE: Partial<Record<ProviderName, () => Promise<Provider>>> = {
   local: async () => (await import('./local/index.js')).localProvider,
   aws: async () => (await import('./aws/index.js')).awsProvider,
   gcp: async () => (await import('./gcp/index.js')).gcpProvider,
+  digitalocean: async () => (await import('./digitalocean/index.js')).digitaloceanProvider,
 };
 
 /** The clouds dcp can make clusters in, and find them in by their tags or labels. */

@@ -90,6 +90,8 @@ export interface DiscoveredCluster {
   members: MemberStatus[];
   /** What else carries its tag (security groups, ...). */
   resources: string[];
+  /** How to say a cluster whose scheduler is not running, when "stopped" would mislead (still billed). */
+  stoppedStatus?: string;
 }
 
 export interface MemberStatus {

@@ -229,7 +229,7 @@ export function discoveredEntry(cluster: DiscoveredCluster, here: boolean): List
     provider: cluster.provider,
     ...NOTHING,
     location: cluster.location,
-    status: scheduler?.running ? 'running' : 'stopped',
+    status: scheduler?.running ? 'running' : (cluster.stoppedStatus ?? 'stopped'),
     scheduler_address: cluster.schedulerAddress,
     workers: cluster.members.filter((member) => member.role === 'worker').length,
     here,

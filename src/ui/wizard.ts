@@ -84,6 +84,7 @@ export function equivalentCommand(flags: UpFlags): string {
   if (flags.private) args.push('--private');
   add('--vpc', flags.vpc);
   add('--subnet', flags.subnet);
+  add('--egress', flags.egress);
   for (const rule of flags.ingress ?? []) add('--ingress', rule);
   if (flags.allowAnywhere) args.push('--allow-anywhere');
   add('--tls', flags.tls);
@@ -236,6 +237,26 @@ export async function runWizard(context: WizardContext, prompter: Prompter): Pro
         default: '',
       });
       if (subnet.trim()) flags.subnet = subnet.trim();
+    }
+    const docker = (flags.runtime ?? settings.runtime ?? 'docker') === 'docker';
+    if (
+      !isPublic &&
+      provider === 'digitalocean' &&
+      docker &&
+      flags.egress === undefined &&
+      !settings.digitalocean?.egress
+    ) {
+      flags.egress = await prompter.select<'nat' | 'public'>({
+        message: 'Private droplets install Docker from the internet: how do they get there?',
+        choices: [
+          { value: 'nat', name: 'the VPC’s NAT gateway (dcp checks that it has one)' },
+          {
+            value: 'public',
+            name: 'a public address for the way out only: the firewall admits nothing from outside the VPC',
+          },
+        ],
+        default: 'nat',
+      });
     }
   }
 

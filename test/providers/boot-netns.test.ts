@@ -1,10 +1,13 @@
 /**
- * The boot scripts, run for real: two network namespaces stand in for the scheduler's and a
- * worker's VM (runtime `preinstalled`, Debian's Dask), and a Client on the host computes on the
- * worker over mutual TLS. The scheduler's idle timeout then powers its "VM" off.
+ * The boot scripts, run for real: network namespaces stand in for the scheduler's VM and two
+ * workers' (runtime `preinstalled`, Debian's Dask): one as on GCE (gzip user data, the scheduler
+ * by an internal DNS name), one as on DigitalOcean (plain-text user data, the scheduler by its
+ * private IP). A Client on the host computes on the workers over mutual TLS; the scheduler's
+ * idle timeout then powers its "VM" off, and the workers' with it.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
@@ -25,7 +28,9 @@ describeWithDask('boot scripts in network namespaces', () => {
     let network: Network;
     let dir: string;
     let certs: Awaited<ReturnType<typeof generateCertificateSet>>;
-    const vm = (role: string) => join(dir, `${role}-vm`);
+    const vm = (host: string) => join(dir, `${host}-vm`);
+    /** Each VM: its role, and how its cloud hands it the boot script. */
+    const VMS = { scheduler: 'scheduler', worker: 'worker', droplet: 'worker' } as const;
     let hostsDir: string | undefined;
 
     beforeAll(async () => {
@@ -38,7 +43,7 @@ describeWithDask('boot scripts in network namespaces', () => {
         force: false,
         keyType: 'ec',
       });
-      network = await makeNetwork(['scheduler', 'worker']);
+      network = await makeNetwork(Object.keys(VMS));
       const pem = (file: string) => readFileSync(file, 'utf8');
       const common = {
         cluster: 'netns-test',
@@ -47,9 +52,10 @@ describeWithDask('boot scripts in network namespaces', () => {
         idleTimeoutSeconds: IDLE_SECONDS,
         threads: 2,
       } as const;
-      const boot = async (role: 'scheduler' | 'worker', extra: Partial<BootOptions>) => {
+      const boot = async (host: keyof typeof VMS, extra: Partial<BootOptions>, plain = false) => {
+        const role = VMS[host];
         // cloud-init's own folder, where the script leaves its start-at-every-boot link.
-        mkdirSync(join(vm(role), 'cloud', 'scripts'), { recursive: true });
+        mkdirSync(join(vm(host), 'cloud', 'scripts'), { recursive: true });
         const script = bootScript({
           ...common,
           role,
@@ -60,16 +66,16 @@ describeWithDask('boot scripts in network namespaces', () => {
             // The cluster's TLS parameters reach both VMs: TLS 1.3 only, here.
             params: { minVersion: 1.3, requireEncryption: true },
           },
-          stateDir: join(vm(role), 'var/lib/dcp'),
-          powerOff: `touch ${join(vm(role), 'powered-off')}`,
-          perBootDir: join(vm(role), 'cloud', 'scripts', 'per-boot'),
-          console: join(vm(role), 'console'),
+          stateDir: join(vm(host), 'var/lib/dcp'),
+          powerOff: `touch ${join(vm(host), 'powered-off')}`,
+          perBootDir: join(vm(host), 'cloud', 'scripts', 'per-boot'),
+          console: join(vm(host), 'console'),
           ...extra,
         });
         // What the cloud would run: the user data, as a file, by root.
-        const file = join(vm(role), 'user-data');
-        writeFileSync(file, userData(script), { mode: 0o700 });
-        const result = await network.exec(role, ['/bin/bash', file]);
+        const file = join(vm(host), 'user-data');
+        writeFileSync(file, plain ? script : userData(script), { mode: 0o700 });
+        const result = await network.exec(host, ['/bin/bash', file]);
         expect(result.exitCode, result.all).toBe(0);
         expect(result.all).toContain(`started the dask ${role}`);
       };
@@ -83,6 +89,8 @@ describeWithDask('boot scripts in network namespaces', () => {
         `127.0.0.1 localhost\n${network.hosts.scheduler!.ip} ${SCHEDULER_NAME}\n`,
       );
       await boot('worker', { schedulerHost: SCHEDULER_NAME });
+      // As on DigitalOcean: plain-text user data, and the scheduler by its private IP.
+      await boot('droplet', { schedulerHost: network.hosts.scheduler!.ip }, true);
     }, 120_000);
 
     afterAll(async () => {
@@ -91,8 +99,8 @@ describeWithDask('boot scripts in network namespaces', () => {
     });
 
     it('gives each VM its own role only, in a root-only folder', () => {
-      for (const role of ['scheduler', 'worker']) {
-        const state = join(vm(role), 'var/lib/dcp');
+      for (const [host, role] of Object.entries(VMS)) {
+        const state = join(vm(host), 'var/lib/dcp');
         expect(statSync(state).mode & 0o777).toBe(0o700);
         expect(statSync(join(state, 'tls')).mode & 0o777).toBe(0o700);
         // (Python may leave the gate's bytecode cache beside it: no key material.)
@@ -102,7 +110,10 @@ describeWithDask('boot scripts in network namespaces', () => {
             .sort(),
         ).toEqual([`${role}-key.pem`, `${role}.pem`, 'ca.pem', 'dcp_dashboard_gate.py'].sort());
         expect(statSync(join(state, 'tls', `${role}-key.pem`)).mode & 0o777).toBe(0o600);
-        const script = readFileSync(join(vm(role), 'user-data'), 'utf8');
+        const data = readFileSync(join(vm(host), 'user-data'));
+        // gzip (0x1f 0x8b) as AWS and GCP get it, plain text as DigitalOcean does.
+        const script = (data[0] === 0x1f && data[1] === 0x8b ? gunzipSync(data) : data).toString('utf8');
+        expect(script).toContain(readFileSync(certs.files.key[role], 'utf8').trim());
         expect(script).not.toContain(readFileSync(certs.files.caKey, 'utf8').trim());
         const other = role === 'scheduler' ? 'worker' : 'scheduler';
         expect(script).not.toContain(readFileSync(certs.files.key[other], 'utf8').trim());
@@ -116,7 +127,7 @@ describeWithDask('boot scripts in network namespaces', () => {
           'from distributed.security import Security',
           `security = Security(tls_ca_file=${JSON.stringify(certs.files.ca)}, tls_client_cert=${JSON.stringify(certs.files.cert.client)}, tls_client_key=${JSON.stringify(certs.files.key.client)}, require_encryption=True)`,
           `with Client("tls://${network.hosts.scheduler!.ip}:8786", security=security, timeout=60) as client:`,
-          '    client.wait_for_workers(1, timeout=90)',
+          '    client.wait_for_workers(2, timeout=90)',
           '    print("workers", sorted(w["host"] for w in client.scheduler_info()["workers"].values()))',
           '    print("answer", client.submit(lambda x: x + 1, 41).result())',
         ].join('\n'),
@@ -125,11 +136,13 @@ describeWithDask('boot scripts in network namespaces', () => {
 
     it('serves a Client on the host over mutual TLS, computing on the worker through the private network', async () => {
       const result = await compute();
-      const logs = ['scheduler', 'worker']
-        .map((role) => readFileSync(join(vm(role), 'var/lib/dcp/dask.log'), 'utf8'))
+      const logs = Object.keys(VMS)
+        .map((host) => readFileSync(join(vm(host), 'var/lib/dcp/dask.log'), 'utf8'))
         .join('\n---\n');
       expect(result.exitCode, `${result.all}\n${logs}`).toBe(0);
-      expect(result.stdout).toContain(`workers ['${network.hosts.worker!.ip}']`);
+      expect(result.stdout).toContain(
+        `workers ${JSON.stringify([network.hosts.worker!.ip, network.hosts.droplet!.ip].sort()).replaceAll('"', "'").replace(',', ', ')}`,
+      );
       expect(result.stdout).toContain('answer 42');
       // Both listen with TLS: the scheduler's log names its tls:// address.
       expect(logs).toMatch(/Scheduler at:\s+tls:\/\//);
@@ -189,22 +202,24 @@ describeWithDask('boot scripts in network namespaces', () => {
     it('powers the scheduler VM off once it has been idle for the idle timeout, and the worker VM with it', async () => {
       const poweredOff = (role: string) => existsSync(join(vm(role), 'powered-off'));
       const deadline = Date.now() + (IDLE_SECONDS + 60) * 1000;
-      while (!(poweredOff('scheduler') && poweredOff('worker')) && Date.now() < deadline) await sleep(500);
+      const all = () => Object.keys(VMS).every(poweredOff);
+      while (!all() && Date.now() < deadline) await sleep(500);
       const log = (role: string) => readFileSync(join(vm(role), 'var/lib/dcp/dask.log'), 'utf8');
       expect(poweredOff('scheduler'), log('scheduler')).toBe(true);
       expect(log('scheduler')).toMatch(/dask scheduler exited with status \d+ .*; powering off/);
       expect(log('scheduler')).toMatch(/idle/i);
       // The scheduler closing ends its workers (they never reconnect), and so their VMs.
       expect(poweredOff('worker'), log('worker')).toBe(true);
+      expect(poweredOff('droplet'), log('droplet')).toBe(true);
       // Why Dask stopped is on the console, where the cloud's console output shows it.
       expect(readFileSync(join(vm('scheduler'), 'console'), 'utf8')).toMatch(/idle/i);
     }, 120_000);
 
     it('starts Dask again when the VM boots again, once only however often it is started', async () => {
       // cloud-init runs each per-boot script once a boot; twice here shows the second one yields.
-      for (const role of ['scheduler', 'scheduler', 'worker']) {
+      for (const host of ['scheduler', 'scheduler', 'worker', 'droplet']) {
         expect(
-          (await network.exec(role, [join(vm(role), 'cloud', 'scripts', 'per-boot', 'dcp-dask')])).exitCode,
+          (await network.exec(host, [join(vm(host), 'cloud', 'scripts', 'per-boot', 'dcp-dask')])).exitCode,
         ).toBe(0);
       }
       const result = await compute();
