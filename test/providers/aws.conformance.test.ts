@@ -56,7 +56,7 @@ conformance({
   },
   clearCalls: () => void (fake.calls.length = 0),
   mutatingCalls: () => fake.mutatingCalls().map((call) => call.action),
-  upCalls: ['CreateSecurityGroup', 'AuthorizeSecurityGroupIngress', 'RunInstances', 'RunInstances'],
+  upCalls: () => ['CreateSecurityGroup', 'AuthorizeSecurityGroupIngress', 'RunInstances', 'RunInstances'],
   refuse: (action, skip) =>
     fake.fail(
       action,

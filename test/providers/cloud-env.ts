@@ -1,8 +1,9 @@
 /**
  * The variables that point dcp at each cloud's fake (tests and benchmarks alike), and the GCE
- * fake as the GCP tests look at it: a cluster's VMs and ingress.
+ * and DigitalOcean fakes as their tests look at them: a cluster's VMs and ingress.
  */
 import { join } from 'node:path';
+import type { FakeDigitalOcean } from '../fakes/digitalocean/index.js';
 import type { FakeEc2 } from '../fakes/ec2/index.js';
 import type { FakeGce } from '../fakes/gce/index.js';
 import type { FakeMember } from './conformance.js';
@@ -77,4 +78,77 @@ export function gcpIngress(fake: FakeGce, cluster: string): string[] {
         ),
       ),
     );
+}
+
+/** doctl's endpoint variable and a token the fake takes. */
+export function digitaloceanEnvironment(fake: FakeDigitalOcean): NodeJS.ProcessEnv {
+  return {
+    DIGITALOCEAN_API_URL: fake.url,
+    DIGITALOCEAN_TOKEN: fake.token,
+    DCP_MY_IP_URL: `${fake.url}/checkip`,
+  };
+}
+
+const dropletAddress = (
+  droplet: { networks: { v4: { ip_address: string; type: string }[] } },
+  type: string,
+) => droplet.networks.v4.find((network) => network.type === type)?.ip_address;
+
+export function digitaloceanMembers(fake: FakeDigitalOcean, cluster: string): FakeMember[] {
+  return fake
+    .droplets()
+    .filter((d) => d.tags.includes(`dcp:cluster:${cluster}`) && d.deletedAt === undefined)
+    .map((d) => ({
+      role: d.tags.find((tag) => tag.startsWith('dcp:role:'))!.slice('dcp:role:'.length),
+      privateIp: dropletAddress(d, 'private') ?? '(not yet)',
+      // A droplet made with a public address gets it only once DigitalOcean gives addresses.
+      publicIp: dropletAddress(d, 'public') ?? (d.publicNetworking ? '(public, not yet)' : undefined),
+      boot: d.userData ?? '',
+      requestedAt: d.requestedAt,
+      runningAt: d.activeAt,
+    }));
+}
+
+/** The cluster's firewall `dcp-<name>`: `cidr:port` for each address range and port it admits. */
+export function digitaloceanIngress(fake: FakeDigitalOcean, cluster: string): string[] {
+  return fake
+    .firewalls()
+    .filter((firewall) => firewall.name === `dcp-${cluster}`)
+    .flatMap((firewall) =>
+      firewall.inbound_rules.flatMap((rule) =>
+        (rule.sources.addresses ?? []).flatMap((cidr) => {
+          const ports = rule.ports === 'all' || rule.ports === '0' ? '1-65535' : rule.ports;
+          const [from, to = from] = ports.split('-').map(Number) as [number, number?];
+          return Array.from({ length: to! - from + 1 }, (_, i) => `${cidr}:${from + i}`);
+        }),
+      ),
+    );
+}
+
+/**
+ * What is left of a cluster: its droplets (powered off ones included), its firewall, its name's
+ * tag, dcp's SSH key, and any run tag (`dcp:cluster-id:*`) no droplet carries any more.
+ */
+export function digitaloceanLeftovers(fake: FakeDigitalOcean, cluster: string): string[] {
+  const live = fake.droplets().filter((d) => d.deletedAt === undefined);
+  const carried = new Set(live.flatMap((d) => d.tags));
+  return [
+    ...live
+      .filter((d) => d.tags.includes(`dcp:cluster:${cluster}`))
+      .map((d) => `droplet ${d.name} (${d.status})`),
+    ...fake
+      .firewalls()
+      .filter((f) => f.name === `dcp-${cluster}`)
+      .map((f) => `firewall ${f.name}`),
+    ...fake
+      .tags()
+      .filter(
+        (tag) => tag === `dcp:cluster:${cluster}` || (tag.startsWith('dcp:cluster-id:') && !carried.has(tag)),
+      )
+      .map((tag) => `tag ${tag}`),
+    ...fake
+      .sshKeys()
+      .filter((key) => key.name.startsWith(`dcp-${cluster} `))
+      .map((key) => `SSH key ${key.name}`),
+  ];
 }

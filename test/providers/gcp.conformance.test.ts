@@ -49,7 +49,7 @@ conformance({
     fake.calls.length = 0;
   },
   mutatingCalls: () => fake.mutatingCalls().map((call) => call.method),
-  upCalls: [
+  upCalls: () => [
     'firewalls.insert',
     'firewalls.insert',
     'firewalls.insert',
