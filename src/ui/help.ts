@@ -12,8 +12,7 @@ export const SETTINGS_HELP = `  provider        local | aws | gcp | azure | digi
   aws.            region, vpc, subnet, instance_type, scheduler_instance_type, ami
   gcp.            project, zone, network, subnetwork, machine_type, image, image_family
   azure.          subscription_id, resource_group, location, vnet, subnet, security_group, vm_size
-  digitalocean.   region, size, image, vpc, ssh_key (id or fingerprint; default: a key of the cluster's own),
-                  egress nat | public (how private droplets reach the internet; default nat)`;
+  digitalocean.   region, size, image, vpc, ssh_key (id or fingerprint), egress (nat | public)`;
 
 /** An `Examples:` block for --help. */
 export function examples(lines: string[]): string {
