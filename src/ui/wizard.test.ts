@@ -318,6 +318,45 @@ describe('the wizard', () => {
     expect(asked.some((q) => /Who may connect/.test(q))).toBe(false);
   });
 
+  it('private DigitalOcean with Docker: asks how droplets reach the internet; preinstalled does not', async () => {
+    const answers = (egress: [RegExp, string][]) =>
+      scripted([
+        [/How will you reach the scheduler/, 'private'],
+        [/Which VPC/, 'dask-vpc'],
+        ...egress,
+        [/TLS/, ENTER],
+        [/workers/, ENTER],
+        [/Threads/, ENTER],
+        [/Instance type/, ENTER],
+        [/name/, 'x3'],
+        ...REVIEW,
+      ]);
+    const docker = answers([[/how do they get there/, 'public']]);
+    const { flags } = await runWizard(
+      context({ flags: { wait: true, insecure: false, provider: 'digitalocean', region: 'ams3' } }),
+      docker.prompter,
+    );
+    expect(docker.left).toEqual([]);
+    expect(docker.asked.some((q) => /Which subnet/.test(q))).toBe(false);
+    expect(flags).toMatchObject({ private: true, vpc: 'dask-vpc', egress: 'public' });
+    expect(equivalentCommand(flags)).toContain('--private --vpc dask-vpc --egress public');
+    const preinstalled = answers([]);
+    await runWizard(
+      context({
+        flags: {
+          wait: true,
+          insecure: false,
+          provider: 'digitalocean',
+          region: 'ams3',
+          runtime: 'preinstalled',
+        },
+      }),
+      preinstalled.prompter,
+    );
+    expect(preinstalled.left).toEqual([]);
+    expect(preinstalled.asked.some((q) => /how do they get there/.test(q))).toBe(false);
+  });
+
   it('bring-your-own files: a bad folder is explained and asked again', async () => {
     const { prompter, said } = scripted([
       [/TLS for scheduler/, 'byo'],
