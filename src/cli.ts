@@ -152,6 +152,7 @@ export function buildProgram(): Command {
         'dcp up --provider aws --region eu-west-1 --public --ingress me --ingress 10.1.0.0/16:8786',
         'dcp up --provider aws --private --subnet subnet-0abc --workers 8 --instance-type m7g.large --idle-timeout 30m',
         'dcp up --provider gcp --zone europe-west1-b --private --vpc dask-net --instance-type e2-standard-4',
+        'dcp up --provider digitalocean --region ams3 --private --vpc dask-vpc --egress public',
       ]) +
         '\nOn a terminal, dcp up asks for whatever these flags and your settings leave open; with --yes, in CI or\nwithout a terminal it never asks, and a missing answer is an error naming the flag.\n',
     )
@@ -180,6 +181,7 @@ export function buildProgram(): Command {
         'dcp down --all --yes',
         'dcp down dask-swift-otter --provider aws --region eu-west-1   # from another machine',
         'dcp down dask-swift-otter --provider gcp --project my-project',
+        'dcp down dask-swift-otter --provider digitalocean',
       ]),
     )
     .action(
