@@ -82,7 +82,12 @@ const creates = () => fake.calls.filter((call) => call.method === 'droplets.crea
 
 describe('what up makes', () => {
   it('tagged droplets with the cluster’s own SSH key (no root password by email), its role only in plain user data', async () => {
-    const record = await up();
+    const plan = await planUp(flags());
+    // The plan says that a powered-off droplet still bills.
+    expect(digitaloceanProvider.plan(plan.spec).join('\n')).toMatch(
+      /DigitalOcean still bills a powered-off droplet: dcp down stops the bill/,
+    );
+    const record = await createCluster(plan, digitaloceanProvider, quiet, new AbortController().signal);
     const made = droplets(record.name);
     expect(made).toHaveLength(3);
     const clusterId = made[0]!.tags.find((tag) => tag.startsWith('dcp:cluster-id:'))!;
