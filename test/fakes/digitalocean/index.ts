@@ -32,6 +32,7 @@
  * tag_name is 404 (the spec lists 404), a firewall naming an unknown droplet is 422, and the wording
  * of such refusals (and of the limits on names, user data, rules, tags and droplet ids) is its own.
  */
+import { FaultQueue, type FailOptions } from '../faults.js';
 import { createHash, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -82,14 +83,7 @@ export interface FakeDoFault {
   retryAfter?: number;
 }
 
-export interface FakeDoFailOptions {
-  /** How many calls fail; default 1, Infinity for every call; 0 removes the faults queued for the method. */
-  times?: number;
-  /** Let this many calls of the method through first. */
-  skip?: number;
-  /** Do the work, then answer the error: the "lost answer" a retry must survive. */
-  afterEffect?: boolean;
-}
+export type FakeDoFailOptions = FailOptions;
 
 export interface FakeDoRegion {
   name: string;
@@ -538,13 +532,7 @@ class FakeDigitalOceanImpl implements FakeDigitalOcean {
   private readonly usedPrivate = new Map<string, Set<number>>();
   private readonly publicPool: string[];
   private readonly publicUsed = new Set<string>();
-  private readonly faults: {
-    method: string;
-    fault: FakeDoFault;
-    times: number;
-    skip: number;
-    afterEffect: boolean;
-  }[] = [];
+  private readonly faults = new FaultQueue<FakeDoFault>();
   private readonly requestTimes: number[] = [];
   private limited = { times: 0, retryAfter: 0 };
   private nextDropletId = 512000001;
@@ -596,21 +584,11 @@ class FakeDigitalOceanImpl implements FakeDigitalOcean {
   }
 
   fail(method: string, fault: FakeDoFault, options: FakeDoFailOptions = {}): void {
-    const times = options.times ?? 1;
-    if (times <= 0) return this.clearFaults(method);
-    this.faults.push({
-      method,
-      fault,
-      times,
-      skip: options.skip ?? 0,
-      afterEffect: options.afterEffect ?? false,
-    });
+    this.faults.add(method, fault, options);
   }
 
   clearFaults(method?: string): void {
-    for (let i = this.faults.length - 1; i >= 0; i--) {
-      if (method === undefined || this.faults[i]?.method === method) this.faults.splice(i, 1);
-    }
+    this.faults.clear(method);
   }
 
   droplets(): FakeDroplet[] {
@@ -1367,15 +1345,8 @@ class FakeDigitalOceanImpl implements FakeDigitalOcean {
   }
 
   private takeFault(method: string): { fault: FakeDoFault; afterEffect: boolean } | undefined {
-    const idx = this.faults.findIndex((f) => f.method === method || f.method === '*');
-    const entry = this.faults[idx];
+    const entry = this.faults.take(method);
     if (!entry) return undefined;
-    if (entry.skip > 0) {
-      entry.skip--;
-      return undefined;
-    }
-    entry.times--;
-    if (entry.times <= 0) this.faults.splice(idx, 1);
     return { fault: entry.fault, afterEffect: entry.afterEffect };
   }
 

@@ -18,6 +18,7 @@
  * interface, stop/start through the API (use `setInstanceState`), Elastic IPs, IPv6 addresses on
  * instances. Parameters the fake does not know are ignored, not refused; they are in `calls`.
  */
+import { FaultQueue, type FailOptions } from '../faults.js';
 import { randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -101,17 +102,7 @@ export interface FakeFault {
   status?: number;
 }
 
-export interface FailOptions {
-  /** How many calls fail; default 1, Infinity for every call; 0 removes the faults queued for the action. */
-  times?: number;
-  /** Let this many calls of the action through first. */
-  skip?: number;
-  /**
-   * Do the work, then answer the error: the "lost response" case, where the SDK's retry (same
-   * ClientToken) must not launch twice. Default false: a failed call changes nothing.
-   */
-  afterEffect?: boolean;
-}
+export type { FailOptions } from '../faults.js';
 
 export interface FakeEc2 {
   url: string;
@@ -475,13 +466,7 @@ class FakeEc2Impl implements FakeEc2 {
   private readonly groups: SecurityGroup[] = [];
   private readonly insts: Instance[] = [];
   private readonly clientTokens = new Map<string, { reservationId: string; fingerprint: string }>();
-  private readonly faults: Array<{
-    action: string;
-    fault: FakeFault;
-    times: number;
-    skip: number;
-    afterEffect: boolean;
-  }> = [];
+  private readonly faults = new FaultQueue<FakeFault>();
   private readonly publicPool: string[];
   private publicCursor = 0;
   server: http.Server | undefined;
@@ -605,21 +590,11 @@ class FakeEc2Impl implements FakeEc2 {
   }
 
   fail(action: string, fault: FakeFault, options: FailOptions = {}): void {
-    const times = options.times ?? 1;
-    if (times <= 0) return this.clearFaults(action);
-    this.faults.push({
-      action,
-      fault,
-      times,
-      skip: options.skip ?? 0,
-      afterEffect: options.afterEffect ?? false,
-    });
+    this.faults.add(action, fault, options);
   }
 
   clearFaults(action?: string): void {
-    for (let i = this.faults.length - 1; i >= 0; i--) {
-      if (action === undefined || this.faults[i]?.action === action) this.faults.splice(i, 1);
-    }
+    this.faults.clear(action);
   }
 
   instances(): FakeInstance[] {
@@ -831,15 +806,8 @@ class FakeEc2Impl implements FakeEc2 {
   }
 
   private takeFault(action: string): { error: Ec2Error; afterEffect: boolean } | undefined {
-    const idx = this.faults.findIndex((f) => f.action === action || f.action === '*');
-    const entry = this.faults[idx];
+    const entry = this.faults.take(action);
     if (!entry) return undefined;
-    if (entry.skip > 0) {
-      entry.skip--;
-      return undefined;
-    }
-    entry.times--;
-    if (entry.times <= 0) this.faults.splice(idx, 1);
     const { code, message, status } = entry.fault;
     return {
       error: new Ec2Error(code, message ?? `${code} (injected by the fake)`, status ?? defaultStatus(code)),

@@ -26,6 +26,7 @@
  * selfLinks point at this fake rather than www.googleapis.com, so a client that follows one stays
  * on 127.0.0.1. Fields the fake does not know are ignored, not refused; they are in `calls`.
  */
+import { FaultQueue, type FailOptions } from '../faults.js';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -96,14 +97,7 @@ export interface FakeGceFault {
   httpErrorStatusCode?: number;
 }
 
-export interface FakeGceFailOptions {
-  /** How many calls fail; default 1, Infinity for every call; 0 removes the faults queued for the method. */
-  times?: number;
-  /** Let this many calls of the method through first. */
-  skip?: number;
-  /** Do the work, then answer the error: the "lost answer" case a requestId makes safe to retry. */
-  afterEffect?: boolean;
-}
+export type FakeGceFailOptions = FailOptions;
 
 export interface FakeGceAccessConfig {
   kind: 'compute#accessConfig';
@@ -849,13 +843,7 @@ class FakeGceImpl implements FakeGce {
   private readonly requestIds = new Map<string, Op>();
   private readonly accessTokens = new Map<string, number>();
   private readonly refreshTokens = new Map<string, { clientId: string; clientSecret: string }>();
-  private readonly faults: {
-    method: string;
-    fault: FakeGceFault;
-    times: number;
-    skip: number;
-    afterEffect: boolean;
-  }[] = [];
+  private readonly faults = new FaultQueue<FakeGceFault>();
   private readonly natPool: string[];
   private readonly waiters = new Set<() => void>();
   private closed = false;
@@ -984,21 +972,11 @@ class FakeGceImpl implements FakeGce {
   }
 
   fail(method: string, fault: FakeGceFault, options: FakeGceFailOptions = {}): void {
-    const times = options.times ?? 1;
-    if (times <= 0) return this.clearFaults(method);
-    this.faults.push({
-      method,
-      fault,
-      times,
-      skip: options.skip ?? 0,
-      afterEffect: options.afterEffect ?? false,
-    });
+    this.faults.add(method, fault, options);
   }
 
   clearFaults(method?: string): void {
-    for (let i = this.faults.length - 1; i >= 0; i--) {
-      if (method === undefined || this.faults[i]?.method === method) this.faults.splice(i, 1);
-    }
+    this.faults.clear(method);
   }
 
   instances(): FakeGceInstance[] {
@@ -1480,15 +1458,8 @@ class FakeGceImpl implements FakeGce {
   }
 
   private takeFault(method: string): { fault: FakeGceFault; afterEffect: boolean } | undefined {
-    const idx = this.faults.findIndex((f) => f.method === method || f.method === '*');
-    const entry = this.faults[idx];
+    const entry = this.faults.take(method);
     if (!entry) return undefined;
-    if (entry.skip > 0) {
-      entry.skip--;
-      return undefined;
-    }
-    entry.times--;
-    if (entry.times <= 0) this.faults.splice(idx, 1);
     return { fault: entry.fault, afterEffect: entry.afterEffect };
   }
 
