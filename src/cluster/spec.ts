@@ -296,6 +296,15 @@ function projectChoices(loaded: LoadedSettings, provider: ProviderName): string[
       [fileOf('gcp.image'), `gcp.image: ${settings.gcp?.image}`],
       [fileOf('gcp.image_family'), `gcp.image_family: ${settings.gcp?.image_family}`],
       [fileOf('digitalocean.image'), `digitalocean.image: ${settings.digitalocean?.image}`],
+      // Root on every droplet, next to the role keys; and public addresses on private droplets.
+      [
+        fileOf('digitalocean.ssh_key'),
+        `digitalocean.ssh_key: ${settings.digitalocean?.ssh_key} (whoever holds that key is root on every droplet)`,
+      ],
+      [
+        settings.digitalocean?.egress === 'public' ? fileOf('digitalocean.egress') : undefined,
+        'digitalocean.egress: public (public addresses on private droplets)',
+      ],
     );
   }
   return lines.flatMap(([file, what]) => (file ? [`the project file ${file} sets ${what}`] : []));
@@ -360,6 +369,11 @@ export async function planUp(flags: UpFlags, env = process.env, folder?: string)
   if (provider === 'local' && (flags.ingress?.length ?? 0) > 0)
     warnings.push('--ingress does not apply to the local provider: it listens on 127.0.0.1 only');
   const networking = settings.networking ?? 'public';
+  if (flags.egress !== undefined && networking !== 'private')
+    throw usageError(
+      '--egress is how private droplets reach the internet: it goes with --private',
+      'add --private, or drop --egress (public droplets have their own way out)',
+    );
   const runtime = settings.runtime ?? 'docker';
   if (provider !== 'local' && networking === 'private' && runtime === 'docker') {
     warnings.push(

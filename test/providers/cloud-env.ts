@@ -148,7 +148,7 @@ export function digitaloceanLeftovers(fake: FakeDigitalOcean, cluster: string): 
       .map((tag) => `tag ${tag}`),
     ...fake
       .sshKeys()
-      .filter((key) => key.name.startsWith(`dcp-${cluster} `))
+      .filter((key) => new RegExp(`^dcp-${cluster} [0-9a-f-]{36}$`).test(key.name))
       .map((key) => `SSH key ${key.name}`),
   ];
 }

@@ -5,6 +5,7 @@
  * limit, private droplets without a NAT gateway, rate limits, namesakes, powered-off droplets,
  * doctor, and the dcp command itself.
  */
+import { randomUUID } from 'node:crypto';
 import { chmodSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -438,4 +439,139 @@ describe('powered off, list, down and doctor', () => {
 it('errors are DcpErrors', async () => {
   const error = await failure(up({ region: 'nowhere' }));
   expect(error).toBeInstanceOf(DcpError);
+});
+
+describe('what the review found', () => {
+  const api = (method: string, path: string, body?: unknown) =>
+    fetch(`${fake.url}/v2/${path}`, {
+      method,
+      headers: { authorization: `Bearer ${fake.token}`, 'content-type': 'application/json' },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+
+  it('down NAME --region R removes the cluster of that name in R only; two regions without --region are asked apart', async () => {
+    const there = await up({ name: 'do-twice', region: SEED.otherRegion });
+    rmSync(clusterDir(there.name), { recursive: true });
+    // Racing from another machine: the same name in ams3.
+    const racing: Provider = {
+      ...digitaloceanProvider,
+      prepare: async (spec) => ({
+        ...(await digitaloceanProvider.prepare({ ...spec, name: 'do-twice-free' })),
+        name: spec.name,
+      }),
+    };
+    const here = await createCluster(
+      await planUp(flags({ name: 'do-twice' })),
+      racing,
+      quiet,
+      new AbortController().signal,
+    ).catch((error: unknown) => error as DcpError);
+    // DigitalOcean keeps firewall names unique: the second run could not make its own, and rolled back.
+    expect((here as DcpError).message).toMatch(/conflict/);
+    const byName = (region?: string) =>
+      destroyCluster('do-twice', quiet, process.env, {
+        provider: 'digitalocean',
+        ...(region ? { location: region } : {}),
+      });
+    expect(await byName(SEED.region)).toBeUndefined();
+    expect(droplets('do-twice')).toHaveLength(3);
+    expect(await byName(SEED.otherRegion)).toEqual(
+      expect.arrayContaining([expect.stringMatching(/droplet/)]),
+    );
+    expect(digitaloceanLeftovers(fake, 'do-twice')).toEqual([]);
+  });
+
+  it('two clusters of one name in two regions: down by name without --region removes neither', async () => {
+    const record = await up({ name: 'do-pair' });
+    rmSync(clusterDir(record.name), { recursive: true });
+    // Another of that name in nyc3 (made by hand, or by a dcp elsewhere whose firewall went).
+    const other = `dcp:cluster-id:${randomUUID()}`;
+    const made = await api('POST', 'droplets', {
+      name: 'do-pair-scheduler',
+      region: SEED.otherRegion,
+      size: SEED.size,
+      image: SEED.image,
+      tags: ['dcp:cluster:do-pair', other, 'dcp:role:scheduler'],
+    });
+    expect(made.status).toBe(202);
+    const error = await failure(destroyCluster('do-pair', quiet, process.env, { provider: 'digitalocean' }));
+    expect(error?.exitCode).toBe(ExitCode.usage);
+    expect(error?.message).toMatch(/clusters named do-pair in ams3 and nyc3/);
+    expect(droplets('do-pair')).toHaveLength(4);
+    await destroyCluster('do-pair', quiet, process.env, { provider: 'digitalocean', location: SEED.region });
+    expect(droplets('do-pair')).toHaveLength(1);
+    await destroyCluster('do-pair', quiet, process.env, {
+      provider: 'digitalocean',
+      location: SEED.otherRegion,
+    });
+    expect(digitaloceanLeftovers(fake, 'do-pair')).toEqual([]);
+  });
+
+  it('the user’s own key named like dcp’s (dcp-prod laptop) neither blocks up nor goes at down', async () => {
+    const mine = await makeSshKey(tempDir('dcp-do-key-'), 'laptop');
+    expect(
+      (await api('POST', 'account/keys', { name: 'dcp-do-prod laptop', public_key: mine.publicKey })).status,
+    ).toBe(201);
+    const record = await up({ name: 'do-prod' });
+    rmSync(clusterDir(record.name), { recursive: true });
+    await destroyCluster('do-prod', quiet, process.env, { provider: 'digitalocean' });
+    expect(fake.sshKeys().map((k) => k.name)).toContain('dcp-do-prod laptop');
+    expect(digitaloceanLeftovers(fake, 'do-prod')).toEqual([]);
+  });
+
+  it('a firewall of the user’s that also names the run’s tag is never deleted', async () => {
+    const record = await up();
+    const idTag = droplets(record.name)[0]!.tags.find((tag) => tag.startsWith('dcp:cluster-id:'))!;
+    await api('POST', 'tags', { name: 'web' });
+    const made = await api('POST', 'firewalls', {
+      name: 'office-ssh',
+      inbound_rules: [{ protocol: 'tcp', ports: '22', sources: { addresses: ['198.51.100.0/24'] } }],
+      outbound_rules: [{ protocol: 'tcp', ports: 'all', destinations: { addresses: ['0.0.0.0/0'] } }],
+      tags: ['web', idTag],
+    });
+    expect(made.status).toBe(202);
+    await destroyCluster(record.name, quiet);
+    expect(fake.firewalls().map((f) => f.name)).toContain('office-ssh');
+    const office = fake.firewalls().find((f) => f.name === 'office-ssh')!;
+    await api('DELETE', `firewalls/${office.id}`);
+  });
+
+  it('doctor: a droplet no firewall covers is open to the world; a ping rule opens no port', async () => {
+    const record = await up();
+    await api('POST', 'firewalls', {
+      name: 'ping',
+      inbound_rules: [{ protocol: 'icmp', sources: { addresses: ['0.0.0.0/0'] } }],
+      outbound_rules: [],
+      tags: ['dcp:role:worker'],
+    });
+    const doors = async () =>
+      firewallDoors(await digitaloceanProvider.firewall!((await readRecord(record.name))!)).filter(
+        (door) => door.verdict === 'open',
+      );
+    expect(await doors()).toEqual([]);
+    for (const firewall of fake
+      .firewalls()
+      .filter((f) => f.name === `dcp-${record.name}` || f.name === 'ping'))
+      await api('DELETE', `firewalls/${firewall.id}`);
+    expect((await doors()).map((door) => door.detail).join('\n')).toMatch(/0\.0\.0\.0\/0/);
+    await destroyCluster(record.name, quiet);
+  });
+
+  it('a project file’s ssh_key and egress are shown before up acts on them; --egress needs --private', async () => {
+    const project = tempDir('dcp-do-project-');
+    mkdirSync(join(project, '.git'));
+    writeFileSync(
+      join(project, '.dcprc.yaml'),
+      'digitalocean:\n  ssh_key: "aa:bb:cc:dd:ee:ff:00:11:22:33:44:55:66:77:88:99"\n  egress: public\n',
+    );
+    const plan = await planUp(flags({ private: true }), process.env, project);
+    expect(plan.fromProject.join('\n')).toMatch(/digitalocean\.ssh_key: aa:bb.*root on every droplet/);
+    expect(plan.fromProject.join('\n')).toMatch(/digitalocean\.egress: public/);
+    await expect(planUp(flags({ egress: 'public' }))).rejects.toThrow(/--egress .* goes with --private/);
+    const bad = await planUp(flags());
+    bad.spec.cloud.ssh_key = '..';
+    await expect(digitaloceanProvider.prepare(bad.spec)).rejects.toThrow(
+      /neither a key id nor an MD5 fingerprint/,
+    );
+  });
 });

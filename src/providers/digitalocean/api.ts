@@ -37,7 +37,7 @@ function hintFor(status: number, message: string): string | undefined {
   if (status === 401)
     return 'the token is wrong, expired or revoked: make one at cloud.digitalocean.com/account/api/tokens, then set DIGITALOCEAN_TOKEN (or doctl auth init)';
   if (status === 403)
-    return 'the token lacks a scope dcp needs (droplet, tag, firewall, vpc, ssh_key and account: read, create and delete), or is read-only: make one with those scopes';
+    return 'the token lacks a scope dcp needs (droplet, tag, firewall, ssh_key: read, create and delete; vpc, vpc_nat_gateway, regions, sizes, image and account: read), or is read-only: make one with those scopes';
   if (status === 429)
     return 'DigitalOcean is throttling this token (250 requests a minute); wait a minute and run it again';
   if (/droplet limit/i.test(message))
@@ -76,11 +76,15 @@ export function isNotFound(error: unknown): boolean {
   return error instanceof DigitalOceanError && error.status === 404;
 }
 
-/** The wait a 429 or 5xx asks for: its `retry-after` (seconds), else a growing pause. */
+/** The wait a 429 or 5xx asks for: its `retry-after` (seconds), else a growing pause; never none. */
 function retryDelay(response: Response | undefined, attempt: number): number {
-  const header = Number(response?.headers.get('retry-after'));
-  return Number.isFinite(header) && header >= 0 ? header * 1000 : 500 * 3 ** attempt;
+  const header = response?.headers.get('retry-after')?.trim();
+  const seconds = header ? Number(header) : NaN;
+  return Math.max(Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : 500 * 3 ** attempt, 250);
 }
+
+/** More pages than any account holds (200 items each): past it, the API's links go round in circles. */
+const MAX_PAGES = 1_000;
 
 export function connectApi(token: string, env: NodeJS.ProcessEnv = process.env): DigitalOceanApi {
   const base = apiUrl(env);
@@ -125,7 +129,19 @@ export function connectApi(token: string, env: NodeJS.ProcessEnv = process.env):
         });
       }
       const text = await response.text();
-      if (response.ok) return (text ? JSON.parse(text) : {}) as T;
+      if (response.ok) {
+        if (!text) return {} as T;
+        try {
+          return JSON.parse(text) as T;
+        } catch {
+          throw new DigitalOceanError(
+            response.status,
+            'unexpected_answer',
+            `DigitalOcean answered ${method} with something that is not JSON`,
+            `check that ${url.origin} is DigitalOcean's API (DIGITALOCEAN_API_URL), then run it again`,
+          );
+        }
+      }
       const wait = retryDelay(response, attempt);
       if (
         retrySafe &&
@@ -157,9 +173,15 @@ export function connectApi(token: string, env: NodeJS.ProcessEnv = process.env):
     get: (method, path, query = {}, signal) => request(method, 'GET', path, query, undefined, signal),
     async list<T>(method: string, path: string, key: string, query: Query = {}, signal?: AbortSignal) {
       const items: T[] = [];
+      const seen = new Set<string>();
       let next: string | undefined = path;
       let first = true;
       while (next) {
+        if (seen.has(next) || seen.size >= MAX_PAGES)
+          throw new DcpError(`DigitalOcean's pages of ${method} go round in circles (at ${next})`, {
+            hint: 'run it again in a minute; if it persists, DigitalOcean support can look at the listing',
+          });
+        seen.add(next);
         const page: Record<string, unknown> & { links?: { pages?: { next?: string } } } = await request(
           method,
           'GET',

@@ -30,10 +30,23 @@ export function doctlConfigFile(env: NodeJS.ProcessEnv = process.env): string {
 const NO_TOKEN_HINT =
   'set DIGITALOCEAN_TOKEN (or DIGITALOCEAN_ACCESS_TOKEN) to an API token, or sign in with doctl auth init';
 
+/**
+ * A token is printable ASCII without spaces; anything else (a line break from a YAML block, say)
+ * would corrupt the request's header, and is refused without being shown.
+ */
+function checked(found: Token): Token {
+  if (!/^[\x21-\x7e]+$/.test(found.token))
+    throw usageError(
+      `the DigitalOcean token from ${found.origin} holds spaces, line breaks or other characters no token has`,
+      'copy the token again from cloud.digitalocean.com/account/api/tokens',
+    );
+  return found;
+}
+
 export async function resolveToken(env: NodeJS.ProcessEnv = process.env): Promise<Token> {
   for (const variable of ['DIGITALOCEAN_TOKEN', 'DIGITALOCEAN_ACCESS_TOKEN']) {
     const token = env[variable]?.trim();
-    if (token) return { token, origin: variable };
+    if (token) return checked({ token, origin: variable });
   }
   const file = doctlConfigFile(env);
   const read = await readTrustedFile(file);
@@ -63,5 +76,5 @@ export async function resolveToken(env: NodeJS.ProcessEnv = process.env): Promis
       `doctl's configuration ${file} has no token for its context ${context}`,
       `run doctl auth init${context === 'default' ? '' : ` --context ${context}`}, or ${NO_TOKEN_HINT}`,
     );
-  return { token: token.trim(), origin: `${file} (doctl context ${context})` };
+  return checked({ token: token.trim(), origin: `${file} (doctl context ${context})` });
 }

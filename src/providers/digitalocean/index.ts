@@ -31,7 +31,7 @@ import type {
   Provider,
 } from '../provider.js';
 import { makeSshKey } from '../ssh-key.js';
-import { connectApi, isNotFound, type DigitalOceanApi } from './api.js';
+import { connectApi, DigitalOceanError, isNotFound, type DigitalOceanApi } from './api.js';
 import { resolveToken } from './identity.js';
 
 const DEFAULT_SIZE = 's-2vcpu-4gb';
@@ -126,6 +126,17 @@ function lostDroplet(droplet: Droplet): DcpError | undefined {
   );
 }
 
+/** DigitalOcean takes user data of at most 64 KiB, as plain text. */
+function checkUserData(role: string, script: string): void {
+  if (Buffer.byteLength(script) > USER_DATA_LIMIT)
+    throw new DcpError(
+      `the ${role}'s boot script is ${Buffer.byteLength(script)} bytes, over DigitalOcean's ${USER_DATA_LIMIT}-byte user data limit`,
+      {
+        hint: 'a long certificate chain makes it big: issue the cluster certificates from a CA without intermediates, or use --tls auto',
+      },
+    );
+}
+
 /** `8786-8787` for neighbouring ports; one rule per run of them. */
 function portRanges(ports: number[]): string[] {
   const sorted = [...new Set(ports)].sort((a, b) => a - b);
@@ -165,9 +176,8 @@ function firewallBody(name: string, idTag: string, ingress: IngressRule[]) {
   };
 }
 
-/** `ports: "8786"`, `"8786-8787"`, `"all"` or `"0"` (all) as the ports a rule opens. */
+/** `ports: "8786"`, `"8786-8787"`, `"all"` or `"0"` (all) as the ports a rule opens; ICMP has none. */
 function rulePorts(rule: FirewallRule): number[] | 'all' {
-  if (rule.protocol !== 'tcp') return 'all';
   const ports = rule.ports ?? 'all';
   if (ports === 'all' || ports === '0') return 'all';
   const [from, to = from] = ports.split('-').map(Number) as [number, number?];
@@ -184,9 +194,35 @@ function reachingRules(firewalls: Firewall[], tags: string[], ids: number[]): Li
     )
     .flatMap((firewall) =>
       (firewall.inbound_rules ?? []).flatMap((rule) =>
-        (rule.sources?.addresses ?? []).map((cidr) => ({ cidr, ports: rulePorts(rule) })),
+        rule.protocol === 'icmp'
+          ? []
+          : (rule.sources?.addresses ?? []).map((cidr) => ({ cidr, ports: rulePorts(rule) })),
       ),
     );
+}
+
+/**
+ * Who reaches the droplets from outside, by every firewall in force on them: DigitalOcean lets
+ * everything in to a droplet that no firewall covers, so such a droplet with a public address
+ * is open to the world on every port.
+ */
+function liveReach(firewalls: Firewall[], droplets: Droplet[]): LiveRule[] {
+  const inForce = firewalls.filter((firewall) => firewall.status === 'succeeded');
+  const covered = (droplet: Droplet) =>
+    inForce.some(
+      (firewall) =>
+        firewall.tags?.some((tag) => droplet.tags?.includes(tag)) ||
+        firewall.droplet_ids?.includes(droplet.id),
+    );
+  const bare = droplets.some((droplet) => addressOf(droplet, 'public') && !covered(droplet));
+  return [
+    ...reachingRules(
+      inForce,
+      [...new Set(droplets.flatMap((d) => d.tags ?? []))],
+      droplets.map((d) => d.id),
+    ),
+    ...(bare ? [{ cidr: '0.0.0.0/0', ports: 'all' as const }] : []),
+  ];
 }
 
 /**
@@ -240,25 +276,53 @@ async function hasNatGateway(doApi: DigitalOceanApi, vpc: string): Promise<boole
 }
 
 /**
- * The run ids of the clusters named `name`: from their droplets' tags, their firewalls' and
- * their SSH keys' names (a failed `up` may have left only those), in `region` when given.
+ * The runs of clusters named `name`, each with the regions of its droplets: from the droplets'
+ * tags, and from the firewall's and SSH keys' names (a failed `up` may have left only those,
+ * with no region to say).
  */
-async function clusterIdsByName(doApi: DigitalOceanApi, name: string, region: string | undefined) {
+async function runsByName(doApi: DigitalOceanApi, name: string): Promise<Map<string, Set<string>>> {
   const [droplets, firewalls, keys] = await Promise.all([
     tagged(doApi, TAG.cluster(name)),
     doApi.list<Firewall>('firewalls.list', 'firewalls', 'firewalls'),
     doApi.list<{ name: string }>('sshKeys.list', 'account/keys', 'ssh_keys'),
   ]);
-  return new Set(
-    [
-      ...droplets.filter((d) => !region || d.region?.slug === region).map((d) => clusterIdOfTags(d.tags)),
-      ...firewalls.filter((f) => f.name === `dcp-${name}`).map((f) => clusterIdOfTags(f.tags)),
-      ...keys
-        .map((key) => /^dcp-\S+ (\S+)$/.exec(key.name))
-        .map((m) => (m && sshKeyName(name, m[1]!) === m[0] ? m[1] : undefined)),
-    ].filter((id): id is string => id !== undefined),
-  );
+  const runs = new Map<string, Set<string>>();
+  const add = (id: string | undefined, region?: string) => {
+    if (id === undefined || !RUN_ID.test(id)) return;
+    const regions = runs.get(id) ?? runs.set(id, new Set()).get(id)!;
+    if (region) regions.add(region);
+  };
+  for (const droplet of droplets) add(clusterIdOfTags(droplet.tags), droplet.region?.slug);
+  for (const firewall of firewalls.filter((f) => f.name === `dcp-${name}`))
+    add(clusterIdOfTags(firewall.tags));
+  // Only a key named exactly as dcp names its own: a user's `dcp-prod laptop` is not one.
+  for (const key of keys) add(new RegExp(`^dcp-${name} (\\S+)$`).exec(key.name)?.[1]);
+  return runs;
 }
+
+/**
+ * The runs `down NAME --provider digitalocean [--region R]` removes: those with droplets in R
+ * (and leftovers with none anywhere); without R, the one run there is. Two clusters of one name
+ * in two regions are never removed together by a guess.
+ */
+async function runsToRemove(
+  doApi: DigitalOceanApi,
+  name: string,
+  region: string | undefined,
+): Promise<string[]> {
+  const runs = [...(await runsByName(doApi, name))];
+  const chosen = region ? runs.filter(([, regions]) => regions.size === 0 || regions.has(region)) : runs;
+  const placed = chosen.filter(([, regions]) => regions.size > 0);
+  if (!region && new Set(placed.flatMap(([, regions]) => [...regions])).size > 1)
+    throw usageError(
+      `there are clusters named ${name} in ${[...new Set(placed.flatMap(([, regions]) => [...regions]))].sort().join(' and ')}`,
+      `say which with --region: dcp down ${name} --provider digitalocean --region REGION`,
+    );
+  return chosen.map(([id]) => id);
+}
+
+/** A run id, as dcp makes them (a UUID). */
+const RUN_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** The name of dcp's SSH key for a run: the cluster and its run id, so `down` finds it from anywhere. */
 const sshKeyName = (cluster: string, clusterId: string) => `dcp-${cluster} ${clusterId}`;
@@ -283,7 +347,7 @@ export const digitaloceanProvider: Provider = {
           ]
         : spec.cloud.egress === 'public'
           ? [
-              'give the droplets a public IP for their way out only: the firewall admits nothing from outside the VPC',
+              `give the droplets a public IP for their way out only: the firewall admits ${spec.ingress.length === 0 ? 'nothing from outside the VPC' : 'the ingress above, and nothing else'}`,
             ]
           : []),
       `a cloud firewall dcp-${spec.name}: ${spec.ingress.length === 0 ? "the VPC's range reaches the scheduler" : 'the ingress above'}, the members reach each other, outbound is open`,
@@ -302,6 +366,11 @@ export const digitaloceanProvider: Provider = {
       );
     const doApi = await api();
     const userKey = spec.cloud.ssh_key;
+    if (userKey !== undefined && !/^(\d+|[0-9a-f]{2}(:[0-9a-f]{2}){15})$/.test(userKey))
+      throw usageError(
+        `digitalocean.ssh_key ${JSON.stringify(userKey)} is neither a key id nor an MD5 fingerprint`,
+        'set it to the ID or FINGERPRINT column of doctl compute ssh-key list',
+      );
     const [account, total, regions, imageFound, vpc, namesakes, key, common] = await Promise.all([
       doApi.get<{ account: { droplet_limit: number; status?: string } }>('account.get', 'account'),
       doApi
@@ -321,7 +390,7 @@ export const digitaloceanProvider: Provider = {
           );
         }),
       resolveVpc(doApi, region, spec.cloud.vpc),
-      clusterIdsByName(doApi, spec.name, undefined),
+      runsByName(doApi, spec.name),
       userKey === undefined
         ? Promise.resolve(undefined)
         : doApi
@@ -379,12 +448,18 @@ export const digitaloceanProvider: Provider = {
         `${region} has no VPC in this account yet, and a private cluster needs one`,
         `pass --vpc (doctl vpcs create --name dcp --region ${region}), or --public`,
       );
-    const nat = vpc !== undefined && (await hasNatGateway(doApi, vpc.id));
+    // A token that may not read NAT gateways: a public cluster then gives its workers a way out.
+    const nat =
+      vpc !== undefined &&
+      (await hasNatGateway(doApi, vpc.id).catch((error: unknown) => {
+        if (isPublic && error instanceof DigitalOceanError && error.status === 403) return false;
+        throw error;
+      }));
     const egress = spec.cloud.egress ?? 'nat';
     if (!isPublic && spec.runtime === 'docker' && !nat && egress !== 'public')
       throw usageError(
         `private droplets in VPC ${vpc!.name} could not install Docker: they get no public address, and the VPC has no NAT gateway to the internet`,
-        `add a NAT gateway to the VPC (doctl vpcs nat-gateway create), or pass --egress public: droplets get a public address for their way out only, and the firewall admits nothing from outside the VPC`,
+        `add a NAT gateway to the VPC (doctl vpcs nat-gateway create), or pass --egress public: droplets get a public address for their way out only, and the firewall admits only the ingress rules (by default the VPC's range)`,
       );
     return {
       ...common,
@@ -414,6 +489,10 @@ export const digitaloceanProvider: Provider = {
     const idTag = TAG.id(clusterId);
     const data = { region, clusterId };
     await context.record({ kind: 'run', id: clusterId, data });
+
+    // Checked before anything is made; the workers' script differs from it by an address only.
+    const schedulerScript = await memberScript(context, 'scheduler');
+    checkUserData('scheduler', schedulerScript);
 
     // A firewall can only name tags that exist.
     context.progress({ step: 'tags', status: 'start', detail: idTag });
@@ -473,13 +552,7 @@ export const digitaloceanProvider: Provider = {
     // Docker runtime must reach it (installing Docker, pulling the image).
     const needsWayOut = spec.runtime === 'docker' && spec.cloud.nat !== 'true';
     const droplet = (role: 'scheduler' | 'worker', script: string, publicAddress: boolean) => {
-      if (Buffer.byteLength(script) > USER_DATA_LIMIT)
-        throw new DcpError(
-          `the ${role}'s boot script is ${Buffer.byteLength(script)} bytes, over DigitalOcean's ${USER_DATA_LIMIT}-byte user data limit`,
-          {
-            hint: 'a long certificate chain makes it big: issue the cluster certificates from a CA without intermediates, or use --tls auto',
-          },
-        );
+      checkUserData(role, script);
       return {
         region,
         size,
@@ -501,7 +574,7 @@ export const digitaloceanProvider: Provider = {
     context.progress({ step: 'launch scheduler', status: 'start', detail: `${schedulerName} (${size})` });
     const made = await doApi.post<{ droplet: Droplet }>('droplets.create', 'droplets', {
       name: schedulerName,
-      ...droplet('scheduler', await memberScript(context, 'scheduler'), isPublic || needsWayOut),
+      ...droplet('scheduler', schedulerScript, isPublic || needsWayOut),
     });
     await context.record({
       kind: 'droplets',
@@ -623,10 +696,10 @@ export const digitaloceanProvider: Provider = {
     const journal = journalData(resources);
     const doApi = await api();
     const clusterIds = journal
-      ? new Set([journal.clusterId])
+      ? [journal.clusterId]
       : context.searchByName
-        ? await clusterIdsByName(doApi, context.name, context.location)
-        : new Set<string>();
+        ? await runsToRemove(doApi, context.name, context.location)
+        : [];
     const removed: string[] = [];
     for (const clusterId of clusterIds)
       removed.push(...(await destroyRun(doApi, context, clusterId, resources)));
@@ -659,14 +732,10 @@ export const digitaloceanProvider: Provider = {
       tagged(doApi, TAG.id(clusterId)),
       doApi.list<Firewall>('firewalls.list', 'firewalls', 'firewalls'),
     ]);
-    // Every firewall that applies to a member: dcp's, and any other by a tag they carry or their ids.
+    // Every firewall in force on a member: dcp's, and any other by a tag they carry or their ids.
     return {
       where: `firewall ${name ?? `dcp-${record.name}`} and the account's others`,
-      rules: reachingRules(
-        firewalls,
-        [...new Set([TAG.id(clusterId), ...droplets.flatMap((d) => d.tags ?? [])])],
-        droplets.map((d) => d.id),
-      ),
+      rules: liveReach(firewalls, droplets),
       asked: ingress,
     };
   },
@@ -699,7 +768,16 @@ export const digitaloceanProvider: Provider = {
           what: `firewall ${f.name}`,
         })),
     );
-    for (const cluster of clusters) cluster.stoppedStatus = 'off (still billed)';
+    // A scheduler powered off is still billed; one still being made is not off.
+    for (const cluster of clusters) {
+      const scheduler = ours.find(
+        (d) =>
+          tagValue(d.tags, TAG.cluster('')) === cluster.name &&
+          String(d.id) === cluster.members.find((m) => m.role === 'scheduler')?.id,
+      );
+      if (scheduler?.status === 'off') cluster.stoppedStatus = 'off (still billed)';
+      else if (scheduler?.status === 'new') cluster.stoppedStatus = 'starting';
+    }
     return clusters;
   },
 };
@@ -737,9 +815,11 @@ async function destroyRun(
     doApi.list<Firewall>('firewalls.list', 'firewalls', 'firewalls'),
     doApi.list<{ id: number; name: string }>('sshKeys.list', 'account/keys', 'ssh_keys'),
   ]);
-  for (const firewall of firewalls.filter(
-    (f) => f.tags?.includes(idTag) || journaled('firewall').includes(f.id),
-  )) {
+  // dcp's own firewall only: one of the user's that also names the run's tag stays (its tag goes below).
+  const ours = (f: Firewall) =>
+    journaled('firewall').includes(f.id) ||
+    (f.name === `dcp-${context.name}` && f.tags?.length === 1 && f.tags[0] === idTag);
+  for (const firewall of firewalls.filter(ours)) {
     await doApi.delete('firewalls.delete', `firewalls/${firewall.id}`);
     removed.push(`firewall ${firewall.name}`);
   }
