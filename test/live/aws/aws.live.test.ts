@@ -11,16 +11,10 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { EC2 } from '@aws-sdk/client-ec2';
-import { describe, expect, it } from 'vitest';
-import { dcp, json, tempDir } from '../../helpers/cli.js';
-import { runPython } from '../../helpers/dask.js';
-import { liveClusters } from '../../helpers/live.js';
+import { expect } from 'vitest';
+import { liveSuite } from '../../helpers/live.js';
 
 const live = process.env.DCP_LIVE_AWS === '1';
-if (!live)
-  console.warn(
-    '\n*** SKIPPING the live AWS tests: set DCP_LIVE_AWS=1 (they create real, billed resources) ***\n',
-  );
 
 /** The caller's AWS configuration, passed through to dcp's private HOME. */
 function awsEnv(): Record<string, string> {
@@ -52,35 +46,21 @@ async function leftovers(cluster: string) {
   };
 }
 
-describe.skipIf(!live)('AWS, live', () => {
-  const env = awsEnv();
-  const common = [
+liveSuite({
+  title: 'AWS',
+  provider: 'aws',
+  enabled: live,
+  env: awsEnv(),
+  flags: [
     '--provider',
     'aws',
     '--instance-type',
     process.env.DCP_LIVE_AWS_INSTANCE_TYPE ?? 't3.small',
     ...(process.env.DCP_LIVE_AWS_IMAGE ? ['--image', process.env.DCP_LIVE_AWS_IMAGE] : []),
-  ];
-
-  const name = liveClusters('aws', env);
-
-  it('up waits for a real TLS cluster, the snippet computes on it, only this address may connect, down leaves nothing', async () => {
-    const home = tempDir('dcp-live-');
-    const cluster = name('up');
-    const up = await dcp(
-      ['up', ...common, '--name', cluster, '--workers', '2', '--timeout', '15m', '--json'],
-      { home, env, timeoutMs: 20 * 60_000 },
-    );
-    expect(up.exitCode, up.stderr).toBe(0);
-    const record = json<{ scheduler_address: string; snippet: string }>(up.stdout);
-    expect(record.scheduler_address).toMatch(/^tls:\/\//);
-
-    const result = await runPython(
-      `${record.snippet}\nclient.wait_for_workers(2, timeout=300)\nprint("answer", client.submit(lambda x: x + 1, 41).result())`,
-      { timeoutMs: 6 * 60_000 },
-    );
-    expect(result.all).toContain('answer 42');
-
+  ],
+  leftovers,
+  // Only this machine's address may reach the cluster.
+  async whileUp(cluster) {
     const ec2 = new EC2({});
     const { SecurityGroups = [] } = await ec2.describeSecurityGroups({
       Filters: [{ Name: 'tag:dcp:cluster', Values: [cluster] }],
@@ -91,25 +71,5 @@ describe.skipIf(!live)('AWS, live', () => {
     ]);
     expect(sources.length).toBeGreaterThan(0);
     expect(sources.every((cidr) => cidr?.endsWith('/32') || cidr?.endsWith('/128'))).toBe(true);
-
-    const down = await dcp(['down', cluster, '--yes'], { home, env, timeoutMs: 20 * 60_000 });
-    expect(down.exitCode, down.stderr).toBe(0);
-    expect(await leftovers(cluster)).toEqual({ instances: [], groups: [] });
-  });
-
-  it('down from another machine finds a cluster by its tags', async () => {
-    const cluster = name('elsewhere');
-    const up = await dcp(['up', ...common, '--name', cluster, '--workers', '1', '--no-wait', '--json'], {
-      env,
-      timeoutMs: 10 * 60_000,
-    });
-    expect(up.exitCode, up.stderr).toBe(0);
-    const down = await dcp(['down', cluster, '--provider', 'aws', '--yes'], {
-      home: tempDir('dcp-live-other-'),
-      env,
-      timeoutMs: 20 * 60_000,
-    });
-    expect(down.exitCode, down.stderr).toBe(0);
-    expect(await leftovers(cluster)).toEqual({ instances: [], groups: [] });
-  });
+  },
 });

@@ -11,18 +11,11 @@
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
 import { connectCompute } from '../../../src/providers/gcp/compute.js';
 import { resolveIdentity } from '../../../src/providers/gcp/identity.js';
-import { dcp, json, tempDir } from '../../helpers/cli.js';
-import { runPython } from '../../helpers/dask.js';
-import { liveClusters } from '../../helpers/live.js';
+import { liveSuite } from '../../helpers/live.js';
 
 const live = process.env.DCP_LIVE_GCP === '1';
-if (!live)
-  console.warn(
-    '\n*** SKIPPING the live GCP tests: set DCP_LIVE_GCP=1 (they create real, billed resources) ***\n',
-  );
 
 /** The caller's Google configuration, passed through to dcp's private HOME. */
 function gcpEnv(): Record<string, string> {
@@ -51,60 +44,17 @@ async function leftovers(cluster: string) {
   return { vms: vms.map((vm) => vm.name), firewalls: rules.map((rule) => rule.name) };
 }
 
-describe.skipIf(!live)('Google Cloud, live', () => {
-  const env = gcpEnv();
-  const common = [
+liveSuite({
+  title: 'Google Cloud',
+  provider: 'gcp',
+  enabled: live,
+  env: gcpEnv(),
+  flags: [
     '--provider',
     'gcp',
     '--instance-type',
     process.env.DCP_LIVE_GCP_MACHINE_TYPE ?? 'e2-standard-2',
     ...(process.env.DCP_LIVE_GCP_IMAGE ? ['--image', process.env.DCP_LIVE_GCP_IMAGE] : []),
-  ];
-
-  const name = liveClusters('gcp', env);
-
-  it('up waits for a real TLS cluster, the snippet computes on it, only this address may connect, down leaves nothing', async () => {
-    const home = tempDir('dcp-live-');
-    const cluster = name('up');
-    const up = await dcp(
-      ['up', ...common, '--name', cluster, '--workers', '2', '--timeout', '15m', '--json'],
-      {
-        home,
-        env,
-        timeoutMs: 20 * 60_000,
-      },
-    );
-    expect(up.exitCode, up.stderr).toBe(0);
-    const record = json<{ scheduler_address: string; snippet: string }>(up.stdout);
-    expect(record.scheduler_address).toMatch(/^tls:\/\//);
-    const result = await runPython(
-      `${record.snippet}\nclient.wait_for_workers(2, timeout=300)\nprint("answer", client.submit(lambda x: x + 1, 41).result())`,
-      { timeoutMs: 6 * 60_000 },
-    );
-    expect(result.all).toContain('answer 42');
-
-    // Nothing but dcp's rules reaches the VMs: doctor reads the network's live rules.
-    const doctor = await dcp(['doctor', cluster, '--json'], { home, env, timeoutMs: 5 * 60_000 });
-    expect(doctor.exitCode, doctor.stdout).toBe(0);
-
-    const down = await dcp(['down', cluster, '--yes'], { home, env, timeoutMs: 20 * 60_000 });
-    expect(down.exitCode, down.stderr).toBe(0);
-    expect(await leftovers(cluster)).toEqual({ vms: [], firewalls: [] });
-  });
-
-  it('down from another machine finds a cluster by its labels, in any zone', async () => {
-    const cluster = name('elsewhere');
-    const up = await dcp(['up', ...common, '--name', cluster, '--workers', '1', '--no-wait', '--json'], {
-      env,
-      timeoutMs: 10 * 60_000,
-    });
-    expect(up.exitCode, up.stderr).toBe(0);
-    const down = await dcp(['down', cluster, '--provider', 'gcp', '--yes'], {
-      home: tempDir('dcp-live-other-'),
-      env,
-      timeoutMs: 20 * 60_000,
-    });
-    expect(down.exitCode, down.stderr).toBe(0);
-    expect(await leftovers(cluster)).toEqual({ vms: [], firewalls: [] });
-  });
+  ],
+  leftovers,
 });
