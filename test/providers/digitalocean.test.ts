@@ -575,3 +575,46 @@ describe('what the review found', () => {
     );
   });
 });
+
+describe('what the second review found', () => {
+  const api = (method: string, path: string, body?: unknown) =>
+    fetch(`${fake.url}/v2/${path}`, {
+      method,
+      headers: { authorization: `Bearer ${fake.token}`, 'content-type': 'application/json' },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+
+  it('doctor while firewalls are being applied: dcp’s covers the droplets, a user’s opening to the world is read', async () => {
+    const record = await up();
+    const doors = async () =>
+      firewallDoors(await digitaloceanProvider.firewall!((await readRecord(record.name))!)).filter(
+        (door) => door.verdict === 'open',
+      );
+    const ours = fake.firewalls().find((f) => f.name === `dcp-${record.name}`)!;
+    fake.applyingFirewall(ours.id, 60_000);
+    expect(await doors()).toEqual([]);
+    await api('POST', 'firewalls', {
+      name: 'ssh-anywhere',
+      inbound_rules: [{ protocol: 'tcp', ports: '22', sources: { addresses: ['0.0.0.0/0'] } }],
+      outbound_rules: [],
+      tags: ['dcp:role:worker'],
+    });
+    const theirs = fake.firewalls().find((f) => f.name === 'ssh-anywhere')!;
+    fake.applyingFirewall(theirs.id, 60_000);
+    expect((await doors()).map((door) => door.detail).join('\n')).toMatch(/0\.0\.0\.0\/0/);
+    await api('DELETE', `firewalls/${theirs.id}`);
+    await destroyCluster(record.name, quiet);
+  });
+
+  it('list: any powered-off member is still billed, whether or not the scheduler is left', async () => {
+    const record = await up();
+    const made = droplets(record.name);
+    const scheduler = made.find((d) => d.tags.includes('dcp:role:scheduler'))!;
+    await api('DELETE', `droplets/${scheduler.id}`);
+    for (const worker of made.filter((d) => d !== scheduler)) fake.powerOffFromInside(worker.id);
+    const found = (await digitaloceanProvider.discover!(undefined)).find((c) => c.name === record.name);
+    expect(found?.stoppedStatus).toBe('off (still billed)');
+    await destroyCluster(record.name, quiet);
+    expect(digitaloceanLeftovers(fake, record.name)).toEqual([]);
+  });
+});

@@ -202,14 +202,16 @@ function reachingRules(firewalls: Firewall[], tags: string[], ids: number[]): Li
 }
 
 /**
- * Who reaches the droplets from outside, by every firewall in force on them: DigitalOcean lets
- * everything in to a droplet that no firewall covers, so such a droplet with a public address
- * is open to the world on every port.
+ * Who reaches the droplets from outside, by every firewall that names them, in force or still
+ * being applied (DigitalOcean says `waiting` while it updates the droplets; its rules are read
+ * all the same, which errs on the side of too much reach). DigitalOcean lets everything in to a
+ * droplet that no firewall covers, so such a droplet with a public address is open to the world
+ * on every port.
  */
 function liveReach(firewalls: Firewall[], droplets: Droplet[]): LiveRule[] {
-  const inForce = firewalls.filter((firewall) => firewall.status === 'succeeded');
+  const applying = firewalls.filter((firewall) => firewall.status !== 'failed');
   const covered = (droplet: Droplet) =>
-    inForce.some(
+    applying.some(
       (firewall) =>
         firewall.tags?.some((tag) => droplet.tags?.includes(tag)) ||
         firewall.droplet_ids?.includes(droplet.id),
@@ -217,7 +219,7 @@ function liveReach(firewalls: Firewall[], droplets: Droplet[]): LiveRule[] {
   const bare = droplets.some((droplet) => addressOf(droplet, 'public') && !covered(droplet));
   return [
     ...reachingRules(
-      inForce,
+      firewalls,
       [...new Set(droplets.flatMap((d) => d.tags ?? []))],
       droplets.map((d) => d.id),
     ),
@@ -490,9 +492,10 @@ export const digitaloceanProvider: Provider = {
     const data = { region, clusterId };
     await context.record({ kind: 'run', id: clusterId, data });
 
-    // Checked before anything is made; the workers' script differs from it by an address only.
+    // Checked before anything is made: the workers' with the longest address there is.
     const schedulerScript = await memberScript(context, 'scheduler');
     checkUserData('scheduler', schedulerScript);
+    checkUserData('worker', await memberScript(context, 'worker', '255.255.255.255'));
 
     // A firewall can only name tags that exist.
     context.progress({ step: 'tags', status: 'start', detail: idTag });
@@ -768,15 +771,12 @@ export const digitaloceanProvider: Provider = {
           what: `firewall ${f.name}`,
         })),
     );
-    // A scheduler powered off is still billed; one still being made is not off.
+    // A powered-off droplet is still billed; a scheduler still being made is not off.
     for (const cluster of clusters) {
-      const scheduler = ours.find(
-        (d) =>
-          tagValue(d.tags, TAG.cluster('')) === cluster.name &&
-          String(d.id) === cluster.members.find((m) => m.role === 'scheduler')?.id,
-      );
-      if (scheduler?.status === 'off') cluster.stoppedStatus = 'off (still billed)';
-      else if (scheduler?.status === 'new') cluster.stoppedStatus = 'starting';
+      const members = ours.filter((d) => tagValue(d.tags, TAG.cluster('')) === cluster.name);
+      if (members.some((d) => d.status === 'off')) cluster.stoppedStatus = 'off (still billed)';
+      else if (members.some((d) => d.status === 'new' && tagValue(d.tags, TAG.role('')) === 'scheduler'))
+        cluster.stoppedStatus = 'starting';
     }
     return clusters;
   },

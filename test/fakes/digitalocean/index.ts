@@ -230,6 +230,8 @@ export interface FakeDigitalOcean {
   natGateways(): unknown[];
   /** Guest shutdown: status 'off', still there (and billed). */
   powerOffFromInside(id: number): void;
+  /** As DigitalOcean does while it applies a firewall to droplets that joined: 'waiting' for `ms` from now. */
+  applyingFirewall(id: string, ms: number): void;
   /** Next API requests (any method) answer 429 {id:'too_many_requests'} with retry-after: seconds, `times` times. */
   rateLimit(times: number, retryAfterSeconds: number): void;
   close(): Promise<void>;
@@ -480,6 +482,8 @@ interface Tag {
 interface Fw {
   v: Omit<FakeDoFirewall, 'status' | 'pending_changes'>;
   changedAt: number;
+  /** Set by applyingFirewall. */
+  busyUntil?: number;
 }
 
 interface SshKey {
@@ -632,6 +636,12 @@ class FakeDigitalOceanImpl implements FakeDigitalOcean {
     d.offAt = Date.now();
   }
 
+  applyingFirewall(id: string, ms: number): void {
+    const f = this.fws.find((x) => x.v.id === id);
+    if (!f) throw new Error(`fake DigitalOcean: no firewall ${id}`);
+    f.busyUntil = Date.now() + ms;
+  }
+
   rateLimit(times: number, retryAfterSeconds: number): void {
     this.limited = { times, retryAfter: retryAfterSeconds };
   }
@@ -728,7 +738,7 @@ class FakeDigitalOceanImpl implements FakeDigitalOcean {
   }
 
   private firewallWire(f: Fw, now = Date.now()): FakeDoFirewall {
-    const waiting = now < f.changedAt + this.firewallMs;
+    const waiting = now < Math.max(f.changedAt + this.firewallMs, f.busyUntil ?? 0);
     const members = new Set([
       ...f.v.droplet_ids,
       ...this.liveDrops(now)
