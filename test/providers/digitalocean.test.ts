@@ -80,6 +80,13 @@ const failure = (promise: Promise<unknown>) =>
 const droplets = (cluster: string) =>
   fake.droplets().filter((d) => d.tags.includes(`dcp:cluster:${cluster}`) && d.deletedAt === undefined);
 const creates = () => fake.calls.filter((call) => call.method === 'droplets.create');
+/** The API as someone else uses it meanwhile (the console, doctl). */
+const api = (method: string, path: string, body?: unknown) =>
+  fetch(`${fake.url}/v2/${path}`, {
+    method,
+    headers: { authorization: `Bearer ${fake.token}`, 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
 
 describe('what up makes', () => {
   it('tagged droplets with the cluster’s own SSH key (no root password by email), its role only in plain user data', async () => {
@@ -345,16 +352,11 @@ describe('powered off, list, down and doctor', () => {
     const view = await digitaloceanProvider.firewall!((await readRecord(record.name))!);
     expect(firewallDoors(view).filter((door) => door.verdict === 'open')).toEqual([]);
     // Someone opens SSH to the world on every worker, by the role tag.
-    const token = fake.token;
-    const response = await fetch(`${fake.url}/v2/firewalls`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({
-        name: 'wide-open',
-        inbound_rules: [{ protocol: 'tcp', ports: '22', sources: { addresses: ['0.0.0.0/0'] } }],
-        outbound_rules: [],
-        tags: ['dcp:role:worker'],
-      }),
+    const response = await api('POST', 'firewalls', {
+      name: 'wide-open',
+      inbound_rules: [{ protocol: 'tcp', ports: '22', sources: { addresses: ['0.0.0.0/0'] } }],
+      outbound_rules: [],
+      tags: ['dcp:role:worker'],
     });
     expect(response.status).toBe(202);
     const open = firewallDoors(await digitaloceanProvider.firewall!((await readRecord(record.name))!)).filter(
@@ -362,10 +364,7 @@ describe('powered off, list, down and doctor', () => {
     );
     expect(open.map((door) => door.detail).join('\n')).toMatch(/0\.0\.0\.0\/0/);
     const wide = fake.firewalls().find((f) => f.name === 'wide-open')!;
-    await fetch(`${fake.url}/v2/firewalls/${wide.id}`, {
-      method: 'DELETE',
-      headers: { authorization: `Bearer ${token}` },
-    });
+    await api('DELETE', `firewalls/${wide.id}`);
     await destroyCluster(record.name, quiet);
   });
 
@@ -416,11 +415,7 @@ describe('powered off, list, down and doctor', () => {
 
   it('the user’s own SSH key: used for every droplet, never deleted', async () => {
     const mine = await makeSshKey(tempDir('dcp-do-key-'), 'mine');
-    const own = await fetch(`${fake.url}/v2/account/keys`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${fake.token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'mine', public_key: mine.publicKey }),
-    });
+    const own = await api('POST', 'account/keys', { name: 'mine', public_key: mine.publicKey });
     expect(own.status).toBe(201);
     const key = ((await own.json()) as { ssh_key: { id: number; fingerprint: string } }).ssh_key;
     expect(key.fingerprint).toBe(mine.md5Fingerprint);
@@ -442,13 +437,6 @@ it('errors are DcpErrors', async () => {
 });
 
 describe('what the review found', () => {
-  const api = (method: string, path: string, body?: unknown) =>
-    fetch(`${fake.url}/v2/${path}`, {
-      method,
-      headers: { authorization: `Bearer ${fake.token}`, 'content-type': 'application/json' },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-
   it('down NAME --region R removes the cluster of that name in R only; two regions without --region are asked apart', async () => {
     const there = await up({ name: 'do-twice', region: SEED.otherRegion });
     rmSync(clusterDir(there.name), { recursive: true });
@@ -577,13 +565,6 @@ describe('what the review found', () => {
 });
 
 describe('what the second review found', () => {
-  const api = (method: string, path: string, body?: unknown) =>
-    fetch(`${fake.url}/v2/${path}`, {
-      method,
-      headers: { authorization: `Bearer ${fake.token}`, 'content-type': 'application/json' },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-
   it('doctor while firewalls are being applied: dcp’s covers the droplets, a user’s opening to the world is read', async () => {
     const record = await up();
     const doors = async () =>
