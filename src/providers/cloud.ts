@@ -1,6 +1,6 @@
 /** What every cloud provider does alike: the shared half of `prepare`, and counting things in words. */
 import { resolveMe } from '../config/ingress.js';
-import { usageError } from '../errors.js';
+import { DcpError, ExitCode, usageError } from '../errors.js';
 import type { ProviderName } from '../config/schema.js';
 import { SCHEDULER_PORT } from './boot/index.js';
 import { matchingImage, type ChosenImage } from './image.js';
@@ -102,4 +102,19 @@ export function endpointOverride(variable: string, value: string, cloud: string)
       'use an https:// endpoint (plain http is taken only on this machine, 127.0.0.1), or unset it',
     );
   return url;
+}
+
+/** A refusal by a cloud's API: its HTTP status and the cloud's own code (GCE's reason, DigitalOcean's id). */
+export class CloudApiError extends DcpError {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    hint: string | undefined,
+  ) {
+    super(message, {
+      ...(hint ? { hint } : {}),
+      exitCode: status === 401 ? ExitCode.usage : ExitCode.failed,
+    });
+  }
 }

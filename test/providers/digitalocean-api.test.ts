@@ -2,7 +2,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { connectApi, DigitalOceanError } from '../../src/providers/digitalocean/api.js';
+import { CloudApiError } from '../../src/providers/cloud.js';
+import { connectApi } from '../../src/providers/digitalocean/api.js';
 import { resolveToken } from '../../src/providers/digitalocean/identity.js';
 
 let server: http.Server;
@@ -58,8 +59,8 @@ it('an answer that is not JSON is DigitalOcean’s error with a hint, not a pars
   const error = await client()
     .get('account.get', 'account')
     .catch((e: unknown) => e);
-  expect(error).toBeInstanceOf(DigitalOceanError);
-  expect((error as DigitalOceanError).hint).toMatch(/DIGITALOCEAN_API_URL/);
+  expect(error).toBeInstanceOf(CloudApiError);
+  expect((error as CloudApiError).hint).toMatch(/DIGITALOCEAN_API_URL/);
 });
 
 it('a token with a line break or a space is refused, and not shown', async () => {

@@ -12,25 +12,10 @@
  * API sends. A create is sent once: a lost answer is found later by the cluster's tags.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DcpError, ExitCode, messageOf } from '../../errors.js';
-import { endpointOverride } from '../cloud.js';
+import { DcpError, messageOf } from '../../errors.js';
+import { CloudApiError, endpointOverride } from '../cloud.js';
 
 export const DEFAULT_API_URL = 'https://api.digitalocean.com';
-
-/** A refusal by the API: its HTTP status and DigitalOcean's error id (`unprocessable_entity`). */
-export class DigitalOceanError extends DcpError {
-  constructor(
-    readonly status: number,
-    readonly id: string,
-    message: string,
-    hint: string | undefined,
-  ) {
-    super(message, {
-      ...(hint ? { hint } : {}),
-      exitCode: status === 401 ? ExitCode.usage : ExitCode.failed,
-    });
-  }
-}
 
 /** What the user can do about an error, by status and what the API said. */
 function hintFor(status: number, message: string): string | undefined {
@@ -73,7 +58,7 @@ export interface DigitalOceanApi {
 
 /** True for DigitalOcean's "not there" answer (a delete of what is already gone, say). */
 export function isNotFound(error: unknown): boolean {
-  return error instanceof DigitalOceanError && error.status === 404;
+  return error instanceof CloudApiError && error.status === 404;
 }
 
 /** The wait a 429 or 5xx asks for: its `retry-after` (seconds), else a growing pause; never none. */
@@ -134,7 +119,7 @@ export function connectApi(token: string, env: NodeJS.ProcessEnv = process.env):
         try {
           return JSON.parse(text) as T;
         } catch {
-          throw new DigitalOceanError(
+          throw new CloudApiError(
             response.status,
             'unexpected_answer',
             `DigitalOcean answered ${method} with something that is not JSON`,
@@ -160,7 +145,7 @@ export function connectApi(token: string, env: NodeJS.ProcessEnv = process.env):
       }
       const id = parsed.id ?? `HTTP ${response.status}`;
       const message = (parsed.message ?? (text.slice(0, 200) || response.statusText)).trim();
-      throw new DigitalOceanError(
+      throw new CloudApiError(
         response.status,
         id,
         `DigitalOcean refused ${method}: ${id}: ${message}`,

@@ -19,7 +19,7 @@ import { DASK_PORTS, type IngressRule } from '../../config/ingress.js';
 import { DcpError, ExitCode, usageError } from '../../errors.js';
 import { formatDuration } from '../../util/duration.js';
 import { DASHBOARD_PORT, memberScript, SCHEDULER_PORT } from '../boot/index.js';
-import { count, gatherClusters, idsOrCount, prepareCommon } from '../cloud.js';
+import { CloudApiError, count, gatherClusters, idsOrCount, prepareCommon } from '../cloud.js';
 import { checkForgivingBlips } from '../health.js';
 import type {
   ClusterSpec,
@@ -31,7 +31,7 @@ import type {
   Provider,
 } from '../provider.js';
 import { makeSshKey } from '../ssh-key.js';
-import { connectApi, DigitalOceanError, isNotFound, type DigitalOceanApi } from './api.js';
+import { connectApi, isNotFound, type DigitalOceanApi } from './api.js';
 import { resolveToken } from './identity.js';
 
 const DEFAULT_SIZE = 's-2vcpu-4gb';
@@ -454,7 +454,7 @@ export const digitaloceanProvider: Provider = {
     const nat =
       vpc !== undefined &&
       (await hasNatGateway(doApi, vpc.id).catch((error: unknown) => {
-        if (isPublic && error instanceof DigitalOceanError && error.status === 403) return false;
+        if (isPublic && error instanceof CloudApiError && error.status === 403) return false;
         throw error;
       }));
     const egress = spec.cloud.egress ?? 'nat';

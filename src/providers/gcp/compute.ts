@@ -15,7 +15,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DcpError, ExitCode, messageOf } from '../../errors.js';
-import { endpointOverride } from '../cloud.js';
+import { CloudApiError, endpointOverride } from '../cloud.js';
 
 export const DEFAULT_ENDPOINT = 'https://compute.googleapis.com/compute/v1/';
 
@@ -38,21 +38,6 @@ interface ErrorBody {
     status?: string;
     errors?: { reason?: string; message?: string }[];
   };
-}
-
-/** A refusal by the API itself: its HTTP status and GCE's reason (`quotaExceeded`, `notFound`). */
-export class ComputeError extends DcpError {
-  constructor(
-    readonly status: number,
-    readonly reason: string,
-    message: string,
-    hint: string | undefined,
-  ) {
-    super(message, {
-      ...(hint ? { hint } : {}),
-      exitCode: status === 401 ? ExitCode.usage : ExitCode.failed,
-    });
-  }
 }
 
 /** What GCE said, and what the user can do about it; by reason or operation error code. */
@@ -250,7 +235,7 @@ export async function connectCompute(
         continue;
       }
       const message = (parsed.error?.message ?? (text.slice(0, 200) || response.statusText)).trim();
-      throw new ComputeError(
+      throw new CloudApiError(
         response.status,
         reason,
         `Google Cloud refused ${method}: ${reason}: ${message}`,
@@ -285,7 +270,7 @@ export async function connectCompute(
             const warning = scoped.warning as { code?: string; message?: string } | undefined;
             if (warning?.code === 'UNREACHABLE' && unreachable) unreachable.push(scope);
             else if (warning?.code === 'UNREACHABLE')
-              throw new ComputeError(
+              throw new CloudApiError(
                 503,
                 'UNREACHABLE',
                 `Google Cloud could not list ${scope}: ${warning.message ?? ''}`.trim(),
@@ -337,7 +322,7 @@ export async function connectCompute(
       const failure = current.error?.errors?.[0];
       if (failure) {
         const code = failure.code ?? 'ERROR';
-        throw new ComputeError(
+        throw new CloudApiError(
           current.httpErrorStatusCode ?? 400,
           code,
           `Google Cloud could not do ${method}: ${code}: ${(failure.message ?? current.httpErrorMessage ?? '').trim()}`,
@@ -352,5 +337,5 @@ export async function connectCompute(
 
 /** True for GCE's "not there" answers (a delete of what is already gone, say). */
 export function isNotFound(error: unknown): boolean {
-  return error instanceof ComputeError && (error.status === 404 || error.reason === 'notFound');
+  return error instanceof CloudApiError && (error.status === 404 || error.code === 'notFound');
 }
