@@ -97,12 +97,9 @@ interface DoResource extends Resource {
   data: { region: string; clusterId: string; role?: string; ids?: number[] };
 }
 
-let connected: Promise<DigitalOceanApi> | undefined;
-/** One client for the whole run; the token is found (or its absence said) before anything is made. */
-function api(): Promise<DigitalOceanApi> {
-  connected ??= resolveToken().then(({ token }) => connectApi(token));
-  connected.catch(() => (connected = undefined));
-  return connected;
+/** A client with the token as found now (a variable, or doctl's file): nothing is asked of the API yet. */
+async function api(): Promise<DigitalOceanApi> {
+  return connectApi((await resolveToken()).token);
 }
 
 const addressOf = (droplet: Droplet, type: 'public' | 'private') =>
