@@ -8,5 +8,7 @@ export default defineConfig({
     hookTimeout: 60_000,
     // Real Dask processes and key generation are CPU-heavy; two cores run them best.
     maxWorkers: 2,
+    // The fake Azure CA, named in NODE_EXTRA_CA_CERTS before the workers start (they trust it).
+    globalSetup: ['test/fakes/azure/global-setup.ts'],
   },
 });
