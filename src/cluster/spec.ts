@@ -111,7 +111,8 @@ const REQUIRED: Record<
   aws: { flag: 'region', env: ['AWS_REGION', 'AWS_DEFAULT_REGION'], sdkChain: true },
   // gcloud's configuration is the chain: the provider reads it, and says what is missing.
   gcp: { flag: 'zone', env: ['CLOUDSDK_COMPUTE_ZONE'], sdkChain: true },
-  azure: { flag: 'region', env: [], sdkChain: false },
+  // The Azure CLI's configuration is the chain: the provider reads it, and says what is missing.
+  azure: { flag: 'region', env: ['AZURE_DEFAULTS_LOCATION'], sdkChain: true },
   digitalocean: { flag: 'region', env: [], sdkChain: false },
 };
 

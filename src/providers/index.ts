@@ -15,6 +15,7 @@ const AVAILABLE: Partial<Record<ProviderName, () => Promise<Provider>>> = {
   local: async () => (await import('./local/index.js')).localProvider,
   aws: async () => (await import('./aws/index.js')).awsProvider,
   gcp: async () => (await import('./gcp/index.js')).gcpProvider,
+  azure: async () => (await import('./azure/index.js')).azureProvider,
   digitalocean: async () => (await import('./digitalocean/index.js')).digitaloceanProvider,
 };
 

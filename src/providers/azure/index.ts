@@ -1,0 +1,649 @@
+/**
+ * The Azure provider: one resource group per cluster, `dcp-<name>`, tagged `dcp:cluster` and
+ * `dcp:cluster-id` (as is everything in it: resources do not inherit a group's tags), so that
+ * rollback and `down` are one group delete, from any machine. In it: a network security group on
+ * every NIC (the ingress asked for; in the user's VNet, the members by an application security
+ * group and a deny for the rest of the VNet), a VNet of the cluster's own unless the user names
+ * one, a Standard static public IP for a public scheduler, the scheduler's NIC (whose private IP
+ * is known at once: the workers' boot script carries it), the scheduler VM, and every worker in
+ * one Flexible scale set, sent before the scheduler has booted.
+ *
+ * A VM that powers itself off on Azure is stopped, not deallocated: it bills until `dcp down`.
+ */
+import { randomUUID } from 'node:crypto';
+import type { VirtualMachine, VirtualMachineScaleSet } from '@azure/arm-compute';
+import { readJournal, type ClusterRecord, type Resource } from '../../cluster/state.js';
+import type { FirewallView, LiveRule } from '../../cluster/doctor.js';
+import { DASK_PORTS, type IngressRule } from '../../config/ingress.js';
+import { loadSettings } from '../../config/load.js';
+import { DcpError, usageError } from '../../errors.js';
+import { formatDuration } from '../../util/duration.js';
+import { DASHBOARD_PORT, memberScript, SCHEDULER_PORT } from '../boot/index.js';
+import { count, gatherClusters, prepareCommon } from '../cloud.js';
+import { checkForgivingBlips } from '../health.js';
+import type {
+  ClusterSpec,
+  CreateContext,
+  DestroyContext,
+  DiscoveredCluster,
+  Endpoints,
+  MemberStatus,
+  Provider,
+} from '../provider.js';
+import { makeSshKey } from '../ssh-key.js';
+import { call, connectArm, isNotFound, type Arm } from './arm.js';
+import { resolveIdentity } from './identity.js';
+
+const DEFAULT_SIZE = 'Standard_D2s_v5';
+/** Azure's limit on customData, decoded. */
+const CUSTOM_DATA_LIMIT = 65_535;
+const TAG_CLUSTER = 'dcp:cluster';
+const TAG_CLUSTER_ID = 'dcp:cluster-id';
+const TAG_ROLE = 'dcp:role';
+const TAG_PROTOCOL = 'dcp:protocol';
+/** The cluster's own network, when the user names none. */
+const OWN_CIDR = '10.13.0.0/16';
+const OWN_SUBNET = '10.13.0.0/24';
+const ADMIN = 'dcp';
+/** Fast polls: the fake answers at once, and Azure's Retry-After (when it sends one) wins. */
+const POLL = { updateIntervalInMs: 2_000 };
+
+interface AzureResource extends Resource {
+  kind: 'run' | 'group';
+  data: { subscription: string; location: string; clusterId: string; group: string };
+}
+
+const groupOf = (cluster: string) => `dcp-${cluster}`;
+
+function journalData(resources: Resource[]): AzureResource['data'] | undefined {
+  return resources.map((r) => r.data as AzureResource['data']).find((data) => data?.group);
+}
+
+const clients = new Map<string, Promise<Arm>>();
+/** One set of clients per subscription (and endpoint) for the whole run. */
+function armFor(subscription: string): Promise<Arm> {
+  const key = `${subscription}|${process.env.DCP_AZURE_ENDPOINT ?? ''}`;
+  if (!clients.has(key)) {
+    const made = connectArm(subscription);
+    made.catch(() => clients.delete(key));
+    clients.set(key, made);
+  }
+  return clients.get(key)!;
+}
+
+/** Clients for the journal's subscription, or (no journal) the settings' and the Azure CLI's. */
+async function armFrom(resources: Resource[]): Promise<Arm> {
+  const data = journalData(resources);
+  if (data) return armFor(data.subscription);
+  const { settings } = await loadSettings();
+  const { subscription } = await resolveIdentity(
+    { subscription: settings.azure?.subscription_id },
+    process.env,
+    { locationRequired: false },
+  );
+  return armFor(subscription);
+}
+
+/** `Canonical:ubuntu-24_04-lts:server[-arm64]:latest` for the size's processor. */
+function ubuntu(arm64: boolean) {
+  return {
+    publisher: 'Canonical',
+    offer: 'ubuntu-24_04-lts',
+    sku: arm64 ? 'server-arm64' : 'server',
+    version: 'latest',
+  };
+}
+
+/** NSG rules: the ingress asked for, and in the user's VNet the members in and the rest of it out. */
+function securityRules(ingress: IngressRule[], membersAsg: string | undefined) {
+  const rules: Record<string, unknown>[] = ingress.map((rule, i) => ({
+    name: `dcp-in-${i + 1}`,
+    priority: 100 + i,
+    direction: 'Inbound',
+    access: 'Allow',
+    protocol: 'Tcp',
+    sourceAddressPrefix: rule.cidr,
+    sourcePortRange: '*',
+    destinationAddressPrefix: '*',
+    destinationPortRanges: rule.ports.map(String),
+  }));
+  if (membersAsg)
+    rules.push(
+      {
+        name: 'dcp-members',
+        priority: 3_000,
+        direction: 'Inbound',
+        access: 'Allow',
+        protocol: '*',
+        sourceApplicationSecurityGroups: [{ id: membersAsg }],
+        sourcePortRange: '*',
+        destinationApplicationSecurityGroups: [{ id: membersAsg }],
+        destinationPortRange: '*',
+      },
+      {
+        // Azure's AllowVnetInBound (65000) admits the whole VNet and its peerings: not here.
+        name: 'dcp-deny-vnet',
+        priority: 4_000,
+        direction: 'Inbound',
+        access: 'Deny',
+        protocol: '*',
+        sourceAddressPrefix: 'VirtualNetwork',
+        sourcePortRange: '*',
+        destinationAddressPrefix: '*',
+        destinationPortRange: '*',
+      },
+    );
+  return rules;
+}
+
+/** `8786`, `8786-8787` or `*` as the ports an NSG rule opens. */
+function rulePorts(ranges: string[]): number[] | 'all' {
+  if (ranges.includes('*')) return 'all';
+  return ranges.flatMap((range) => {
+    const [from, to = from] = range.split('-').map(Number) as [number, number?];
+    return Array.from({ length: to! - from + 1 }, (_, i) => from + i);
+  });
+}
+
+interface Vm {
+  name?: string;
+  tags?: Record<string, string>;
+  location?: string;
+  instanceView?: { statuses?: { code?: string }[] };
+}
+
+const powerState = (vm: Vm) =>
+  vm.instanceView?.statuses?.find((status) => status.code?.startsWith('PowerState/'))?.code?.slice(11);
+
+async function listVms(arm: Arm, group: string): Promise<Vm[]> {
+  const vms: Vm[] = [];
+  try {
+    for await (const vm of arm.compute.virtualMachines.list(group, { expand: 'instanceView' })) vms.push(vm);
+  } catch (error) {
+    if (!isNotFound(error)) throw error;
+  }
+  return vms;
+}
+
+/** The cluster groups of the subscription, by tag; in `location` when given. */
+async function clusterGroups(arm: Arm, name?: string, location?: string) {
+  const groups: { name?: string; location?: string; tags?: Record<string, string> }[] = [];
+  const filter = name
+    ? `tagName eq '${TAG_CLUSTER}' and tagValue eq '${name}'`
+    : `tagName eq '${TAG_CLUSTER}'`;
+  for await (const group of arm.resources.resourceGroups.list({ filter })) groups.push(group);
+  return groups.filter((group) => group.tags?.[TAG_CLUSTER] && (!location || group.location === location));
+}
+
+/** The address a client would use: the scheduler's public IP, else its NIC's private one. */
+async function schedulerIp(arm: Arm, group: string): Promise<string | undefined> {
+  const absent = (error: unknown) => {
+    if (isNotFound(error)) return undefined;
+    throw error;
+  };
+  const pip = await arm.network.publicIPAddresses.get(group, `${group}-scheduler-ip`).catch(absent);
+  if (pip?.ipAddress) return pip.ipAddress;
+  const nic = await arm.network.networkInterfaces.get(group, `${group}-scheduler-nic`).catch(absent);
+  return nic?.ipConfigurations?.[0]?.privateIPAddress;
+}
+
+export const azureProvider: Provider = {
+  name: 'azure',
+  defaultTimeoutMs: 10 * 60_000,
+  healthIntervalMs: 10_000,
+
+  plan(spec) {
+    return [
+      `make a resource group ${groupOf(spec.name)} in ${spec.cloud.location ?? 'the default location'}, with a scheduler and ${count(spec.workers, 'worker')} (${spec.cloud.vm_size ?? DEFAULT_SIZE}, Ubuntu 24.04, Trusted Launch, SSH key only, no managed identity)`,
+      spec.cloud.vnet
+        ? `in your VNet ${spec.cloud.vnet}: the members reach each other, the rest of the VNet is kept off them`
+        : `in a VNet of its own (${OWN_CIDR})`,
+      ...(spec.networking === 'public'
+        ? [
+            'give the scheduler a Standard static public IP; workers reach it by its private IP and have no public IP',
+          ]
+        : []),
+      `power off when idle: the scheduler stops after ${formatDuration(spec.idleTimeoutSeconds * 1000)} without work, and its workers with it; a stopped Azure VM still bills until dcp down deletes its group`,
+    ];
+  },
+
+  async prepare(spec): Promise<ClusterSpec> {
+    const { subscription, location } = await resolveIdentity({
+      subscription: spec.cloud.subscription_id,
+      location: spec.cloud.location,
+    });
+    const arm = await armFor(subscription);
+    const size = spec.cloud.vm_size ?? DEFAULT_SIZE;
+    const [skus, taken, common] = await Promise.all([
+      call('resourceSkus.list', async () => {
+        const found: {
+          name?: string;
+          resourceType?: string;
+          capabilities?: { name?: string; value?: string }[];
+        }[] = [];
+        for await (const sku of arm.compute.resourceSkus.list({ filter: `location eq '${location}'` }))
+          found.push(sku);
+        return found;
+      }),
+      call('resourceGroups.get', () =>
+        arm.resources.resourceGroups.get(groupOf(spec.name)).then(
+          () => true,
+          (error: unknown) => {
+            if (isNotFound(error)) return false;
+            throw error;
+          },
+        ),
+      ),
+      prepareCommon(spec),
+    ]);
+    const sku = skus.find((s) => s.resourceType === 'virtualMachines' && s.name === size);
+    if (!sku)
+      throw usageError(
+        `there is no VM size ${size} in ${location}`,
+        `pass another --instance-type or --region (az vm list-skus --location ${location} --output table)`,
+      );
+    if (taken)
+      throw usageError(
+        `a resource group ${groupOf(spec.name)} already exists in subscription ${subscription}`,
+        `pick another --name, or remove that cluster first: dcp down ${spec.name} --provider azure`,
+      );
+    const arm64 = sku.capabilities?.some((c) => c.name === 'CpuArchitectureType' && c.value === 'Arm64');
+    return {
+      ...common,
+      cloud: {
+        ...spec.cloud,
+        subscription_id: subscription,
+        location: location!,
+        vm_size: size,
+        arch: arm64 ? 'arm64' : 'x64',
+      },
+    };
+  },
+
+  async create(context: CreateContext): Promise<Endpoints> {
+    const { spec, signal } = context;
+    const {
+      subscription_id: subscription,
+      location,
+      vm_size: size,
+    } = spec.cloud as {
+      subscription_id: string;
+      location: string;
+      vm_size: string;
+    };
+    const arm = await armFor(subscription);
+    const isPublic = spec.networking === 'public';
+    const clusterId = randomUUID();
+    const group = groupOf(spec.name);
+    const data = { subscription, location, clusterId, group };
+    const tags = (role?: string) => ({
+      [TAG_CLUSTER]: spec.name,
+      [TAG_CLUSTER_ID]: clusterId,
+      [TAG_PROTOCOL]: context.tls ? 'tls' : 'tcp',
+      ...(role ? { [TAG_ROLE]: role } : {}),
+    });
+    const id = (type: string, name: string) =>
+      `/subscriptions/${subscription}/resourceGroups/${group}/providers/${type}/${name}`;
+    // Journaled before the group exists: a rollback deletes the group whatever happened after.
+    await context.record({ kind: 'run', id: clusterId, data });
+
+    context.progress({ step: 'resource group', status: 'start', detail: `${group} in ${location}` });
+    await call('resourceGroups.createOrUpdate', () =>
+      arm.resources.resourceGroups.createOrUpdate(group, { location, tags: tags() }),
+    );
+    await context.record({ kind: 'group', id: group, data });
+    context.progress({ step: 'resource group', status: 'done', detail: group });
+    signal.throwIfAborted();
+
+    // Private clusters are reachable from their own VNet unless the user said otherwise.
+    const ingress: IngressRule[] =
+      spec.ingress.length > 0 ? spec.ingress : [{ ports: DASK_PORTS, cidr: OWN_CIDR }];
+    context.progress({ step: 'network', status: 'start', detail: `${group}-nsg, ${group}-vnet` });
+    const nsg = await call('networkSecurityGroups.createOrUpdate', () =>
+      arm.network.networkSecurityGroups.beginCreateOrUpdateAndWait(
+        group,
+        `${group}-nsg`,
+        { location, tags: tags(), securityRules: securityRules(ingress, undefined) },
+        POLL,
+      ),
+    );
+    signal.throwIfAborted();
+    const vnet = await call('virtualNetworks.createOrUpdate', () =>
+      arm.network.virtualNetworks.beginCreateOrUpdateAndWait(
+        group,
+        `${group}-vnet`,
+        {
+          location,
+          tags: tags(),
+          addressSpace: { addressPrefixes: [OWN_CIDR] },
+          // Outbound access on: new subnets are private by default, and workers install Docker.
+          subnets: [{ name: 'dcp', addressPrefix: OWN_SUBNET, defaultOutboundAccess: true }],
+        },
+        POLL,
+      ),
+    );
+    const subnetId =
+      vnet.subnets?.[0]?.id ?? `${id('Microsoft.Network/virtualNetworks', `${group}-vnet`)}/subnets/dcp`;
+    context.progress({
+      step: 'network',
+      status: 'done',
+      detail: ingress.map((rule) => `${rule.cidr} → ${rule.ports.join(',')}`).join('; '),
+    });
+    signal.throwIfAborted();
+
+    let publicIpId: string | undefined;
+    if (isPublic) {
+      const pip = await call('publicIPAddresses.createOrUpdate', () =>
+        arm.network.publicIPAddresses.beginCreateOrUpdateAndWait(
+          group,
+          `${group}-scheduler-ip`,
+          {
+            location,
+            tags: tags('scheduler'),
+            sku: { name: 'Standard', tier: 'Regional' },
+            publicIPAllocationMethod: 'Static',
+            publicIPAddressVersion: 'IPv4',
+          },
+          POLL,
+        ),
+      );
+      publicIpId = pip.id;
+      signal.throwIfAborted();
+    }
+    // The scheduler's NIC first: its private IP is known before the VM exists, for the workers.
+    const nic = await call('networkInterfaces.createOrUpdate', () =>
+      arm.network.networkInterfaces.beginCreateOrUpdateAndWait(
+        group,
+        `${group}-scheduler-nic`,
+        {
+          location,
+          tags: tags('scheduler'),
+          networkSecurityGroup: { id: nsg.id },
+          ipConfigurations: [
+            {
+              name: 'ip',
+              subnet: { id: subnetId },
+              privateIPAllocationMethod: 'Dynamic',
+              ...(publicIpId ? { publicIPAddress: { id: publicIpId, deleteOption: 'Delete' } } : {}),
+            },
+          ],
+        },
+        POLL,
+      ),
+    );
+    const privateIp = nic.ipConfigurations?.[0]?.privateIPAddress;
+    if (!privateIp) throw new DcpError('Azure made the scheduler’s network interface without a private IP');
+    signal.throwIfAborted();
+
+    const key = await makeSshKey(context.dir, `dcp-${spec.name}`);
+    const arm64 = spec.cloud.arch === 'arm64';
+    const customData = (role: 'scheduler' | 'worker', script: string) => {
+      if (Buffer.byteLength(script) > CUSTOM_DATA_LIMIT)
+        throw new DcpError(
+          `the ${role}'s boot script is ${Buffer.byteLength(script)} bytes, over Azure's ${CUSTOM_DATA_LIMIT}-byte customData limit`,
+          { hint: 'issue the cluster certificates from a CA without intermediates, or use --tls auto' },
+        );
+      return Buffer.from(script).toString('base64');
+    };
+    const schedulerScript = customData('scheduler', await memberScript(context, 'scheduler'));
+    const workerScript = customData('worker', await memberScript(context, 'worker', privateIp));
+    const osProfile = {
+      adminUsername: ADMIN,
+      linuxConfiguration: {
+        disablePasswordAuthentication: true,
+        ssh: { publicKeys: [{ path: `/home/${ADMIN}/.ssh/authorized_keys`, keyData: key.publicKey }] },
+      },
+    };
+    const storageProfile = {
+      imageReference: ubuntu(arm64),
+      osDisk: {
+        createOption: 'FromImage',
+        deleteOption: 'Delete',
+        managedDisk: { storageAccountType: 'Premium_LRS' },
+      },
+    };
+    const securityProfile = {
+      securityType: 'TrustedLaunch',
+      uefiSettings: { secureBootEnabled: true, vTpmEnabled: true },
+    };
+
+    context.progress({ step: 'launch scheduler', status: 'start', detail: `${group}-scheduler (${size})` });
+    const schedulerVm = arm.compute.virtualMachines.createOrUpdate(
+      group,
+      `${group}-scheduler`,
+      {
+        location,
+        tags: tags('scheduler'),
+        hardwareProfile: { vmSize: size },
+        storageProfile,
+        osProfile: {
+          computerName: `${spec.name}-scheduler`.slice(0, 64),
+          customData: schedulerScript,
+          ...osProfile,
+        },
+        networkProfile: { networkInterfaces: [{ id: nic.id, primary: true, deleteOption: 'Delete' }] },
+        securityProfile,
+      } satisfies VirtualMachine,
+      POLL,
+    );
+    await call('virtualMachines.createOrUpdate', () => schedulerVm.submitted());
+    context.progress({ step: 'launch scheduler', status: 'done', detail: `${group}-scheduler` });
+    signal.throwIfAborted();
+
+    // The workers know the scheduler's IP already: no waiting for it to boot.
+    context.progress({
+      step: 'launch workers',
+      status: 'start',
+      detail: `${count(spec.workers, 'worker')} (${size})`,
+    });
+    const workers = arm.compute.virtualMachineScaleSets.createOrUpdate(
+      group,
+      `${group}-workers`,
+      {
+        location,
+        tags: tags('worker'),
+        sku: { name: size, capacity: spec.workers },
+        orchestrationMode: 'Flexible',
+        platformFaultDomainCount: 1,
+        singlePlacementGroup: false,
+        virtualMachineProfile: {
+          osProfile: { computerNamePrefix: 'worker', customData: workerScript, ...osProfile },
+          storageProfile,
+          networkProfile: {
+            networkApiVersion: '2020-11-01',
+            networkInterfaceConfigurations: [
+              {
+                name: 'nic',
+                primary: true,
+                deleteOption: 'Delete',
+                networkSecurityGroup: { id: nsg.id },
+                ipConfigurations: [{ name: 'ip', subnet: { id: subnetId } }],
+              },
+            ],
+          },
+          securityProfile,
+        },
+      } satisfies VirtualMachineScaleSet,
+      POLL,
+    );
+    await call('virtualMachineScaleSets.createOrUpdate', () => workers.submitted());
+    context.progress({ step: 'launch workers', status: 'done', detail: count(spec.workers, 'worker') });
+
+    context.progress({ step: 'vms', status: 'start', detail: 'waiting for Azure to make them' });
+    const made = await Promise.allSettled([
+      call('virtualMachines.createOrUpdate', async () => schedulerVm),
+      call('virtualMachineScaleSets.createOrUpdate', async () => workers),
+    ]);
+    const failed = made.find((result) => result.status === 'rejected');
+    if (failed) throw failed.reason;
+    let publicIp: string | undefined;
+    if (isPublic) {
+      const pip = await call('publicIPAddresses.get', () =>
+        arm.network.publicIPAddresses.get(group, `${group}-scheduler-ip`),
+      );
+      publicIp = pip.ipAddress;
+      if (!publicIp) throw new DcpError('Azure gave the scheduler’s public IP no address');
+    }
+    const address = isPublic ? publicIp! : privateIp;
+    context.progress({ step: 'vms', status: 'done', detail: `scheduler at ${address}` });
+    context.warn(
+      `an idle cluster powers its VMs off, and Azure still bills a stopped VM: dcp down ${spec.name} deletes its group and stops the bill`,
+    );
+    const protocol = context.tls ? 'tls' : 'tcp';
+    return {
+      schedulerAddress: `${protocol}://${address}:${SCHEDULER_PORT}`,
+      dashboardUrl: `${context.tls ? 'https' : 'http'}://${address}:${DASHBOARD_PORT}/status`,
+      details: {
+        subscription,
+        location,
+        resource_group: group,
+        cluster_id: clusterId,
+        network_security_group: nsg.id,
+        ingress,
+        scheduler_private_ip: privateIp,
+        ...(publicIp ? { scheduler_public_ip: publicIp } : {}),
+        ssh_key_file: key.file,
+        ssh_user: ADMIN,
+        vm_size: size,
+        runtime: spec.runtime,
+        ...(spec.image ? { container_image: spec.image } : {}),
+      },
+    };
+  },
+
+  async checkHealth(context) {
+    const data = journalData(await readJournal(context.dir));
+    if (!data) return;
+    const arm = await armFor(data.subscription);
+    await checkForgivingBlips(context.dir, async () => {
+      const lost = (await listVms(arm, data.group)).find((vm) =>
+        /stopped|deallocated/.test(powerState(vm) ?? ''),
+      );
+      return lost
+        ? new DcpError(`the ${lost.tags?.[TAG_ROLE] ?? 'cluster'} VM ${lost.name} is ${powerState(lost)}`)
+        : undefined;
+    });
+  },
+
+  async diagnostics(dir) {
+    const data = journalData(await readJournal(dir));
+    if (!data) return '';
+    try {
+      const vms = await listVms(await armFor(data.subscription), data.group);
+      return [
+        '--- VMs ---',
+        ...vms.map((vm) => `${vm.tags?.[TAG_ROLE] ?? '?'} ${vm.name}: ${powerState(vm) ?? '?'}`),
+      ].join('\n');
+    } catch {
+      return '';
+    }
+  },
+
+  async destroy(resources, context: DestroyContext): Promise<string[]> {
+    const data = journalData(resources);
+    const journalId = resources.map((r) => (r.data as { clusterId?: string }).clusterId).find(Boolean);
+    if (!data && !context.searchByName && !journalId) return [];
+    const arm = await armFrom(resources);
+    const group = groupOf(context.name);
+    // The group, if it is this run's (its tag says so) or, searching by name, the cluster's.
+    let found: { tags?: Record<string, string> } | undefined;
+    try {
+      found = await arm.resources.resourceGroups.get(group);
+    } catch (error) {
+      if (isNotFound(error)) return [];
+      throw error;
+    }
+    const owner = found.tags?.[TAG_CLUSTER_ID];
+    if (journalId ? owner !== journalId : !found.tags?.[TAG_CLUSTER]) return [];
+    context.progress({ step: 'delete resource group', status: 'start', detail: group });
+    await call('resourceGroups.delete', async () => {
+      try {
+        await arm.resources.resourceGroups.beginDeleteAndWait(group, {
+          forceDeletionTypes: 'Microsoft.Compute/virtualMachines,Microsoft.Compute/virtualMachineScaleSets',
+          ...POLL,
+        });
+      } catch (error) {
+        if (!isNotFound(error)) throw error;
+      }
+    });
+    context.progress({ step: 'delete resource group', status: 'done', detail: group });
+    return [`resource group ${group} and everything in it`];
+  },
+
+  async members(record: ClusterRecord, resources: Resource[]): Promise<MemberStatus[]> {
+    const data = journalData(resources);
+    if (!data) return [];
+    return (await listVms(await armFor(data.subscription), data.group)).map((vm) => ({
+      role: vm.tags?.[TAG_ROLE] ?? '?',
+      id: vm.name ?? '?',
+      running: powerState(vm) === 'running',
+    }));
+  },
+
+  async firewall(record: ClusterRecord): Promise<FirewallView> {
+    const {
+      subscription,
+      resource_group: group,
+      ingress,
+    } = record.details as {
+      subscription?: string;
+      resource_group?: string;
+      ingress?: IngressRule[];
+    };
+    if (!subscription || !group) throw new DcpError(`${record.name}'s record names no resource group`);
+    const arm = await armFor(subscription);
+    const nsg = await call('networkSecurityGroups.get', () =>
+      arm.network.networkSecurityGroups.get(group, `${group}-nsg`),
+    );
+    const rules: LiveRule[] = (nsg.securityRules ?? [])
+      .filter((rule) => rule.direction === 'Inbound' && rule.access === 'Allow')
+      .flatMap((rule) => {
+        const sources = [rule.sourceAddressPrefix, ...(rule.sourceAddressPrefixes ?? [])].filter(
+          (source): source is string => Boolean(source) && source !== 'VirtualNetwork',
+        );
+        const ports = rulePorts(
+          [rule.destinationPortRange, ...(rule.destinationPortRanges ?? [])].filter(
+            (range): range is string => Boolean(range),
+          ),
+        );
+        return sources.map((source) => ({
+          cidr: source === '*' || source === 'Internet' ? '0.0.0.0/0' : source,
+          ports,
+        }));
+      });
+    return { where: `${group}-nsg`, rules, asked: ingress };
+  },
+
+  async discover(location): Promise<DiscoveredCluster[]> {
+    const arm = await armFrom([]);
+    const groups = await clusterGroups(arm, undefined, location);
+    const members = (
+      await Promise.all(
+        groups.map(async (group) => {
+          const [vms, ip] = await Promise.all([listVms(arm, group.name!), schedulerIp(arm, group.name!)]);
+          return vms.map((vm) => ({
+            cluster: group.tags![TAG_CLUSTER]!,
+            location: group.location ?? '-',
+            role: vm.tags?.[TAG_ROLE] ?? '?',
+            id: vm.name ?? '?',
+            running: powerState(vm) === 'running',
+            ip: vm.tags?.[TAG_ROLE] === 'scheduler' ? ip : undefined,
+            protocol: vm.tags?.[TAG_PROTOCOL],
+          }));
+        }),
+      )
+    ).flat();
+    const clusters = gatherClusters(
+      'azure',
+      members,
+      groups.map((group) => ({
+        cluster: group.tags![TAG_CLUSTER]!,
+        location: group.location ?? '-',
+        what: `resource group ${group.name}`,
+      })),
+    );
+    for (const cluster of clusters)
+      if (cluster.members.some((member) => !member.running)) cluster.stoppedStatus = 'stopped (still billed)';
+    return clusters;
+  },
+};
