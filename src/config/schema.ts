@@ -112,12 +112,9 @@ export const settingsSchema = z
         size: text,
         image: text,
         vpc: text,
-        ssh_key: z
-          .string()
-          .trim()
-          .regex(DIGITALOCEAN_SSH_KEY, {
-            error: 'must be a key id or its MD5 fingerprint (doctl compute ssh-key list)',
-          }),
+        ssh_key: z.string().trim().regex(DIGITALOCEAN_SSH_KEY, {
+          error: 'must be a key id or its MD5 fingerprint (doctl compute ssh-key list)',
+        }),
         egress: oneOf(['nat', 'public'] as const),
       })
       .partial()
