@@ -234,7 +234,7 @@ async function schedulerDoors(
       : {
           door: 'scheduler: the client certificate',
           verdict: 'open',
-          detail: `${address} does not complete a mutual-TLS handshake with it (${accepted.error ?? 'no answer'}): ${notReached(accepted) ? 'the scheduler is not there' : 'something else may be on its port'}`,
+          detail: `${address} does not complete a mutual-TLS handshake with it (${accepted.error ?? 'no answer'}): ${notReached(accepted) ? 'nothing answered from this machine (still booting, gone, or this address is not in its ingress)' : 'something else may be on its port'}`,
           fix: `dcp status ${record.name}; if the scheduler is gone: dcp down ${record.name}`,
         },
     // A scheduler that was not there to ask makes every refusal meaningless.
@@ -248,7 +248,9 @@ async function schedulerDoors(
           detail: `${address.replace(/^tls:/, 'tcp:')} speaks Dask in the clear: anyone who reaches it can run code`,
           fix: `stop whatever listens there, then: ${remake(record.name)}`,
         }
-      : { door: 'scheduler: plain TCP', verdict: 'holds', detail: 'no plain Dask on its port' },
+      : notReached(accepted)
+        ? { door: 'scheduler: plain TCP', verdict: 'skip', detail: 'not reached' }
+        : { door: 'scheduler: plain TCP', verdict: 'holds', detail: 'no plain Dask on its port' },
     ...(accepted.peer?.valid_to ? [expiry("the scheduler's", new Date(accepted.peer.valid_to), now)] : []),
   ];
 }

@@ -376,7 +376,13 @@ export async function planUp(flags: UpFlags, env = process.env, folder?: string)
       'add --private, or drop --egress (public droplets have their own way out)',
     );
   const runtime = settings.runtime ?? 'docker';
-  if (provider !== 'local' && networking === 'private' && runtime === 'docker') {
+  // DigitalOcean's provider checks the VPC's NAT gateway itself, and offers --egress public.
+  if (
+    provider !== 'local' &&
+    provider !== 'digitalocean' &&
+    networking === 'private' &&
+    runtime === 'docker'
+  ) {
     warnings.push(
       'private VMs install Docker and pull the Dask image over the network: the subnet needs a NAT gateway (or a machine image with Dask and --runtime preinstalled)',
     );

@@ -20,7 +20,7 @@ import { parseSettingValue, type ProviderName } from '../config/schema.js';
 import { explicitSettings, loadSettings } from '../config/load.js';
 import { saveSettings } from '../config/store.js';
 import { DcpError, ExitCode, messageOf, usageError } from '../errors.js';
-import { loadProvider, unavailableReason } from '../providers/index.js';
+import { CLOUD_PROVIDERS, loadProvider, unavailableReason } from '../providers/index.js';
 import {
   clusterJson,
   discoveredEntry,
@@ -179,6 +179,11 @@ function keptMessage(record: ClusterRecord): string {
  * Where `down` and `list` search a cloud: --region (aws, ...) or --zone (gcp), checked against
  * the provider.
  */
+/** The clouds placed by `--region` or by `--zone`, as a hint's `--provider` value (`aws|digitalocean`). */
+function providersPlacedBy(flag: '--region' | '--zone'): string {
+  return CLOUD_PROVIDERS.filter((provider) => `--${cloudLocation(provider).flag}` === flag).join('|');
+}
+
 function placeFlag(options: {
   provider?: ProviderName;
   region?: string;
@@ -241,7 +246,7 @@ async function downHere(
   if (location && !options.provider)
     throw usageError(
       `${location.flag} goes with --provider`,
-      `dcp down ${name ?? 'NAME'} --provider ${location.flag === '--zone' ? 'gcp' : 'aws'} ${location.flag} ${location.value}`,
+      `dcp down ${name ?? 'NAME'} --provider ${providersPlacedBy(location.flag)} ${location.flag} ${location.value}`,
     );
   if (name === undefined && !options.all && options.provider)
     throw usageError(
@@ -266,7 +271,7 @@ async function downHere(
   // Nothing to tear down is not success: a typo must not look like a cluster gone (exit 1).
   if (single !== undefined && !known && !options.provider)
     throw new DcpError(`there is no cluster named ${single} on this machine: nothing was torn down`, {
-      hint: 'dcp list shows the clusters here; for one made on another machine: dcp down NAME --provider aws',
+      hint: `dcp list shows the clusters here; for one made on another machine: dcp down ${single} --provider ${CLOUD_PROVIDERS.join('|')}`,
     });
   if (
     single !== undefined &&
@@ -316,7 +321,7 @@ async function listHere(
   if (location && !options.provider)
     throw usageError(
       `${location.flag} goes with --provider`,
-      `dcp list --provider ${location.flag === '--zone' ? 'gcp' : 'aws'} ${location.flag} ${location.value}`,
+      `dcp list --provider ${providersPlacedBy(location.flag)} ${location.flag} ${location.value}`,
     );
   if (options.provider) {
     const provider = await loadProvider(options.provider);

@@ -165,7 +165,9 @@ export async function exportSettings(
     },
     () =>
       [
-        `${out.style.green('✓')} ${result.changed ? 'Merged' : 'Already had'} dask-cloudprovider settings for ${result.provider} in ${result.file}${result.changed && existsSync(`${result.file}.bak`) ? out.style.dim(` (previous version: ${result.file}.bak)`) : ''}`,
+        result.values.size === 0
+          ? `${out.style.yellow('!')} nothing to export for ${result.provider}: no setting of yours has a dask-cloudprovider key (dcp config list shows them)`
+          : `${out.style.green('✓')} ${result.changed ? 'Merged' : 'Already had'} dask-cloudprovider settings for ${result.provider} in ${result.file}${result.changed && existsSync(`${result.file}.bak`) ? out.style.dim(` (previous version: ${result.file}.bak)`) : ''}`,
         ...Object.entries(values).map(([k, v]) => `  ${k}: ${renderValue(v)}`),
         '',
       ].join('\n'),

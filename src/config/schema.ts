@@ -14,6 +14,8 @@ import { PROVIDERS, type ProviderName } from '../providers/index.js';
 export const GCP_PROJECT = /^([a-z][a-z0-9.-]*[a-z0-9]:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
 /** `us-central1-a`, `europe-west4-b`. */
 export const GCP_ZONE = /^[a-z]+-[a-z]+\d+-[a-z]$/;
+/** A DigitalOcean SSH key: its id, or its MD5 fingerprint (`aa:bb:...`, as doctl lists it). */
+export const DIGITALOCEAN_SSH_KEY = /^(\d+|[0-9a-f]{2}(:[0-9a-f]{2}){15})$/;
 
 // Which providers there are is the registry's to say; the settings follow it.
 export { PROVIDERS, type ProviderName };
@@ -110,7 +112,9 @@ export const settingsSchema = z
         size: text,
         image: text,
         vpc: text,
-        ssh_key: text,
+        ssh_key: z.string().trim().regex(DIGITALOCEAN_SSH_KEY, {
+          error: 'must be a key id or its MD5 fingerprint (doctl compute ssh-key list)',
+        }),
         egress: oneOf(['nat', 'public'] as const),
       })
       .partial()

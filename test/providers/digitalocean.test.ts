@@ -602,3 +602,32 @@ describe('what the second review found', () => {
     expect(digitaloceanLeftovers(fake, record.name)).toEqual([]);
   });
 });
+
+describe('what the third review found', () => {
+  it('list --region: a cluster elsewhere is not shown there, its firewall included', async () => {
+    const record = await up();
+    const there = (await digitaloceanProvider.discover!(SEED.otherRegion)).find(
+      (c) => c.name === record.name,
+    );
+    expect(there).toBeUndefined();
+    const here = (await digitaloceanProvider.discover!(SEED.region)).find((c) => c.name === record.name);
+    expect(here).toMatchObject({ location: SEED.region, resources: [`firewall dcp-${record.name}`] });
+    await destroyCluster(record.name, quiet);
+  });
+
+  it('config set digitalocean.ssh_key takes what up takes, and nothing else', async () => {
+    const env = { ...process.env, CI: 'true' };
+    const bad = await execa('node', [CLI, 'config', 'set', 'digitalocean.ssh_key', 'a b'], {
+      env,
+      reject: false,
+    });
+    expect(bad.exitCode).toBe(ExitCode.usage);
+    expect(bad.stderr).toMatch(/key id or its MD5 fingerprint/);
+    const good = await execa('node', [CLI, 'config', 'set', 'digitalocean.ssh_key', '41000001'], {
+      env,
+      reject: false,
+    });
+    expect(good.exitCode, good.stderr).toBe(0);
+    await execa('node', [CLI, 'config', 'unset', 'digitalocean.ssh_key'], { env });
+  });
+});

@@ -16,6 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { readJournal, type ClusterRecord, type Resource } from '../../cluster/state.js';
 import type { FirewallView, LiveRule } from '../../cluster/doctor.js';
 import { DASK_PORTS, type IngressRule } from '../../config/ingress.js';
+import { DIGITALOCEAN_SSH_KEY } from '../../config/schema.js';
 import { DcpError, ExitCode, usageError } from '../../errors.js';
 import { formatDuration } from '../../util/duration.js';
 import { DASHBOARD_PORT, memberScript, SCHEDULER_PORT } from '../boot/index.js';
@@ -365,7 +366,7 @@ export const digitaloceanProvider: Provider = {
       );
     const doApi = await api();
     const userKey = spec.cloud.ssh_key;
-    if (userKey !== undefined && !/^(\d+|[0-9a-f]{2}(:[0-9a-f]{2}){15})$/.test(userKey))
+    if (userKey !== undefined && !DIGITALOCEAN_SSH_KEY.test(userKey))
       throw usageError(
         `digitalocean.ssh_key ${JSON.stringify(userKey)} is neither a key id nor an MD5 fingerprint`,
         'set it to the ID or FINGERPRINT column of doctl compute ssh-key list',
@@ -760,12 +761,18 @@ export const digitaloceanProvider: Provider = {
         ip: addressOf(d, 'public') ?? addressOf(d, 'private'),
         protocol: tagValue(d.tags, TAG.protocol('')),
       })),
+      // Firewalls belong to no region: one goes with its cluster's droplets there, and one with no
+      // droplet anywhere (a failed up's leftover) is listed only when no region is asked for.
       firewalls
         .filter((f) => f.name.startsWith('dcp-') && clusterIdOfTags(f.tags) !== undefined)
-        .map((f) => ({
-          cluster: f.name.slice('dcp-'.length),
-          location: region ?? '-',
-          what: `firewall ${f.name}`,
+        .map((f) => ({ firewall: f, cluster: f.name.slice('dcp-'.length) }))
+        .filter(({ firewall }) =>
+          region ? ours.some((d) => d.tags?.includes(TAG.id(clusterIdOfTags(firewall.tags)!))) : true,
+        )
+        .map(({ firewall, cluster }) => ({
+          cluster,
+          location: ours.find((d) => tagValue(d.tags, TAG.cluster('')) === cluster)?.region?.slug ?? '-',
+          what: `firewall ${firewall.name}`,
         })),
     );
     // A powered-off droplet is still billed; a scheduler still being made is not off.
