@@ -70,6 +70,7 @@ export function buildProgram(): Command {
     .option('--region <region>', 'cloud region (aws, azure, digitalocean)')
     .option('--zone <zone>', 'cloud zone (gcp)')
     .option('--project <id>', 'Google Cloud project (gcp; default: gcloud’s configuration)')
+    .option('--subscription <id>', 'Azure subscription (azure; default: the Azure CLI’s)')
     .option(
       '--instance-type <type>',
       'VM size for the workers (aws instance type, gcp machine type, azure VM size, droplet size)',

@@ -44,6 +44,7 @@ export interface UpFlags {
   project?: string;
   imageFamily?: string;
   egress?: string;
+  subscription?: string;
   image?: string;
   runtime?: string;
   idleTimeout?: string;
@@ -54,7 +55,16 @@ export interface UpFlags {
 }
 
 type CloudFlag =
-  'region' | 'zone' | 'project' | 'instanceType' | 'vpc' | 'subnet' | 'ami' | 'imageFamily' | 'egress';
+  | 'region'
+  | 'zone'
+  | 'project'
+  | 'instanceType'
+  | 'vpc'
+  | 'subnet'
+  | 'ami'
+  | 'imageFamily'
+  | 'egress'
+  | 'subscription';
 
 /** Which setting each cloud flag sets, per provider; a flag missing here does not apply there. */
 const CLOUD_FLAG_KEYS: Record<Exclude<ProviderName, 'local'>, Partial<Record<CloudFlag, string>>> = {
@@ -75,6 +85,7 @@ const CLOUD_FLAG_KEYS: Record<Exclude<ProviderName, 'local'>, Partial<Record<Clo
   },
   azure: {
     region: 'azure.location',
+    subscription: 'azure.subscription_id',
     instanceType: 'azure.vm_size',
     vpc: 'azure.vnet',
     subnet: 'azure.subnet',
@@ -97,6 +108,7 @@ const FLAG_NAMES: Record<CloudFlag, string> = {
   ami: '--ami',
   imageFamily: '--image-family',
   egress: '--egress',
+  subscription: '--subscription',
 };
 
 /**

@@ -80,6 +80,7 @@ export function equivalentCommand(flags: UpFlags): string {
   add('--region', flags.region);
   add('--zone', flags.zone);
   add('--project', flags.project);
+  add('--subscription', flags.subscription);
   if (flags.public) args.push('--public');
   if (flags.private) args.push('--private');
   add('--vpc', flags.vpc);

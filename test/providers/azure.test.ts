@@ -1,0 +1,149 @@
+/**
+ * The Azure provider against the ARM fake, beyond what every cloud shows
+ * (azure.conformance.test.ts): where the subscription comes from, what is refused before
+ * anything is made, Azure's own failures (an asynchronous AllocationFailed) rolled back,
+ * stopped VMs still billed, and the dcp command itself.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createCluster, destroyCluster } from '../../src/cluster/engine.js';
+import { planUp, type UpFlags } from '../../src/cluster/spec.js';
+import { clusterDir } from '../../src/cluster/state.js';
+import type { DcpError } from '../../src/errors.js';
+import { ExitCode } from '../../src/errors.js';
+import { azureProvider } from '../../src/providers/azure/index.js';
+import { SEED, startFakeAzure, type FakeAzure } from '../fakes/azure/index.js';
+import { CLI, tempDir } from '../helpers/cli.js';
+import { azureEnvironment, azureMembers, privateHome } from './cloud-env.js';
+
+let fake: FakeAzure;
+const saved = { ...process.env };
+
+beforeAll(async () => {
+  fake = await startFakeAzure({ provisioningMs: 100 });
+  Object.assign(process.env, {
+    ...privateHome(tempDir('dcp-azure-home-')),
+    ...azureEnvironment(fake, mkdtempSync(join(tmpdir(), 'dcp-azure-'))),
+  });
+});
+afterAll(async () => {
+  process.env = saved;
+  await fake?.close();
+});
+beforeEach(() => {
+  fake.calls.length = 0;
+  fake.clearFaults();
+});
+
+let counter = 0;
+const flags = (extra: Partial<UpFlags> = {}): UpFlags => ({
+  name: `az-test-${++counter}`,
+  provider: 'azure',
+  region: SEED.location,
+  wait: false,
+  insecure: false,
+  image: 'ghcr.io/dask/dask:2022.12.1-py3.11',
+  workers: '2',
+  ...extra,
+});
+const quiet = { progress: () => undefined };
+const up = async (extra: Partial<UpFlags> = {}) =>
+  createCluster(await planUp(flags(extra)), azureProvider, quiet, new AbortController().signal);
+const failure = (promise: Promise<unknown>) =>
+  promise.then(
+    () => undefined,
+    (error: unknown) => error as DcpError,
+  );
+
+describe('before anything is made', () => {
+  it('--subscription wins over AZURE_SUBSCRIPTION_ID; a size the location lacks and a name taken are refused', async () => {
+    const plan = await planUp(flags({ subscription: SEED.otherSubscriptionId }));
+    expect(plan.spec.cloud.subscription_id).toBe(SEED.otherSubscriptionId);
+    const cases: [Partial<UpFlags>, RegExp][] = [
+      [{ instanceType: SEED.gpuSize }, new RegExp(`no VM size ${SEED.gpuSize} in ${SEED.location}`)],
+      [{ region: SEED.bareLocation }, new RegExp(`no VM size Standard_D2s_v5 in ${SEED.bareLocation}`)],
+    ];
+    for (const [extra, message] of cases) {
+      const error = await failure(up(extra));
+      expect(error?.exitCode).toBe(ExitCode.usage);
+      expect(error?.message).toMatch(message);
+    }
+    const record = await up();
+    expect((await failure(up({ name: record.name })))?.message).toMatch(/already exists/);
+    expect(
+      fake.mutatingCalls().filter((call) => call.method === 'resourceGroups.createOrUpdate'),
+    ).toHaveLength(1);
+    await destroyCluster(record.name, quiet);
+    expect(fake.leftovers(record.name)).toEqual([]);
+  });
+});
+
+describe('Azure’s failures', () => {
+  it('AllocationFailed in the scale set’s operation: said with a hint, and the group is gone', async () => {
+    fake.fail('virtualMachineScaleSets.createOrUpdate', {
+      status: 200,
+      code: 'AllocationFailed',
+      message:
+        'Allocation failed. We do not have sufficient capacity for the requested VM size in this region.',
+      async: true,
+    });
+    const name = `az-alloc-${++counter}`;
+    const error = await failure(up({ name }));
+    expect(error?.message).toMatch(/AllocationFailed: Allocation failed.*rolled back/s);
+    expect(error?.hint).toMatch(/another --instance-type or --region/);
+    expect(fake.leftovers(name)).toEqual([]);
+  });
+});
+
+describe('stopped VMs, list and down', () => {
+  it('a VM that powered itself off is stopped, still billed: list says so, down removes the group', async () => {
+    const record = await up();
+    const worker = fake.vms().find((vm) => vm.tags['dcp:cluster'] === record.name && vm.scaleSet)!;
+    fake.powerOffFromInside(worker.name);
+    const found = (await azureProvider.discover!(undefined)).find((c) => c.name === record.name);
+    expect(found?.stoppedStatus).toBe('stopped (still billed)');
+    await destroyCluster(record.name, quiet);
+    expect(fake.leftovers(record.name)).toEqual([]);
+  });
+
+  it('up --provider azure --no-wait --json, then down from a machine with no state', async () => {
+    const env = { ...process.env, CI: 'true' };
+    const name = 'az-cli';
+    const upRun = await execa(
+      'node',
+      [
+        CLI,
+        'up',
+        '--provider',
+        'azure',
+        '--region',
+        SEED.location,
+        '--name',
+        name,
+        '--image',
+        'x/dask:1',
+        '--no-wait',
+        '--json',
+      ],
+      { env, reject: false },
+    );
+    expect(upRun.exitCode, upRun.stderr).toBe(0);
+    expect(upRun.stderr).toMatch(/Azure still bills a stopped VM/);
+    const scheduler = azureMembers(fake, name).find((m) => m.role === 'scheduler')!;
+    expect(JSON.parse(upRun.stdout)).toMatchObject({
+      provider: 'azure',
+      scheduler_address: `tls://${scheduler.publicIp}:8786`,
+      workers: 2,
+    });
+    rmSync(clusterDir(name), { recursive: true });
+    const downRun = await execa('node', [CLI, 'down', name, '--provider', 'azure', '--yes', '--json'], {
+      env,
+      reject: false,
+    });
+    expect(downRun.exitCode, downRun.stderr).toBe(0);
+    expect(fake.leftovers(name)).toEqual([]);
+  });
+});
