@@ -81,6 +81,54 @@ describe('before anything is made', () => {
   });
 });
 
+describe('in the user’s VNet', () => {
+  it('the members by an application security group, the rest of the VNet denied, the VNet’s range at the scheduler', async () => {
+    const record = await up({
+      private: true,
+      vpc: `${SEED.userGroup}/${SEED.userVnet}`,
+      subnet: SEED.userSubnet,
+    });
+    const nsg = fake
+      .resources(`dcp-${record.name}`)
+      .find((r) => String(r.type).toLowerCase() === 'microsoft.network/networksecuritygroups') as {
+      properties: { securityRules: { name: string; properties: Record<string, unknown> }[] };
+    };
+    const rules = Object.fromEntries(
+      nsg.properties.securityRules.map((rule) => [rule.name, rule.properties]),
+    );
+    expect(rules['dcp-in-1']).toMatchObject({ access: 'Allow', sourceAddressPrefix: SEED.userCidr });
+    expect(rules['dcp-members']).toMatchObject({ access: 'Allow', priority: 3000 });
+    expect(rules['dcp-deny-vnet']).toMatchObject({
+      access: 'Deny',
+      sourceAddressPrefix: 'VirtualNetwork',
+      priority: 4000,
+    });
+    const members = azureMembers(fake, record.name);
+    expect(members).toHaveLength(3);
+    for (const member of members) {
+      expect(member.privateIp.startsWith(SEED.userSubnetCidr.split('.').slice(0, 3).join('.'))).toBe(true);
+      expect(member.publicIp).toBeUndefined();
+    }
+    expect(fake.mutatingCalls().map((call) => call.method)).toContain(
+      'applicationSecurityGroups.createOrUpdate',
+    );
+    expect(fake.mutatingCalls().map((call) => call.method)).not.toContain('virtualNetworks.createOrUpdate');
+    await destroyCluster(record.name, quiet);
+    expect(fake.leftovers(record.name)).toEqual([]);
+    // The user's network is theirs: still there.
+    expect(fake.resources(SEED.userGroup).length).toBeGreaterThan(0);
+  });
+
+  it('a VNet that is not there, or in another location, is said before anything is made', async () => {
+    expect((await failure(up({ vpc: `${SEED.userGroup}/nope` })))?.message).toMatch(/no VNet nope/);
+    expect((await failure(up({ vpc: 'just-a-name' })))?.message).toMatch(/names no VNet/);
+    expect(
+      (await failure(up({ region: SEED.otherLocation, vpc: `${SEED.userGroup}/${SEED.userVnet}` })))?.message,
+    ).toMatch(/is in westeurope, not eastus/);
+    expect(fake.mutatingCalls()).toEqual([]);
+  });
+});
+
 describe('Azure’s failures', () => {
   it('AllocationFailed in the scale set’s operation: said with a hint, and the group is gone', async () => {
     fake.fail('virtualMachineScaleSets.createOrUpdate', {

@@ -187,6 +187,53 @@ async function schedulerIp(arm: Arm, group: string): Promise<string | undefined>
   return nic?.ipConfigurations?.[0]?.privateIPAddress;
 }
 
+/**
+ * The user's subnet (`--vpc GROUP/VNET` or a VNet's id, `--subnet NAME`, default its first), in
+ * the cluster's location, with a way out for Docker: a NAT gateway, or default outbound access.
+ */
+async function userSubnet(arm: Arm, spec: ClusterSpec, location: string) {
+  const given = spec.cloud.vnet!;
+  const parts = given.startsWith('/subscriptions/')
+    ? { group: given.split('/')[4], vnet: given.split('/')[8] }
+    : { group: given.split('/')[0], vnet: given.split('/')[1] };
+  if (!parts.group || !parts.vnet)
+    throw usageError(
+      `--vpc ${JSON.stringify(given)} names no VNet`,
+      'pass --vpc RESOURCE_GROUP/VNET (or the VNet’s resource id) and --subnet NAME',
+    );
+  const vnet = await call('virtualNetworks.get', () =>
+    arm.network.virtualNetworks.get(parts.group!, parts.vnet!),
+  ).catch((error: unknown) => {
+    if (!isNotFound(error)) throw error;
+    throw usageError(
+      `there is no VNet ${parts.vnet} in resource group ${parts.group}`,
+      'pass --vpc RESOURCE_GROUP/VNET of yours (az network vnet list --output table)',
+    );
+  });
+  if (vnet.location !== location)
+    throw usageError(
+      `the VNet ${parts.vnet} is in ${vnet.location}, not ${location}`,
+      `pass --region ${vnet.location}`,
+    );
+  const subnet = spec.cloud.subnet
+    ? vnet.subnets?.find((s) => s.name === spec.cloud.subnet)
+    : vnet.subnets?.[0];
+  if (!subnet?.id)
+    throw usageError(
+      `the VNet ${parts.vnet} has no subnet ${spec.cloud.subnet ?? ''}`.trim(),
+      `pass --subnet with one of ${(vnet.subnets ?? []).map((s) => s.name).join(', ') || 'its subnets (it has none)'}`,
+    );
+  if (spec.runtime === 'docker' && !subnet.natGateway && subnet.defaultOutboundAccess === false)
+    throw usageError(
+      `the subnet ${subnet.name} is private (no default outbound access) and has no NAT gateway: its VMs could not install Docker`,
+      'attach a NAT gateway to the subnet, or use --runtime preinstalled with an image that has Dask',
+    );
+  return {
+    subnet_id: subnet.id,
+    vnet_cidr: vnet.addressSpace?.addressPrefixes?.[0] ?? subnet.addressPrefix ?? OWN_CIDR,
+  };
+}
+
 export const azureProvider: Provider = {
   name: 'azure',
   defaultTimeoutMs: 10 * 60_000,
@@ -248,10 +295,12 @@ export const azureProvider: Provider = {
         `pick another --name, or remove that cluster first: dcp down ${spec.name} --provider azure`,
       );
     const arm64 = sku.capabilities?.some((c) => c.name === 'CpuArchitectureType' && c.value === 'Arm64');
+    const placement = spec.cloud.vnet ? await userSubnet(arm, spec, location!) : undefined;
     return {
       ...common,
       cloud: {
         ...spec.cloud,
+        ...(placement ?? {}),
         subscription_id: subscription,
         location: location!,
         vm_size: size,
@@ -296,40 +345,66 @@ export const azureProvider: Provider = {
     signal.throwIfAborted();
 
     // Private clusters are reachable from their own VNet unless the user said otherwise.
+    const userSubnetId = spec.cloud.subnet_id;
     const ingress: IngressRule[] =
-      spec.ingress.length > 0 ? spec.ingress : [{ ports: DASK_PORTS, cidr: OWN_CIDR }];
-    context.progress({ step: 'network', status: 'start', detail: `${group}-nsg, ${group}-vnet` });
+      spec.ingress.length > 0
+        ? spec.ingress
+        : [{ ports: DASK_PORTS, cidr: spec.cloud.vnet_cidr ?? OWN_CIDR }];
+    context.progress({
+      step: 'network',
+      status: 'start',
+      detail: userSubnetId
+        ? `${group}-nsg in your subnet ${userSubnetId.split('/').pop()}`
+        : `${group}-nsg, ${group}-vnet`,
+    });
+    // In the user's VNet, the members are an application security group: the rest of it stays out.
+    const members = userSubnetId
+      ? await call('applicationSecurityGroups.createOrUpdate', () =>
+          arm.network.applicationSecurityGroups.beginCreateOrUpdateAndWait(
+            group,
+            `${group}-members`,
+            { location, tags: tags() },
+            POLL,
+          ),
+        )
+      : undefined;
+    const asgs = members ? { applicationSecurityGroups: [{ id: members.id }] } : {};
     const nsg = await call('networkSecurityGroups.createOrUpdate', () =>
       arm.network.networkSecurityGroups.beginCreateOrUpdateAndWait(
         group,
         `${group}-nsg`,
-        { location, tags: tags(), securityRules: securityRules(ingress, undefined) },
+        { location, tags: tags(), securityRules: securityRules(ingress, members?.id) },
         POLL,
       ),
     );
     signal.throwIfAborted();
-    const vnet = await call('virtualNetworks.createOrUpdate', () =>
-      arm.network.virtualNetworks.beginCreateOrUpdateAndWait(
-        group,
-        `${group}-vnet`,
-        {
-          location,
-          tags: tags(),
-          addressSpace: { addressPrefixes: [OWN_CIDR] },
-          // Outbound access on: new subnets are private by default, and workers install Docker.
-          subnets: [{ name: 'dcp', addressPrefix: OWN_SUBNET, defaultOutboundAccess: true }],
-        },
-        POLL,
-      ),
-    );
-    const subnetId =
-      vnet.subnets?.[0]?.id ?? `${id('Microsoft.Network/virtualNetworks', `${group}-vnet`)}/subnets/dcp`;
+    const subnetId = userSubnetId ?? (await ownNetwork());
     context.progress({
       step: 'network',
       status: 'done',
       detail: ingress.map((rule) => `${rule.cidr} → ${rule.ports.join(',')}`).join('; '),
     });
     signal.throwIfAborted();
+
+    async function ownNetwork(): Promise<string> {
+      const vnet = await call('virtualNetworks.createOrUpdate', () =>
+        arm.network.virtualNetworks.beginCreateOrUpdateAndWait(
+          group,
+          `${group}-vnet`,
+          {
+            location,
+            tags: tags(),
+            addressSpace: { addressPrefixes: [OWN_CIDR] },
+            // Outbound access on: new subnets are private by default, and workers install Docker.
+            subnets: [{ name: 'dcp', addressPrefix: OWN_SUBNET, defaultOutboundAccess: true }],
+          },
+          POLL,
+        ),
+      );
+      return (
+        vnet.subnets?.[0]?.id ?? `${id('Microsoft.Network/virtualNetworks', `${group}-vnet`)}/subnets/dcp`
+      );
+    }
 
     let publicIpId: string | undefined;
     if (isPublic) {
@@ -363,6 +438,7 @@ export const azureProvider: Provider = {
             {
               name: 'ip',
               subnet: { id: subnetId },
+              ...asgs,
               privateIPAllocationMethod: 'Dynamic',
               ...(publicIpId ? { publicIPAddress: { id: publicIpId, deleteOption: 'Delete' } } : {}),
             },
@@ -457,7 +533,7 @@ export const azureProvider: Provider = {
                 primary: true,
                 deleteOption: 'Delete',
                 networkSecurityGroup: { id: nsg.id },
-                ipConfigurations: [{ name: 'ip', subnet: { id: subnetId } }],
+                ipConfigurations: [{ name: 'ip', subnet: { id: subnetId }, ...asgs }],
               },
             ],
           },
