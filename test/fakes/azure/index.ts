@@ -38,13 +38,13 @@
  * messages are the fake's own (marked "fake:" in the code). Resource ids and status URLs point at
  * this fake. Fields it does not know are kept or ignored, never refused; they are in `calls`.
  */
+import { listenOnLoopback } from '../server.js';
 import { FaultQueue, type FailOptions } from '../faults.js';
 import { fakeAzureLeaf } from './ca.js';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import type http from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 
 export { fakeAzureCa } from './ca.js';
@@ -2438,12 +2438,8 @@ export async function startFakeAzure(options: FakeAzureOptions = {}): Promise<Fa
       if (!res.headersSent) res.writeHead(500).end(String(err));
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  server.unref(); // a forgotten close() must not keep vitest's worker alive
+  const port = await listenOnLoopback(server);
   fake.server = server;
-  fake.url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  fake.url = `https://127.0.0.1:${port}`;
   return fake;
 }

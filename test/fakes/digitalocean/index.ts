@@ -32,10 +32,10 @@
  * tag_name is 404 (the spec lists 404), a firewall naming an unknown droplet is 422, and the wording
  * of such refusals (and of the limits on names, user data, rules, tags and droplet ids) is its own.
  */
+import { listenOnLoopback } from '../server.js';
 import { FaultQueue, type FailOptions } from '../faults.js';
 import { createHash, randomUUID } from 'node:crypto';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 
 // ---------------------------------------------------------------------------------------------
 // Public types
@@ -1379,12 +1379,8 @@ export async function startFakeDigitalOcean(
       if (!res.headersSent) res.writeHead(500).end(String(err));
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  server.unref(); // a forgotten close() must not keep vitest's worker alive
+  const port = await listenOnLoopback(server);
   fake.server = server;
-  fake.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  fake.url = `http://127.0.0.1:${port}`;
   return fake;
 }

@@ -18,10 +18,10 @@
  * interface, stop/start through the API (use `setInstanceState`), Elastic IPs, IPv6 addresses on
  * instances. Parameters the fake does not know are ignored, not refused; they are in `calls`.
  */
+import { listenOnLoopback } from '../server.js';
 import { FaultQueue, type FailOptions } from '../faults.js';
 import { randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import type { EC2ClientConfig } from '@aws-sdk/client-ec2';
 import ipaddr from 'ipaddr.js';
@@ -1732,12 +1732,8 @@ export async function startFakeEc2(options: FakeEc2Options = {}): Promise<FakeEc
       if (!res.headersSent) res.writeHead(500).end(String(err));
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  server.unref(); // a forgotten close() must not keep vitest's worker alive
+  const port = await listenOnLoopback(server);
   fake.server = server;
-  fake.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  fake.url = `http://127.0.0.1:${port}`;
   return fake;
 }

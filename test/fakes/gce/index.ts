@@ -26,11 +26,11 @@
  * selfLinks point at this fake rather than www.googleapis.com, so a client that follows one stays
  * on 127.0.0.1. Fields the fake does not know are ignored, not refused; they are in `calls`.
  */
+import { listenOnLoopback } from '../server.js';
 import { FaultQueue, type FailOptions } from '../faults.js';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 
 // ---------------------------------------------------------------------------------------------
@@ -2762,13 +2762,9 @@ export async function startFakeGce(options: FakeGceOptions = {}): Promise<FakeGc
       if (!res.headersSent) res.writeHead(500).end(String(err));
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  server.unref(); // a forgotten close() must not keep vitest's worker alive
+  const port = await listenOnLoopback(server);
   fake.server = server;
-  fake.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  fake.url = `http://127.0.0.1:${port}`;
   fake.computeBase = `${fake.url}${COMPUTE_PREFIX}`;
   fake.seed();
   return fake;
