@@ -14,7 +14,7 @@ import { planUp, type UpFlags } from '../../src/cluster/spec.js';
 import { clusterDir } from '../../src/cluster/state.js';
 import type { DcpError } from '../../src/errors.js';
 import { ExitCode } from '../../src/errors.js';
-import { azureProvider } from '../../src/providers/azure/index.js';
+import { azureProvider, groupSelfDelete } from '../../src/providers/azure/index.js';
 import { SEED, startFakeAzure, type FakeAzure } from '../fakes/azure/index.js';
 import { CLI, tempDir } from '../helpers/cli.js';
 import { azureEnvironment, azureMembers, privateHome } from './cloud-env.js';
@@ -129,6 +129,43 @@ describe('in the user’s VNet', () => {
   });
 });
 
+describe('idle shutdown', () => {
+  it('the scheduler’s own identity holds Contributor on its group only, and its boot script deletes that group', async () => {
+    const warnings: string[] = [];
+    const plan = await planUp(flags());
+    const record = await createCluster(
+      plan,
+      azureProvider,
+      { ...quiet, warn: (w) => warnings.push(w) },
+      new AbortController().signal,
+    );
+    const group = `/subscriptions/${SEED.subscriptionId}/resourceGroups/dcp-${record.name}`;
+    const vms = fake.vms().filter((vm) => vm.tags['dcp:cluster'] === record.name);
+    const scheduler = vms.find((vm) => vm.tags['dcp:role'] === 'scheduler')!;
+    expect(scheduler.identity?.principalId).toBeTruthy();
+    expect(vms.filter((vm) => vm.identity)).toEqual([scheduler]);
+    expect(fake.roleAssignments().filter((a) => a.principalId === scheduler.identity!.principalId)).toEqual([
+      {
+        scope: group,
+        roleDefinitionId: `/subscriptions/${SEED.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${SEED.contributorRoleId}`,
+        principalId: scheduler.identity!.principalId,
+        principalType: 'ServicePrincipal',
+      },
+    ]);
+    const { tokenUrl, resourceUrl } = groupSelfDelete(fake.url, group);
+    expect(tokenUrl).toMatch(/^http:\/\/169\.254\.169\.254\/metadata\/identity\/oauth2\/token\?/);
+    expect(scheduler.customData).toContain(`'${tokenUrl}'`);
+    expect(resourceUrl).toMatch(/forceDeletionTypes=Microsoft\.Compute%2FvirtualMachines/);
+    expect(scheduler.customData).toContain(`'${resourceUrl}'`);
+    for (const worker of vms.filter((vm) => vm !== scheduler))
+      expect(worker.customData).not.toContain(resourceUrl);
+    expect(record.details.idle_shutdown).toBe('deletes the resource group');
+    expect(warnings.join('\n')).not.toMatch(/still bills/);
+    await destroyCluster(record.name, quiet);
+    expect(fake.leftovers(record.name)).toEqual([]);
+  });
+});
+
 describe('Azure’s failures', () => {
   it('AllocationFailed in the scale set’s operation: said with a hint, and the group is gone', async () => {
     fake.fail('virtualMachineScaleSets.createOrUpdate', {
@@ -179,7 +216,8 @@ describe('stopped VMs, list and down', () => {
       { env, reject: false },
     );
     expect(upRun.exitCode, upRun.stderr).toBe(0);
-    expect(upRun.stderr).toMatch(/Azure still bills a stopped VM/);
+    // Role assignments are allowed here: the idle scheduler deletes its group, no billing warning.
+    expect(upRun.stderr).not.toMatch(/still bills/);
     const scheduler = azureMembers(fake, name).find((m) => m.role === 'scheduler')!;
     expect(JSON.parse(upRun.stdout)).toMatchObject({
       provider: 'azure',

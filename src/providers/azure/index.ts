@@ -31,7 +31,7 @@ import type {
   Provider,
 } from '../provider.js';
 import { makeSshKey } from '../ssh-key.js';
-import { call, connectArm, isNotFound, type Arm } from './arm.js';
+import { armError, call, connectArm, isNotFound, type Arm } from './arm.js';
 import { resolveIdentity } from './identity.js';
 
 const DEFAULT_SIZE = 'Standard_D2s_v5';
@@ -47,6 +47,26 @@ const OWN_SUBNET = '10.13.0.0/24';
 const ADMIN = 'dcp';
 /** Fast polls: the fake answers at once, and Azure's Retry-After (when it sends one) wins. */
 const POLL = { updateIntervalInMs: 2_000 };
+/** The built-in Contributor role: the scheduler's identity holds it on its own group only. */
+const CONTRIBUTOR = 'b24988ac-6180-42a0-ab88-20f7382dd24c';
+/** A stopped VM would block nothing, but a forced delete skips each VM's graceful shutdown. */
+const FORCE_DELETE = 'Microsoft.Compute/virtualMachines,Microsoft.Compute/virtualMachineScaleSets';
+const INSTANCE_METADATA = 'http://169.254.169.254';
+
+/**
+ * What the scheduler's boot script needs to delete its own group when Dask exits: a token of its
+ * managed identity from the instance metadata service, and the group's delete on `endpoint`.
+ */
+export function groupSelfDelete(endpoint: string, groupId: string, metadata = INSTANCE_METADATA) {
+  const token = new URL('/metadata/identity/oauth2/token', metadata);
+  token.search = new URLSearchParams({ 'api-version': '2018-02-01', resource: `${endpoint}/` }).toString();
+  const group = new URL(`${endpoint}${groupId}`);
+  group.search = new URLSearchParams({
+    forceDeletionTypes: FORCE_DELETE,
+    'api-version': '2021-04-01',
+  }).toString();
+  return { tokenUrl: token.href, resourceUrl: group.href };
+}
 
 interface AzureResource extends Resource {
   kind: 'run' | 'group';
@@ -155,6 +175,17 @@ interface Vm {
 const powerState = (vm: Vm) =>
   vm.instanceView?.statuses?.find((status) => status.code?.startsWith('PowerState/'))?.code?.slice(11);
 
+/** Whether a group is there, being deleted, or gone. */
+async function groupState(arm: Arm, group: string): Promise<'there' | 'being deleted' | 'gone'> {
+  try {
+    const found = await arm.resources.resourceGroups.get(group);
+    return found.properties?.provisioningState === 'Deleting' ? 'being deleted' : 'there';
+  } catch (error) {
+    if (isNotFound(error)) return 'gone';
+    throw error;
+  }
+}
+
 async function listVms(arm: Arm, group: string): Promise<Vm[]> {
   const vms: Vm[] = [];
   try {
@@ -167,7 +198,12 @@ async function listVms(arm: Arm, group: string): Promise<Vm[]> {
 
 /** The cluster groups of the subscription, by tag; in `location` when given. */
 async function clusterGroups(arm: Arm, name?: string, location?: string) {
-  const groups: { name?: string; location?: string; tags?: Record<string, string> }[] = [];
+  const groups: {
+    name?: string;
+    location?: string;
+    tags?: Record<string, string>;
+    properties?: { provisioningState?: string };
+  }[] = [];
   const filter = name
     ? `tagName eq '${TAG_CLUSTER}' and tagValue eq '${name}'`
     : `tagName eq '${TAG_CLUSTER}'`;
@@ -241,7 +277,7 @@ export const azureProvider: Provider = {
 
   plan(spec) {
     return [
-      `make a resource group ${groupOf(spec.name)} in ${spec.cloud.location ?? 'the default location'}, with a scheduler and ${count(spec.workers, 'worker')} (${spec.cloud.vm_size ?? DEFAULT_SIZE}, Ubuntu 24.04, Trusted Launch, SSH key only, no managed identity)`,
+      `make a resource group ${groupOf(spec.name)} in ${spec.cloud.location ?? 'the default location'}, with a scheduler and ${count(spec.workers, 'worker')} (${spec.cloud.vm_size ?? DEFAULT_SIZE}, Ubuntu 24.04, Trusted Launch, SSH key only)`,
       spec.cloud.vnet
         ? `in your VNet ${spec.cloud.vnet}: the members reach each other, the rest of the VNet is kept off them`
         : `in a VNet of its own (${OWN_CIDR})`,
@@ -250,7 +286,7 @@ export const azureProvider: Provider = {
             'give the scheduler a Standard static public IP; workers reach it by its private IP and have no public IP',
           ]
         : []),
-      `power off when idle: the scheduler stops after ${formatDuration(spec.idleTimeoutSeconds * 1000)} without work, and its workers with it; a stopped Azure VM still bills until dcp down deletes its group`,
+      `when idle for ${formatDuration(spec.idleTimeoutSeconds * 1000)}, the scheduler deletes its resource group through its own managed identity, if you may grant it Contributor on that group (Owner or User Access Administrator); otherwise the VMs only power off, and Azure bills a stopped VM until dcp down`,
     ];
   },
 
@@ -461,7 +497,13 @@ export const azureProvider: Provider = {
         );
       return Buffer.from(script).toString('base64');
     };
-    const schedulerScript = customData('scheduler', await memberScript(context, 'scheduler'));
+    const groupId = `/subscriptions/${subscription}/resourceGroups/${group}`;
+    const schedulerScript = customData(
+      'scheduler',
+      await memberScript(context, 'scheduler', undefined, {
+        selfDelete: groupSelfDelete(arm.endpoint, groupId),
+      }),
+    );
     const workerScript = customData('worker', await memberScript(context, 'worker', privateIp));
     const osProfile = {
       adminUsername: ADMIN,
@@ -490,6 +532,8 @@ export const azureProvider: Provider = {
       {
         location,
         tags: tags('scheduler'),
+        // Its own identity, for deleting the group once idle: given a role below, if the user may.
+        identity: { type: 'SystemAssigned' },
         hardwareProfile: { vmSize: size },
         storageProfile,
         osProfile: {
@@ -544,6 +588,43 @@ export const azureProvider: Provider = {
     );
     await call('virtualMachineScaleSets.createOrUpdate', () => workers.submitted());
     context.progress({ step: 'launch workers', status: 'done', detail: count(spec.workers, 'worker') });
+    signal.throwIfAborted();
+
+    context.progress({
+      step: 'idle shutdown',
+      status: 'start',
+      detail: `Contributor on ${group} for the scheduler's identity`,
+    });
+    const denied = await grantSelfDelete();
+    context.progress({
+      step: 'idle shutdown',
+      status: 'done',
+      detail: denied ? 'not allowed: idle VMs only power off' : 'the idle scheduler deletes the group',
+    });
+    signal.throwIfAborted();
+
+    /** Contributor on the group for the scheduler's identity; a refusal (the user may not grant roles) is its reason. */
+    async function grantSelfDelete(): Promise<string | undefined> {
+      // The identity exists once the VM is accepted; its id is on the VM.
+      const vm = await call('virtualMachines.get', () =>
+        arm.compute.virtualMachines.get(group, `${group}-scheduler`),
+      );
+      const principalId = vm.identity?.principalId;
+      if (!principalId) return 'Azure gave the scheduler no managed identity';
+      try {
+        await arm.authorization.roleAssignments.create(groupId, randomUUID(), {
+          roleDefinitionId: `/subscriptions/${subscription}/providers/Microsoft.Authorization/roleDefinitions/${CONTRIBUTOR}`,
+          principalId,
+          // Said, so that ARM does not look for a principal its directory may not have replicated yet.
+          principalType: 'ServicePrincipal',
+        });
+        return undefined;
+      } catch (error) {
+        const failure = armError('roleAssignments.create', error);
+        if (failure.status !== 403) throw failure;
+        return `you may not grant roles on ${group} (${failure.code})`;
+      }
+    }
 
     context.progress({ step: 'vms', status: 'start', detail: 'waiting for Azure to make them' });
     const made = await Promise.allSettled([
@@ -562,9 +643,10 @@ export const azureProvider: Provider = {
     }
     const address = isPublic ? publicIp! : privateIp;
     context.progress({ step: 'vms', status: 'done', detail: `scheduler at ${address}` });
-    context.warn(
-      `an idle cluster powers its VMs off, and Azure still bills a stopped VM: dcp down ${spec.name} deletes its group and stops the bill`,
-    );
+    if (denied)
+      context.warn(
+        `${denied}, so an idle cluster only powers its VMs off, and Azure still bills a stopped VM: dcp down ${spec.name} deletes its group and stops the bill`,
+      );
     const protocol = context.tls ? 'tls' : 'tcp';
     return {
       schedulerAddress: `${protocol}://${address}:${SCHEDULER_PORT}`,
@@ -581,6 +663,7 @@ export const azureProvider: Provider = {
         ssh_key_file: key.file,
         ssh_user: ADMIN,
         vm_size: size,
+        idle_shutdown: denied ? 'powers off (still billed)' : 'deletes the resource group',
         runtime: spec.runtime,
         ...(spec.image ? { container_image: spec.image } : {}),
       },
@@ -592,6 +675,11 @@ export const azureProvider: Provider = {
     if (!data) return;
     const arm = await armFor(data.subscription);
     await checkForgivingBlips(context.dir, async () => {
+      const state = await groupState(arm, data.group);
+      if (state !== 'there')
+        return new DcpError(
+          `the cluster's resource group ${data.group} is ${state}: its scheduler deletes it when Dask exits there (idle, shut down, or failed)`,
+        );
       const lost = (await listVms(arm, data.group)).find((vm) =>
         /stopped|deallocated/.test(powerState(vm) ?? ''),
       );
@@ -635,7 +723,7 @@ export const azureProvider: Provider = {
     await call('resourceGroups.delete', async () => {
       try {
         await arm.resources.resourceGroups.beginDeleteAndWait(group, {
-          forceDeletionTypes: 'Microsoft.Compute/virtualMachines,Microsoft.Compute/virtualMachineScaleSets',
+          forceDeletionTypes: FORCE_DELETE,
           ...POLL,
         });
       } catch (error) {
@@ -718,8 +806,15 @@ export const azureProvider: Provider = {
         what: `resource group ${group.name}`,
       })),
     );
+    const deleting = new Set(
+      groups
+        .filter((group) => group.properties?.provisioningState === 'Deleting')
+        .map((group) => group.tags![TAG_CLUSTER]!),
+    );
     for (const cluster of clusters)
-      if (cluster.members.some((member) => !member.running)) cluster.stoppedStatus = 'stopped (still billed)';
+      if (deleting.has(cluster.name)) cluster.stoppedStatus = 'being deleted';
+      else if (cluster.members.some((member) => !member.running))
+        cluster.stoppedStatus = 'stopped (still billed)';
     return clusters;
   },
 };

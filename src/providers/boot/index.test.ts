@@ -238,6 +238,77 @@ describe('the script', () => {
   });
 });
 
+describe('when Dask exits', () => {
+  /** Runs a scheduler's script whose Dask exits at once, with stand-ins for `systemctl` and `curl`. */
+  async function exitOnce(systemState: string, selfDelete?: BootOptions['selfDelete']) {
+    const dir = mkdtempSync(join(tmpdir(), 'dcp-boot-exit-'));
+    dirs.push(dir);
+    const tool = (name: string, body: string) => {
+      writeFileSync(join(dir, name), `#!/bin/bash\n${body}\n`);
+      chmodSync(join(dir, name), 0o755);
+    };
+    tool('systemctl', `touch ${dir}/asked; echo ${systemState}`);
+    tool('dask', 'exit 0');
+    // A stand-in curl: the token endpoint answers a token, the DELETE records what it was sent.
+    tool(
+      'curl',
+      [
+        `printf '%s\\n' "$@" >> ${dir}/curl-args`,
+        'if [[ " $* " == *" -X DELETE "* ]]; then cat > ' + `${dir}/curl-stdin; exit 0; fi`,
+        `echo '{"access_token": "eyJ0.secret-token", "token_type": "Bearer"}'`,
+      ].join('\n'),
+    );
+    const script = bootScript({
+      ...base,
+      tls: null,
+      stateDir: join(dir, 'state'),
+      powerOff: `touch ${dir}/off`,
+      console: join(dir, 'console'),
+      perBootDir: join(dir, 'per-boot'),
+      ...(selfDelete ? { selfDelete } : {}),
+    });
+    execFileSync('bash', ['-c', script], {
+      env: { PATH: `${dir}:/usr/bin:/bin` },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const log = join(dir, 'state', 'dask.log');
+    for (let i = 0; i < 100 && !existsSync(join(dir, 'off')) && !existsSync(join(dir, 'asked')); i++)
+      await sleep(50);
+    await sleep(300);
+    return { dir, log: read(log), off: existsSync(join(dir, 'off')), curl: read(join(dir, 'curl-args')) };
+  }
+  const read = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8') : '');
+  const selfDelete = {
+    tokenUrl: 'http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=x',
+    resourceUrl: 'https://management.azure.com/subscriptions/s/resourceGroups/dcp-c1?api-version=2021-04-01',
+  };
+
+  it('deletes the resource group through the VM identity, the token never on a command line, then powers off', async () => {
+    const { dir, log, off, curl } = await exitOnce('running', selfDelete);
+    expect(off).toBe(true);
+    expect(curl).toContain(selfDelete.tokenUrl);
+    expect(curl).toContain('Metadata:true');
+    expect(curl).toContain(selfDelete.resourceUrl);
+    expect(curl).not.toContain('secret-token');
+    expect(read(join(dir, 'curl-stdin'))).toBe('Authorization: Bearer eyJ0.secret-token\n');
+    expect(log).not.toContain('secret-token');
+    expect(log).toContain('asked Azure to delete this cluster');
+  });
+
+  it('neither powers off nor deletes anything when Dask was stopped by a reboot or shutdown', async () => {
+    const { off, curl, log } = await exitOnce('stopping', selfDelete);
+    expect(off).toBe(false);
+    expect(curl).toBe('');
+    expect(log).not.toContain('powering off');
+  });
+
+  it('only powers off where there is nothing to delete', async () => {
+    const { off, curl } = await exitOnce('running');
+    expect(off).toBe(true);
+    expect(curl).toBe('');
+  });
+});
+
 describe('what a VM is given of the TLS files', () => {
   it('certificates only from the CA file, and a key kept in the certificate file split off', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'dcp-role-tls-'));

@@ -47,6 +47,12 @@ export interface BootOptions {
   perBootDir?: string;
   /** Where Dask's last log lines go when it exits: the console the cloud shows. */
   console?: string;
+  /**
+   * Azure's scheduler: once Dask has exited, delete `resourceUrl` (the cluster's resource group)
+   * with a token of the VM's managed identity from `tokenUrl`, so that an idle cluster stops
+   * billing (a VM powered off from inside still bills there). The power-off stays the fallback.
+   */
+  selfDelete?: { tokenUrl: string; resourceUrl: string };
 }
 
 /**
@@ -84,6 +90,7 @@ export async function memberScript(
   context: Pick<CreateContext, 'spec' | 'tls'>,
   role: 'scheduler' | 'worker',
   schedulerHost?: string,
+  cloud: Pick<BootOptions, 'selfDelete'> = {},
 ): Promise<string> {
   const { spec } = context;
   return bootScript({
@@ -96,6 +103,7 @@ export async function memberScript(
     ...(schedulerHost === undefined ? {} : { schedulerHost }),
     ...(role === 'worker' && spec.threads ? { threads: spec.threads } : {}),
     ...(role === 'worker' && spec.memoryLimit ? { memoryLimit: spec.memoryLimit } : {}),
+    ...cloud,
   });
 }
 
@@ -194,6 +202,31 @@ function heredoc(path: string, text: string): string {
   return `cat > ${path} <<'${marker}'\n${text.trimEnd()}\n${marker}\n`;
 }
 
+/**
+ * Shell lines that delete the VM's own resource group through its managed identity, retried while
+ * a new role assignment may not have reached ARM yet. The token never appears in a command line
+ * (curl reads the header from stdin) nor in the log.
+ */
+function selfDeletion({ tokenUrl, resourceUrl }: NonNullable<BootOptions['selfDelete']>): string {
+  return `deleted=''
+for pause in 0 20 60 180; do
+  sleep "$pause"
+  answer=$(curl -sS -f --noproxy '*' --max-time 30 -H Metadata:true ${quote(tokenUrl)}) || continue
+  token=$(printf '%s' "$answer" | sed -n 's/.*"access_token" *: *"\\([^"]*\\)".*/\\1/p')
+  [ -n "$token" ] || continue
+  if printf 'Authorization: Bearer %s\\n' "$token" | curl -sS -f --max-time 60 -o /dev/null -X DELETE -H @- ${quote(resourceUrl)}; then
+    deleted=yes
+    break
+  fi
+done
+unset answer token
+if [ -n "$deleted" ]; then
+  echo "dcp: asked Azure to delete this cluster's resource group: the bill stops with it"
+else
+  echo "dcp: could not delete this cluster's resource group; a stopped VM is still billed until dcp down"
+fi`;
+}
+
 /** The whole script: `#!/bin/bash`, safe to run again on the same VM. */
 export function bootScript(options: BootOptions): string {
   const stateDir = options.stateDir ?? '/var/lib/dcp';
@@ -220,8 +253,11 @@ export function bootScript(options: BootOptions): string {
     'flock -n 9 || exit 0',
     'status=0',
     '"$DCP_DIR/run-dask" || status=$?',
+    // Dask was stopped by a reboot or shutdown under way: powering off (or deleting) would undo it.
+    '[ "$(systemctl is-system-running 2>/dev/null)" = stopping ] && exit 0',
     `echo "dcp: dask ${options.role} exited with status $status at $(date -u +%FT%TZ); powering off"`,
     `{ echo "dcp: the last lines of the dask ${options.role}'s log:"; tail -n 20 "$DCP_DIR/dask.log"; } > ${quote(console)} 2>/dev/null || true`,
+    ...(options.selfDelete ? [selfDeletion(options.selfDelete)] : []),
     powerOff,
   ].join('\n');
   const start = [

@@ -5,7 +5,8 @@
  * shared/reference/clouds/azure.md). Also an IMDS stand-in and `GET /checkip`.
  *
  * Covers: bearer auth (tokens from the stand-in `az` of `writeAzCli`, and managed-identity tokens
- * from `GET /metadata/identity/oauth2/token` for the VM named in header `x-fake-vm`, which may act
+ * from `GET /metadata/identity/oauth2/token` for the VM named in header `x-fake-vm` or placed at
+ * the caller's address by `imdsFrom`, which may act
  * only within the scopes of its role assignments); `api-version` required; subscriptions'
  * locations; resource groups (PUT, GET, HEAD, list with tag filters, DELETE with
  * forceDeletionTypes as 202 + Location, the group 'Deleting' for deletingMs, everything in it gone
@@ -69,6 +70,8 @@ export interface FakeAzureOptions {
   roleAssignments?: 'allowed' | 'forbidden';
   /** Default '203.0.113.7', served by `GET /checkip`; never given to a public IP. */
   myIp?: string;
+  /** Default 127.0.0.1: where it listens (a bridge of the test's own namespaces, say); its certificate names it. */
+  host?: string;
 }
 
 export interface FakeAzureCall {
@@ -141,6 +144,15 @@ export interface FakeAzure {
   leftovers(cluster: string): string[];
   /** Guest shutdown: PowerState/stopped, still there (and billed). */
   powerOffFromInside(vmName: string): void;
+  /** Live role assignments. */
+  roleAssignments(): {
+    scope: string;
+    roleDefinitionId: string;
+    principalId: string;
+    principalType: string;
+  }[];
+  /** IMDS requests from `address` (a namespace standing in for the VM) come from the VM `vmName`. */
+  imdsFrom(address: string, vmName: string): void;
   /** Writes a stand-in `az` into dir that answers get-access-token with a token this fake accepts; returns dir. */
   writeAzCli(dir: string): string;
   /** Writes an AZURE_CONFIG_DIR (azureProfile.json with a BOM, config with [defaults] location) into dir; returns dir. */
@@ -558,6 +570,21 @@ class FakeAzureImpl implements FakeAzure {
     return out;
   }
 
+  roleAssignments() {
+    return this.assignments.map(({ scope, roleDefinitionId, principalId, principalType }) => ({
+      scope,
+      roleDefinitionId,
+      principalId,
+      principalType,
+    }));
+  }
+
+  private readonly vmAtAddress = new Map<string, string>();
+
+  imdsFrom(address: string, vmName: string): void {
+    this.vmAtAddress.set(address, vmName);
+  }
+
   powerOffFromInside(vmName: string): void {
     const vm = this.liveVms().find((v) => v.res.name === vmName);
     if (!vm) throw new Error(`fake Azure: no live VM named ${vmName}`);
@@ -899,7 +926,11 @@ class FakeAzureImpl implements FakeAzure {
         },
       };
     const resource = url.searchParams.get('resource') ?? '';
-    const vmName = String(req.headers['x-fake-vm'] ?? '');
+    const vmName = String(
+      req.headers['x-fake-vm'] ??
+        this.vmAtAddress.get(req.socket.remoteAddress?.replace(/^::ffff:/, '') ?? '') ??
+        '',
+    );
     const vm = this.liveVms().find((v) => v.res.name === vmName);
     const principalId = str(obj(vm?.res.identity).principalId);
     if (!vm || !principalId)
@@ -2432,14 +2463,15 @@ class FakeAzureImpl implements FakeAzure {
 
 export async function startFakeAzure(options: FakeAzureOptions = {}): Promise<FakeAzure> {
   const fake = new FakeAzureImpl(options);
-  const { cert, key } = fakeAzureLeaf();
+  const host = options.host ?? '127.0.0.1';
+  const { cert, key } = fakeAzureLeaf(host);
   const server = https.createServer({ cert, key }, (req, res) => {
     fake.handle(req, res).catch((err: unknown) => {
       if (!res.headersSent) res.writeHead(500).end(String(err));
     });
   });
-  const port = await listenOnLoopback(server);
+  const port = await listenOnLoopback(server, host);
   fake.server = server;
-  fake.url = `https://127.0.0.1:${port}`;
+  fake.url = `https://${host}:${port}`;
   return fake;
 }
