@@ -9,13 +9,12 @@ import { defaultCertsDir } from './config/paths.js';
 import { DcpError, ExitCode, messageOf, usageError } from './errors.js';
 import { createOutput, type GlobalOptions, type Output } from './ui/output.js';
 import type { UpFlags } from './cluster/spec.js';
+import type { SearchOptions } from './commands/cluster.js';
 import { examples, SETTINGS_HELP } from './ui/help.js';
 import { exitWhenFlushed, installInterruptHandlers, Interrupted } from './util/interrupt.js';
 import { createStyle, colorEnabled } from './ui/style.js';
 import { closest } from './util/suggest.js';
 import { CLOUD_PROVIDERS, PROVIDERS } from './providers/index.js';
-
-type CloudProvider = (typeof CLOUD_PROVIDERS)[number];
 
 const version = (
   JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -172,9 +171,16 @@ export function buildProgram(): Command {
         'with no state here for NAME: find it in this cloud by its tags (e.g. from another machine)',
       ).choices(CLOUD_PROVIDERS),
     )
-    .option('--region <region>', 'the region to search with --provider (default: your AWS configuration)')
+    .option(
+      '--region <region>',
+      'the region to search with --provider (default: the cloud’s own configuration, or every region)',
+    )
     .option('--zone <zone>', 'gcp: the zone it was made in (down looks in every zone of the project anyway)')
     .option('--project <id>', 'gcp: the project to search (default: gcp.project, then gcloud’s)')
+    .option(
+      '--subscription <id>',
+      'azure: the subscription to search (default: azure.subscription_id, AZURE_SUBSCRIPTION_ID, then az’s)',
+    )
     .addHelpText(
       'after',
       examples([
@@ -183,14 +189,11 @@ export function buildProgram(): Command {
         'dcp down dask-swift-otter --provider aws --region eu-west-1   # from another machine',
         'dcp down dask-swift-otter --provider gcp --project my-project',
         'dcp down dask-swift-otter --provider digitalocean',
+        'dcp down dask-swift-otter --provider azure --subscription 00000000-0000-0000-0000-000000000000',
       ]),
     )
-    .action(
-      (
-        name: string | undefined,
-        options: { all: boolean; provider?: CloudProvider; region?: string; zone?: string; project?: string },
-        command: Command,
-      ) => run(async () => (await import('./commands/cluster.js')).down(name, options, outputFor(command))),
+    .action((name: string | undefined, options: SearchOptions & { all: boolean }, command: Command) =>
+      run(async () => (await import('./commands/cluster.js')).down(name, options, outputFor(command))),
     );
 
   program
@@ -202,9 +205,16 @@ export function buildProgram(): Command {
         'list the clusters this cloud holds, whichever machine made them',
       ).choices(CLOUD_PROVIDERS),
     )
-    .option('--region <region>', 'the region to search with --provider (default: your AWS configuration)')
+    .option(
+      '--region <region>',
+      'the region to search with --provider (default: the cloud’s own configuration, or every region)',
+    )
     .option('--zone <zone>', 'gcp: the zone to search (default: every zone of the project)')
     .option('--project <id>', 'gcp: the project to search (default: gcp.project, then gcloud’s)')
+    .option(
+      '--subscription <id>',
+      'azure: the subscription to search (default: azure.subscription_id, AZURE_SUBSCRIPTION_ID, then az’s)',
+    )
     .addHelpText(
       'after',
       examples([
@@ -212,13 +222,11 @@ export function buildProgram(): Command {
         'dcp list --json',
         'dcp list --provider aws --region eu-west-1',
         'dcp list --provider gcp',
+        'dcp list --provider azure --region westeurope',
       ]),
     )
-    .action(
-      (
-        options: { provider?: CloudProvider; region?: string; zone?: string; project?: string },
-        command: Command,
-      ) => run(async () => (await import('./commands/cluster.js')).list(options, outputFor(command))),
+    .action((options: SearchOptions, command: Command) =>
+      run(async () => (await import('./commands/cluster.js')).list(options, outputFor(command))),
     );
 
   program

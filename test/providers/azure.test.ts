@@ -194,6 +194,31 @@ describe('stopped VMs, list and down', () => {
     expect(fake.leftovers(record.name)).toEqual([]);
   });
 
+  it('list and down --provider azure search --subscription (over AZURE_SUBSCRIPTION_ID) and --region', async () => {
+    const record = await up();
+    rmSync(clusterDir(record.name), { recursive: true });
+    // The variable names a subscription this identity cannot see; the flag wins over it.
+    const env = { ...process.env, CI: 'true', AZURE_SUBSCRIPTION_ID: SEED.otherSubscriptionId };
+    const dcp = (...args: string[]) => execa('node', [CLI, ...args], { env, reject: false });
+    const unseen = await dcp('list', '--provider', 'azure', '--json');
+    expect(unseen.exitCode).toBe(ExitCode.failed);
+    expect(unseen.stderr).toMatch(/SubscriptionNotFound[\s\S]*--subscription/);
+    const listed = await dcp('list', '--provider', 'azure', '--subscription', SEED.subscriptionId, '--json');
+    expect(listed.exitCode, listed.stderr).toBe(0);
+    expect(JSON.stringify(JSON.parse(listed.stdout))).toContain(`"name":"${record.name}"`);
+    const wrongPlace = await dcp('list', '--provider', 'gcp', '--subscription', SEED.subscriptionId);
+    expect(wrongPlace.exitCode).toBe(ExitCode.usage);
+    expect(wrongPlace.stderr).toMatch(/--subscription goes with --provider azure/);
+    const by = ['--provider', 'azure', '--subscription', SEED.subscriptionId, '--yes'];
+    const elsewhere = await dcp('down', record.name, ...by, '--region', SEED.otherLocation);
+    expect(elsewhere.exitCode).toBe(ExitCode.failed);
+    expect(elsewhere.stdout).toMatch(new RegExp(`nothing carries its name in azure ${SEED.otherLocation}`));
+    expect(fake.leftovers(record.name)).not.toEqual([]);
+    const removed = await dcp('down', record.name, ...by, '--region', SEED.location);
+    expect(removed.exitCode, removed.stderr).toBe(0);
+    expect(fake.leftovers(record.name)).toEqual([]);
+  });
+
   it('up --provider azure --no-wait --json, then down from a machine with no state', async () => {
     const env = { ...process.env, CI: 'true' };
     const name = 'az-cli';

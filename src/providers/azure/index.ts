@@ -177,23 +177,34 @@ const powerState = (vm: Vm) =>
 
 /** Whether a group is there, being deleted, or gone. */
 async function groupState(arm: Arm, group: string): Promise<'there' | 'being deleted' | 'gone'> {
-  try {
-    const found = await arm.resources.resourceGroups.get(group);
-    return found.properties?.provisioningState === 'Deleting' ? 'being deleted' : 'there';
-  } catch (error) {
-    if (isNotFound(error)) return 'gone';
-    throw error;
-  }
+  const found = await findGroup(arm, group);
+  if (!found) return 'gone';
+  return found.properties?.provisioningState === 'Deleting' ? 'being deleted' : 'there';
+}
+
+/** The group as ARM has it, or undefined when it is not there. */
+async function findGroup(arm: Arm, group: string) {
+  return call('resourceGroups.get', async () => {
+    try {
+      return await arm.resources.resourceGroups.get(group);
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  });
 }
 
 async function listVms(arm: Arm, group: string): Promise<Vm[]> {
-  const vms: Vm[] = [];
-  try {
-    for await (const vm of arm.compute.virtualMachines.list(group, { expand: 'instanceView' })) vms.push(vm);
-  } catch (error) {
-    if (!isNotFound(error)) throw error;
-  }
-  return vms;
+  return call('virtualMachines.list', async () => {
+    const vms: Vm[] = [];
+    try {
+      for await (const vm of arm.compute.virtualMachines.list(group, { expand: 'instanceView' }))
+        vms.push(vm);
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+    }
+    return vms;
+  });
 }
 
 /** The cluster groups of the subscription, by tag; in `location` when given. */
@@ -207,7 +218,9 @@ async function clusterGroups(arm: Arm, name?: string, location?: string) {
   const filter = name
     ? `tagName eq '${TAG_CLUSTER}' and tagValue eq '${name}'`
     : `tagName eq '${TAG_CLUSTER}'`;
-  for await (const group of arm.resources.resourceGroups.list({ filter })) groups.push(group);
+  await call('resourceGroups.list', async () => {
+    for await (const group of arm.resources.resourceGroups.list({ filter })) groups.push(group);
+  });
   return groups.filter((group) => group.tags?.[TAG_CLUSTER] && (!location || group.location === location));
 }
 
@@ -217,9 +230,13 @@ async function schedulerIp(arm: Arm, group: string): Promise<string | undefined>
     if (isNotFound(error)) return undefined;
     throw error;
   };
-  const pip = await arm.network.publicIPAddresses.get(group, `${group}-scheduler-ip`).catch(absent);
+  const pip = await call('publicIPAddresses.get', () =>
+    arm.network.publicIPAddresses.get(group, `${group}-scheduler-ip`).catch(absent),
+  );
   if (pip?.ipAddress) return pip.ipAddress;
-  const nic = await arm.network.networkInterfaces.get(group, `${group}-scheduler-nic`).catch(absent);
+  const nic = await call('networkInterfaces.get', () =>
+    arm.network.networkInterfaces.get(group, `${group}-scheduler-nic`).catch(absent),
+  );
   return nic?.ipConfigurations?.[0]?.privateIPAddress;
 }
 
@@ -308,15 +325,7 @@ export const azureProvider: Provider = {
           found.push(sku);
         return found;
       }),
-      call('resourceGroups.get', () =>
-        arm.resources.resourceGroups.get(groupOf(spec.name)).then(
-          () => true,
-          (error: unknown) => {
-            if (isNotFound(error)) return false;
-            throw error;
-          },
-        ),
-      ),
+      findGroup(arm, groupOf(spec.name)).then(Boolean),
       prepareCommon(spec),
     ]);
     const sku = skus.find((s) => s.resourceType === 'virtualMachines' && s.name === size);
@@ -710,15 +719,12 @@ export const azureProvider: Provider = {
     const arm = await armFrom(resources);
     const group = groupOf(context.name);
     // The group, if it is this run's (its tag says so) or, searching by name, the cluster's.
-    let found: { tags?: Record<string, string> } | undefined;
-    try {
-      found = await arm.resources.resourceGroups.get(group);
-    } catch (error) {
-      if (isNotFound(error)) return [];
-      throw error;
-    }
+    const found = await findGroup(arm, group);
+    if (!found) return [];
     const owner = found.tags?.[TAG_CLUSTER_ID];
-    if (journalId ? owner !== journalId : !found.tags?.[TAG_CLUSTER]) return [];
+    if (journalId ? owner !== journalId : found.tags?.[TAG_CLUSTER] !== context.name) return [];
+    // `down NAME --provider azure --region R` removes the cluster in R only.
+    if (!data && context.location && found.location !== context.location) return [];
     context.progress({ step: 'delete resource group', status: 'start', detail: group });
     await call('resourceGroups.delete', async () => {
       try {
