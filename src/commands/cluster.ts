@@ -99,9 +99,13 @@ async function ask(flags: UpFlags): Promise<UpFlags> {
           ? (await import('../providers/aws/ec2.js')).configuredRegion()
           : provider === 'gcp'
             ? (await (await import('../providers/gcp/identity.js')).configuredIdentity()).zone
-            : undefined,
-      configuredProject: async () =>
-        (await (await import('../providers/gcp/identity.js')).configuredIdentity()).project,
+            : provider === 'azure'
+              ? (await import('../providers/azure/identity.js')).configuredLocation()
+              : undefined,
+      configuredAccount: async (provider: 'gcp' | 'azure') =>
+        provider === 'gcp'
+          ? (await (await import('../providers/gcp/identity.js')).configuredIdentity()).project
+          : (await import('../providers/azure/identity.js')).configuredSubscription(),
     };
     return (await runWizard(context, await inquirerPrompter())).flags;
   } catch (error) {

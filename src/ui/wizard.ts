@@ -7,7 +7,13 @@
 import type { LoadedSettings } from '../config/load.js';
 import { buildIngressRules } from '../config/ingress.js';
 import type { ByoFiles, TlsCheck } from '../cluster/tls.js';
-import { GCP_PROJECT, PROVIDERS, type ProviderName } from '../config/schema.js';
+import {
+  AZURE_SUBSCRIPTION,
+  GCP_PROJECT,
+  PROVIDERS,
+  type ProviderName,
+  type Settings,
+} from '../config/schema.js';
 import { cloudFlagKey, cloudLocation, locationKnown, type UpFlags } from '../cluster/spec.js';
 import { generateName, validateName } from '../cluster/names.js';
 import { shellCommand } from '../util/shell.js';
@@ -47,13 +53,34 @@ export interface WizardContext {
   nameTaken(name: string): boolean;
   /** Where the cloud's own configuration would put the cluster (AWS: the profile's region), offered as the answer. */
   configuredLocation?(provider: ProviderName): Promise<string | undefined>;
-  /** GCP: the project gcloud's configuration or the credentials give; the question is asked only without one. */
-  configuredProject?(): Promise<string | undefined>;
+  /**
+   * GCP's project, Azure's subscription, as the cloud's own configuration gives it (gcloud, the
+   * credentials, `az account set`); the question is asked only without one.
+   */
+  configuredAccount?(provider: 'gcp' | 'azure'): Promise<string | undefined>;
 }
 
 export interface WizardResult {
   flags: UpFlags;
 }
+
+/** Clouds whose clusters live in an account of theirs: what it is called, and how to ask for it. */
+const ACCOUNT_QUESTION = {
+  gcp: {
+    flag: 'project',
+    saved: (settings: Settings) => Boolean(settings.gcp?.project),
+    message: 'Google Cloud project id',
+    pattern: GCP_PROJECT,
+    invalid: 'a project id: 6 to 30 lowercase letters, digits and hyphens',
+  },
+  azure: {
+    flag: 'subscription',
+    saved: (settings: Settings) => Boolean(settings.azure?.subscription_id),
+    message: 'Azure subscription id',
+    pattern: AZURE_SUBSCRIPTION,
+    invalid: 'a subscription id is a GUID (az account list --output table shows yours)',
+  },
+} as const;
 
 const PROVIDER_NAMES: Record<ProviderName, string> = {
   local: 'local: processes on this machine',
@@ -161,8 +188,11 @@ export async function runWizard(context: WizardContext, prompter: Prompter): Pro
     const { flag } = cloudLocation(provider);
     if (flags[flag] === undefined && !locationKnown(provider, settings, context.env)) {
       const configured = await context.configuredLocation?.(provider);
-      // gcloud's configured zone is used as gcloud would, unasked (and said); AWS's region is offered.
-      if (provider === 'gcp' && configured) prompter.say(`GCP zone: ${configured} (gcloud's configuration)`);
+      // gcloud's and az's configured places are used as they would, unasked (and said); AWS's region is offered.
+      if ((provider === 'gcp' || provider === 'azure') && configured)
+        prompter.say(
+          `${LOCATION_QUESTION[provider]}: ${configured} (${provider === 'gcp' ? 'gcloud' : 'az'}'s configuration)`,
+        );
       else
         flags[flag] = await prompter.input({
           message: LOCATION_QUESTION[provider],
@@ -170,17 +200,18 @@ export async function runWizard(context: WizardContext, prompter: Prompter): Pro
           validate: (v) => (v.trim() ? true : `the cluster needs a ${flag}`),
         });
     }
-    if (
-      provider === 'gcp' &&
-      flags.project === undefined &&
-      !settings.gcp?.project &&
-      !(await context.configuredProject?.())
-    )
-      flags.project = await prompter.input({
-        message: 'Google Cloud project id',
-        validate: (v) =>
-          GCP_PROJECT.test(v.trim()) ? true : 'a project id: 6 to 30 lowercase letters, digits and hyphens',
-      });
+    if (provider === 'gcp' || provider === 'azure') {
+      const account = ACCOUNT_QUESTION[provider];
+      if (
+        flags[account.flag] === undefined &&
+        !account.saved(settings) &&
+        !(await context.configuredAccount?.(provider))
+      )
+        flags[account.flag] = await prompter.input({
+          message: account.message,
+          validate: (v) => (account.pattern.test(v.trim()) ? true : account.invalid),
+        });
+    }
     if (!flags.public && !flags.private && open('networking')) {
       const networking = await prompter.select<'public' | 'private'>({
         message: 'How will you reach the scheduler?',
@@ -227,14 +258,25 @@ export async function runWizard(context: WizardContext, prompter: Prompter): Pro
     }
     if (!isPublic && flags.vpc === undefined) {
       const vpc = await prompter.input({
-        message: 'Which VPC/network? (empty: the default one)',
+        message:
+          provider === 'azure'
+            ? 'Which VNet, as RESOURCE_GROUP/VNET? (empty: a VNet of the cluster’s own)'
+            : 'Which VPC/network? (empty: the default one)',
         default: '',
       });
       if (vpc.trim()) flags.vpc = vpc.trim();
     }
-    if (!isPublic && flags.subnet === undefined && provider !== 'digitalocean') {
+    if (
+      !isPublic &&
+      flags.subnet === undefined &&
+      provider !== 'digitalocean' &&
+      !(provider === 'azure' && !flags.vpc)
+    ) {
       const subnet = await prompter.input({
-        message: 'Which subnet? (empty: one of the network’s own)',
+        message:
+          provider === 'azure'
+            ? 'Which subnet? (empty: the VNet’s first)'
+            : 'Which subnet? (empty: one of the network’s own)',
         default: '',
       });
       if (subnet.trim()) flags.subnet = subnet.trim();

@@ -71,6 +71,14 @@ describe('before anything is made', () => {
       expect(error?.exitCode).toBe(ExitCode.usage);
       expect(error?.message).toMatch(message);
     }
+    // dask-cloudprovider's resource group setting is said to be unused, not silently ignored.
+    process.env.DCP_AZURE_RESOURCE_GROUP = 'my-group';
+    try {
+      const prepared = await azureProvider.prepare((await planUp(flags())).spec);
+      expect(prepared.warnings?.join('\n')).toMatch(/azure\.resource_group is not used by dcp/);
+    } finally {
+      delete process.env.DCP_AZURE_RESOURCE_GROUP;
+    }
     const record = await up();
     expect((await failure(up({ name: record.name })))?.message).toMatch(/already exists/);
     expect(

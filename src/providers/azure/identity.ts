@@ -8,13 +8,9 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseIni } from 'ini';
+import { AZURE_LOCATION, AZURE_SUBSCRIPTION } from '../../config/schema.js';
 import { usageError } from '../../errors.js';
 import { readRegularFile } from '../../util/files.js';
-
-/** A subscription id is a GUID. */
-const SUBSCRIPTION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-/** Azure's location names: `westeurope`, `eastus2`, `brazilsouth`. */
-const LOCATION = /^[a-z][a-z0-9]{2,30}$/;
 
 type Found = [value: string, origin: string] | undefined;
 
@@ -57,9 +53,16 @@ function first(candidates: [string | undefined, string][]): Found {
   return candidates.find((candidate): candidate is [string, string] => Boolean(candidate[0]?.trim()));
 }
 
-/** What the Azure CLI's configuration gives, for the wizard's defaults; never throws. */
+/** The location the Azure CLI's configuration gives, for the wizard; never throws. */
 export async function configuredLocation(env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
   return (first([[env.AZURE_DEFAULTS_LOCATION, '']]) ?? (await configLocation(env)))?.[0];
+}
+
+/** The subscription the variable or the Azure CLI's profile gives, for the wizard; never throws. */
+export async function configuredSubscription(
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<string | undefined> {
+  return (first([[env.AZURE_SUBSCRIPTION_ID, '']]) ?? (await profileSubscription(env)))?.[0];
 }
 
 /**
@@ -90,7 +93,7 @@ export async function resolveIdentity(
       'no Azure subscription is known',
       'pass --subscription, or save one: dcp config set azure.subscription_id ... (or set AZURE_SUBSCRIPTION_ID, or run az login and az account set --subscription ...)',
     );
-  if (!SUBSCRIPTION_ID.test(subscription[0].trim()))
+  if (!AZURE_SUBSCRIPTION.test(subscription[0].trim()))
     throw usageError(
       `${subscription[1]}: ${JSON.stringify(subscription[0])} is not an Azure subscription id`,
       'a subscription id is a GUID (az account list --output table shows yours)',
@@ -100,7 +103,7 @@ export async function resolveIdentity(
       'no location is known for azure',
       'pass --region, or save one: dcp config set azure.location ... (or set AZURE_DEFAULTS_LOCATION, or run az config set defaults.location=...)',
     );
-  if (location && !LOCATION.test(location[0].trim()))
+  if (location && !AZURE_LOCATION.test(location[0].trim()))
     throw usageError(
       `${location[1]}: ${JSON.stringify(location[0])} is not an Azure location`,
       'a location looks like westeurope or eastus2 (az account list-locations --output table shows them)',

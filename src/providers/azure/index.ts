@@ -341,8 +341,16 @@ export const azureProvider: Provider = {
       );
     const arm64 = sku.capabilities?.some((c) => c.name === 'CpuArchitectureType' && c.value === 'Arm64');
     const placement = spec.cloud.vnet ? await userSubnet(arm, spec, location!) : undefined;
+    // dask-cloudprovider's settings, kept for `dcp config export`: said, not silently ignored.
+    const unused = (['resource_group', 'security_group'] as const)
+      .filter((key) => spec.cloud[key])
+      .map(
+        (key) =>
+          `azure.${key} is not used by dcp (it is for dask-cloudprovider, through dcp config export): each cluster gets a resource group and a network security group of its own`,
+      );
     return {
       ...common,
+      ...(unused.length ? { warnings: [...(common.warnings ?? []), ...unused] } : {}),
       cloud: {
         ...spec.cloud,
         ...(placement ?? {}),
