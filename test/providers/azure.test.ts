@@ -14,7 +14,9 @@ import { planUp, type UpFlags } from '../../src/cluster/spec.js';
 import { clusterDir } from '../../src/cluster/state.js';
 import type { DcpError } from '../../src/errors.js';
 import { ExitCode } from '../../src/errors.js';
+import { connectArm } from '../../src/providers/azure/arm.js';
 import { azureProvider, groupSelfDelete } from '../../src/providers/azure/index.js';
+import { firewallDoors } from '../../src/cluster/doctor.js';
 import { SEED, startFakeAzure, type FakeAzure } from '../fakes/azure/index.js';
 import { CLI, tempDir } from '../helpers/cli.js';
 import { azureEnvironment, azureMembers, privateHome } from './cloud-env.js';
@@ -171,6 +173,56 @@ describe('idle shutdown', () => {
     expect(warnings.join('\n')).not.toMatch(/still bills/);
     await destroyCluster(record.name, quiet);
     expect(fake.leftovers(record.name)).toEqual([]);
+  });
+});
+
+describe('doctor', () => {
+  it('reads the NSG back: a rule added behind dcp’s back to the world or to Azure’s addresses is reported, ping is not', async () => {
+    const record = await up({ ingress: ['198.51.100.0/24:8786'] });
+    const view = await azureProvider.firewall!(record);
+    expect(view.rules).toEqual([{ cidr: '198.51.100.0/24', ports: [8786] }]);
+    expect(firewallDoors(view).every((door) => door.verdict === 'holds')).toBe(true);
+    const group = `dcp-${record.name}`;
+    const arm = await connectArm(SEED.subscriptionId);
+    const nsg = await arm.network.networkSecurityGroups.get(group, `${group}-nsg`);
+    const rule = (name: string, priority: number, extra: Record<string, unknown>) => ({
+      name,
+      priority,
+      direction: 'Inbound',
+      access: 'Allow',
+      sourcePortRange: '*',
+      destinationAddressPrefix: '*',
+      ...extra,
+    });
+    await arm.network.networkSecurityGroups.beginCreateOrUpdateAndWait(group, `${group}-nsg`, {
+      ...nsg,
+      securityRules: [
+        ...(nsg.securityRules ?? []),
+        rule('ssh', 200, { protocol: 'Tcp', sourceAddressPrefix: 'Internet', destinationPortRange: '22' }),
+        rule('rdp', 201, {
+          protocol: 'Tcp',
+          sourceAddressPrefix: 'AzureCloud',
+          destinationPortRange: '3389',
+        }),
+        rule('one', 202, {
+          protocol: 'Tcp',
+          sourceAddressPrefixes: ['192.0.2.9'],
+          destinationPortRange: '8787',
+        }),
+        rule('ping', 203, { protocol: 'Icmp', sourceAddressPrefix: '*', destinationPortRange: '*' }),
+      ],
+    });
+    fake.calls.length = 0;
+    const open = firewallDoors(await azureProvider.firewall!(record)).filter(
+      (door) => door.verdict === 'open',
+    );
+    expect(open.map((door) => door.detail)).toEqual([
+      expect.stringMatching(/-nsg lets 0\.0\.0\.0\/0 \(the whole internet\) reach 22,/),
+      expect.stringMatching(/-nsg lets 0\.0\.0\.0\/0 \(the whole internet\) reach 3389,/),
+      expect.stringMatching(/-nsg lets 192\.0\.2\.9\/32 reach 8787,/),
+    ]);
+    expect(fake.mutatingCalls()).toEqual([]);
+    await destroyCluster(record.name, quiet);
   });
 });
 

@@ -165,6 +165,17 @@ function rulePorts(ranges: string[]): number[] | 'all' {
   });
 }
 
+/**
+ * An NSG rule's source as a range: an address alone is a /32, `VirtualNetwork` the VNet's range,
+ * and every other service tag (`Internet`, `AzureCloud`: any Azure customer) the whole internet.
+ */
+function sourceRange(source: string, vnetCidr: string): string {
+  if (source === 'VirtualNetwork') return vnetCidr;
+  if (/^[\d.]+(\/\d+)?$/.test(source) || source.includes(':'))
+    return source.includes('/') ? source : `${source}/${source.includes(':') ? 128 : 32}`;
+  return '0.0.0.0/0';
+}
+
 interface Vm {
   name?: string;
   tags?: Record<string, string>;
@@ -675,6 +686,7 @@ export const azureProvider: Provider = {
         cluster_id: clusterId,
         network_security_group: nsg.id,
         ingress,
+        vnet_cidr: spec.cloud.vnet_cidr ?? OWN_CIDR,
         scheduler_private_ip: privateIp,
         ...(publicIp ? { scheduler_public_ip: publicIp } : {}),
         ssh_key_file: key.file,
@@ -763,10 +775,12 @@ export const azureProvider: Provider = {
       subscription,
       resource_group: group,
       ingress,
+      vnet_cidr: vnetCidr = OWN_CIDR,
     } = record.details as {
       subscription?: string;
       resource_group?: string;
       ingress?: IngressRule[];
+      vnet_cidr?: string;
     };
     if (!subscription || !group) throw new DcpError(`${record.name}'s record names no resource group`);
     const arm = await armFor(subscription);
@@ -774,20 +788,18 @@ export const azureProvider: Provider = {
       arm.network.networkSecurityGroups.get(group, `${group}-nsg`),
     );
     const rules: LiveRule[] = (nsg.securityRules ?? [])
-      .filter((rule) => rule.direction === 'Inbound' && rule.access === 'Allow')
+      // Inbound allows that open ports (ICMP opens none); the members' own rule names no address.
+      .filter((rule) => rule.direction === 'Inbound' && rule.access === 'Allow' && rule.protocol !== 'Icmp')
       .flatMap((rule) => {
         const sources = [rule.sourceAddressPrefix, ...(rule.sourceAddressPrefixes ?? [])].filter(
-          (source): source is string => Boolean(source) && source !== 'VirtualNetwork',
+          (source): source is string => Boolean(source),
         );
         const ports = rulePorts(
           [rule.destinationPortRange, ...(rule.destinationPortRanges ?? [])].filter(
             (range): range is string => Boolean(range),
           ),
         );
-        return sources.map((source) => ({
-          cidr: source === '*' || source === 'Internet' ? '0.0.0.0/0' : source,
-          ports,
-        }));
+        return sources.map((source) => ({ cidr: sourceRange(source, vnetCidr), ports }));
       });
     return { where: `${group}-nsg`, rules, asked: ingress };
   },

@@ -1687,7 +1687,7 @@ class FakeAzureImpl implements FakeAzure {
           if (
             typeof pre !== 'string' ||
             !(
-              ['*', 'VirtualNetwork', 'Internet', 'AzureLoadBalancer'].includes(pre) ||
+              ['*', 'VirtualNetwork', 'Internet', 'AzureLoadBalancer', 'AzureCloud'].includes(pre) ||
               cidr(pre.includes('/') ? pre : `${pre}/32`)
             )
           )
