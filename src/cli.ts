@@ -76,7 +76,10 @@ export function buildProgram(): Command {
     )
     .option('--public', 'scheduler reachable on a public IP (clouds; ingress decides from where)')
     .option('--private', 'scheduler on the private network only (clouds)')
-    .option('--vpc <id>', 'the VPC (aws), network (gcp), vnet (azure) or VPC (digitalocean) to use')
+    .option(
+      '--vpc <id>',
+      'the VPC (aws), network (gcp), VNet as RESOURCE_GROUP/VNET (azure) or VPC (digitalocean) to use',
+    )
     .option('--subnet <id>', 'the subnet (aws, gcp, azure) to use')
     .option('--ami <id>', 'the machine image (aws; default: the newest Ubuntu 24.04 LTS)')
     .option(
@@ -153,6 +156,7 @@ export function buildProgram(): Command {
         'dcp up --provider aws --private --subnet subnet-0abc --workers 8 --instance-type m7g.large --idle-timeout 30m',
         'dcp up --provider gcp --zone europe-west1-b --private --vpc dask-net --instance-type e2-standard-4',
         'dcp up --provider digitalocean --region ams3 --private --vpc dask-vpc --egress public',
+        'dcp up --provider azure --region westeurope --private --vpc net-rg/dask-vnet --subnet workers',
       ]) +
         '\nOn a terminal, dcp up asks for whatever these flags and your settings leave open; with --yes, in CI or\nwithout a terminal it never asks, and a missing answer is an error naming the flag.\n',
     )
