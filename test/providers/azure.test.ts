@@ -309,6 +309,11 @@ describe('stopped VMs, list and down', () => {
       scheduler_address: `tls://${scheduler.publicIp}:8786`,
       workers: 2,
     });
+    // The list of this machine's clusters says where it is.
+    const listed = await execa('node', [CLI, 'list', '--json'], { env, reject: false });
+    expect(JSON.parse(listed.stdout).clusters).toContainEqual(
+      expect.objectContaining({ name, provider: 'azure', location: SEED.location }),
+    );
     rmSync(clusterDir(name), { recursive: true });
     const downRun = await execa('node', [CLI, 'down', name, '--provider', 'azure', '--yes', '--json'], {
       env,
