@@ -318,6 +318,29 @@ function projectChoices(loaded: LoadedSettings, provider: ProviderName): string[
         settings.digitalocean?.egress === 'public' ? fileOf('digitalocean.egress') : undefined,
         'digitalocean.egress: public (public addresses on private droplets)',
       ],
+      // Whose account is billed, and whose network's machines may reach a private cluster.
+      [fileOf('gcp.project'), `gcp.project: ${settings.gcp?.project} (whose project is billed)`],
+      [
+        fileOf('azure.subscription_id'),
+        `azure.subscription_id: ${settings.azure?.subscription_id} (whose subscription is billed)`,
+      ],
+      ...(
+        [
+          ['aws.vpc', settings.aws?.vpc],
+          ['aws.subnet', settings.aws?.subnet],
+          ['gcp.network', settings.gcp?.network],
+          ['gcp.subnetwork', settings.gcp?.subnetwork],
+          ['azure.vnet', settings.azure?.vnet],
+          ['azure.subnet', settings.azure?.subnet],
+          ['digitalocean.vpc', settings.digitalocean?.vpc],
+        ] as const
+      ).map(
+        ([key, value]) =>
+          [fileOf(key), `${key}: ${value} (the network whose machines may reach a private cluster)`] as [
+            string | undefined,
+            string,
+          ],
+      ),
     );
   }
   return lines.flatMap(([file, what]) => (file ? [`the project file ${file} sets ${what}`] : []));
