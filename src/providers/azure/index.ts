@@ -46,7 +46,7 @@ const OWN_CIDR = '10.13.0.0/16';
 const OWN_SUBNET = '10.13.0.0/24';
 const ADMIN = 'dcp';
 /** Fast polls: the fake answers at once, and Azure's Retry-After (when it sends one) wins. */
-const POLL = { updateIntervalInMs: 2_000 };
+const POLL = { updateIntervalInMs: 1_000 };
 /** The built-in Contributor role: the scheduler's identity holds it on its own group only. */
 const CONTRIBUTOR = 'b24988ac-6180-42a0-ab88-20f7382dd24c';
 /** A stopped VM would block nothing, but a forced delete skips each VM's graceful shutdown. */
