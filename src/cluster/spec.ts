@@ -8,7 +8,6 @@ import { workingFolder } from '../config/paths.js';
 import { buildIngressRules, DASK_PORTS, ME, parseCidr } from '../config/ingress.js';
 import { parseSettingValue, type ProviderName, type Settings } from '../config/schema.js';
 import { type DcpError, usageError } from '../errors.js';
-import { assertAvailable } from '../providers/index.js';
 import type { ClusterSpec } from '../providers/provider.js';
 import { parseDuration } from '../util/duration.js';
 import { generateName, validateName } from './names.js';
@@ -367,7 +366,6 @@ export async function planUp(flags: UpFlags, env = process.env, folder?: string)
   const loaded = await loadSettings({ flags: flagSettings, env, cwd });
   const provider = loaded.settings.provider ?? 'local';
   // A provider not built yet is said before anything it would need (a zone, say).
-  assertAvailable(provider);
   const settings = cloudSettings(provider, flags, loaded.settings);
   // What --save keeps. `tls: byo` alone would fail every later `up` (one pair of files has no
   // setting), so it is kept only with a folder.

@@ -20,7 +20,7 @@ import { parseSettingValue, type ProviderName } from '../config/schema.js';
 import { envVariable, explicitSettings, loadSettings } from '../config/load.js';
 import { saveSettings } from '../config/store.js';
 import { DcpError, ExitCode, messageOf, usageError } from '../errors.js';
-import { CLOUD_PROVIDERS, loadProvider, unavailableReason } from '../providers/index.js';
+import { CLOUD_PROVIDERS, loadProvider } from '../providers/index.js';
 import {
   clusterJson,
   discoveredEntry,
@@ -90,7 +90,6 @@ async function ask(flags: UpFlags): Promise<UpFlags> {
       flags,
       env: process.env,
       loaded: await loadSettings(),
-      unavailable: unavailableReason,
       checkTls: checkByoFiles,
       plan: review,
       nameTaken: (candidate: string) => existsSync(clusterDir(candidate)),
@@ -116,13 +115,6 @@ async function ask(flags: UpFlags): Promise<UpFlags> {
 }
 
 export async function up(options: UpFlags, out: Output): Promise<ExitCode> {
-  // On a terminal, a provider that cannot be used (named, or saved) is said before any question.
-  if (out.interactive) {
-    const provider = (options.provider ??
-      (await loadSettings()).settings.provider ??
-      'local') as ProviderName;
-    if (unavailableReason(provider)) await loadProvider(provider);
-  }
   const flags = out.interactive ? await ask(options) : options;
   const plan = await planUp(flags);
   const provider = await loadProvider(plan.spec.provider);

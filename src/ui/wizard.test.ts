@@ -74,7 +74,6 @@ function context(overrides: Partial<WizardContext> = {}): WizardContext {
     flags: { wait: true, insecure: false },
     env: {},
     loaded: loaded(),
-    unavailable: () => undefined,
     checkTls: async () => ({ problems: [], warnings: [] }),
     plan: async () => ['start things'],
     nameTaken: (name) => name === 'taken',
@@ -150,31 +149,6 @@ describe('the wizard', () => {
     expect(flags.name).toMatch(/^dask-[a-z]+-[a-z]+$/);
     expect(flags.threads).toBeUndefined();
     expect(said.join('\n')).toContain(`dcp up --provider local --tls auto --workers 2 --name ${flags.name}`);
-  });
-
-  it('lists a provider that cannot be used, with the reason, and will not pick it', async () => {
-    let shown: Choice<string>[] = [];
-    const { prompter } = scripted([
-      [/Where should the cluster run/, ENTER],
-      [/TLS/, ENTER],
-      [/workers/, ENTER],
-      [/Threads/, ENTER],
-      [/name/, ENTER],
-      ...REVIEW,
-    ]);
-    const spy: Prompter = {
-      ...prompter,
-      select: async (q) => {
-        if (/Where/.test(q.message)) shown = q.choices;
-        return prompter.select(q);
-      },
-    };
-    await runWizard(
-      context({ unavailable: (p) => (p === 'local' ? undefined : 'no credentials found') }),
-      spy,
-    );
-    expect(shown.find((c) => c.value === 'aws')?.disabled).toBe('no credentials found');
-    expect(shown.find((c) => c.value === 'local')?.disabled).toBeUndefined();
   });
 
   it.each([

@@ -43,8 +43,6 @@ export interface WizardContext {
   flags: UpFlags;
   env: NodeJS.ProcessEnv;
   loaded: LoadedSettings;
-  /** Why a provider cannot be used here, or undefined when it can. */
-  unavailable(provider: ProviderName): string | undefined;
   /** Problems Dask would have with these files (the `certs verify` logic); empty when fine. */
   checkTls(files: ByoFiles): Promise<TlsCheck>;
   /** The provider's plan in plain words, for the review. */
@@ -173,10 +171,7 @@ export async function runWizard(context: WizardContext, prompter: Prompter): Pro
   if (flags.provider === undefined && open('provider')) {
     flags.provider = await prompter.select<ProviderName>({
       message: 'Where should the cluster run?',
-      choices: PROVIDERS.map((value) => {
-        const reason = context.unavailable(value);
-        return { value, name: PROVIDER_NAMES[value], ...(reason ? { disabled: reason } : {}) };
-      }),
+      choices: PROVIDERS.map((value) => ({ value, name: PROVIDER_NAMES[value] })),
       default: settings.provider ?? 'local',
     });
   }
