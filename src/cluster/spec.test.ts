@@ -35,6 +35,18 @@ describe('planUp refuses what it would otherwise ignore, naming the flag', () =>
   });
 });
 
+describe('what an Azure cluster cannot be', () => {
+  const azure = { provider: 'azure', region: 'westeurope' } as const;
+  it('preinstalled (no image setting), a subnet without its VNet, private in a VNet of its own', async () => {
+    await expect(plan({ ...azure, runtime: 'preinstalled' })).rejects.toThrow(/no Azure image setting/);
+    await expect(plan({ ...azure, subnet: 'workers' })).rejects.toThrow(/it goes with --vpc/);
+    await expect(plan({ ...azure, private: true })).rejects.toThrow(/would be reached by nobody/);
+    expect((await plan({ ...azure, private: true, vpc: 'net-rg/dask-vnet' })).spec.networking).toBe(
+      'private',
+    );
+  });
+});
+
 describe('memory limits, as Dask reads them', () => {
   it.each(['4GiB', '1PiB', '500M', '1e9', '2.5 GB', '0.5', '1', '0', 'auto', '100', '16gb', '1kiB', '3T'])(
     'takes %s',

@@ -345,6 +345,26 @@ function projectChoices(loaded: LoadedSettings, provider: ProviderName): string[
   return lines.flatMap(([file, what]) => (file ? [`the project file ${file} sets ${what}`] : []));
 }
 
+/** What an Azure cluster cannot be: refused before anything is asked of Azure. */
+function azureChecks(settings: Settings, networking: string, runtime: string): void {
+  if (runtime === 'preinstalled')
+    throw usageError(
+      '--runtime preinstalled needs a machine image with Dask, and dcp has no Azure image setting yet',
+      'use --runtime docker (the default): the VMs run Ubuntu 24.04 and the Dask image',
+    );
+  if (settings.azure?.subnet !== undefined && settings.azure?.vnet === undefined)
+    throw usageError(
+      '--subnet (azure.subnet) names a subnet of your VNet: it goes with --vpc',
+      'pass --vpc RESOURCE_GROUP/VNET --subnet NAME, or neither for a VNet of the cluster’s own',
+    );
+  // A VNet of the cluster's own is reached by nobody but the cluster.
+  if (networking === 'private' && settings.azure?.vnet === undefined)
+    throw usageError(
+      'a private Azure cluster goes in a VNet you can reach (a VPN, a peering, a VM of yours in it): a VNet of its own would be reached by nobody',
+      'pass --vpc RESOURCE_GROUP/VNET [--subnet NAME], or --public',
+    );
+}
+
 export async function planUp(flags: UpFlags, env = process.env, folder?: string): Promise<UpPlan> {
   const cwd = folder ?? workingFolder();
   if (flags.public && flags.private)
@@ -409,10 +429,12 @@ export async function planUp(flags: UpFlags, env = process.env, folder?: string)
       'add --private, or drop --egress (public droplets have their own way out)',
     );
   const runtime = settings.runtime ?? 'docker';
-  // DigitalOcean's provider checks the VPC's NAT gateway itself, and offers --egress public.
+  if (provider === 'azure') azureChecks(settings, networking, runtime);
+  // DigitalOcean's and Azure's providers check the way out themselves.
   if (
     provider !== 'local' &&
     provider !== 'digitalocean' &&
+    provider !== 'azure' &&
     networking === 'private' &&
     runtime === 'docker'
   ) {

@@ -251,22 +251,22 @@ export async function runWizard(context: WizardContext, prompter: Prompter): Pro
         );
       }
     }
-    if (!isPublic && flags.vpc === undefined) {
-      const vpc = await prompter.input({
-        message:
-          provider === 'azure'
-            ? 'Which VNet, as RESOURCE_GROUP/VNET? (empty: a VNet of the cluster’s own)'
-            : 'Which VPC/network? (empty: the default one)',
-        default: '',
-      });
+    if (!isPublic && flags.vpc === undefined && !(provider === 'azure' && settings.azure?.vnet)) {
+      // On Azure a VNet of the cluster's own would be reached by nobody: it must be the user's.
+      const vpc = await prompter.input(
+        provider === 'azure'
+          ? {
+              message: 'Which VNet of yours, as RESOURCE_GROUP/VNET (or its resource id)?',
+              validate: (v) =>
+                /^[^/\s]+\/[^/\s]+$|^\/subscriptions\//i.test(v.trim())
+                  ? true
+                  : 'RESOURCE_GROUP/VNET, e.g. net-rg/dask-vnet (az network vnet list --output table)',
+            }
+          : { message: 'Which VPC/network? (empty: the default one)', default: '' },
+      );
       if (vpc.trim()) flags.vpc = vpc.trim();
     }
-    if (
-      !isPublic &&
-      flags.subnet === undefined &&
-      provider !== 'digitalocean' &&
-      !(provider === 'azure' && !flags.vpc)
-    ) {
+    if (!isPublic && flags.subnet === undefined && provider !== 'digitalocean') {
       const subnet = await prompter.input({
         message:
           provider === 'azure'

@@ -18,7 +18,7 @@ import { fakeAzureCa, SEED, startFakeAzure, type FakeAzure } from '../fakes/azur
 import { tempDir } from '../helpers/cli.js';
 import { describeWithDask } from '../helpers/dask.js';
 import { describeWithNetns, makeNetwork, type Network } from '../helpers/netns.js';
-import { azureEnvironment, privateHome } from './cloud-env.js';
+import { azureEnvironment, azureGroup, privateHome } from './cloud-env.js';
 
 const IDLE_SECONDS = 4;
 const quiet = { progress: () => undefined };
@@ -60,9 +60,9 @@ describeWithDask('Azure: the idle scheduler deletes its own resource group', () 
         { ...quiet, warn: (w) => warnings.push(w) },
         new AbortController().signal,
       );
-      const group = `/subscriptions/${fake.subscriptionId}/resourceGroups/dcp-${name}`;
+      const group = `/subscriptions/${fake.subscriptionId}/resourceGroups/${azureGroup(fake, name)}`;
       // The namespace is the scheduler VM: IMDS answers it with that VM's identity.
-      fake.imdsFrom(network.hosts.scheduler!.ip, `dcp-${name}-scheduler`);
+      fake.imdsFrom(network.hosts.scheduler!.ip, `${name}-scheduler`);
       const vm = join(dir, `${name}-vm`);
       mkdirSync(join(vm, 'cloud', 'scripts'), { recursive: true });
       // Pauses between attempts are not the point here: a `sleep` that returns at once.
@@ -125,7 +125,7 @@ describeWithDask('Azure: the idle scheduler deletes its own resource group', () 
         const name = 'az-idle-denied';
         const { log, warnings, calls } = await idleScheduler(fake, name);
         expect(warnings.join('\n')).toMatch(
-          /may not grant roles on dcp-az-idle-denied.*still bills a stopped VM/,
+          /may not grant roles on dcp-az-idle-denied-[0-9a-f]{8}.*still bills a stopped VM/,
         );
         expect(log).toContain("could not delete this cluster's resource group");
         const deletes = calls.filter((call) => call.method === 'resourceGroups.delete');

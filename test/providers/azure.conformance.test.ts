@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { azureProvider } from '../../src/providers/azure/index.js';
 import { SEED, startFakeAzure, type FakeAzure } from '../fakes/azure/index.js';
-import { azureEnvironment, azureIngress, azureMembers } from './cloud-env.js';
+import { azureEnvironment, azureGroup, azureIngress, azureMembers } from './cloud-env.js';
 import { conformance } from './conformance.js';
 
 let fake: FakeAzure;
@@ -25,7 +25,7 @@ conformance({
   // The cluster's own VNet: Azure's AllowVnetInBound lets every member reach every other.
   membersReachEachOther: (cluster) =>
     fake
-      .resources(`dcp-${cluster}`)
+      .resources(azureGroup(fake, cluster))
       .some((r) => String(r.type).toLowerCase() === 'microsoft.network/virtualnetworks'),
   leftovers: (cluster) => fake.leftovers(cluster),
   clearCalls: () => {
@@ -56,7 +56,11 @@ conformance({
   // A user who may not grant roles still gets a cluster, told that idle VMs bill.
   degrades: { 'roleAssignments.create': /may not grant roles on dcp-.*still bills a stopped VM/ },
   steps: ['resource group', 'network', 'launch scheduler', 'launch workers', 'idle shutdown', 'vms'],
-  privateNetwork: { flags: {}, cidr: '10.13.0.0/16' },
+  // A private Azure cluster goes in the user's VNet: one of its own would be reached by nobody.
+  privateNetwork: {
+    flags: { vpc: `${SEED.userGroup}/${SEED.userVnet}`, subnet: SEED.userSubnet },
+    cidr: SEED.userCidr,
+  },
   callsFor50: 10,
   elsewhere: { provider: 'azure', location: SEED.location },
 });

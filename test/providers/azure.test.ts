@@ -19,7 +19,7 @@ import { azureProvider, groupSelfDelete } from '../../src/providers/azure/index.
 import { firewallDoors } from '../../src/cluster/doctor.js';
 import { SEED, startFakeAzure, type FakeAzure } from '../fakes/azure/index.js';
 import { CLI, tempDir } from '../helpers/cli.js';
-import { azureEnvironment, azureMembers, privateHome } from './cloud-env.js';
+import { azureEnvironment, azureGroup, azureMembers, privateHome } from './cloud-env.js';
 
 let fake: FakeAzure;
 const saved = { ...process.env };
@@ -82,7 +82,9 @@ describe('before anything is made', () => {
       delete process.env.DCP_AZURE_RESOURCE_GROUP;
     }
     const record = await up();
-    expect((await failure(up({ name: record.name })))?.message).toMatch(/already exists/);
+    expect((await failure(up({ name: record.name })))?.message).toMatch(
+      /a dcp cluster named .* is in subscription .* already/,
+    );
     expect(
       fake.mutatingCalls().filter((call) => call.method === 'resourceGroups.createOrUpdate'),
     ).toHaveLength(1);
@@ -99,7 +101,7 @@ describe('in the user’s VNet', () => {
       subnet: SEED.userSubnet,
     });
     const nsg = fake
-      .resources(`dcp-${record.name}`)
+      .resources(azureGroup(fake, record.name))
       .find((r) => String(r.type).toLowerCase() === 'microsoft.network/networksecuritygroups') as {
       properties: { securityRules: { name: string; properties: Record<string, unknown> }[] };
     };
@@ -149,7 +151,7 @@ describe('idle shutdown', () => {
       { ...quiet, warn: (w) => warnings.push(w) },
       new AbortController().signal,
     );
-    const group = `/subscriptions/${SEED.subscriptionId}/resourceGroups/dcp-${record.name}`;
+    const group = `/subscriptions/${SEED.subscriptionId}/resourceGroups/${azureGroup(fake, record.name)}`;
     const vms = fake.vms().filter((vm) => vm.tags['dcp:cluster'] === record.name);
     const scheduler = vms.find((vm) => vm.tags['dcp:role'] === 'scheduler')!;
     expect(scheduler.identity?.principalId).toBeTruthy();
@@ -176,15 +178,37 @@ describe('idle shutdown', () => {
   });
 });
 
+describe('whose group it is', () => {
+  it('a group named like the cluster is never dcp’s; the run’s own group goes at down even retagged behind dcp’s back', async () => {
+    const name = `az-own-${++counter}`;
+    const arm = await connectArm(SEED.subscriptionId);
+    await arm.resources.resourceGroups.createOrUpdate(`dcp-${name}`, {
+      location: SEED.location,
+      tags: { owner: 'alice' },
+    });
+    const record = await up({ name });
+    const group = azureGroup(fake, name);
+    expect(group).toMatch(new RegExp(`^dcp-${name}-[0-9a-f]{8}$`));
+    // Anyone who may write its tags (the scheduler's identity, say) cannot hide it from down.
+    await arm.resources.resourceGroups.createOrUpdate(group, { location: SEED.location, tags: {} });
+    expect(await destroyCluster(name, quiet)).toEqual([`resource group ${group} and everything in it`]);
+    const left = fake.resourceGroups().map((g) => g.name);
+    expect(left).not.toContain(group);
+    expect(left).toContain(`dcp-${name}`);
+    expect(record.name).toBe(name);
+    await arm.resources.resourceGroups.beginDeleteAndWait(`dcp-${name}`, { updateIntervalInMs: 10 });
+  });
+});
+
 describe('doctor', () => {
   it('reads the NSG back: a rule added behind dcp’s back to the world or to Azure’s addresses is reported, ping is not', async () => {
     const record = await up({ ingress: ['198.51.100.0/24:8786'] });
     const view = await azureProvider.firewall!(record);
     expect(view.rules).toEqual([{ cidr: '198.51.100.0/24', ports: [8786] }]);
     expect(firewallDoors(view).every((door) => door.verdict === 'holds')).toBe(true);
-    const group = `dcp-${record.name}`;
+    const group = azureGroup(fake, record.name);
     const arm = await connectArm(SEED.subscriptionId);
-    const nsg = await arm.network.networkSecurityGroups.get(group, `${group}-nsg`);
+    const nsg = await arm.network.networkSecurityGroups.get(group, `${record.name}-nsg`);
     const rule = (name: string, priority: number, extra: Record<string, unknown>) => ({
       name,
       priority,
@@ -194,7 +218,7 @@ describe('doctor', () => {
       destinationAddressPrefix: '*',
       ...extra,
     });
-    await arm.network.networkSecurityGroups.beginCreateOrUpdateAndWait(group, `${group}-nsg`, {
+    await arm.network.networkSecurityGroups.beginCreateOrUpdateAndWait(group, `${record.name}-nsg`, {
       ...nsg,
       securityRules: [
         ...(nsg.securityRules ?? []),
@@ -217,9 +241,9 @@ describe('doctor', () => {
       (door) => door.verdict === 'open',
     );
     expect(open.map((door) => door.detail)).toEqual([
-      expect.stringMatching(/-nsg lets 0\.0\.0\.0\/0 \(the whole internet\) reach 22,/),
-      expect.stringMatching(/-nsg lets 0\.0\.0\.0\/0 \(the whole internet\) reach 3389,/),
-      expect.stringMatching(/-nsg lets 192\.0\.2\.9\/32 reach 8787,/),
+      expect.stringMatching(/-nsg in dcp-[a-z0-9-]+ lets 0\.0\.0\.0\/0 \(the whole internet\) reach 22,/),
+      expect.stringMatching(/-nsg in dcp-[a-z0-9-]+ lets 0\.0\.0\.0\/0 \(the whole internet\) reach 3389,/),
+      expect.stringMatching(/-nsg in dcp-[a-z0-9-]+ lets 192\.0\.2\.9\/32 reach 8787,/),
     ]);
     expect(fake.mutatingCalls()).toEqual([]);
     await destroyCluster(record.name, quiet);

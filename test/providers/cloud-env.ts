@@ -183,10 +183,19 @@ export function azureMembers(fake: FakeAzure, cluster: string): FakeMember[] {
     }));
 }
 
+/** The name of the cluster's resource group, as the fake has it (found by its tag). */
+export function azureGroup(fake: FakeAzure, cluster: string): string {
+  const group = fake
+    .resourceGroups()
+    .find((g) => (g.tags as Record<string, string>)?.['dcp:cluster'] === cluster);
+  if (!group) throw new Error(`the fake has no resource group of cluster ${cluster}`);
+  return String(group.name);
+}
+
 /** `cidr:port` for each Allow rule of the cluster's NSG from outside the VNet. */
 export function azureIngress(fake: FakeAzure, cluster: string): string[] {
   const nsg = fake
-    .resources(`dcp-${cluster}`)
+    .resources(azureGroup(fake, cluster))
     .find((resource) => String(resource.type).toLowerCase() === 'microsoft.network/networksecuritygroups') as
     { properties?: { securityRules?: { properties: Record<string, unknown> }[] } } | undefined;
   return (nsg?.properties?.securityRules ?? [])

@@ -16,6 +16,7 @@ import { readJournal, type ClusterRecord, type Resource } from '../../cluster/st
 import type { FirewallView, LiveRule } from '../../cluster/doctor.js';
 import { DASK_PORTS, type IngressRule } from '../../config/ingress.js';
 import { loadSettings } from '../../config/load.js';
+import { isClusterName } from '../../cluster/names.js';
 import { DcpError, usageError } from '../../errors.js';
 import { formatDuration } from '../../util/duration.js';
 import { DASHBOARD_PORT, memberScript, SCHEDULER_PORT } from '../boot/index.js';
@@ -73,7 +74,8 @@ interface AzureResource extends Resource {
   data: { subscription: string; location: string; clusterId: string; group: string };
 }
 
-const groupOf = (cluster: string) => `dcp-${cluster}`;
+/** A group of the run's own, never a namesake's: create-or-update cannot adopt someone else's. */
+const groupName = (cluster: string, clusterId: string) => `dcp-${cluster}-${clusterId.slice(0, 8)}`;
 
 function journalData(resources: Resource[]): AzureResource['data'] | undefined {
   return resources.map((r) => r.data as AzureResource['data']).find((data) => data?.group);
@@ -232,21 +234,31 @@ async function clusterGroups(arm: Arm, name?: string, location?: string) {
   await call('resourceGroups.list', async () => {
     for await (const group of arm.resources.resourceGroups.list({ filter })) groups.push(group);
   });
-  return groups.filter((group) => group.tags?.[TAG_CLUSTER] && (!location || group.location === location));
+  // dcp's only: the name a run gives its group, from a tag that is a cluster name (tags are
+  // anyone's to write, and are printed).
+  return groups.filter((group) => {
+    const cluster = group.tags?.[TAG_CLUSTER] ?? '';
+    const id = group.tags?.[TAG_CLUSTER_ID] ?? '';
+    return (
+      isClusterName(cluster) &&
+      group.name?.toLowerCase() === groupName(cluster, id).toLowerCase() &&
+      (!location || group.location?.toLowerCase() === location.toLowerCase())
+    );
+  });
 }
 
 /** The address a client would use: the scheduler's public IP, else its NIC's private one. */
-async function schedulerIp(arm: Arm, group: string): Promise<string | undefined> {
+async function schedulerIp(arm: Arm, group: string, cluster: string): Promise<string | undefined> {
   const absent = (error: unknown) => {
     if (isNotFound(error)) return undefined;
     throw error;
   };
   const pip = await call('publicIPAddresses.get', () =>
-    arm.network.publicIPAddresses.get(group, `${group}-scheduler-ip`).catch(absent),
+    arm.network.publicIPAddresses.get(group, `${cluster}-scheduler-ip`).catch(absent),
   );
   if (pip?.ipAddress) return pip.ipAddress;
   const nic = await call('networkInterfaces.get', () =>
-    arm.network.networkInterfaces.get(group, `${group}-scheduler-nic`).catch(absent),
+    arm.network.networkInterfaces.get(group, `${cluster}-scheduler-nic`).catch(absent),
   );
   return nic?.ipConfigurations?.[0]?.privateIPAddress;
 }
@@ -305,7 +317,7 @@ export const azureProvider: Provider = {
 
   plan(spec) {
     return [
-      `make a resource group ${groupOf(spec.name)} in ${spec.cloud.location ?? 'the default location'}, with a scheduler and ${count(spec.workers, 'worker')} (${spec.cloud.vm_size ?? DEFAULT_SIZE}, Ubuntu 24.04, Trusted Launch, SSH key only)`,
+      `make a resource group dcp-${spec.name}-<run id> in ${spec.cloud.location ?? 'the default location'}, with a scheduler and ${count(spec.workers, 'worker')} (${spec.cloud.vm_size ?? DEFAULT_SIZE}, Ubuntu 24.04, Trusted Launch, SSH key only)`,
       spec.cloud.vnet
         ? `in your VNet ${spec.cloud.vnet}: the members reach each other, the rest of the VNet is kept off them`
         : `in a VNet of its own (${OWN_CIDR})`,
@@ -336,7 +348,7 @@ export const azureProvider: Provider = {
           found.push(sku);
         return found;
       }),
-      findGroup(arm, groupOf(spec.name)).then(Boolean),
+      clusterGroups(arm, spec.name),
       prepareCommon(spec),
     ]);
     const sku = skus.find((s) => s.resourceType === 'virtualMachines' && s.name === size);
@@ -345,9 +357,9 @@ export const azureProvider: Provider = {
         `there is no VM size ${size} in ${location}`,
         `pass another --instance-type or --region (az vm list-skus --location ${location} --output table)`,
       );
-    if (taken)
+    if (taken.length > 0)
       throw usageError(
-        `a resource group ${groupOf(spec.name)} already exists in subscription ${subscription}`,
+        `a dcp cluster named ${spec.name} is in subscription ${subscription} already (resource group ${taken[0]!.name} in ${taken[0]!.location})`,
         `pick another --name, or remove that cluster first: dcp down ${spec.name} --provider azure`,
       );
     const arm64 = sku.capabilities?.some((c) => c.name === 'CpuArchitectureType' && c.value === 'Arm64');
@@ -387,7 +399,7 @@ export const azureProvider: Provider = {
     const arm = await armFor(subscription);
     const isPublic = spec.networking === 'public';
     const clusterId = randomUUID();
-    const group = groupOf(spec.name);
+    const group = groupName(spec.name, clusterId);
     const data = { subscription, location, clusterId, group };
     const tags = (role?: string) => ({
       [TAG_CLUSTER]: spec.name,
@@ -418,15 +430,15 @@ export const azureProvider: Provider = {
       step: 'network',
       status: 'start',
       detail: userSubnetId
-        ? `${group}-nsg in your subnet ${userSubnetId.split('/').pop()}`
-        : `${group}-nsg, ${group}-vnet`,
+        ? `${spec.name}-nsg in your subnet ${userSubnetId.split('/').pop()}`
+        : `${spec.name}-nsg, ${group}-vnet`,
     });
     // In the user's VNet, the members are an application security group: the rest of it stays out.
     const members = userSubnetId
       ? await call('applicationSecurityGroups.createOrUpdate', () =>
           arm.network.applicationSecurityGroups.beginCreateOrUpdateAndWait(
             group,
-            `${group}-members`,
+            `${spec.name}-members`,
             { location, tags: tags() },
             POLL,
           ),
@@ -436,7 +448,7 @@ export const azureProvider: Provider = {
     const nsg = await call('networkSecurityGroups.createOrUpdate', () =>
       arm.network.networkSecurityGroups.beginCreateOrUpdateAndWait(
         group,
-        `${group}-nsg`,
+        `${spec.name}-nsg`,
         { location, tags: tags(), securityRules: securityRules(ingress, members?.id) },
         POLL,
       ),
@@ -454,7 +466,7 @@ export const azureProvider: Provider = {
       const vnet = await call('virtualNetworks.createOrUpdate', () =>
         arm.network.virtualNetworks.beginCreateOrUpdateAndWait(
           group,
-          `${group}-vnet`,
+          `${spec.name}-vnet`,
           {
             location,
             tags: tags(),
@@ -466,7 +478,7 @@ export const azureProvider: Provider = {
         ),
       );
       return (
-        vnet.subnets?.[0]?.id ?? `${id('Microsoft.Network/virtualNetworks', `${group}-vnet`)}/subnets/dcp`
+        vnet.subnets?.[0]?.id ?? `${id('Microsoft.Network/virtualNetworks', `${spec.name}-vnet`)}/subnets/dcp`
       );
     }
 
@@ -475,7 +487,7 @@ export const azureProvider: Provider = {
       const pip = await call('publicIPAddresses.createOrUpdate', () =>
         arm.network.publicIPAddresses.beginCreateOrUpdateAndWait(
           group,
-          `${group}-scheduler-ip`,
+          `${spec.name}-scheduler-ip`,
           {
             location,
             tags: tags('scheduler'),
@@ -493,7 +505,7 @@ export const azureProvider: Provider = {
     const nic = await call('networkInterfaces.createOrUpdate', () =>
       arm.network.networkInterfaces.beginCreateOrUpdateAndWait(
         group,
-        `${group}-scheduler-nic`,
+        `${spec.name}-scheduler-nic`,
         {
           location,
           tags: tags('scheduler'),
@@ -553,10 +565,14 @@ export const azureProvider: Provider = {
       uefiSettings: { secureBootEnabled: true, vTpmEnabled: true },
     };
 
-    context.progress({ step: 'launch scheduler', status: 'start', detail: `${group}-scheduler (${size})` });
+    context.progress({
+      step: 'launch scheduler',
+      status: 'start',
+      detail: `${spec.name}-scheduler (${size})`,
+    });
     const schedulerVm = arm.compute.virtualMachines.createOrUpdate(
       group,
-      `${group}-scheduler`,
+      `${spec.name}-scheduler`,
       {
         location,
         tags: tags('scheduler'),
@@ -575,7 +591,7 @@ export const azureProvider: Provider = {
       POLL,
     );
     await call('virtualMachines.createOrUpdate', () => schedulerVm.submitted());
-    context.progress({ step: 'launch scheduler', status: 'done', detail: `${group}-scheduler` });
+    context.progress({ step: 'launch scheduler', status: 'done', detail: `${spec.name}-scheduler` });
     signal.throwIfAborted();
 
     // The workers know the scheduler's IP already: no waiting for it to boot.
@@ -586,7 +602,7 @@ export const azureProvider: Provider = {
     });
     const workers = arm.compute.virtualMachineScaleSets.createOrUpdate(
       group,
-      `${group}-workers`,
+      `${spec.name}-workers`,
       {
         location,
         tags: tags('worker'),
@@ -635,7 +651,7 @@ export const azureProvider: Provider = {
     async function grantSelfDelete(): Promise<string | undefined> {
       // The identity exists once the VM is accepted; its id is on the VM.
       const vm = await call('virtualMachines.get', () =>
-        arm.compute.virtualMachines.get(group, `${group}-scheduler`),
+        arm.compute.virtualMachines.get(group, `${spec.name}-scheduler`),
       );
       const principalId = vm.identity?.principalId;
       if (!principalId) return 'Azure gave the scheduler no managed identity';
@@ -664,7 +680,7 @@ export const azureProvider: Provider = {
     let publicIp: string | undefined;
     if (isPublic) {
       const pip = await call('publicIPAddresses.get', () =>
-        arm.network.publicIPAddresses.get(group, `${group}-scheduler-ip`),
+        arm.network.publicIPAddresses.get(group, `${spec.name}-scheduler-ip`),
       );
       publicIp = pip.ipAddress;
       if (!publicIp) throw new DcpError('Azure gave the scheduler’s public IP no address');
@@ -734,30 +750,33 @@ export const azureProvider: Provider = {
 
   async destroy(resources, context: DestroyContext): Promise<string[]> {
     const data = journalData(resources);
-    const journalId = resources.map((r) => (r.data as { clusterId?: string }).clusterId).find(Boolean);
-    if (!data && !context.searchByName && !journalId) return [];
+    if (!data && !context.searchByName) return [];
     const arm = await armFrom(resources);
-    const group = groupOf(context.name);
-    // The group, if it is this run's (its tag says so) or, searching by name, the cluster's.
-    const found = await findGroup(arm, group);
-    if (!found) return [];
-    const owner = found.tags?.[TAG_CLUSTER_ID];
-    if (journalId ? owner !== journalId : found.tags?.[TAG_CLUSTER] !== context.name) return [];
-    // `down NAME --provider azure --region R` removes the cluster in R only.
-    if (!data && context.location && found.location !== context.location) return [];
-    context.progress({ step: 'delete resource group', status: 'start', detail: group });
-    await call('resourceGroups.delete', async () => {
-      try {
-        await arm.resources.resourceGroups.beginDeleteAndWait(group, {
-          forceDeletionTypes: FORCE_DELETE,
-          ...POLL,
-        });
-      } catch (error) {
-        if (!isNotFound(error)) throw error;
-      }
-    });
-    context.progress({ step: 'delete resource group', status: 'done', detail: group });
-    return [`resource group ${group} and everything in it`];
+    let groups: string[];
+    if (data) {
+      // The run's own group: made (journaled) or, if its answer was lost, tagged with the run's id.
+      const found = await findGroup(arm, data.group);
+      const made = resources.some((resource) => resource.kind === 'group');
+      groups = found && (made || found.tags?.[TAG_CLUSTER_ID] === data.clusterId) ? [data.group] : [];
+    } else {
+      // No state here: every dcp cluster of that name (in --region, if given).
+      groups = (await clusterGroups(arm, context.name, context.location)).map((group) => group.name!);
+    }
+    for (const group of groups) {
+      context.progress({ step: 'delete resource group', status: 'start', detail: group });
+      await call('resourceGroups.delete', async () => {
+        try {
+          await arm.resources.resourceGroups.beginDeleteAndWait(group, {
+            forceDeletionTypes: FORCE_DELETE,
+            ...POLL,
+          });
+        } catch (error) {
+          if (!isNotFound(error)) throw error;
+        }
+      });
+      context.progress({ step: 'delete resource group', status: 'done', detail: group });
+    }
+    return groups.map((group) => `resource group ${group} and everything in it`);
   },
 
   async members(record: ClusterRecord, resources: Resource[]): Promise<MemberStatus[]> {
@@ -785,7 +804,7 @@ export const azureProvider: Provider = {
     if (!subscription || !group) throw new DcpError(`${record.name}'s record names no resource group`);
     const arm = await armFor(subscription);
     const nsg = await call('networkSecurityGroups.get', () =>
-      arm.network.networkSecurityGroups.get(group, `${group}-nsg`),
+      arm.network.networkSecurityGroups.get(group, `${record.name}-nsg`),
     );
     const rules: LiveRule[] = (nsg.securityRules ?? [])
       // Inbound allows that open ports (ICMP opens none); the members' own rule names no address.
@@ -801,7 +820,7 @@ export const azureProvider: Provider = {
         );
         return sources.map((source) => ({ cidr: sourceRange(source, vnetCidr), ports }));
       });
-    return { where: `${group}-nsg`, rules, asked: ingress };
+    return { where: `${record.name}-nsg in ${group}`, rules, asked: ingress };
   },
 
   async discover(location): Promise<DiscoveredCluster[]> {
@@ -810,7 +829,10 @@ export const azureProvider: Provider = {
     const members = (
       await Promise.all(
         groups.map(async (group) => {
-          const [vms, ip] = await Promise.all([listVms(arm, group.name!), schedulerIp(arm, group.name!)]);
+          const [vms, ip] = await Promise.all([
+            listVms(arm, group.name!),
+            schedulerIp(arm, group.name!, group.tags![TAG_CLUSTER]!),
+          ]);
           return vms.map((vm) => ({
             cluster: group.tags![TAG_CLUSTER]!,
             location: group.location ?? '-',
