@@ -35,6 +35,9 @@ conformance({
   upCalls: () => [
     'resourceGroups.createOrUpdate',
     'networkSecurityGroups.createOrUpdate',
+    // The workers' way out: a NAT gateway and its address.
+    'publicIPAddresses.createOrUpdate',
+    'natGateways.createOrUpdate',
     'virtualNetworks.createOrUpdate',
     'publicIPAddresses.createOrUpdate',
     'networkInterfaces.createOrUpdate',

@@ -137,7 +137,48 @@ describe('in the user’s VNet', () => {
     expect(
       (await failure(up({ region: SEED.otherLocation, vpc: `${SEED.userGroup}/${SEED.userVnet}` })))?.message,
     ).toMatch(/is in westeurope, not eastus/);
+    const vnetId = (subscription: string) =>
+      `/subscriptions/${subscription}/resourceGroups/${SEED.userGroup}/providers/Microsoft.Network/virtualNetworks/${SEED.userVnet}`;
+    expect((await failure(up({ vpc: vnetId(SEED.otherSubscriptionId) })))?.message).toMatch(
+      /is in subscription .* and the cluster goes to/,
+    );
+    expect((await failure(up({ vpc: `${SEED.userGroup}/${SEED.userVnet}/extra` })))?.message).toMatch(
+      /names no VNet/,
+    );
+    // A subnet's id names the subnet too; one without a way out is refused (scale sets get none).
+    const arm = await connectArm(SEED.subscriptionId);
+    await arm.network.virtualNetworks.beginCreateOrUpdateAndWait(SEED.userGroup, 'bare-vnet', {
+      location: SEED.location,
+      addressSpace: { addressPrefixes: ['10.50.0.0/16'] },
+      subnets: [
+        { name: 'GatewaySubnet', addressPrefix: '10.50.0.0/24' },
+        { name: 'open', addressPrefix: '10.50.1.0/24', defaultOutboundAccess: true },
+      ],
+    });
+    fake.calls.length = 0;
+    const bare = `${vnetId(SEED.subscriptionId).replace(SEED.userVnet, 'bare-vnet')}/subnets/open`;
+    const refused = await failure(up({ vpc: bare }));
+    expect(refused?.message).toMatch(/the subnet open has no NAT gateway or route table/);
+    expect(refused?.hint).toMatch(/az network vnet subnet update .* --name open --nat-gateway/);
+    // Azure's own subnets are never picked, nor taken when named.
+    expect(
+      (await failure(up({ vpc: `${SEED.userGroup}/bare-vnet`, subnet: 'GatewaySubnet' })))?.message,
+    ).toMatch(/has no subnet GatewaySubnet dcp may use/);
     expect(fake.mutatingCalls()).toEqual([]);
+  });
+});
+
+describe('the workers’ way out', () => {
+  it('in the cluster’s own VNet, through a NAT gateway of its own: scale-set VMs get no default outbound access', async () => {
+    const record = await up();
+    const group = azureGroup(fake, record.name);
+    const resources = fake.resources(group) as { type: string; properties: Record<string, unknown> }[];
+    const nat = resources.find((r) => r.type.toLowerCase() === 'microsoft.network/natgateways');
+    const vnet = resources.find((r) => r.type.toLowerCase() === 'microsoft.network/virtualnetworks');
+    const subnet = (vnet?.properties.subnets as { properties: { natGateway?: { id: string } } }[])[0]!;
+    expect(subnet.properties.natGateway?.id).toBe((nat as unknown as { id: string }).id);
+    await destroyCluster(record.name, quiet);
+    expect(fake.leftovers(record.name)).toEqual([]);
   });
 });
 

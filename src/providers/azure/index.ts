@@ -178,6 +178,15 @@ function sourceRange(source: string, vnetCidr: string): string {
   return '0.0.0.0/0';
 }
 
+/** Subnets of Azure's own services, never a cluster's. */
+const RESERVED_SUBNETS = new Set([
+  'gatewaysubnet',
+  'azurebastionsubnet',
+  'azurefirewallsubnet',
+  'azurefirewallmanagementsubnet',
+  'routeserversubnet',
+]);
+
 interface Vm {
   name?: string;
   tags?: Record<string, string>;
@@ -268,15 +277,26 @@ async function schedulerIp(arm: Arm, group: string, cluster: string): Promise<st
  * the cluster's location, with a way out for Docker: a NAT gateway, or default outbound access.
  */
 async function userSubnet(arm: Arm, spec: ClusterSpec, location: string) {
-  const given = spec.cloud.vnet!;
-  const parts = given.startsWith('/subscriptions/')
-    ? { group: given.split('/')[4], vnet: given.split('/')[8] }
-    : { group: given.split('/')[0], vnet: given.split('/')[1] };
-  if (!parts.group || !parts.vnet)
+  const given = spec.cloud.vnet!.trim();
+  const byId =
+    /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.Network\/virtualNetworks\/([^/]+)(?:\/subnets\/([^/]+))?$/i.exec(
+      given,
+    );
+  const byName = /^([^/\s]+)\/([^/\s]+)$/.exec(given);
+  if (!byId && !byName)
     throw usageError(
       `--vpc ${JSON.stringify(given)} names no VNet`,
-      'pass --vpc RESOURCE_GROUP/VNET (or the VNet’s resource id) and --subnet NAME',
+      'pass --vpc RESOURCE_GROUP/VNET (or the VNet’s or a subnet’s resource id)',
     );
+  if (byId && byId[1]!.toLowerCase() !== arm.subscription.toLowerCase())
+    throw usageError(
+      `the VNet ${byId[3]} is in subscription ${byId[1]}, and the cluster goes to ${arm.subscription}`,
+      `pass --subscription ${byId[1]}, or a VNet of subscription ${arm.subscription}`,
+    );
+  const parts = byId
+    ? { group: byId[2]!, vnet: byId[3]!, subnet: byId[4] }
+    : { group: byName![1]!, vnet: byName![2]!, subnet: undefined };
+  const wanted = spec.cloud.subnet ?? parts.subnet;
   const vnet = await call('virtualNetworks.get', () =>
     arm.network.virtualNetworks.get(parts.group!, parts.vnet!),
   ).catch((error: unknown) => {
@@ -291,18 +311,22 @@ async function userSubnet(arm: Arm, spec: ClusterSpec, location: string) {
       `the VNet ${parts.vnet} is in ${vnet.location}, not ${location}`,
       `pass --region ${vnet.location}`,
     );
-  const subnet = spec.cloud.subnet
-    ? vnet.subnets?.find((s) => s.name === spec.cloud.subnet)
-    : vnet.subnets?.[0];
+  // Not Azure's own (gateways, Bastion, firewalls) nor one delegated to a service.
+  const usable = (vnet.subnets ?? []).filter(
+    (s) => !RESERVED_SUBNETS.has(s.name?.toLowerCase() ?? '') && (s.delegations ?? []).length === 0,
+  );
+  const subnet = wanted ? usable.find((s) => s.name?.toLowerCase() === wanted.toLowerCase()) : usable[0];
   if (!subnet?.id)
     throw usageError(
-      `the VNet ${parts.vnet} has no subnet ${spec.cloud.subnet ?? ''}`.trim(),
-      `pass --subnet with one of ${(vnet.subnets ?? []).map((s) => s.name).join(', ') || 'its subnets (it has none)'}`,
+      `the VNet ${parts.vnet} has no subnet ${wanted ?? ''} dcp may use`.replace('  ', ' '),
+      `pass --subnet with one of ${usable.map((s) => s.name).join(', ') || 'its subnets (it has none that is not Azure’s own or delegated)'}`,
     );
-  if (spec.runtime === 'docker' && !subnet.natGateway && subnet.defaultOutboundAccess === false)
+  // Scale-set VMs get no default outbound access, whatever the subnet says: a NAT gateway or a
+  // route table (to a firewall, say) is their only way to Docker and the Dask image.
+  if (!subnet.natGateway && !subnet.routeTable)
     throw usageError(
-      `the subnet ${subnet.name} is private (no default outbound access) and has no NAT gateway: its VMs could not install Docker`,
-      'attach a NAT gateway to the subnet, or use --runtime preinstalled with an image that has Dask',
+      `the subnet ${subnet.name} has no NAT gateway or route table: the workers (a scale set, which Azure gives no default outbound access) could not install Docker`,
+      `attach a NAT gateway to it: az network vnet subnet update --resource-group ${parts.group} --vnet-name ${parts.vnet} --name ${subnet.name} --nat-gateway NAME`,
     );
   return {
     subnet_id: subnet.id,
@@ -463,6 +487,31 @@ export const azureProvider: Provider = {
     signal.throwIfAborted();
 
     async function ownNetwork(): Promise<string> {
+      // Scale-set VMs get no default outbound access: the workers reach the internet (Docker,
+      // the Dask image) through a NAT gateway of the cluster's own, and nothing reaches them.
+      const natIp = await call('publicIPAddresses.createOrUpdate', () =>
+        arm.network.publicIPAddresses.beginCreateOrUpdateAndWait(
+          group,
+          `${spec.name}-nat-ip`,
+          {
+            location,
+            tags: tags(),
+            sku: { name: 'Standard', tier: 'Regional' },
+            publicIPAllocationMethod: 'Static',
+            publicIPAddressVersion: 'IPv4',
+          },
+          POLL,
+        ),
+      );
+      const nat = await call('natGateways.createOrUpdate', () =>
+        arm.network.natGateways.beginCreateOrUpdateAndWait(
+          group,
+          `${spec.name}-nat`,
+          { location, tags: tags(), sku: { name: 'Standard' }, publicIpAddresses: [{ id: natIp.id }] },
+          POLL,
+        ),
+      );
+      signal.throwIfAborted();
       const vnet = await call('virtualNetworks.createOrUpdate', () =>
         arm.network.virtualNetworks.beginCreateOrUpdateAndWait(
           group,
@@ -471,8 +520,14 @@ export const azureProvider: Provider = {
             location,
             tags: tags(),
             addressSpace: { addressPrefixes: [OWN_CIDR] },
-            // Outbound access on: new subnets are private by default, and workers install Docker.
-            subnets: [{ name: 'dcp', addressPrefix: OWN_SUBNET, defaultOutboundAccess: true }],
+            subnets: [
+              {
+                name: 'dcp',
+                addressPrefix: OWN_SUBNET,
+                natGateway: { id: nat.id },
+                defaultOutboundAccess: false,
+              },
+            ],
           },
           POLL,
         ),

@@ -1544,6 +1544,9 @@ class FakeAzureImpl implements FakeAzure {
         doneAt = set.doneAt;
         break;
       }
+      case 'natgateways':
+        r = this.putNatGateway(g.name, name, location, tags, b, props, now);
+        break;
       default:
         throw new ArmError(400, 'NotSupported', `fake: PUT of ${type} is not supported`);
     }
@@ -1893,6 +1896,41 @@ class FakeAzureImpl implements FakeAzure {
       ipAddress: ip,
     });
     r.sku = { name: 'Standard', tier: str(sku.tier) ?? 'Regional' };
+    return r;
+  }
+
+  /** A Standard NAT gateway whose public IPs are Standard and in its location. */
+  private putNatGateway(
+    group: string,
+    name: string,
+    location: string,
+    tags: Record<string, string>,
+    b: Json,
+    props: Json,
+    now: number,
+  ): Res {
+    if ((str(obj(b.sku).name) ?? 'Standard') !== 'Standard')
+      throw invalid('fake: a NAT gateway is Standard', 'sku.name');
+    const ips = arr(props.publicIpAddresses).map((ref) => {
+      const pip = this.byId(
+        str(obj(ref).id) ?? '',
+        'microsoft.network/publicipaddresses',
+        'publicIpAddresses',
+      );
+      if (lower(pip.location) !== lower(location))
+        throw new ArmError(
+          400,
+          'InvalidResourceReference',
+          `fake: ${pip.name} is in ${pip.location}, not ${location}`,
+        );
+      return { id: pip.id };
+    });
+    const r = this.put(group, 'natgateways', name, location, tags, now, {
+      idleTimeoutInMinutes: props.idleTimeoutInMinutes ?? 4,
+      publicIpAddresses: ips,
+      resourceGuid: randomUUID(),
+    });
+    r.sku = { name: 'Standard' };
     return r;
   }
 
