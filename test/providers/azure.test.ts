@@ -311,9 +311,14 @@ describe('Azure’s failures', () => {
 describe('stopped VMs, list and down', () => {
   it('a VM that powered itself off is stopped, still billed: list says so, down removes the group', async () => {
     const record = await up();
-    const worker = fake.vms().find((vm) => vm.tags['dcp:cluster'] === record.name && vm.scaleSet)!;
-    fake.powerOffFromInside(worker.name);
+    await new Promise((resolve) => setTimeout(resolve, 200)); // the fake's VMs run after 100 ms
+    const running = (await azureProvider.discover!(undefined)).find((c) => c.name === record.name);
+    expect(running?.members.map((member) => member.running)).toEqual([true, true, true]);
+    expect(running?.stoppedStatus).toBeUndefined();
+    const scheduler = fake.vms().find((vm) => vm.tags['dcp:cluster'] === record.name && !vm.scaleSet)!;
+    fake.powerOffFromInside(scheduler.name);
     const found = (await azureProvider.discover!(undefined)).find((c) => c.name === record.name);
+    expect(found?.members.find((member) => member.role === 'scheduler')?.running).toBe(false);
     expect(found?.stoppedStatus).toBe('stopped (still billed)');
     await destroyCluster(record.name, quiet);
     expect(fake.leftovers(record.name)).toEqual([]);

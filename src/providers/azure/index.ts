@@ -216,17 +216,38 @@ async function findGroup(arm: Arm, group: string) {
   });
 }
 
-async function listVms(arm: Arm, group: string): Promise<Vm[]> {
+/**
+ * The group's VMs (those `only` keeps), each with its instance view: a list gives none (ARM takes
+ * `$expand=instanceView` there only with a `$filter`), so each VM's is asked for.
+ */
+async function listVms(arm: Arm, group: string, only: (vm: Vm) => boolean = () => true): Promise<Vm[]> {
   return call('virtualMachines.list', async () => {
     const vms: Vm[] = [];
     try {
-      for await (const vm of arm.compute.virtualMachines.list(group, { expand: 'instanceView' }))
-        vms.push(vm);
+      for await (const vm of arm.compute.virtualMachines.list(group)) if (only(vm)) vms.push(vm);
     } catch (error) {
       if (!isNotFound(error)) throw error;
     }
-    return vms;
+    return Promise.all(
+      vms.map(async (vm) => ({
+        ...vm,
+        instanceView: await arm.compute.virtualMachines
+          .instanceView(group, vm.name!)
+          .catch((error: unknown) => {
+            if (isNotFound(error)) return undefined;
+            throw error;
+          }),
+      })),
+    );
   });
+}
+
+/** How `list` says a cluster whose scheduler is not running: what Azure bills for, first. */
+function notRunning(states: (string | undefined)[]): string | undefined {
+  if (states.some((state) => state === 'stopped' || state === 'stopping')) return 'stopped (still billed)';
+  if (states.some((state) => state === 'starting' || state === undefined)) return 'starting';
+  if (states.every((state) => state === 'deallocated' || state === 'deallocating')) return 'deallocated';
+  return undefined;
 }
 
 /** The cluster groups of the subscription, by tag; in `location` when given. */
@@ -780,8 +801,10 @@ export const azureProvider: Provider = {
         return new DcpError(
           `the cluster's resource group ${data.group} is ${state}: its scheduler deletes it when Dask exits there (idle, shut down, or failed)`,
         );
-      const lost = (await listVms(arm, data.group)).find((vm) =>
-        /stopped|deallocated/.test(powerState(vm) ?? ''),
+      // The scheduler alone: workers are counted by Dask, and a health check every few seconds
+      // must not cost a call per worker.
+      const lost = (await listVms(arm, data.group, (vm) => vm.tags?.[TAG_ROLE] === 'scheduler')).find((vm) =>
+        /stopp|deallocat/.test(powerState(vm) ?? ''),
       );
       return lost
         ? new DcpError(`the ${lost.tags?.[TAG_ROLE] ?? 'cluster'} VM ${lost.name} is ${powerState(lost)}`)
@@ -889,6 +912,7 @@ export const azureProvider: Provider = {
             schedulerIp(arm, group.name!, group.tags![TAG_CLUSTER]!),
           ]);
           return vms.map((vm) => ({
+            state: powerState(vm),
             cluster: group.tags![TAG_CLUSTER]!,
             location: group.location ?? '-',
             role: vm.tags?.[TAG_ROLE] ?? '?',
@@ -914,10 +938,13 @@ export const azureProvider: Provider = {
         .filter((group) => group.properties?.provisioningState === 'Deleting')
         .map((group) => group.tags![TAG_CLUSTER]!),
     );
-    for (const cluster of clusters)
-      if (deleting.has(cluster.name)) cluster.stoppedStatus = 'being deleted';
-      else if (cluster.members.some((member) => !member.running))
-        cluster.stoppedStatus = 'stopped (still billed)';
+    for (const cluster of clusters) {
+      const states = members
+        .filter((member) => member.cluster === cluster.name)
+        .map((member) => member.state);
+      const status = deleting.has(cluster.name) ? 'being deleted' : notRunning(states);
+      if (status) cluster.stoppedStatus = status;
+    }
     return clusters;
   },
 };

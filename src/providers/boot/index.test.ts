@@ -240,7 +240,11 @@ describe('the script', () => {
 
 describe('when Dask exits', () => {
   /** Runs a scheduler's script whose Dask exits at once, with stand-ins for `systemctl` and `curl`. */
-  async function exitOnce(systemState: string, selfDelete?: BootOptions['selfDelete']) {
+  async function exitOnce(
+    systemState: string,
+    selfDelete?: BootOptions['selfDelete'],
+    dask = 'echo "distributed.scheduler - INFO - Scheduler closing after being idle for 1h"; exit 0',
+  ) {
     const dir = mkdtempSync(join(tmpdir(), 'dcp-boot-exit-'));
     dirs.push(dir);
     const tool = (name: string, body: string) => {
@@ -248,7 +252,7 @@ describe('when Dask exits', () => {
       chmodSync(join(dir, name), 0o755);
     };
     tool('systemctl', `touch ${dir}/asked; echo ${systemState}`);
-    tool('dask', 'exit 0');
+    tool('dask', dask);
     // A stand-in curl: the token endpoint answers a token, the DELETE records what it was sent.
     tool(
       'curl',
@@ -300,6 +304,15 @@ describe('when Dask exits', () => {
     expect(off).toBe(false);
     expect(curl).toBe('');
     expect(log).not.toContain('powering off');
+  });
+
+  it('only powers off when Dask did not end for being idle: a crash, or a restart of Docker', async () => {
+    for (const dask of ['exit 3', 'echo "Stopped scheduler"; exit 0']) {
+      const { off, curl, log } = await exitOnce('running', selfDelete, dask);
+      expect(off).toBe(true);
+      expect(curl).toBe('');
+      expect(log).toContain('did not end for being idle');
+    }
   });
 
   it('only powers off where there is nothing to delete', async () => {

@@ -203,12 +203,16 @@ function heredoc(path: string, text: string): string {
 }
 
 /**
- * Shell lines that delete the VM's own resource group through its managed identity, retried while
- * a new role assignment may not have reached ARM yet. The token never appears in a command line
- * (curl reads the header from stdin) nor in the log.
+ * Shell lines that delete the VM's own resource group through its managed identity, once Dask
+ * ended cleanly for being idle (a crash, an OOM kill or a restart of Docker only powers off, which
+ * can be undone), retried while a new role assignment may not have reached ARM yet. The token
+ * never appears in a command line (curl reads the header from stdin) nor in the log.
  */
 function selfDeletion({ tokenUrl, resourceUrl }: NonNullable<BootOptions['selfDelete']>): string {
-  return `deleted=''
+  return `if [ "$status" != 0 ] || ! tail -c +$((since + 1)) "$DCP_DIR/dask.log" | grep -qE 'Scheduler closing after being idle|idle-timeout-exceeded'; then
+  echo "dcp: dask did not end for being idle: this cluster's resource group stays (a stopped VM is still billed until dcp down)"
+else
+deleted=''
 for pause in 0 20 60 180; do
   sleep "$pause"
   answer=$(curl -sS -f --noproxy '*' --max-time 30 -H Metadata:true ${quote(tokenUrl)}) || continue
@@ -224,6 +228,7 @@ if [ -n "$deleted" ]; then
   echo "dcp: asked Azure to delete this cluster's resource group: the bill stops with it"
 else
   echo "dcp: could not delete this cluster's resource group; a stopped VM is still billed until dcp down"
+fi
 fi`;
 }
 
@@ -252,6 +257,8 @@ export function bootScript(options: BootOptions): string {
     'exec 9>"$DCP_DIR/supervise.lock"',
     'flock -n 9 || exit 0',
     'status=0',
+    // Where this run's part of the log begins: what Dask said as it ended is read from there.
+    'since=$(stat -c %s "$DCP_DIR/dask.log" 2>/dev/null || echo 0)',
     '"$DCP_DIR/run-dask" || status=$?',
     // Dask was stopped by a reboot or shutdown under way: powering off (or deleting) would undo it.
     '[ "$(systemctl is-system-running 2>/dev/null)" = stopping ] && exit 0',
