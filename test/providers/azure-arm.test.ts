@@ -20,10 +20,19 @@ const azEnv = (path: string) => ({
 });
 
 describe('connecting to ARM', () => {
-  it('an endpoint over http, or with a password, is refused', () => {
+  it('an endpoint over http, with a password, or more than an origin, is refused', () => {
     expect(() => armEndpoint({ DCP_AZURE_ENDPOINT: 'http://127.0.0.1:1' })).toThrow(/is not https/);
     expect(() => armEndpoint({ DCP_AZURE_ENDPOINT: 'https://u:p@example.com' })).toThrow(
       /user name or password/,
+    );
+    // An origin only: the scheduler appends its group's path to it.
+    expect(() =>
+      armEndpoint({
+        DCP_AZURE_ENDPOINT: 'https://management.azure.com/subscriptions/s/resourceGroups/victim#',
+      }),
+    ).toThrow(/has a path, query or fragment/);
+    expect(armEndpoint({ DCP_AZURE_ENDPOINT: 'https://management.example/' })).toBe(
+      'https://management.example',
     );
     expect(armEndpoint({})).toBe('https://management.azure.com');
   });

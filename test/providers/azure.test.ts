@@ -66,7 +66,9 @@ describe('before anything is made', () => {
     expect(plan.spec.cloud.subscription_id).toBe(SEED.otherSubscriptionId);
     const cases: [Partial<UpFlags>, RegExp][] = [
       [{ instanceType: SEED.gpuSize }, new RegExp(`no VM size ${SEED.gpuSize} in ${SEED.location}`)],
-      [{ region: SEED.bareLocation }, new RegExp(`no VM size Standard_D2s_v5 in ${SEED.bareLocation}`)],
+      [{ region: SEED.bareLocation }, new RegExp(`Azure offers no VM sizes in ${SEED.bareLocation}`)],
+      [{ region: 'westeruope' }, /Azure offers no VM sizes in westeruope: is it a location/],
+      [{ instanceType: 'Standard_E2s_v5' }, /not available to this subscription in westeurope/],
     ];
     for (const [extra, message] of cases) {
       const error = await failure(up(extra));
@@ -81,6 +83,9 @@ describe('before anything is made', () => {
     } finally {
       delete process.env.DCP_AZURE_RESOURCE_GROUP;
     }
+    // Size names as Azure takes them, whatever their case; a size without Premium SSD gets a Standard SSD.
+    const plain = await azureProvider.prepare((await planUp(flags({ instanceType: 'standard_d2_v5' }))).spec);
+    expect(plain.cloud).toMatchObject({ vm_size: 'Standard_D2_v5', os_disk: 'StandardSSD_LRS' });
     const record = await up();
     expect((await failure(up({ name: record.name })))?.message).toMatch(
       /a dcp cluster named .* is in subscription .* already/,

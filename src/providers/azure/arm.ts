@@ -37,7 +37,13 @@ export function armEndpoint(env: NodeJS.ProcessEnv = process.env): string {
       hint: 'the Azure SDKs send credentials over https only: use an https:// endpoint',
       exitCode: ExitCode.usage,
     });
-  return url.href.replace(/\/+$/, '');
+  // An origin only: the scheduler's self-delete appends a group's path to it.
+  if (url.pathname.replace(/\/+$/, '') !== '' || url.search || url.hash)
+    throw new DcpError(`DCP_AZURE_ENDPOINT=${override} has a path, query or fragment`, {
+      hint: 'give the Resource Manager endpoint alone, like https://management.azure.com',
+      exitCode: ExitCode.usage,
+    });
+  return url.origin;
 }
 
 /** What the user can do about an ARM error code. */

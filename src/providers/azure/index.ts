@@ -388,6 +388,7 @@ export const azureProvider: Provider = {
           name?: string;
           resourceType?: string;
           capabilities?: { name?: string; value?: string }[];
+          restrictions?: { type?: string; reasonCode?: string }[];
         }[] = [];
         for await (const sku of arm.compute.resourceSkus.list({ filter: `location eq '${location}'` }))
           found.push(sku);
@@ -396,10 +397,26 @@ export const azureProvider: Provider = {
       clusterGroups(arm, spec.name),
       prepareCommon(spec),
     ]);
-    const sku = skus.find((s) => s.resourceType === 'virtualMachines' && s.name === size);
-    if (!sku)
+    const sizes = skus.filter((s) => s.resourceType === 'virtualMachines');
+    if (sizes.length === 0)
       throw usageError(
-        `there is no VM size ${size} in ${location}`,
+        `Azure offers no VM sizes in ${location}: is it a location of this subscription?`,
+        'pass --region with one of az account list-locations --query [].name --output tsv',
+      );
+    const sku = sizes.find((s) => s.name?.toLowerCase() === size.toLowerCase());
+    const capability = (name: string) => sku?.capabilities?.find((c) => c.name === name)?.value;
+    const refusal = !sku
+      ? `there is no VM size ${size} in ${location}`
+      : sku.restrictions?.some((r) => r.type === 'Location' && r.reasonCode === 'NotAvailableForSubscription')
+        ? `the VM size ${size} is not available to this subscription in ${location}`
+        : capability('TrustedLaunchDisabled') === 'True'
+          ? `the VM size ${size} cannot run Trusted Launch VMs (secure boot and a vTPM), which dcp makes`
+          : !(capability('HyperVGenerations') ?? 'V2').includes('V2')
+            ? `the VM size ${size} runs generation 1 VMs only, and Ubuntu 24.04 with Trusted Launch needs generation 2`
+            : undefined;
+    if (refusal)
+      throw usageError(
+        refusal,
         `pass another --instance-type or --region (az vm list-skus --location ${location} --output table)`,
       );
     if (taken.length > 0)
@@ -407,7 +424,7 @@ export const azureProvider: Provider = {
         `a dcp cluster named ${spec.name} is in subscription ${subscription} already (resource group ${taken[0]!.name} in ${taken[0]!.location})`,
         `pick another --name, or remove that cluster first: dcp down ${spec.name} --provider azure`,
       );
-    const arm64 = sku.capabilities?.some((c) => c.name === 'CpuArchitectureType' && c.value === 'Arm64');
+    const arm64 = capability('CpuArchitectureType') === 'Arm64';
     const placement = spec.cloud.vnet ? await userSubnet(arm, spec, location!) : undefined;
     // dask-cloudprovider's settings, kept for `dcp config export`: said, not silently ignored.
     const unused = (['resource_group', 'security_group'] as const)
@@ -424,8 +441,10 @@ export const azureProvider: Provider = {
         ...(placement ?? {}),
         subscription_id: subscription,
         location: location!,
-        vm_size: size,
+        vm_size: sku!.name!,
         arch: arm64 ? 'arm64' : 'x64',
+        // Sizes without Premium SSD support take a Standard SSD OS disk.
+        os_disk: capability('PremiumIO') === 'False' ? 'StandardSSD_LRS' : 'Premium_LRS',
       },
     };
   },
@@ -633,7 +652,7 @@ export const azureProvider: Provider = {
       osDisk: {
         createOption: 'FromImage',
         deleteOption: 'Delete',
-        managedDisk: { storageAccountType: 'Premium_LRS' },
+        managedDisk: { storageAccountType: spec.cloud.os_disk ?? 'Premium_LRS' },
       },
     };
     const securityProfile = {

@@ -205,6 +205,10 @@ interface Size {
   arch: 'x64' | 'Arm64';
   family: string;
   locations: string[];
+  /** Whether Premium SSD disks attach (PremiumIO). */
+  premium: boolean;
+  /** Offered, but not to this subscription (a restriction NotAvailableForSubscription). */
+  restricted: boolean;
 }
 
 const SIZES: Size[] = [
@@ -214,13 +218,17 @@ const SIZES: Size[] = [
   ['Standard_D8s_v5', 8, 32768, 'x64', 'standardDSv5Family', ['westeurope', 'eastus']],
   ['Standard_D2ps_v5', 2, 8192, 'Arm64', 'standardDPSv5Family', ['westeurope', 'eastus']],
   ['Standard_NC4as_T4_v3', 4, 28672, 'x64', 'standardNCASv3_T4Family', ['eastus']],
-].map(([name, cores, memoryMb, arch, family, locations]) => ({
+  ['Standard_D2_v5', 2, 8192, 'x64', 'standardDv5Family', ['westeurope', 'eastus'], false],
+  ['Standard_E2s_v5', 2, 16384, 'x64', 'standardESv5Family', ['westeurope', 'eastus'], true, true],
+].map(([name, cores, memoryMb, arch, family, locations, premium = true, restricted = false]) => ({
   name: name as string,
   cores: cores as number,
   memoryMb: memoryMb as number,
   arch: arch as 'x64' | 'Arm64',
   family: family as string,
   locations: locations as string[],
+  premium: premium as boolean,
+  restricted: restricted as boolean,
 }));
 
 const ROLES: Record<string, { name: string; actions: string[] }> = {
@@ -1287,9 +1295,18 @@ class FakeAzureImpl implements FakeAzure {
             { name: 'MemoryGB', value: String(s.memoryMb / 1024) },
             { name: 'CpuArchitectureType', value: s.arch },
             { name: 'HyperVGenerations', value: 'V2' },
-            { name: 'PremiumIO', value: 'True' },
+            { name: 'PremiumIO', value: s.premium ? 'True' : 'False' },
           ],
-          restrictions: [],
+          restrictions: s.restricted
+            ? [
+                {
+                  type: 'Location',
+                  values: [loc],
+                  restrictionInfo: { locations: [loc] },
+                  reasonCode: 'NotAvailableForSubscription',
+                },
+              ]
+            : [],
         })),
     );
     return this.ok({ value });
