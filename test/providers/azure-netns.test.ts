@@ -69,6 +69,8 @@ describeWithDask('Azure: the idle scheduler deletes its own resource group', () 
       mkdirSync(join(vm, 'bin'));
       writeFileSync(join(vm, 'bin', 'sleep'), '#!/bin/sh\nexit 0\n');
       chmodSync(join(vm, 'bin', 'sleep'), 0o755);
+      // What the provider gives the scheduler, with the fake standing in for IMDS as for ARM.
+      const selfDelete = groupSelfDelete(fake.url, group, fake.url);
       const script = bootScript({
         role: 'scheduler',
         cluster: name,
@@ -80,8 +82,7 @@ describeWithDask('Azure: the idle scheduler deletes its own resource group', () 
         powerOff: `touch ${join(vm, 'powered-off')}`,
         perBootDir: join(vm, 'cloud', 'scripts', 'per-boot'),
         console: join(vm, 'console'),
-        // What the provider gives the scheduler, with the fake standing in for IMDS as for ARM.
-        selfDelete: groupSelfDelete(fake.url, group, fake.url),
+        selfDelete,
       });
       writeFileSync(join(vm, 'user-data'), script, { mode: 0o700 });
       fake.calls.length = 0;
@@ -90,7 +91,24 @@ describeWithDask('Azure: the idle scheduler deletes its own resource group', () 
         PATH: `${join(vm, 'bin')}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
       });
       expect(result.exitCode, result.all).toBe(0);
+      // While Dask runs, nothing on the VM gets a token: code a Dask client sends runs there.
+      const rules = async () => (await network.exec('scheduler', ['iptables', '-w', '-S', 'OUTPUT'])).all;
+      for (let i = 0; i < 40 && !(await rules()).includes('dcp-metadata'); i++) await sleep(100);
+      const borrowed = await network.exec('scheduler', [
+        'curl',
+        '-sS',
+        '--max-time',
+        '5',
+        '--cacert',
+        fakeAzureCa().file,
+        '-H',
+        'Metadata: true',
+        selfDelete.tokenUrl,
+      ]);
+      expect(borrowed.exitCode, borrowed.all).toBe(7); // connection refused
+      expect(fake.calls.some((call) => call.method === 'imds.token')).toBe(false);
       for (let i = 0; i < 240 && !existsSync(join(vm, 'powered-off')); i++) await sleep(250);
+      expect(await rules()).not.toContain('dcp-metadata');
       const log = readFileSync(join(vm, 'var/lib/dcp/dask.log'), 'utf8');
       expect(existsSync(join(vm, 'powered-off')), log).toBe(true);
       return { log, warnings, calls: [...fake.calls] };

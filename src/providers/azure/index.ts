@@ -362,16 +362,16 @@ export const azureProvider: Provider = {
 
   plan(spec) {
     return [
-      `make a resource group dcp-${spec.name}-<run id> in ${spec.cloud.location ?? 'the default location'}, with a scheduler and ${count(spec.workers, 'worker')} (${spec.cloud.vm_size ?? DEFAULT_SIZE}, Ubuntu 24.04, Trusted Launch, SSH key only)`,
+      `make a resource group dcp-${spec.name}-<run id> in ${spec.cloud.location ?? 'the Azure CLI’s default location'}${spec.cloud.subscription_id ? ` of subscription ${spec.cloud.subscription_id}` : ''}, with a scheduler and ${count(spec.workers, 'worker')} (${spec.cloud.vm_size ?? DEFAULT_SIZE}, Ubuntu 24.04, Trusted Launch, SSH key only)`,
       spec.cloud.vnet
         ? `in your VNet ${spec.cloud.vnet}: the members reach each other, the rest of the VNet is kept off them`
-        : `in a VNet of its own (${OWN_CIDR})`,
+        : `in a VNet of its own (${OWN_CIDR}), whose workers reach the internet through a NAT gateway of its own`,
       ...(spec.networking === 'public'
         ? [
             'give the scheduler a Standard static public IP; workers reach it by its private IP and have no public IP',
           ]
         : []),
-      `when idle for ${formatDuration(spec.idleTimeoutSeconds * 1000)}, the scheduler deletes its resource group through its own managed identity, if you may grant it Contributor on that group (Owner or User Access Administrator); otherwise the VMs only power off, and Azure bills a stopped VM until dcp down`,
+      `when idle for ${formatDuration(spec.idleTimeoutSeconds * 1000)}, the scheduler deletes its resource group through its own managed identity, if you may grant it Contributor on that group (Owner, User Access Administrator or Role Based Access Control Administrator); otherwise the VMs only power off, and Azure bills a stopped VM until dcp down`,
     ];
   },
 

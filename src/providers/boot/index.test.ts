@@ -253,6 +253,7 @@ describe('when Dask exits', () => {
     };
     tool('systemctl', `touch ${dir}/asked; echo ${systemState}`);
     tool('dask', dask);
+    tool('iptables', `echo "$*" >> ${dir}/iptables-args`);
     // A stand-in curl: the token endpoint answers a token, the DELETE records what it was sent.
     tool(
       'curl',
@@ -279,7 +280,13 @@ describe('when Dask exits', () => {
     for (let i = 0; i < 100 && !existsSync(join(dir, 'off')) && !existsSync(join(dir, 'asked')); i++)
       await sleep(50);
     await sleep(300);
-    return { dir, log: read(log), off: existsSync(join(dir, 'off')), curl: read(join(dir, 'curl-args')) };
+    return {
+      dir,
+      log: read(log),
+      off: existsSync(join(dir, 'off')),
+      curl: read(join(dir, 'curl-args')),
+      iptables: read(join(dir, 'iptables-args')),
+    };
   }
   const read = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8') : '');
   const selfDelete = {
@@ -288,8 +295,13 @@ describe('when Dask exits', () => {
   };
 
   it('deletes the resource group through the VM identity, the token never on a command line, then powers off', async () => {
-    const { dir, log, off, curl } = await exitOnce('running', selfDelete);
+    const { dir, log, off, curl, iptables } = await exitOnce('running', selfDelete);
     expect(off).toBe(true);
+    // The metadata service was kept from everything while Dask ran, and opened after.
+    expect(iptables.split('\n').filter(Boolean)).toEqual([
+      '-w -I OUTPUT -d 169.254.169.254 -p tcp --dport 80 -m comment --comment dcp-metadata -j REJECT',
+      '-w -D OUTPUT -d 169.254.169.254 -p tcp --dport 80 -m comment --comment dcp-metadata -j REJECT',
+    ]);
     expect(curl).toContain(selfDelete.tokenUrl);
     expect(curl).toContain('Metadata:true');
     expect(curl).toContain(selfDelete.resourceUrl);

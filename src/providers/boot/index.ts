@@ -203,6 +203,20 @@ function heredoc(path: string, text: string): string {
 }
 
 /**
+ * While Dask runs, nothing on the VM reaches the instance metadata service's token endpoint: code
+ * sent by a Dask client (root in the container, which shares the host's network but may not
+ * change its firewall) cannot borrow the VM's identity. `-I` puts the block in, `-D` lifts it.
+ */
+function metadataBlock(tokenUrl: string, action: '-I' | '-D'): string {
+  const url = new URL(tokenUrl);
+  const port = url.port || (url.protocol === 'https:' ? '443' : '80');
+  const rule = `OUTPUT -d ${quote(url.hostname)} -p tcp --dport ${port} -m comment --comment dcp-metadata -j REJECT`;
+  return action === '-I'
+    ? `iptables -w -I ${rule} || echo "dcp: could not keep Dask off the instance metadata service"`
+    : `iptables -w -D ${rule} 2>/dev/null || true`;
+}
+
+/**
  * Shell lines that delete the VM's own resource group through its managed identity, once Dask
  * ended cleanly for being idle (a crash, an OOM kill or a restart of Docker only powers off, which
  * can be undone), retried while a new role assignment may not have reached ARM yet. The token
@@ -259,7 +273,9 @@ export function bootScript(options: BootOptions): string {
     'status=0',
     // Where this run's part of the log begins: what Dask said as it ended is read from there.
     'since=$(stat -c %s "$DCP_DIR/dask.log" 2>/dev/null || echo 0)',
+    ...(options.selfDelete ? [metadataBlock(options.selfDelete.tokenUrl, '-I')] : []),
     '"$DCP_DIR/run-dask" || status=$?',
+    ...(options.selfDelete ? [metadataBlock(options.selfDelete.tokenUrl, '-D')] : []),
     // Dask was stopped by a reboot or shutdown under way: powering off (or deleting) would undo it.
     '[ "$(systemctl is-system-running 2>/dev/null)" = stopping ] && exit 0',
     `echo "dcp: dask ${options.role} exited with status $status at $(date -u +%FT%TZ); powering off"`,
