@@ -266,6 +266,7 @@ describe('the wizard', () => {
     expect(left).toEqual([]);
     expect(asked.some((q) => /subscription|location/i.test(q))).toBe(false);
     expect(said.join('\n')).toContain("Azure location: northeurope (az's configuration)");
+    expect(said.join('\n')).toContain(`Azure subscription: ${SUBSCRIPTION} (az's configuration)`);
     expect(flags).toMatchObject({ private: true, vpc: 'net-rg/dask-vnet', subnet: 'workers' });
     expect(flags.region).toBeUndefined();
     // No VNet of the cluster's own on Azure: an empty answer is not taken.

@@ -8,6 +8,7 @@ import type { LoadedSettings } from '../config/load.js';
 import { buildIngressRules } from '../config/ingress.js';
 import type { ByoFiles, TlsCheck } from '../cluster/tls.js';
 import {
+  AZURE_LOCATION,
   AZURE_SUBSCRIPTION,
   GCP_PROJECT,
   PROVIDERS,
@@ -192,20 +193,29 @@ export async function runWizard(context: WizardContext, prompter: Prompter): Pro
         flags[flag] = await prompter.input({
           message: LOCATION_QUESTION[provider],
           ...(configured ? { default: configured } : {}),
-          validate: (v) => (v.trim() ? true : `the cluster needs a ${flag}`),
+          validate: (v) =>
+            !v.trim()
+              ? `the cluster needs a ${flag}`
+              : provider === 'azure' && !AZURE_LOCATION.test(v.trim())
+                ? 'a location name, like westeurope or eastus2 (az account list-locations --output table)'
+                : true,
         });
     }
     if (provider === 'gcp' || provider === 'azure') {
       const account = ACCOUNT_QUESTION[provider];
-      if (
-        flags[account.flag] === undefined &&
-        !account.saved(settings) &&
-        !(await context.configuredAccount?.(provider))
-      )
-        flags[account.flag] = await prompter.input({
-          message: account.message,
-          validate: (v) => (account.pattern.test(v.trim()) ? true : account.invalid),
-        });
+      if (flags[account.flag] === undefined && !account.saved(settings)) {
+        // The cloud's own configuration is used as its CLI would, unasked, and said: who is billed.
+        const configured = await context.configuredAccount?.(provider);
+        if (configured)
+          prompter.say(
+            `${account.message.replace(/ id$/, '')}: ${configured} (${provider === 'gcp' ? 'gcloud' : 'az'}'s configuration)`,
+          );
+        else
+          flags[account.flag] = await prompter.input({
+            message: account.message,
+            validate: (v) => (account.pattern.test(v.trim()) ? true : account.invalid),
+          });
+      }
     }
     if (!flags.public && !flags.private && open('networking')) {
       const networking = await prompter.select<'public' | 'private'>({

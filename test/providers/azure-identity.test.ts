@@ -39,7 +39,13 @@ describe('subscription and location', () => {
 
   it('missing or malformed: a usage error naming the flag, the variable and the az command', async () => {
     const env = { AZURE_CONFIG_DIR: tempDir('dcp-az-empty-') };
+    // Both missing: said at once, not one run at a time.
     await expect(resolveIdentity({}, env)).rejects.toMatchObject({
+      exitCode: 2,
+      message: 'no Azure subscription and no location are known',
+      hint: expect.stringMatching(/--subscription ID --region LOCATION/),
+    });
+    await expect(resolveIdentity({ location: 'westeurope' }, env)).rejects.toMatchObject({
       exitCode: 2,
       message: 'no Azure subscription is known',
       hint: expect.stringMatching(/--subscription.*AZURE_SUBSCRIPTION_ID.*az account set/),

@@ -88,6 +88,11 @@ export async function resolveIdentity(
       [given.location, '--region (azure.location)'],
       [env.AZURE_DEFAULTS_LOCATION, 'AZURE_DEFAULTS_LOCATION'],
     ]) ?? (await configLocation(env));
+  if (!subscription && !location && locationRequired)
+    throw usageError(
+      'no Azure subscription and no location are known',
+      'pass --subscription ID --region LOCATION, or run az login, az account set --subscription ... and az config set defaults.location=...',
+    );
   if (!subscription)
     throw usageError(
       'no Azure subscription is known',
