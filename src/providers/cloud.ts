@@ -69,6 +69,22 @@ export function gatherClusters(
   return [...byName.values()].sort((a, b) => a.name.localeCompare(b.name));
 }
 
+/**
+ * A cache of cloud clients by key (a project, a subscription, and the endpoint) for the whole
+ * run; a connection that failed is forgotten, so the next call tries again.
+ */
+export function onePerRun<T>(): (key: string, connect: () => Promise<T>) => Promise<T> {
+  const made = new Map<string, Promise<T>>();
+  return (key, connect) => {
+    if (!made.has(key)) {
+      const client = connect();
+      client.catch(() => made.delete(key));
+      made.set(key, client);
+    }
+    return made.get(key)!;
+  };
+}
+
 export function count(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }

@@ -20,7 +20,7 @@ import { isClusterName } from '../../cluster/names.js';
 import { DcpError, usageError } from '../../errors.js';
 import { formatDuration } from '../../util/duration.js';
 import { DASHBOARD_PORT, memberScript, SCHEDULER_PORT } from '../boot/index.js';
-import { count, gatherClusters, prepareCommon } from '../cloud.js';
+import { count, gatherClusters, onePerRun, prepareCommon } from '../cloud.js';
 import { checkForgivingBlips } from '../health.js';
 import type {
   ClusterSpec,
@@ -81,16 +81,10 @@ function journalData(resources: Resource[]): AzureResource['data'] | undefined {
   return resources.map((r) => r.data as AzureResource['data']).find((data) => data?.group);
 }
 
-const clients = new Map<string, Promise<Arm>>();
+const clients = onePerRun<Arm>();
 /** One set of clients per subscription (and endpoint) for the whole run. */
 function armFor(subscription: string): Promise<Arm> {
-  const key = `${subscription}|${process.env.DCP_AZURE_ENDPOINT ?? ''}`;
-  if (!clients.has(key)) {
-    const made = connectArm(subscription);
-    made.catch(() => clients.delete(key));
-    clients.set(key, made);
-  }
-  return clients.get(key)!;
+  return clients(`${subscription}|${process.env.DCP_AZURE_ENDPOINT ?? ''}`, () => connectArm(subscription));
 }
 
 /** Clients for the journal's subscription, or (no journal) the settings' and the Azure CLI's. */
@@ -526,16 +520,15 @@ export const azureProvider: Provider = {
     });
     signal.throwIfAborted();
 
-    async function ownNetwork(): Promise<string> {
-      // Scale-set VMs get no default outbound access: the workers reach the internet (Docker,
-      // the Dask image) through a NAT gateway of the cluster's own, and nothing reaches them.
-      const natIp = await call('publicIPAddresses.createOrUpdate', () =>
+    /** A Standard static IPv4 address (what NAT gateways and public schedulers take). */
+    function staticIp(name: string, role?: string) {
+      return call('publicIPAddresses.createOrUpdate', () =>
         arm.network.publicIPAddresses.beginCreateOrUpdateAndWait(
           group,
-          `${spec.name}-nat-ip`,
+          name,
           {
             location,
-            tags: tags(),
+            tags: tags(role),
             sku: { name: 'Standard', tier: 'Regional' },
             publicIPAllocationMethod: 'Static',
             publicIPAddressVersion: 'IPv4',
@@ -543,6 +536,12 @@ export const azureProvider: Provider = {
           POLL,
         ),
       );
+    }
+
+    async function ownNetwork(): Promise<string> {
+      // Scale-set VMs get no default outbound access: the workers reach the internet (Docker,
+      // the Dask image) through a NAT gateway of the cluster's own, and nothing reaches them.
+      const natIp = await staticIp(`${spec.name}-nat-ip`);
       const nat = await call('natGateways.createOrUpdate', () =>
         arm.network.natGateways.beginCreateOrUpdateAndWait(
           group,
@@ -579,21 +578,7 @@ export const azureProvider: Provider = {
 
     let publicIpId: string | undefined;
     if (isPublic) {
-      const pip = await call('publicIPAddresses.createOrUpdate', () =>
-        arm.network.publicIPAddresses.beginCreateOrUpdateAndWait(
-          group,
-          `${spec.name}-scheduler-ip`,
-          {
-            location,
-            tags: tags('scheduler'),
-            sku: { name: 'Standard', tier: 'Regional' },
-            publicIPAllocationMethod: 'Static',
-            publicIPAddressVersion: 'IPv4',
-          },
-          POLL,
-        ),
-      );
-      publicIpId = pip.id;
+      publicIpId = (await staticIp(`${spec.name}-scheduler-ip`, 'scheduler')).id;
       signal.throwIfAborted();
     }
     // The scheduler's NIC first: its private IP is known before the VM exists, for the workers.
