@@ -174,6 +174,46 @@ describe('in the user’s VNet', () => {
 });
 
 describe('the workers’ way out', () => {
+  it('through a route table of the user’s subnet: said, as dcp cannot see where it goes', async () => {
+    const arm = await connectArm(SEED.subscriptionId);
+    const table = `/subscriptions/${SEED.subscriptionId}/resourceGroups/${SEED.userGroup}/providers/Microsoft.Network/routeTables/to-firewall`;
+    await arm.network.virtualNetworks.beginCreateOrUpdateAndWait(SEED.userGroup, 'routed-vnet', {
+      location: SEED.location,
+      addressSpace: { addressPrefixes: ['10.60.0.0/16'] },
+      subnets: [{ name: 'routed', addressPrefix: '10.60.1.0/24', routeTable: { id: table } }],
+    });
+    const prepared = await azureProvider.prepare(
+      (await planUp(flags({ private: true, vpc: `${SEED.userGroup}/routed-vnet` }))).spec,
+    );
+    expect(prepared.warnings?.join('\n')).toMatch(
+      /only through the route table of subnet routed: it must send 0\.0\.0\.0\/0/,
+    );
+    // Naming one subnet twice, two ways, is refused.
+    await expect(
+      planUp(flags({ vpc: `${SEED.userGroup}/routed-vnet`, subnet: 'other' })).then((plan) =>
+        azureProvider.prepare({
+          ...plan.spec,
+          cloud: {
+            ...plan.spec.cloud,
+            vnet: `${table.replace(/routeTables\/to-firewall$/, 'virtualNetworks/routed-vnet')}/subnets/routed`,
+          },
+        }),
+      ),
+    ).rejects.toThrow(/--vpc names the subnet routed and --subnet other/);
+  });
+
+  it('a grant refused for another reason than permission is a failure: rolled back', async () => {
+    fake.fail('roleAssignments.create', {
+      status: 400,
+      code: 'PrincipalNotFound',
+      message: 'not replicated',
+    });
+    const name = `az-grant-${++counter}`;
+    const error = await failure(up({ name }));
+    expect(error?.message).toMatch(/roleAssignments\.create: PrincipalNotFound.*rolled back/s);
+    expect(fake.leftovers(name)).toEqual([]);
+  });
+
   it('in the cluster’s own VNet, through a NAT gateway of its own: scale-set VMs get no default outbound access', async () => {
     const record = await up();
     const group = azureGroup(fake, record.name);

@@ -76,6 +76,8 @@ interface AzureResource extends Resource {
 
 /** A group of the run's own, never a namesake's: create-or-update cannot adopt someone else's. */
 const groupName = (cluster: string, clusterId: string) => `dcp-${cluster}-${clusterId.slice(0, 8)}`;
+/** A run's id, as `randomUUID` makes it. */
+const RUN_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 function journalData(resources: Resource[]): AzureResource['data'] | undefined {
   return resources.map((r) => r.data as AzureResource['data']).find((data) => data?.group);
@@ -265,6 +267,7 @@ async function clusterGroups(arm: Arm, name?: string, location?: string) {
     const id = group.tags?.[TAG_CLUSTER_ID] ?? '';
     return (
       isClusterName(cluster) &&
+      RUN_ID.test(id) &&
       group.name?.toLowerCase() === groupName(cluster, id).toLowerCase() &&
       (!location || group.location?.toLowerCase() === location.toLowerCase())
     );
@@ -311,6 +314,11 @@ async function userSubnet(arm: Arm, spec: ClusterSpec, location: string) {
   const parts = byId
     ? { group: byId[2]!, vnet: byId[3]!, subnet: byId[4] }
     : { group: byName![1]!, vnet: byName![2]!, subnet: undefined };
+  if (parts.subnet && spec.cloud.subnet && parts.subnet.toLowerCase() !== spec.cloud.subnet.toLowerCase())
+    throw usageError(
+      `--vpc names the subnet ${parts.subnet} and --subnet ${spec.cloud.subnet}`,
+      'pass one of them',
+    );
   const wanted = spec.cloud.subnet ?? parts.subnet;
   const vnet = await call('virtualNetworks.get', () =>
     arm.network.virtualNetworks.get(parts.group!, parts.vnet!),
@@ -338,12 +346,17 @@ async function userSubnet(arm: Arm, spec: ClusterSpec, location: string) {
     );
   // Scale-set VMs get no default outbound access, whatever the subnet says: a NAT gateway or a
   // route table (to a firewall, say) is their only way to Docker and the Dask image.
+  const warning =
+    !subnet.natGateway && subnet.routeTable
+      ? `the workers reach the internet only through the route table of subnet ${subnet.name}: it must send 0.0.0.0/0 to a firewall or gateway that lets them reach Ubuntu's mirrors and the container registry (without, they power off, and a stopped VM bills)`
+      : undefined;
   if (!subnet.natGateway && !subnet.routeTable)
     throw usageError(
       `the subnet ${subnet.name} has no NAT gateway or route table: the workers (a scale set, which Azure gives no default outbound access) could not install Docker`,
       `attach a NAT gateway to it: az network vnet subnet update --resource-group ${parts.group} --vnet-name ${parts.vnet} --name ${subnet.name} --nat-gateway NAME`,
     );
   return {
+    ...(warning ? { warning } : {}),
     subnet_id: subnet.id,
     vnet_cidr: vnet.addressSpace?.addressPrefixes?.[0] ?? subnet.addressPrefix ?? OWN_CIDR,
   };
@@ -413,26 +426,31 @@ export const azureProvider: Provider = {
         refusal,
         `pass another --instance-type or --region (az vm list-skus --location ${location} --output table)`,
       );
-    if (taken.length > 0)
+    // A group being deleted (an idle cluster's, say) is not in the way: each run has a group of its own.
+    const standing = taken.filter((group) => group.properties?.provisioningState !== 'Deleting');
+    if (standing.length > 0)
       throw usageError(
-        `a dcp cluster named ${spec.name} is in subscription ${subscription} already (resource group ${taken[0]!.name} in ${taken[0]!.location})`,
+        `a dcp cluster named ${spec.name} is in subscription ${subscription} already (resource group ${standing[0]!.name} in ${standing[0]!.location})`,
         `pick another --name, or remove that cluster first: dcp down ${spec.name} --provider azure`,
       );
     const arm64 = capability('CpuArchitectureType') === 'Arm64';
-    const placement = spec.cloud.vnet ? await userSubnet(arm, spec, location!) : undefined;
+    const { warning: egress, ...placement } = spec.cloud.vnet
+      ? await userSubnet(arm, spec, location!)
+      : { warning: undefined };
     // dask-cloudprovider's settings, kept for `dcp config export`: said, not silently ignored.
     const unused = (['resource_group', 'security_group'] as const)
       .filter((key) => spec.cloud[key])
       .map(
         (key) =>
           `azure.${key} is not used by dcp (it is for dask-cloudprovider, through dcp config export): each cluster gets a resource group and a network security group of its own`,
-      );
+      )
+      .concat(egress ? [egress] : []);
     return {
       ...common,
       ...(unused.length ? { warnings: [...(common.warnings ?? []), ...unused] } : {}),
       cloud: {
         ...spec.cloud,
-        ...(placement ?? {}),
+        ...placement,
         subscription_id: subscription,
         location: location!,
         vm_size: sku!.name!,

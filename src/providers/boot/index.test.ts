@@ -131,18 +131,23 @@ describe('the script', () => {
     });
     for (let i = 0; i < 100 && !existsSync(join(dir, 'off')); i++) await sleep(50);
     const args = readFileSync(join(dir, 'docker-args'), 'utf8').trimEnd().split('\n');
-    expect(args.slice(0, 8)).toEqual([
+    expect(args.slice(0, 12)).toEqual([
       'run',
       '--rm',
       '--name',
       'dcp-dask',
       '--network',
       'host',
+      // No capabilities: client code runs here as root, and must not get past the host's firewall.
+      '--cap-drop',
+      'ALL',
+      '--security-opt',
+      'no-new-privileges',
       '-v',
       `${join(dir, 'state')}/tls:/dcp-tls:ro`,
     ]);
     // The cluster's TLS parameters, and the dashboard's certificate for the HTTP server.
-    expect(args.slice(8, 22)).toEqual([
+    expect(args.slice(12, 26)).toEqual([
       '-e',
       'DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION=True',
       '-e',
@@ -158,8 +163,8 @@ describe('the script', () => {
       '-e',
       'DASK_DISTRIBUTED__SCHEDULER__DASHBOARD__TLS__KEY=/dcp-tls/scheduler-key.pem',
     ]);
-    expect(args[22]).toBe(image);
-    expect(args.slice(23, 25)).toEqual(['dask', 'scheduler']);
+    expect(args[26]).toBe(image);
+    expect(args.slice(27, 29)).toEqual(['dask', 'scheduler']);
     expect(args).toContain('/dcp-tls/scheduler-key.pem');
     expect(args.slice(-2)).toEqual(['--preload', '/dcp-tls/dcp_dashboard_gate.py']);
     expect(readFileSync(join(dir, 'state', 'tls', 'dcp_dashboard_gate.py'), 'utf8')).toContain(
@@ -244,6 +249,7 @@ describe('when Dask exits', () => {
     systemState: string,
     selfDelete?: BootOptions['selfDelete'],
     dask = 'echo "distributed.scheduler - INFO - Scheduler closing after being idle for 1h"; exit 0',
+    iptablesExit = 0,
   ) {
     const dir = mkdtempSync(join(tmpdir(), 'dcp-boot-exit-'));
     dirs.push(dir);
@@ -253,7 +259,7 @@ describe('when Dask exits', () => {
     };
     tool('systemctl', `touch ${dir}/asked; echo ${systemState}`);
     tool('dask', dask);
-    tool('iptables', `echo "$*" >> ${dir}/iptables-args`);
+    tool('iptables', `echo "$*" >> ${dir}/iptables-args; exit ${iptablesExit}`);
     // A stand-in curl: the token endpoint answers a token, the DELETE records what it was sent.
     tool(
       'curl',
@@ -297,6 +303,7 @@ describe('when Dask exits', () => {
   it('deletes the resource group through the VM identity, the token never on a command line, then powers off', async () => {
     const { dir, log, off, curl, iptables } = await exitOnce('running', selfDelete);
     expect(off).toBe(true);
+    expect(log).toContain('dask scheduler exited with status 0');
     // The metadata service was kept from everything while Dask ran, and opened after.
     expect(iptables.split('\n').filter(Boolean)).toEqual([
       '-w -I OUTPUT -d 169.254.169.254 -p tcp --dport 80 -m comment --comment dcp-metadata -j REJECT',
@@ -325,6 +332,14 @@ describe('when Dask exits', () => {
       expect(curl).toBe('');
       expect(log).toContain('did not end for being idle');
     }
+  });
+
+  it('does not start Dask when the metadata service cannot be kept from it', async () => {
+    const { off, curl, log } = await exitOnce('running', selfDelete, undefined, 4);
+    expect(off).toBe(true);
+    expect(curl).toBe('');
+    expect(log).toContain('could not keep Dask off the instance metadata service: not starting it');
+    expect(log).not.toContain('Scheduler closing');
   });
 
   it('only powers off where there is nothing to delete', async () => {

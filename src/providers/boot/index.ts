@@ -190,8 +190,10 @@ function daskCommand(options: BootOptions, stateDir: string): string {
     '  apt-get -o DPkg::Lock::Timeout=600 install -y -q docker.io',
     'fi',
     'systemctl start docker 2>/dev/null || true',
-    // The host network: Dask announces the VM's own addresses, which the others can reach.
-    `exec docker run --rm --name dcp-dask --network host -v ${quote(`${stateDir}/tls`)}:/dcp-tls:ro ${variables.join('')}${quote(options.image)} dask ${words}`,
+    // The host network: Dask announces the VM's own addresses, which the others can reach. No
+    // capabilities: code a Dask client sends runs here as root, and with NET_RAW a packet socket
+    // would pass the host's firewall (Azure's scheduler keeps the metadata service from it).
+    `exec docker run --rm --name dcp-dask --network host --cap-drop ALL --security-opt no-new-privileges -v ${quote(`${stateDir}/tls`)}:/dcp-tls:ro ${variables.join('')}${quote(options.image)} dask ${words}`,
   ].join('\n');
 }
 
@@ -204,16 +206,14 @@ function heredoc(path: string, text: string): string {
 
 /**
  * While Dask runs, nothing on the VM reaches the instance metadata service's token endpoint: code
- * sent by a Dask client (root in the container, which shares the host's network but may not
- * change its firewall) cannot borrow the VM's identity. `-I` puts the block in, `-D` lifts it.
+ * sent by a Dask client (root in the container, which shares the host's network but has no
+ * capabilities to change its firewall or send raw packets) cannot borrow the VM's identity.
+ * `-I` puts the block in, `-D` lifts it.
  */
-function metadataBlock(tokenUrl: string, action: '-I' | '-D'): string {
+function metadataRule(tokenUrl: string, action: '-I' | '-D'): string {
   const url = new URL(tokenUrl);
   const port = url.port || (url.protocol === 'https:' ? '443' : '80');
-  const rule = `OUTPUT -d ${quote(url.hostname)} -p tcp --dport ${port} -m comment --comment dcp-metadata -j REJECT`;
-  return action === '-I'
-    ? `iptables -w -I ${rule} || echo "dcp: could not keep Dask off the instance metadata service"`
-    : `iptables -w -D ${rule} 2>/dev/null || true`;
+  return `iptables -w ${action} OUTPUT -d ${quote(url.hostname)} -p tcp --dport ${port} -m comment --comment dcp-metadata -j REJECT`;
 }
 
 /**
@@ -273,9 +273,18 @@ export function bootScript(options: BootOptions): string {
     'status=0',
     // Where this run's part of the log begins: what Dask said as it ended is read from there.
     'since=$(stat -c %s "$DCP_DIR/dask.log" 2>/dev/null || echo 0)',
-    ...(options.selfDelete ? [metadataBlock(options.selfDelete.tokenUrl, '-I')] : []),
-    '"$DCP_DIR/run-dask" || status=$?',
-    ...(options.selfDelete ? [metadataBlock(options.selfDelete.tokenUrl, '-D')] : []),
+    ...(options.selfDelete
+      ? [
+          // Dask runs only behind the block: without it, any client could borrow the identity.
+          `if ${metadataRule(options.selfDelete.tokenUrl, '-I')}; then`,
+          '  "$DCP_DIR/run-dask" || status=$?',
+          `  ${metadataRule(options.selfDelete.tokenUrl, '-D')} 2>/dev/null || true`,
+          'else',
+          '  echo "dcp: could not keep Dask off the instance metadata service: not starting it"',
+          '  status=1',
+          'fi',
+        ]
+      : ['"$DCP_DIR/run-dask" || status=$?']),
     // Dask was stopped by a reboot or shutdown under way: powering off (or deleting) would undo it.
     '[ "$(systemctl is-system-running 2>/dev/null)" = stopping ] && exit 0',
     `echo "dcp: dask ${options.role} exited with status $status at $(date -u +%FT%TZ); powering off"`,
