@@ -9,13 +9,12 @@ import { defaultCertsDir } from './config/paths.js';
 import { DcpError, ExitCode, messageOf, usageError } from './errors.js';
 import { createOutput, type GlobalOptions, type Output } from './ui/output.js';
 import type { UpFlags } from './cluster/spec.js';
+import type { SearchOptions } from './commands/cluster.js';
 import { examples, SETTINGS_HELP } from './ui/help.js';
 import { exitWhenFlushed, installInterruptHandlers, Interrupted } from './util/interrupt.js';
 import { createStyle, colorEnabled } from './ui/style.js';
 import { closest } from './util/suggest.js';
 import { CLOUD_PROVIDERS, PROVIDERS } from './providers/index.js';
-
-type CloudProvider = (typeof CLOUD_PROVIDERS)[number];
 
 const version = (
   JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -70,13 +69,17 @@ export function buildProgram(): Command {
     .option('--region <region>', 'cloud region (aws, azure, digitalocean)')
     .option('--zone <zone>', 'cloud zone (gcp)')
     .option('--project <id>', 'Google Cloud project (gcp; default: gcloud’s configuration)')
+    .option('--subscription <id>', 'Azure subscription (azure; default: the Azure CLI’s)')
     .option(
       '--instance-type <type>',
       'VM size for the workers (aws instance type, gcp machine type, azure VM size, droplet size)',
     )
     .option('--public', 'scheduler reachable on a public IP (clouds; ingress decides from where)')
     .option('--private', 'scheduler on the private network only (clouds)')
-    .option('--vpc <id>', 'the VPC (aws), network (gcp), vnet (azure) or VPC (digitalocean) to use')
+    .option(
+      '--vpc <id>',
+      'the VPC (aws), network (gcp), VNet as RESOURCE_GROUP/VNET (azure) or VPC (digitalocean) to use',
+    )
     .option('--subnet <id>', 'the subnet (aws, gcp, azure) to use')
     .option('--ami <id>', 'the machine image (aws; default: the newest Ubuntu 24.04 LTS)')
     .option(
@@ -153,6 +156,7 @@ export function buildProgram(): Command {
         'dcp up --provider aws --private --subnet subnet-0abc --workers 8 --instance-type m7g.large --idle-timeout 30m',
         'dcp up --provider gcp --zone europe-west1-b --private --vpc dask-net --instance-type e2-standard-4',
         'dcp up --provider digitalocean --region ams3 --private --vpc dask-vpc --egress public',
+        'dcp up --provider azure --region westeurope --private --vpc net-rg/dask-vnet --subnet workers',
       ]) +
         '\nOn a terminal, dcp up asks for whatever these flags and your settings leave open; with --yes, in CI or\nwithout a terminal it never asks, and a missing answer is an error naming the flag.\n',
     )
@@ -171,9 +175,16 @@ export function buildProgram(): Command {
         'with no state here for NAME: find it in this cloud by its tags (e.g. from another machine)',
       ).choices(CLOUD_PROVIDERS),
     )
-    .option('--region <region>', 'the region to search with --provider (default: your AWS configuration)')
+    .option(
+      '--region <region>',
+      'the region to search with --provider (default: the cloud’s own configuration, or every region)',
+    )
     .option('--zone <zone>', 'gcp: the zone it was made in (down looks in every zone of the project anyway)')
     .option('--project <id>', 'gcp: the project to search (default: gcp.project, then gcloud’s)')
+    .option(
+      '--subscription <id>',
+      'azure: the subscription to search (default: azure.subscription_id, AZURE_SUBSCRIPTION_ID, then az’s)',
+    )
     .addHelpText(
       'after',
       examples([
@@ -182,14 +193,11 @@ export function buildProgram(): Command {
         'dcp down dask-swift-otter --provider aws --region eu-west-1   # from another machine',
         'dcp down dask-swift-otter --provider gcp --project my-project',
         'dcp down dask-swift-otter --provider digitalocean',
+        'dcp down dask-swift-otter --provider azure --subscription 00000000-0000-0000-0000-000000000000',
       ]),
     )
-    .action(
-      (
-        name: string | undefined,
-        options: { all: boolean; provider?: CloudProvider; region?: string; zone?: string; project?: string },
-        command: Command,
-      ) => run(async () => (await import('./commands/cluster.js')).down(name, options, outputFor(command))),
+    .action((name: string | undefined, options: SearchOptions & { all: boolean }, command: Command) =>
+      run(async () => (await import('./commands/cluster.js')).down(name, options, outputFor(command))),
     );
 
   program
@@ -201,9 +209,16 @@ export function buildProgram(): Command {
         'list the clusters this cloud holds, whichever machine made them',
       ).choices(CLOUD_PROVIDERS),
     )
-    .option('--region <region>', 'the region to search with --provider (default: your AWS configuration)')
+    .option(
+      '--region <region>',
+      'the region to search with --provider (default: the cloud’s own configuration, or every region)',
+    )
     .option('--zone <zone>', 'gcp: the zone to search (default: every zone of the project)')
     .option('--project <id>', 'gcp: the project to search (default: gcp.project, then gcloud’s)')
+    .option(
+      '--subscription <id>',
+      'azure: the subscription to search (default: azure.subscription_id, AZURE_SUBSCRIPTION_ID, then az’s)',
+    )
     .addHelpText(
       'after',
       examples([
@@ -211,13 +226,11 @@ export function buildProgram(): Command {
         'dcp list --json',
         'dcp list --provider aws --region eu-west-1',
         'dcp list --provider gcp',
+        'dcp list --provider azure --region westeurope',
       ]),
     )
-    .action(
-      (
-        options: { provider?: CloudProvider; region?: string; zone?: string; project?: string },
-        command: Command,
-      ) => run(async () => (await import('./commands/cluster.js')).list(options, outputFor(command))),
+    .action((options: SearchOptions, command: Command) =>
+      run(async () => (await import('./commands/cluster.js')).list(options, outputFor(command))),
     );
 
   program

@@ -33,10 +33,16 @@ describe('planUp refuses what it would otherwise ignore, naming the flag', () =>
       cert: '/both.pem',
     });
   });
+});
 
-  it('a provider not built yet is said before what it would need', async () => {
-    await expect(plan({ provider: 'azure' })).rejects.toThrow(
-      'the azure provider is not part of this version of dcp yet',
+describe('what an Azure cluster cannot be', () => {
+  const azure = { provider: 'azure', region: 'westeurope' } as const;
+  it('preinstalled (no image setting), a subnet without its VNet, private in a VNet of its own', async () => {
+    await expect(plan({ ...azure, runtime: 'preinstalled' })).rejects.toThrow(/no Azure image setting/);
+    await expect(plan({ ...azure, subnet: 'workers' })).rejects.toThrow(/it goes with --vpc/);
+    await expect(plan({ ...azure, private: true })).rejects.toThrow(/would be reached by nobody/);
+    expect((await plan({ ...azure, private: true, vpc: 'net-rg/dask-vnet' })).spec.networking).toBe(
+      'private',
     );
   });
 });

@@ -8,7 +8,6 @@ import { workingFolder } from '../config/paths.js';
 import { buildIngressRules, DASK_PORTS, ME, parseCidr } from '../config/ingress.js';
 import { parseSettingValue, type ProviderName, type Settings } from '../config/schema.js';
 import { type DcpError, usageError } from '../errors.js';
-import { assertAvailable } from '../providers/index.js';
 import type { ClusterSpec } from '../providers/provider.js';
 import { parseDuration } from '../util/duration.js';
 import { generateName, validateName } from './names.js';
@@ -44,6 +43,7 @@ export interface UpFlags {
   project?: string;
   imageFamily?: string;
   egress?: string;
+  subscription?: string;
   image?: string;
   runtime?: string;
   idleTimeout?: string;
@@ -54,7 +54,16 @@ export interface UpFlags {
 }
 
 type CloudFlag =
-  'region' | 'zone' | 'project' | 'instanceType' | 'vpc' | 'subnet' | 'ami' | 'imageFamily' | 'egress';
+  | 'region'
+  | 'zone'
+  | 'project'
+  | 'instanceType'
+  | 'vpc'
+  | 'subnet'
+  | 'ami'
+  | 'imageFamily'
+  | 'egress'
+  | 'subscription';
 
 /** Which setting each cloud flag sets, per provider; a flag missing here does not apply there. */
 const CLOUD_FLAG_KEYS: Record<Exclude<ProviderName, 'local'>, Partial<Record<CloudFlag, string>>> = {
@@ -75,6 +84,7 @@ const CLOUD_FLAG_KEYS: Record<Exclude<ProviderName, 'local'>, Partial<Record<Clo
   },
   azure: {
     region: 'azure.location',
+    subscription: 'azure.subscription_id',
     instanceType: 'azure.vm_size',
     vpc: 'azure.vnet',
     subnet: 'azure.subnet',
@@ -97,6 +107,7 @@ const FLAG_NAMES: Record<CloudFlag, string> = {
   ami: '--ami',
   imageFamily: '--image-family',
   egress: '--egress',
+  subscription: '--subscription',
 };
 
 /**
@@ -111,7 +122,8 @@ const REQUIRED: Record<
   aws: { flag: 'region', env: ['AWS_REGION', 'AWS_DEFAULT_REGION'], sdkChain: true },
   // gcloud's configuration is the chain: the provider reads it, and says what is missing.
   gcp: { flag: 'zone', env: ['CLOUDSDK_COMPUTE_ZONE'], sdkChain: true },
-  azure: { flag: 'region', env: [], sdkChain: false },
+  // The Azure CLI's configuration is the chain: the provider reads it, and says what is missing.
+  azure: { flag: 'region', env: ['AZURE_DEFAULTS_LOCATION'], sdkChain: true },
   digitalocean: { flag: 'region', env: [], sdkChain: false },
 };
 
@@ -305,9 +317,52 @@ function projectChoices(loaded: LoadedSettings, provider: ProviderName): string[
         settings.digitalocean?.egress === 'public' ? fileOf('digitalocean.egress') : undefined,
         'digitalocean.egress: public (public addresses on private droplets)',
       ],
+      // Whose account is billed, and whose network's machines may reach a private cluster.
+      [fileOf('gcp.project'), `gcp.project: ${settings.gcp?.project} (whose project is billed)`],
+      [
+        fileOf('azure.subscription_id'),
+        `azure.subscription_id: ${settings.azure?.subscription_id} (whose subscription is billed)`,
+      ],
+      ...(
+        [
+          ['aws.vpc', settings.aws?.vpc],
+          ['aws.subnet', settings.aws?.subnet],
+          ['gcp.network', settings.gcp?.network],
+          ['gcp.subnetwork', settings.gcp?.subnetwork],
+          ['azure.vnet', settings.azure?.vnet],
+          ['azure.subnet', settings.azure?.subnet],
+          ['digitalocean.vpc', settings.digitalocean?.vpc],
+        ] as const
+      ).map(
+        ([key, value]) =>
+          [fileOf(key), `${key}: ${value} (the network whose machines may reach a private cluster)`] as [
+            string | undefined,
+            string,
+          ],
+      ),
     );
   }
   return lines.flatMap(([file, what]) => (file ? [`the project file ${file} sets ${what}`] : []));
+}
+
+/** What an Azure cluster cannot be: refused before anything is asked of Azure. */
+function azureChecks(settings: Settings, networking: string, runtime: string): void {
+  if (runtime === 'preinstalled')
+    throw usageError(
+      '--runtime preinstalled needs a machine image with Dask, and dcp has no Azure image setting yet',
+      'use --runtime docker (the default): the VMs run Ubuntu 24.04 and the Dask image',
+    );
+  if (settings.azure?.subnet !== undefined && settings.azure?.vnet === undefined)
+    throw usageError(
+      '--subnet (azure.subnet) names a subnet of your VNet: it goes with --vpc',
+      'pass --vpc RESOURCE_GROUP/VNET --subnet NAME, or neither for a VNet of the cluster’s own',
+    );
+  // A VNet of the cluster's own is reached by nobody but the cluster.
+  if (networking === 'private' && settings.azure?.vnet === undefined)
+    throw usageError(
+      'a private Azure cluster goes in a VNet you can reach (a VPN, a peering, a VM of yours in it): a VNet of its own would be reached by nobody',
+      'pass --vpc RESOURCE_GROUP/VNET [--subnet NAME], or --public',
+    );
 }
 
 export async function planUp(flags: UpFlags, env = process.env, folder?: string): Promise<UpPlan> {
@@ -331,7 +386,6 @@ export async function planUp(flags: UpFlags, env = process.env, folder?: string)
   const loaded = await loadSettings({ flags: flagSettings, env, cwd });
   const provider = loaded.settings.provider ?? 'local';
   // A provider not built yet is said before anything it would need (a zone, say).
-  assertAvailable(provider);
   const settings = cloudSettings(provider, flags, loaded.settings);
   // What --save keeps. `tls: byo` alone would fail every later `up` (one pair of files has no
   // setting), so it is kept only with a folder.
@@ -375,10 +429,12 @@ export async function planUp(flags: UpFlags, env = process.env, folder?: string)
       'add --private, or drop --egress (public droplets have their own way out)',
     );
   const runtime = settings.runtime ?? 'docker';
-  // DigitalOcean's provider checks the VPC's NAT gateway itself, and offers --egress public.
+  if (provider === 'azure') azureChecks(settings, networking, runtime);
+  // DigitalOcean's and Azure's providers check the way out themselves.
   if (
     provider !== 'local' &&
     provider !== 'digitalocean' &&
+    provider !== 'azure' &&
     networking === 'private' &&
     runtime === 'docker'
   ) {

@@ -17,10 +17,10 @@ import {
 } from '../cluster/state.js';
 import { exportCloudprovider } from '../config/cloudprovider.js';
 import { parseSettingValue, type ProviderName } from '../config/schema.js';
-import { explicitSettings, loadSettings } from '../config/load.js';
+import { envVariable, explicitSettings, loadSettings } from '../config/load.js';
 import { saveSettings } from '../config/store.js';
 import { DcpError, ExitCode, messageOf, usageError } from '../errors.js';
-import { CLOUD_PROVIDERS, loadProvider, unavailableReason } from '../providers/index.js';
+import { CLOUD_PROVIDERS, loadProvider } from '../providers/index.js';
 import {
   clusterJson,
   discoveredEntry,
@@ -90,7 +90,6 @@ async function ask(flags: UpFlags): Promise<UpFlags> {
       flags,
       env: process.env,
       loaded: await loadSettings(),
-      unavailable: unavailableReason,
       checkTls: checkByoFiles,
       plan: review,
       nameTaken: (candidate: string) => existsSync(clusterDir(candidate)),
@@ -99,9 +98,13 @@ async function ask(flags: UpFlags): Promise<UpFlags> {
           ? (await import('../providers/aws/ec2.js')).configuredRegion()
           : provider === 'gcp'
             ? (await (await import('../providers/gcp/identity.js')).configuredIdentity()).zone
-            : undefined,
-      configuredProject: async () =>
-        (await (await import('../providers/gcp/identity.js')).configuredIdentity()).project,
+            : provider === 'azure'
+              ? (await import('../providers/azure/identity.js')).configuredLocation()
+              : undefined,
+      configuredAccount: async (provider: 'gcp' | 'azure') =>
+        provider === 'gcp'
+          ? (await (await import('../providers/gcp/identity.js')).configuredIdentity()).project
+          : (await import('../providers/azure/identity.js')).configuredSubscription(),
     };
     return (await runWizard(context, await inquirerPrompter())).flags;
   } catch (error) {
@@ -112,13 +115,6 @@ async function ask(flags: UpFlags): Promise<UpFlags> {
 }
 
 export async function up(options: UpFlags, out: Output): Promise<ExitCode> {
-  // On a terminal, a provider that cannot be used (named, or saved) is said before any question.
-  if (out.interactive) {
-    const provider = (options.provider ??
-      (await loadSettings()).settings.provider ??
-      'local') as ProviderName;
-    if (unavailableReason(provider)) await loadProvider(provider);
-  }
   const flags = out.interactive ? await ask(options) : options;
   const plan = await planUp(flags);
   const provider = await loadProvider(plan.spec.provider);
@@ -184,18 +180,16 @@ function providersPlacedBy(flag: '--region' | '--zone'): string {
   return CLOUD_PROVIDERS.filter((provider) => `--${cloudLocation(provider).flag}` === flag).join('|');
 }
 
-function placeFlag(options: {
-  provider?: ProviderName;
-  region?: string;
-  zone?: string;
-  project?: string;
-}): { flag: '--region' | '--zone'; value: string } | undefined {
+function placeFlag(options: SearchOptions): { flag: '--region' | '--zone'; value: string } | undefined {
   if (options.region && options.zone) throw usageError('--region and --zone exclude each other', 'pass one');
-  if (options.project !== undefined && options.provider !== 'gcp')
-    throw usageError(
-      '--project goes with --provider gcp',
-      `dcp list --provider gcp --project ${options.project}`,
-    );
+  for (const { flag, provider } of Object.values(SCOPES)) {
+    const value = options[flag.slice(2) as keyof typeof SCOPES];
+    if (value !== undefined && options.provider !== provider)
+      throw usageError(
+        `${flag} goes with --provider ${provider}`,
+        `dcp list --provider ${provider} ${flag} ${value}`,
+      );
+  }
   const given = options.zone
     ? ({ flag: '--zone', value: options.zone } as const)
     : options.region
@@ -209,30 +203,49 @@ function placeFlag(options: {
   return given;
 }
 
-/** Runs `command` with a GCP --project as the gcp.project setting (DCP_GCP_PROJECT), for it alone. */
-async function withProject<T>(project: string | undefined, command: () => Promise<T>): Promise<T> {
-  if (project === undefined) return command();
-  const before = process.env.DCP_GCP_PROJECT;
-  process.env.DCP_GCP_PROJECT = String(parseSettingValue('gcp.project', project, '--project'));
+/** Where a cloud's clusters are looked for, beyond its location: GCP's project, Azure's subscription. */
+const SCOPES = {
+  project: { flag: '--project', provider: 'gcp', setting: 'gcp.project' },
+  subscription: { flag: '--subscription', provider: 'azure', setting: 'azure.subscription_id' },
+} as const;
+
+export interface SearchOptions {
+  provider?: ProviderName;
+  region?: string;
+  zone?: string;
+  project?: string;
+  subscription?: string;
+}
+
+/** Runs `command` with --project or --subscription as its setting's DCP_* variable, for it alone. */
+async function withScope<T>(options: SearchOptions, command: () => Promise<T>): Promise<T> {
+  const given = Object.entries(SCOPES).find(
+    ([option]) => options[option as keyof typeof SCOPES] !== undefined,
+  );
+  if (!given) return command();
+  const [option, { flag, setting }] = given;
+  const variable = envVariable(setting);
+  const before = process.env[variable];
+  process.env[variable] = String(parseSettingValue(setting, options[option as keyof typeof SCOPES]!, flag));
   try {
     return await command();
   } finally {
-    if (before === undefined) delete process.env.DCP_GCP_PROJECT;
-    else process.env.DCP_GCP_PROJECT = before;
+    if (before === undefined) delete process.env[variable];
+    else process.env[variable] = before;
   }
 }
 
 export function down(
   name: string | undefined,
-  options: { all: boolean; provider?: ProviderName; region?: string; zone?: string; project?: string },
+  options: SearchOptions & { all: boolean },
   out: Output,
 ): Promise<ExitCode> {
-  return withProject(options.project, () => downHere(name, options, out));
+  return withScope(options, () => downHere(name, options, out));
 }
 
 async function downHere(
   name: string | undefined,
-  options: { all: boolean; provider?: ProviderName; region?: string; zone?: string; project?: string },
+  options: SearchOptions & { all: boolean },
   out: Output,
 ): Promise<ExitCode> {
   const location = placeFlag(options);
@@ -306,17 +319,11 @@ async function downHere(
   return single !== undefined && !results[0]!.found ? ExitCode.failed : ExitCode.ok;
 }
 
-export function list(
-  options: { provider?: ProviderName; region?: string; zone?: string; project?: string },
-  out: Output,
-): Promise<ExitCode> {
-  return withProject(options.project, () => listHere(options, out));
+export function list(options: SearchOptions, out: Output): Promise<ExitCode> {
+  return withScope(options, () => listHere(options, out));
 }
 
-async function listHere(
-  options: { provider?: ProviderName; region?: string; zone?: string; project?: string },
-  out: Output,
-): Promise<ExitCode> {
+async function listHere(options: SearchOptions, out: Output): Promise<ExitCode> {
   const location = placeFlag(options);
   if (location && !options.provider)
     throw usageError(

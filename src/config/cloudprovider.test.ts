@@ -48,6 +48,19 @@ describe('cloudproviderValues: dask-cloudprovider key names for each cloud', () 
     });
   });
 
+  it('azure: dcp’s GROUP/VNET (or resource id) as AzureVMCluster’s bare VNet name in its resource group', () => {
+    const azure: Record<string, string> = { ...settings.azure };
+    delete azure.resource_group;
+    for (const vnet of [
+      'net-rg/dask-vnet',
+      '/subscriptions/s/resourceGroups/net-rg/providers/Microsoft.Network/virtualNetworks/dask-vnet/subnets/a',
+    ]) {
+      const values = cloudproviderValues({ ...settings, azure: { ...azure, vnet } }, 'azure');
+      expect(values.get('azure.azurevm.vnet')).toBe('dask-vnet');
+      expect(values.get('azure.resource_group')).toBe('net-rg');
+    }
+  });
+
   it('digitalocean: the droplet image is the OS image, not the Docker one', () => {
     expect(Object.fromEntries(cloudproviderValues(settings, 'digitalocean'))).toEqual({
       'digitalocean.region': 'ams3',

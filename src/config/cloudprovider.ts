@@ -20,6 +20,22 @@ type Mapping = [cloudproviderKey: string, settings: string[], convert?: (value: 
 
 const isPrivate = (networking: unknown) => networking === 'private';
 const isPublic = (networking: unknown) => networking === 'public';
+/**
+ * dcp's `azure.vnet` (`GROUP/VNET`, or a VNet's or subnet's resource id) as AzureVMCluster has it:
+ * a bare VNet name, in `resource_group`.
+ */
+function vnetParts(value: unknown): { group: string; vnet: string } | undefined {
+  const text = String(value);
+  const byId = /\/resourceGroups\/([^/]+)\/providers\/Microsoft\.Network\/virtualNetworks\/([^/]+)/i.exec(
+    text,
+  );
+  if (byId) return { group: byId[1]!, vnet: byId[2]! };
+  const [group, vnet] = text.split('/');
+  return vnet ? { group: group!, vnet } : undefined;
+}
+const vnetName = (value: unknown) => vnetParts(value)?.vnet ?? value;
+/** `azure.resource_group` as set, else the group of the VNet. */
+const vnetGroup = (value: unknown) => vnetParts(value)?.group ?? value;
 
 const MAPPINGS: Record<CloudProvider, Mapping[]> = {
   aws: [
@@ -44,9 +60,9 @@ const MAPPINGS: Record<CloudProvider, Mapping[]> = {
   ],
   azure: [
     ['azure.location', ['azure.location']],
-    ['azure.resource_group', ['azure.resource_group']],
+    ['azure.resource_group', ['azure.resource_group', 'azure.vnet'], vnetGroup],
     ['azure.subscription_id', ['azure.subscription_id']],
-    ['azure.azurevm.vnet', ['azure.vnet']],
+    ['azure.azurevm.vnet', ['azure.vnet'], vnetName],
     ['azure.azurevm.subnet', ['azure.subnet']],
     ['azure.azurevm.security_group', ['azure.security_group']],
     ['azure.azurevm.public_ingress', ['networking'], isPublic],

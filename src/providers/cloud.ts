@@ -1,4 +1,5 @@
 /** What every cloud provider does alike: the shared half of `prepare`, and counting things in words. */
+import { isClusterName } from '../cluster/names.js';
 import { resolveMe } from '../config/ingress.js';
 import { DcpError, ExitCode, usageError } from '../errors.js';
 import type { ProviderName } from '../config/schema.js';
@@ -48,6 +49,10 @@ export function gatherClusters(
   members: FoundMember[],
   resources: { cluster: string; location: string; what: string }[],
 ): DiscoveredCluster[] {
+  // Names come from tags and labels, which anyone who may write them chooses, and are printed:
+  // only cluster names dcp could have given.
+  members = members.filter((member) => isClusterName(member.cluster));
+  resources = resources.filter((resource) => isClusterName(resource.cluster));
   const byName = new Map<string, DiscoveredCluster>();
   const entry = (name: string, location: string) =>
     byName.get(name) ??
@@ -62,6 +67,22 @@ export function gatherClusters(
   }
   for (const resource of resources) entry(resource.cluster, resource.location).resources.push(resource.what);
   return [...byName.values()].sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/**
+ * A cache of cloud clients by key (a project, a subscription, and the endpoint) for the whole
+ * run; a connection that failed is forgotten, so the next call tries again.
+ */
+export function onePerRun<T>(): (key: string, connect: () => Promise<T>) => Promise<T> {
+  const made = new Map<string, Promise<T>>();
+  return (key, connect) => {
+    if (!made.has(key)) {
+      const client = connect();
+      client.catch(() => made.delete(key));
+      made.set(key, client);
+    }
+    return made.get(key)!;
+  };
 }
 
 export function count(n: number, word: string): string {

@@ -209,7 +209,7 @@ export function listEntry(entry: ClusterEntry): ListEntry {
   return {
     name: record.name,
     provider: record.provider,
-    location: typeof record.details.region === 'string' ? record.details.region : null,
+    location: placeOf(record.details),
     status: record.status,
     scheduler_address: record.scheduler_address,
     dashboard_url: record.dashboard_url,
@@ -220,6 +220,12 @@ export function listEntry(entry: ClusterEntry): ListEntry {
     members: null,
     resources: null,
   };
+}
+
+/** Where a cloud put it, as its record says: AWS's and DigitalOcean's region, GCP's zone, Azure's location. */
+function placeOf(details: Record<string, unknown>): string | null {
+  const place = details.region ?? details.zone ?? details.location;
+  return typeof place === 'string' ? place : null;
 }
 
 export function discoveredEntry(cluster: DiscoveredCluster, here: boolean): ListEntry {

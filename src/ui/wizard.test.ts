@@ -16,6 +16,8 @@ import {
   type WizardContext,
 } from './wizard.js';
 
+const SUBSCRIPTION = '8c1f6a2e-3b4d-4e5f-9a6b-7c8d9e0f1a2b';
+
 /** Answers by question: a string picks a choice or types text, a boolean confirms; Enter is `undefined`. */
 type Script = [RegExp, string | boolean | undefined][];
 
@@ -72,7 +74,6 @@ function context(overrides: Partial<WizardContext> = {}): WizardContext {
     flags: { wait: true, insecure: false },
     env: {},
     loaded: loaded(),
-    unavailable: () => undefined,
     checkTls: async () => ({ problems: [], warnings: [] }),
     plan: async () => ['start things'],
     nameTaken: (name) => name === 'taken',
@@ -150,31 +151,6 @@ describe('the wizard', () => {
     expect(said.join('\n')).toContain(`dcp up --provider local --tls auto --workers 2 --name ${flags.name}`);
   });
 
-  it('lists a provider that cannot be used, with the reason, and will not pick it', async () => {
-    let shown: Choice<string>[] = [];
-    const { prompter } = scripted([
-      [/Where should the cluster run/, ENTER],
-      [/TLS/, ENTER],
-      [/workers/, ENTER],
-      [/Threads/, ENTER],
-      [/name/, ENTER],
-      ...REVIEW,
-    ]);
-    const spy: Prompter = {
-      ...prompter,
-      select: async (q) => {
-        if (/Where/.test(q.message)) shown = q.choices;
-        return prompter.select(q);
-      },
-    };
-    await runWizard(
-      context({ unavailable: (p) => (p === 'local' ? undefined : 'no credentials found') }),
-      spy,
-    );
-    expect(shown.find((c) => c.value === 'aws')?.disabled).toBe('no credentials found');
-    expect(shown.find((c) => c.value === 'local')?.disabled).toBeUndefined();
-  });
-
   it.each([
     ['aws', /AWS region/, 'region', 'eu-west-1'],
     ['gcp', /GCP zone/, 'zone', 'europe-west1-b'],
@@ -186,8 +162,9 @@ describe('the wizard', () => {
       const { prompter, left } = scripted([
         [/Where should the cluster run/, provider],
         [question, value],
-        // Only GCP has a project, asked when nothing (gcloud, a setting) gives one.
+        // GCP's project and Azure's subscription, asked when nothing (gcloud, az, a setting) gives one.
         ...(provider === 'gcp' ? [[/Google Cloud project id/, 'my-project-1'] as [RegExp, string]] : []),
+        ...(provider === 'azure' ? [[/Azure subscription id/, SUBSCRIPTION] as [RegExp, string]] : []),
         [/How will you reach the scheduler/, ENTER],
         [/Who may connect/, ENTER],
         [/TLS for scheduler/, ENTER],
@@ -211,7 +188,7 @@ describe('the wizard', () => {
         name: 'analytics',
       });
       expect(equivalentCommand(flags)).toBe(
-        `dcp up --provider ${provider} --${flag} ${value}${provider === 'gcp' ? ' --project my-project-1' : ''} --public --ingress me --tls auto --workers 4 --threads 2 --instance-type big-one --name analytics`,
+        `dcp up --provider ${provider} --${flag} ${value}${provider === 'gcp' ? ' --project my-project-1' : provider === 'azure' ? ` --subscription ${SUBSCRIPTION}` : ''} --public --ingress me --tls auto --workers 4 --threads 2 --instance-type big-one --name analytics`,
       );
     },
   );
@@ -254,7 +231,7 @@ describe('the wizard', () => {
       context({
         flags: { wait: true, insecure: false, provider: 'gcp' },
         configuredLocation: async (p) => (p === 'gcp' ? 'europe-west4-b' : undefined),
-        configuredProject: async () => 'from-gcloud-1',
+        configuredAccount: async (p) => (p === 'gcp' ? 'from-gcloud-1' : undefined),
       }),
       prompter,
     );
@@ -264,6 +241,53 @@ describe('the wizard', () => {
     expect(said.join('\n')).toContain("GCP zone: europe-west4-b (gcloud's configuration)");
     expect(flags.zone).toBeUndefined();
     expect(flags.project).toBeUndefined();
+  });
+
+  it('Azure: az’s location and subscription are not asked again; a private cluster names a VNet as GROUP/VNET', async () => {
+    const { prompter, left, asked, said } = scripted([
+      [/How will you reach/, 'private'],
+      [/Which VNet of yours, as RESOURCE_GROUP\/VNET/, 'net-rg/dask-vnet'],
+      [/Which subnet\? \(empty: the VNet’s first\)/, 'workers'],
+      [/TLS for scheduler/, ENTER],
+      [/How many workers/, ENTER],
+      [/Threads per worker/, ENTER],
+      [/Instance type/, ENTER],
+      [/Cluster name/, ENTER],
+      ...REVIEW,
+    ]);
+    const { flags } = await runWizard(
+      context({
+        flags: { wait: true, insecure: false, provider: 'azure' },
+        configuredLocation: async (p) => (p === 'azure' ? 'northeurope' : undefined),
+        configuredAccount: async (p) => (p === 'azure' ? SUBSCRIPTION : undefined),
+      }),
+      prompter,
+    );
+    expect(left).toEqual([]);
+    expect(asked.some((q) => /subscription|location/i.test(q))).toBe(false);
+    expect(said.join('\n')).toContain("Azure location: northeurope (az's configuration)");
+    expect(said.join('\n')).toContain(`Azure subscription: ${SUBSCRIPTION} (az's configuration)`);
+    expect(flags).toMatchObject({ private: true, vpc: 'net-rg/dask-vnet', subnet: 'workers' });
+    expect(flags.region).toBeUndefined();
+    // No VNet of the cluster's own on Azure: an empty answer is not taken.
+    const empty = scripted([
+      [/How will you reach/, 'private'],
+      [/Which VNet/, ''],
+    ]);
+    await expect(
+      runWizard(
+        context({
+          flags: {
+            wait: true,
+            insecure: false,
+            provider: 'azure',
+            region: 'westeurope',
+            subscription: SUBSCRIPTION,
+          },
+        }),
+        empty.prompter,
+      ),
+    ).rejects.toThrow(/invalid answer : RESOURCE_GROUP\/VNET/);
   });
 
   it('public with networks typed in, the whole internet refused', async () => {

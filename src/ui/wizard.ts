@@ -7,7 +7,14 @@
 import type { LoadedSettings } from '../config/load.js';
 import { buildIngressRules } from '../config/ingress.js';
 import type { ByoFiles, TlsCheck } from '../cluster/tls.js';
-import { GCP_PROJECT, PROVIDERS, type ProviderName } from '../config/schema.js';
+import {
+  AZURE_LOCATION,
+  AZURE_SUBSCRIPTION,
+  GCP_PROJECT,
+  PROVIDERS,
+  type ProviderName,
+  type Settings,
+} from '../config/schema.js';
 import { cloudFlagKey, cloudLocation, locationKnown, type UpFlags } from '../cluster/spec.js';
 import { generateName, validateName } from '../cluster/names.js';
 import { shellCommand } from '../util/shell.js';
@@ -37,8 +44,6 @@ export interface WizardContext {
   flags: UpFlags;
   env: NodeJS.ProcessEnv;
   loaded: LoadedSettings;
-  /** Why a provider cannot be used here, or undefined when it can. */
-  unavailable(provider: ProviderName): string | undefined;
   /** Problems Dask would have with these files (the `certs verify` logic); empty when fine. */
   checkTls(files: ByoFiles): Promise<TlsCheck>;
   /** The provider's plan in plain words, for the review. */
@@ -47,13 +52,34 @@ export interface WizardContext {
   nameTaken(name: string): boolean;
   /** Where the cloud's own configuration would put the cluster (AWS: the profile's region), offered as the answer. */
   configuredLocation?(provider: ProviderName): Promise<string | undefined>;
-  /** GCP: the project gcloud's configuration or the credentials give; the question is asked only without one. */
-  configuredProject?(): Promise<string | undefined>;
+  /**
+   * GCP's project, Azure's subscription, as the cloud's own configuration gives it (gcloud, the
+   * credentials, `az account set`); the question is asked only without one.
+   */
+  configuredAccount?(provider: 'gcp' | 'azure'): Promise<string | undefined>;
 }
 
 export interface WizardResult {
   flags: UpFlags;
 }
+
+/** Clouds whose clusters live in an account of theirs: what it is called, and how to ask for it. */
+const ACCOUNT_QUESTION = {
+  gcp: {
+    flag: 'project',
+    saved: (settings: Settings) => Boolean(settings.gcp?.project),
+    message: 'Google Cloud project id',
+    pattern: GCP_PROJECT,
+    invalid: 'a project id: 6 to 30 lowercase letters, digits and hyphens',
+  },
+  azure: {
+    flag: 'subscription',
+    saved: (settings: Settings) => Boolean(settings.azure?.subscription_id),
+    message: 'Azure subscription id',
+    pattern: AZURE_SUBSCRIPTION,
+    invalid: 'a subscription id is a GUID (az account list --output table shows yours)',
+  },
+} as const;
 
 const PROVIDER_NAMES: Record<ProviderName, string> = {
   local: 'local: processes on this machine',
@@ -80,6 +106,7 @@ export function equivalentCommand(flags: UpFlags): string {
   add('--region', flags.region);
   add('--zone', flags.zone);
   add('--project', flags.project);
+  add('--subscription', flags.subscription);
   if (flags.public) args.push('--public');
   if (flags.private) args.push('--private');
   add('--vpc', flags.vpc);
@@ -145,10 +172,7 @@ export async function runWizard(context: WizardContext, prompter: Prompter): Pro
   if (flags.provider === undefined && open('provider')) {
     flags.provider = await prompter.select<ProviderName>({
       message: 'Where should the cluster run?',
-      choices: PROVIDERS.map((value) => {
-        const reason = context.unavailable(value);
-        return { value, name: PROVIDER_NAMES[value], ...(reason ? { disabled: reason } : {}) };
-      }),
+      choices: PROVIDERS.map((value) => ({ value, name: PROVIDER_NAMES[value] })),
       default: settings.provider ?? 'local',
     });
   }
@@ -160,26 +184,39 @@ export async function runWizard(context: WizardContext, prompter: Prompter): Pro
     const { flag } = cloudLocation(provider);
     if (flags[flag] === undefined && !locationKnown(provider, settings, context.env)) {
       const configured = await context.configuredLocation?.(provider);
-      // gcloud's configured zone is used as gcloud would, unasked (and said); AWS's region is offered.
-      if (provider === 'gcp' && configured) prompter.say(`GCP zone: ${configured} (gcloud's configuration)`);
+      // gcloud's and az's configured places are used as they would, unasked (and said); AWS's region is offered.
+      if ((provider === 'gcp' || provider === 'azure') && configured)
+        prompter.say(
+          `${LOCATION_QUESTION[provider]}: ${configured} (${provider === 'gcp' ? 'gcloud' : 'az'}'s configuration)`,
+        );
       else
         flags[flag] = await prompter.input({
           message: LOCATION_QUESTION[provider],
           ...(configured ? { default: configured } : {}),
-          validate: (v) => (v.trim() ? true : `the cluster needs a ${flag}`),
+          validate: (v) =>
+            !v.trim()
+              ? `the cluster needs a ${flag}`
+              : provider === 'azure' && !AZURE_LOCATION.test(v.trim())
+                ? 'a location name, like westeurope or eastus2 (az account list-locations --output table)'
+                : true,
         });
     }
-    if (
-      provider === 'gcp' &&
-      flags.project === undefined &&
-      !settings.gcp?.project &&
-      !(await context.configuredProject?.())
-    )
-      flags.project = await prompter.input({
-        message: 'Google Cloud project id',
-        validate: (v) =>
-          GCP_PROJECT.test(v.trim()) ? true : 'a project id: 6 to 30 lowercase letters, digits and hyphens',
-      });
+    if (provider === 'gcp' || provider === 'azure') {
+      const account = ACCOUNT_QUESTION[provider];
+      if (flags[account.flag] === undefined && !account.saved(settings)) {
+        // The cloud's own configuration is used as its CLI would, unasked, and said: who is billed.
+        const configured = await context.configuredAccount?.(provider);
+        if (configured)
+          prompter.say(
+            `${account.message.replace(/ id$/, '')}: ${configured} (${provider === 'gcp' ? 'gcloud' : 'az'}'s configuration)`,
+          );
+        else
+          flags[account.flag] = await prompter.input({
+            message: account.message,
+            validate: (v) => (account.pattern.test(v.trim()) ? true : account.invalid),
+          });
+      }
+    }
     if (!flags.public && !flags.private && open('networking')) {
       const networking = await prompter.select<'public' | 'private'>({
         message: 'How will you reach the scheduler?',
@@ -224,16 +261,27 @@ export async function runWizard(context: WizardContext, prompter: Prompter): Pro
         );
       }
     }
-    if (!isPublic && flags.vpc === undefined) {
-      const vpc = await prompter.input({
-        message: 'Which VPC/network? (empty: the default one)',
-        default: '',
-      });
+    if (!isPublic && flags.vpc === undefined && !(provider === 'azure' && settings.azure?.vnet)) {
+      // On Azure a VNet of the cluster's own would be reached by nobody: it must be the user's.
+      const vpc = await prompter.input(
+        provider === 'azure'
+          ? {
+              message: 'Which VNet of yours, as RESOURCE_GROUP/VNET (or its resource id)?',
+              validate: (v) =>
+                /^[^/\s]+\/[^/\s]+$|^\/subscriptions\//i.test(v.trim())
+                  ? true
+                  : 'RESOURCE_GROUP/VNET, e.g. net-rg/dask-vnet (az network vnet list --output table)',
+            }
+          : { message: 'Which VPC/network? (empty: the default one)', default: '' },
+      );
       if (vpc.trim()) flags.vpc = vpc.trim();
     }
     if (!isPublic && flags.subnet === undefined && provider !== 'digitalocean') {
       const subnet = await prompter.input({
-        message: 'Which subnet? (empty: one of the network’s own)',
+        message:
+          provider === 'azure'
+            ? 'Which subnet? (empty: the VNet’s first)'
+            : 'Which subnet? (empty: one of the network’s own)',
         default: '',
       });
       if (subnet.trim()) flags.subnet = subnet.trim();

@@ -260,6 +260,23 @@ describe('what a project file loosens is said before up acts on it', () => {
     expect(lines.filter((line) => line.startsWith('! ')).length).toBe(6);
   });
 
+  it('in the review: whose Azure subscription is billed, and whose VNet may reach the cluster', async () => {
+    const t = tree();
+    const file = join(t.project, '.dcprc.yaml');
+    const subscription = '1d2e3f4a-5b6c-4d7e-8f9a-0b1c2d3e4f5a';
+    writeFileSync(file, `azure:\n  subscription_id: ${subscription}\n  vnet: their-rg/their-vnet\n`);
+    const plan = await planUp(
+      { wait: true, insecure: false, provider: 'azure', region: 'westeurope' },
+      { HOME: t.home, DASK_CONFIG: join(t.home, 'dask') },
+      t.project,
+    );
+    const marked = reviewLines(plan, [], '/state', '/client.yaml').filter((line) => line.startsWith('! '));
+    expect(marked).toEqual([
+      `! the project file ${file} sets azure.subscription_id: ${subscription} (whose subscription is billed)`,
+      `! the project file ${file} sets azure.vnet: their-rg/their-vnet (the network whose machines may reach a private cluster)`,
+    ]);
+  });
+
   it('a project file or variable that opens ports to the internet needs --allow-anywhere on up', async () => {
     const t = tree();
     writeFileSync(join(t.project, '.dcprc.yaml'), 'ingress: [{ports: [8786], cidr: 0.0.0.0/1}]\n');

@@ -143,7 +143,7 @@ describe('dcp up --provider aws against the fake', () => {
     const without = await dcp(['down', 'cli-elsewhere', '--yes'], { home: other, env });
     expect(without.exitCode).toBe(1);
     expect(without.stderr).toContain('there is no cluster named cli-elsewhere on this machine');
-    expect(without.stderr).toContain('dcp down cli-elsewhere --provider aws|gcp|digitalocean');
+    expect(without.stderr).toContain('dcp down cli-elsewhere --provider aws|gcp|azure|digitalocean');
     const asked = await dcp(['down', 'cli-elsewhere', '--provider', 'aws'], {
       home: other,
       env: { ...env, AWS_REGION: 'us-east-1' },

@@ -3,6 +3,7 @@
  * and DigitalOcean fakes as their tests look at them: a cluster's VMs and ingress.
  */
 import { join } from 'node:path';
+import type { FakeAzure } from '../fakes/azure/index.js';
 import type { FakeDigitalOcean } from '../fakes/digitalocean/index.js';
 import type { FakeEc2 } from '../fakes/ec2/index.js';
 import type { FakeGce } from '../fakes/gce/index.js';
@@ -151,4 +152,78 @@ export function digitaloceanLeftovers(fake: FakeDigitalOcean, cluster: string): 
       .filter((key) => new RegExp(`^dcp-${cluster} [0-9a-f-]{36}$`).test(key.name))
       .map((key) => `SSH key ${key.name}`),
   ];
+}
+
+/**
+ * ARM's endpoint, the subscription, and the Azure CLI credential only (a stand-in `az`, in
+ * `dir`, first on PATH): DefaultAzureCredential would otherwise probe 169.254.169.254.
+ */
+export function azureEnvironment(fake: FakeAzure, dir: string): NodeJS.ProcessEnv {
+  return {
+    DCP_AZURE_ENDPOINT: fake.url,
+    AZURE_SUBSCRIPTION_ID: fake.subscriptionId,
+    AZURE_TOKEN_CREDENTIALS: 'AzureCliCredential',
+    AZURE_CONFIG_DIR: join(dir, 'azure-config'),
+    PATH: `${fake.writeAzCli(join(dir, 'bin'))}:${process.env.PATH ?? ''}`,
+    DCP_MY_IP_URL: `${fake.url}/checkip`,
+  };
+}
+
+export function azureMembers(fake: FakeAzure, cluster: string): FakeMember[] {
+  return fake
+    .vms()
+    .filter((vm) => vm.tags['dcp:cluster'] === cluster && vm.deletedAt === undefined)
+    .map((vm) => ({
+      role: vm.tags['dcp:role'] ?? '?',
+      privateIp: vm.privateIp ?? '(none)',
+      publicIp: vm.publicIp,
+      boot: vm.customData ?? '',
+      requestedAt: vm.requestedAt,
+      runningAt: vm.runningAt,
+    }));
+}
+
+/** The name of the cluster's resource group, as the fake has it (found by its tag). */
+export function azureGroup(fake: FakeAzure, cluster: string): string {
+  const group = fake
+    .resourceGroups()
+    .find((g) => (g.tags as Record<string, string>)?.['dcp:cluster'] === cluster);
+  if (!group) throw new Error(`the fake has no resource group of cluster ${cluster}`);
+  return String(group.name);
+}
+
+/** `cidr:port` for each Allow rule of the cluster's NSG from outside the VNet. */
+export function azureIngress(fake: FakeAzure, cluster: string): string[] {
+  const nsg = fake
+    .resources(azureGroup(fake, cluster))
+    .find((resource) => String(resource.type).toLowerCase() === 'microsoft.network/networksecuritygroups') as
+    { properties?: { securityRules?: { properties: Record<string, unknown> }[] } } | undefined;
+  return (nsg?.properties?.securityRules ?? [])
+    .map(
+      (rule) =>
+        rule.properties as {
+          access?: string;
+          direction?: string;
+          sourceAddressPrefix?: string;
+          sourceAddressPrefixes?: string[];
+          destinationPortRange?: string;
+          destinationPortRanges?: string[];
+        },
+    )
+    .filter((rule) => rule.access === 'Allow' && rule.direction === 'Inbound')
+    .flatMap((rule) =>
+      [rule.sourceAddressPrefix, ...(rule.sourceAddressPrefixes ?? [])]
+        .filter((source): source is string => Boolean(source) && source !== 'VirtualNetwork')
+        .flatMap((cidr) =>
+          [rule.destinationPortRange, ...(rule.destinationPortRanges ?? [])]
+            .filter((range): range is string => Boolean(range))
+            .flatMap((range) => {
+              const [from, to = from] = (range === '*' ? '1-65535' : range).split('-').map(Number) as [
+                number,
+                number?,
+              ];
+              return Array.from({ length: to! - from + 1 }, (_, i) => `${cidr}:${from + i}`);
+            }),
+        ),
+    );
 }

@@ -58,6 +58,8 @@ export interface CloudUnderTest {
   refuse(method: string, skip: number): void;
   /** What the refusal's message and hint say. */
   refusal: { message: RegExp; hint: RegExp };
+  /** Mutating calls whose refusal `up` survives with less (a warning saying what), not a rollback. */
+  degrades?: Record<string, RegExp>;
   /** `up`'s progress steps, each a moment for Ctrl-C. */
   steps: string[];
   /** Flags for a private cluster, and the range that may then reach the scheduler. */
@@ -196,9 +198,24 @@ export function conformance(cloud: CloudUnderTest): void {
       const calls = cloud.upCalls(2);
       for (const [i, method] of calls.entries()) {
         const skip = calls.slice(0, i).filter((m) => m === method).length;
+        const degraded = cloud.degrades?.[method];
         it(`call ${i + 1}: ${method}${skip ? ` (#${skip + 1})` : ''}`, async () => {
           cloud.refuse(method, skip);
           const name = `${cloud.name}-fault-${i}`;
+          if (degraded) {
+            const warnings: string[] = [];
+            const plan = await planUp(flags({ name }));
+            await createCluster(
+              plan,
+              cloud.provider,
+              { ...quiet, warn: (w) => warnings.push(w) },
+              new AbortController().signal,
+            );
+            expect(warnings.join('\n')).toMatch(degraded);
+            await destroyCluster(name, quiet);
+            expect(cloud.leftovers(name)).toEqual([]);
+            return;
+          }
           const error = await failure(up({ name }));
           expect(error).toBeInstanceOf(DcpError);
           expect(error!.message).toMatch(cloud.refusal.message);

@@ -131,18 +131,23 @@ describe('the script', () => {
     });
     for (let i = 0; i < 100 && !existsSync(join(dir, 'off')); i++) await sleep(50);
     const args = readFileSync(join(dir, 'docker-args'), 'utf8').trimEnd().split('\n');
-    expect(args.slice(0, 8)).toEqual([
+    expect(args.slice(0, 12)).toEqual([
       'run',
       '--rm',
       '--name',
       'dcp-dask',
       '--network',
       'host',
+      // No capabilities: client code runs here as root, and must not get past the host's firewall.
+      '--cap-drop',
+      'ALL',
+      '--security-opt',
+      'no-new-privileges',
       '-v',
       `${join(dir, 'state')}/tls:/dcp-tls:ro`,
     ]);
     // The cluster's TLS parameters, and the dashboard's certificate for the HTTP server.
-    expect(args.slice(8, 22)).toEqual([
+    expect(args.slice(12, 26)).toEqual([
       '-e',
       'DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION=True',
       '-e',
@@ -158,8 +163,8 @@ describe('the script', () => {
       '-e',
       'DASK_DISTRIBUTED__SCHEDULER__DASHBOARD__TLS__KEY=/dcp-tls/scheduler-key.pem',
     ]);
-    expect(args[22]).toBe(image);
-    expect(args.slice(23, 25)).toEqual(['dask', 'scheduler']);
+    expect(args[26]).toBe(image);
+    expect(args.slice(27, 29)).toEqual(['dask', 'scheduler']);
     expect(args).toContain('/dcp-tls/scheduler-key.pem');
     expect(args.slice(-2)).toEqual(['--preload', '/dcp-tls/dcp_dashboard_gate.py']);
     expect(readFileSync(join(dir, 'state', 'tls', 'dcp_dashboard_gate.py'), 'utf8')).toContain(
@@ -235,6 +240,112 @@ describe('the script', () => {
     });
     expect(() => execFileSync('bash', ['-c', failing], { stdio: ['ignore', 'pipe', 'pipe'] })).toThrow();
     expect(existsSync(join(broken, 'off'))).toBe(true);
+  });
+});
+
+describe('when Dask exits', () => {
+  /** Runs a scheduler's script whose Dask exits at once, with stand-ins for `systemctl` and `curl`. */
+  async function exitOnce(
+    systemState: string,
+    selfDelete?: BootOptions['selfDelete'],
+    dask = 'echo "distributed.scheduler - INFO - Scheduler closing after being idle for 1h"; exit 0',
+    iptablesExit = 0,
+  ) {
+    const dir = mkdtempSync(join(tmpdir(), 'dcp-boot-exit-'));
+    dirs.push(dir);
+    const tool = (name: string, body: string) => {
+      writeFileSync(join(dir, name), `#!/bin/bash\n${body}\n`);
+      chmodSync(join(dir, name), 0o755);
+    };
+    tool('systemctl', `touch ${dir}/asked; echo ${systemState}`);
+    tool('dask', dask);
+    tool('iptables', `echo "$*" >> ${dir}/iptables-args; exit ${iptablesExit}`);
+    // A stand-in curl: the token endpoint answers a token, the DELETE records what it was sent.
+    tool(
+      'curl',
+      [
+        `printf '%s\\n' "$@" >> ${dir}/curl-args`,
+        'if [[ " $* " == *" -X DELETE "* ]]; then cat > ' + `${dir}/curl-stdin; exit 0; fi`,
+        `echo '{"access_token": "eyJ0.secret-token", "token_type": "Bearer"}'`,
+      ].join('\n'),
+    );
+    const script = bootScript({
+      ...base,
+      tls: null,
+      stateDir: join(dir, 'state'),
+      powerOff: `touch ${dir}/off`,
+      console: join(dir, 'console'),
+      perBootDir: join(dir, 'per-boot'),
+      ...(selfDelete ? { selfDelete } : {}),
+    });
+    execFileSync('bash', ['-c', script], {
+      env: { PATH: `${dir}:/usr/bin:/bin` },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const log = join(dir, 'state', 'dask.log');
+    for (let i = 0; i < 100 && !existsSync(join(dir, 'off')) && !existsSync(join(dir, 'asked')); i++)
+      await sleep(50);
+    await sleep(300);
+    return {
+      dir,
+      log: read(log),
+      off: existsSync(join(dir, 'off')),
+      curl: read(join(dir, 'curl-args')),
+      iptables: read(join(dir, 'iptables-args')),
+    };
+  }
+  const read = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8') : '');
+  const selfDelete = {
+    tokenUrl: 'http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=x',
+    resourceUrl: 'https://management.azure.com/subscriptions/s/resourceGroups/dcp-c1?api-version=2021-04-01',
+  };
+
+  it('deletes the resource group through the VM identity, the token never on a command line, then powers off', async () => {
+    const { dir, log, off, curl, iptables } = await exitOnce('running', selfDelete);
+    expect(off).toBe(true);
+    expect(log).toContain('dask scheduler exited with status 0');
+    // The metadata service was kept from everything while Dask ran, and opened after.
+    expect(iptables.split('\n').filter(Boolean)).toEqual([
+      '-w -I OUTPUT -d 169.254.169.254 -p tcp --dport 80 -m comment --comment dcp-metadata -j REJECT',
+      '-w -D OUTPUT -d 169.254.169.254 -p tcp --dport 80 -m comment --comment dcp-metadata -j REJECT',
+    ]);
+    expect(curl).toContain(selfDelete.tokenUrl);
+    expect(curl).toContain('Metadata:true');
+    expect(curl).toContain(selfDelete.resourceUrl);
+    expect(curl).not.toContain('secret-token');
+    expect(read(join(dir, 'curl-stdin'))).toBe('Authorization: Bearer eyJ0.secret-token\n');
+    expect(log).not.toContain('secret-token');
+    expect(log).toContain('asked Azure to delete this cluster');
+  });
+
+  it('neither powers off nor deletes anything when Dask was stopped by a reboot or shutdown', async () => {
+    const { off, curl, log } = await exitOnce('stopping', selfDelete);
+    expect(off).toBe(false);
+    expect(curl).toBe('');
+    expect(log).not.toContain('powering off');
+  });
+
+  it('only powers off when Dask did not end for being idle: a crash, or a restart of Docker', async () => {
+    for (const dask of ['exit 3', 'echo "Stopped scheduler"; exit 0']) {
+      const { off, curl, log } = await exitOnce('running', selfDelete, dask);
+      expect(off).toBe(true);
+      expect(curl).toBe('');
+      expect(log).toContain('did not end for being idle');
+    }
+  });
+
+  it('does not start Dask when the metadata service cannot be kept from it', async () => {
+    const { off, curl, log } = await exitOnce('running', selfDelete, undefined, 4);
+    expect(off).toBe(true);
+    expect(curl).toBe('');
+    expect(log).toContain('could not keep Dask off the instance metadata service: not starting it');
+    expect(log).not.toContain('Scheduler closing');
+  });
+
+  it('only powers off where there is nothing to delete', async () => {
+    const { off, curl } = await exitOnce('running');
+    expect(off).toBe(true);
+    expect(curl).toBe('');
   });
 });
 

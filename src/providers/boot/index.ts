@@ -47,6 +47,12 @@ export interface BootOptions {
   perBootDir?: string;
   /** Where Dask's last log lines go when it exits: the console the cloud shows. */
   console?: string;
+  /**
+   * Azure's scheduler: once Dask has exited, delete `resourceUrl` (the cluster's resource group)
+   * with a token of the VM's managed identity from `tokenUrl`, so that an idle cluster stops
+   * billing (a VM powered off from inside still bills there). The power-off stays the fallback.
+   */
+  selfDelete?: { tokenUrl: string; resourceUrl: string };
 }
 
 /**
@@ -84,6 +90,7 @@ export async function memberScript(
   context: Pick<CreateContext, 'spec' | 'tls'>,
   role: 'scheduler' | 'worker',
   schedulerHost?: string,
+  cloud: Pick<BootOptions, 'selfDelete'> = {},
 ): Promise<string> {
   const { spec } = context;
   return bootScript({
@@ -96,6 +103,7 @@ export async function memberScript(
     ...(schedulerHost === undefined ? {} : { schedulerHost }),
     ...(role === 'worker' && spec.threads ? { threads: spec.threads } : {}),
     ...(role === 'worker' && spec.memoryLimit ? { memoryLimit: spec.memoryLimit } : {}),
+    ...cloud,
   });
 }
 
@@ -182,8 +190,10 @@ function daskCommand(options: BootOptions, stateDir: string): string {
     '  apt-get -o DPkg::Lock::Timeout=600 install -y -q docker.io',
     'fi',
     'systemctl start docker 2>/dev/null || true',
-    // The host network: Dask announces the VM's own addresses, which the others can reach.
-    `exec docker run --rm --name dcp-dask --network host -v ${quote(`${stateDir}/tls`)}:/dcp-tls:ro ${variables.join('')}${quote(options.image)} dask ${words}`,
+    // The host network: Dask announces the VM's own addresses, which the others can reach. No
+    // capabilities: code a Dask client sends runs here as root, and with NET_RAW a packet socket
+    // would pass the host's firewall (Azure's scheduler keeps the metadata service from it).
+    `exec docker run --rm --name dcp-dask --network host --cap-drop ALL --security-opt no-new-privileges -v ${quote(`${stateDir}/tls`)}:/dcp-tls:ro ${variables.join('')}${quote(options.image)} dask ${words}`,
   ].join('\n');
 }
 
@@ -192,6 +202,48 @@ function heredoc(path: string, text: string): string {
   let marker = 'DCP_END_OF_FILE';
   while (text.includes(marker)) marker += '_';
   return `cat > ${path} <<'${marker}'\n${text.trimEnd()}\n${marker}\n`;
+}
+
+/**
+ * While Dask runs, nothing on the VM reaches the instance metadata service's token endpoint: code
+ * sent by a Dask client (root in the container, which shares the host's network but has no
+ * capabilities to change its firewall or send raw packets) cannot borrow the VM's identity.
+ * `-I` puts the block in, `-D` lifts it.
+ */
+function metadataRule(tokenUrl: string, action: '-I' | '-D'): string {
+  const url = new URL(tokenUrl);
+  const port = url.port || (url.protocol === 'https:' ? '443' : '80');
+  return `iptables -w ${action} OUTPUT -d ${quote(url.hostname)} -p tcp --dport ${port} -m comment --comment dcp-metadata -j REJECT`;
+}
+
+/**
+ * Shell lines that delete the VM's own resource group through its managed identity, once Dask
+ * ended cleanly for being idle (a crash, an OOM kill or a restart of Docker only powers off, which
+ * can be undone), retried while a new role assignment may not have reached ARM yet. The token
+ * never appears in a command line (curl reads the header from stdin) nor in the log.
+ */
+function selfDeletion({ tokenUrl, resourceUrl }: NonNullable<BootOptions['selfDelete']>): string {
+  return `if [ "$status" != 0 ] || ! tail -c +$((since + 1)) "$DCP_DIR/dask.log" | grep -qE 'Scheduler closing after being idle|idle-timeout-exceeded'; then
+  echo "dcp: dask did not end for being idle: this cluster's resource group stays (a stopped VM is still billed until dcp down)"
+else
+deleted=''
+for pause in 0 20 60 180; do
+  sleep "$pause"
+  answer=$(curl -sS -f --noproxy '*' --max-time 30 -H Metadata:true ${quote(tokenUrl)}) || continue
+  token=$(printf '%s' "$answer" | sed -n 's/.*"access_token" *: *"\\([^"]*\\)".*/\\1/p')
+  [ -n "$token" ] || continue
+  if printf 'Authorization: Bearer %s\\n' "$token" | curl -sS -f --max-time 60 -o /dev/null -X DELETE -H @- ${quote(resourceUrl)}; then
+    deleted=yes
+    break
+  fi
+done
+unset answer token
+if [ -n "$deleted" ]; then
+  echo "dcp: asked Azure to delete this cluster's resource group: the bill stops with it"
+else
+  echo "dcp: could not delete this cluster's resource group; a stopped VM is still billed until dcp down"
+fi
+fi`;
 }
 
 /** The whole script: `#!/bin/bash`, safe to run again on the same VM. */
@@ -219,9 +271,25 @@ export function bootScript(options: BootOptions): string {
     'exec 9>"$DCP_DIR/supervise.lock"',
     'flock -n 9 || exit 0',
     'status=0',
-    '"$DCP_DIR/run-dask" || status=$?',
+    // Where this run's part of the log begins: what Dask said as it ended is read from there.
+    'since=$(stat -c %s "$DCP_DIR/dask.log" 2>/dev/null || echo 0)',
+    ...(options.selfDelete
+      ? [
+          // Dask runs only behind the block: without it, any client could borrow the identity.
+          `if ${metadataRule(options.selfDelete.tokenUrl, '-I')}; then`,
+          '  "$DCP_DIR/run-dask" || status=$?',
+          `  ${metadataRule(options.selfDelete.tokenUrl, '-D')} 2>/dev/null || true`,
+          'else',
+          '  echo "dcp: could not keep Dask off the instance metadata service: not starting it"',
+          '  status=1',
+          'fi',
+        ]
+      : ['"$DCP_DIR/run-dask" || status=$?']),
+    // Dask was stopped by a reboot or shutdown under way: powering off (or deleting) would undo it.
+    '[ "$(systemctl is-system-running 2>/dev/null)" = stopping ] && exit 0',
     `echo "dcp: dask ${options.role} exited with status $status at $(date -u +%FT%TZ); powering off"`,
     `{ echo "dcp: the last lines of the dask ${options.role}'s log:"; tail -n 20 "$DCP_DIR/dask.log"; } > ${quote(console)} 2>/dev/null || true`,
+    ...(options.selfDelete ? [selfDeletion(options.selfDelete)] : []),
     powerOff,
   ].join('\n');
   const start = [

@@ -17,7 +17,7 @@ import { loadSettings } from '../../config/load.js';
 import { DcpError, messageOf, usageError } from '../../errors.js';
 import { formatDuration } from '../../util/duration.js';
 import { DASHBOARD_PORT, memberScript, SCHEDULER_PORT } from '../boot/index.js';
-import { count, gatherClusters, idsOrCount, prepareCommon } from '../cloud.js';
+import { count, gatherClusters, idsOrCount, onePerRun, prepareCommon } from '../cloud.js';
 import { checkForgivingBlips } from '../health.js';
 import type {
   ClusterSpec,
@@ -79,16 +79,12 @@ interface GcpResource extends Resource {
   };
 }
 
-const clients = new Map<string, Promise<Compute>>();
+const clients = onePerRun<Compute>();
 /** One client per project (and endpoint) for the whole run; the first call checks the credentials. */
 function computeFor(project: string): Promise<Compute> {
-  const key = `${project}|${process.env.CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE ?? ''}`;
-  if (!clients.has(key)) {
-    const made = connectCompute(project);
-    made.catch(() => clients.delete(key));
-    clients.set(key, made);
-  }
-  return clients.get(key)!;
+  return clients(`${project}|${process.env.CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE ?? ''}`, () =>
+    connectCompute(project),
+  );
 }
 
 /**

@@ -1,6 +1,6 @@
 /**
  * The certificate authority of the fake Azure endpoints. The Azure SDKs refuse bearer tokens over
- * plain http, so the fake serves https with a leaf for 127.0.0.1 signed by this CA, and clients
+ * plain http, so the fake serves https with a leaf for its address signed by this CA, and clients
  * trust it through NODE_EXTRA_CA_CERTS (read by Node only at process start: see global-setup.ts).
  */
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
@@ -54,7 +54,7 @@ export function ensureCaDir(dir: string): void {
 }
 
 let ca: { cert: string; key: string; file: string } | undefined;
-let leaf: { cert: string; key: string } | undefined;
+const leaves = new Map<string, { cert: string; key: string }>();
 
 /**
  * The fake's CA, made once per process under os.tmpdir(), or the one in $DCP_TEST_AZURE_CA_DIR
@@ -69,26 +69,28 @@ export function fakeAzureCa(): { cert: string; key: string; file: string } {
   return ca;
 }
 
-/** A server certificate for 127.0.0.1 and localhost signed by the CA, made once per process. */
-export function fakeAzureLeaf(): { cert: string; key: string } {
-  if (leaf) return leaf;
+/** A server certificate for `ip` (and localhost) signed by the CA, made once per process and address. */
+export function fakeAzureLeaf(ip = '127.0.0.1'): { cert: string; key: string } {
+  const made = leaves.get(ip);
+  if (made) return made;
   const authority = fakeAzureCa();
   const caCert = forge.pki.certificateFromPem(authority.cert);
   const caKey = forge.pki.privateKeyFromPem(authority.key) as forge.pki.rsa.PrivateKey;
   const { pem, pub } = keyPair();
-  const cert = certificate('127.0.0.1', pub, caKey, caCert, [
+  const cert = certificate(ip, pub, caKey, caCert, [
     { name: 'basicConstraints', cA: false },
     { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
     { name: 'extKeyUsage', serverAuth: true },
     {
       name: 'subjectAltName',
       altNames: [
-        { type: 7, ip: '127.0.0.1' },
+        { type: 7, ip },
         { type: 2, value: 'localhost' },
       ],
     },
   ]);
   // The chain, so a client that trusts only the CA can verify the leaf.
-  leaf = { cert: forge.pki.certificateToPem(cert) + authority.cert, key: pem };
+  const leaf = { cert: forge.pki.certificateToPem(cert) + authority.cert, key: pem };
+  leaves.set(ip, leaf);
   return leaf;
 }

@@ -5,7 +5,8 @@
  * shared/reference/clouds/azure.md). Also an IMDS stand-in and `GET /checkip`.
  *
  * Covers: bearer auth (tokens from the stand-in `az` of `writeAzCli`, and managed-identity tokens
- * from `GET /metadata/identity/oauth2/token` for the VM named in header `x-fake-vm`, which may act
+ * from `GET /metadata/identity/oauth2/token` for the VM named in header `x-fake-vm` or placed at
+ * the caller's address by `imdsFrom`, which may act
  * only within the scopes of its role assignments); `api-version` required; subscriptions'
  * locations; resource groups (PUT, GET, HEAD, list with tag filters, DELETE with
  * forceDeletionTypes as 202 + Location, the group 'Deleting' for deletingMs, everything in it gone
@@ -69,6 +70,8 @@ export interface FakeAzureOptions {
   roleAssignments?: 'allowed' | 'forbidden';
   /** Default '203.0.113.7', served by `GET /checkip`; never given to a public IP. */
   myIp?: string;
+  /** Default 127.0.0.1: where it listens (a bridge of the test's own namespaces, say); its certificate names it. */
+  host?: string;
 }
 
 export interface FakeAzureCall {
@@ -141,6 +144,15 @@ export interface FakeAzure {
   leftovers(cluster: string): string[];
   /** Guest shutdown: PowerState/stopped, still there (and billed). */
   powerOffFromInside(vmName: string): void;
+  /** Live role assignments. */
+  roleAssignments(): {
+    scope: string;
+    roleDefinitionId: string;
+    principalId: string;
+    principalType: string;
+  }[];
+  /** IMDS requests from `address` (a namespace standing in for the VM) come from the VM `vmName`. */
+  imdsFrom(address: string, vmName: string): void;
   /** Writes a stand-in `az` into dir that answers get-access-token with a token this fake accepts; returns dir. */
   writeAzCli(dir: string): string;
   /** Writes an AZURE_CONFIG_DIR (azureProfile.json with a BOM, config with [defaults] location) into dir; returns dir. */
@@ -193,6 +205,10 @@ interface Size {
   arch: 'x64' | 'Arm64';
   family: string;
   locations: string[];
+  /** Whether Premium SSD disks attach (PremiumIO). */
+  premium: boolean;
+  /** Offered, but not to this subscription (a restriction NotAvailableForSubscription). */
+  restricted: boolean;
 }
 
 const SIZES: Size[] = [
@@ -202,13 +218,17 @@ const SIZES: Size[] = [
   ['Standard_D8s_v5', 8, 32768, 'x64', 'standardDSv5Family', ['westeurope', 'eastus']],
   ['Standard_D2ps_v5', 2, 8192, 'Arm64', 'standardDPSv5Family', ['westeurope', 'eastus']],
   ['Standard_NC4as_T4_v3', 4, 28672, 'x64', 'standardNCASv3_T4Family', ['eastus']],
-].map(([name, cores, memoryMb, arch, family, locations]) => ({
+  ['Standard_D2_v5', 2, 8192, 'x64', 'standardDv5Family', ['westeurope', 'eastus'], false],
+  ['Standard_E2s_v5', 2, 16384, 'x64', 'standardESv5Family', ['westeurope', 'eastus'], true, true],
+].map(([name, cores, memoryMb, arch, family, locations, premium = true, restricted = false]) => ({
   name: name as string,
   cores: cores as number,
   memoryMb: memoryMb as number,
   arch: arch as 'x64' | 'Arm64',
   family: family as string,
   locations: locations as string[],
+  premium: premium as boolean,
+  restricted: restricted as boolean,
 }));
 
 const ROLES: Record<string, { name: string; actions: string[] }> = {
@@ -558,6 +578,21 @@ class FakeAzureImpl implements FakeAzure {
     return out;
   }
 
+  roleAssignments() {
+    return this.assignments.map(({ scope, roleDefinitionId, principalId, principalType }) => ({
+      scope,
+      roleDefinitionId,
+      principalId,
+      principalType,
+    }));
+  }
+
+  private readonly vmAtAddress = new Map<string, string>();
+
+  imdsFrom(address: string, vmName: string): void {
+    this.vmAtAddress.set(address, vmName);
+  }
+
   powerOffFromInside(vmName: string): void {
     const vm = this.liveVms().find((v) => v.res.name === vmName);
     if (!vm) throw new Error(`fake Azure: no live VM named ${vmName}`);
@@ -899,7 +934,11 @@ class FakeAzureImpl implements FakeAzure {
         },
       };
     const resource = url.searchParams.get('resource') ?? '';
-    const vmName = String(req.headers['x-fake-vm'] ?? '');
+    const vmName = String(
+      req.headers['x-fake-vm'] ??
+        this.vmAtAddress.get(req.socket.remoteAddress?.replace(/^::ffff:/, '') ?? '') ??
+        '',
+    );
     const vm = this.liveVms().find((v) => v.res.name === vmName);
     const principalId = str(obj(vm?.res.identity).principalId);
     if (!vm || !principalId)
@@ -1256,9 +1295,18 @@ class FakeAzureImpl implements FakeAzure {
             { name: 'MemoryGB', value: String(s.memoryMb / 1024) },
             { name: 'CpuArchitectureType', value: s.arch },
             { name: 'HyperVGenerations', value: 'V2' },
-            { name: 'PremiumIO', value: 'True' },
+            { name: 'PremiumIO', value: s.premium ? 'True' : 'False' },
           ],
-          restrictions: [],
+          restrictions: s.restricted
+            ? [
+                {
+                  type: 'Location',
+                  values: [loc],
+                  restrictionInfo: { locations: [loc] },
+                  reasonCode: 'NotAvailableForSubscription',
+                },
+              ]
+            : [],
         })),
     );
     return this.ok({ value });
@@ -1513,6 +1561,9 @@ class FakeAzureImpl implements FakeAzure {
         doneAt = set.doneAt;
         break;
       }
+      case 'natgateways':
+        r = this.putNatGateway(g.name, name, location, tags, b, props, now);
+        break;
       default:
         throw new ArmError(400, 'NotSupported', `fake: PUT of ${type} is not supported`);
     }
@@ -1656,7 +1707,7 @@ class FakeAzureImpl implements FakeAzure {
           if (
             typeof pre !== 'string' ||
             !(
-              ['*', 'VirtualNetwork', 'Internet', 'AzureLoadBalancer'].includes(pre) ||
+              ['*', 'VirtualNetwork', 'Internet', 'AzureLoadBalancer', 'AzureCloud'].includes(pre) ||
               cidr(pre.includes('/') ? pre : `${pre}/32`)
             )
           )
@@ -1862,6 +1913,41 @@ class FakeAzureImpl implements FakeAzure {
       ipAddress: ip,
     });
     r.sku = { name: 'Standard', tier: str(sku.tier) ?? 'Regional' };
+    return r;
+  }
+
+  /** A Standard NAT gateway whose public IPs are Standard and in its location. */
+  private putNatGateway(
+    group: string,
+    name: string,
+    location: string,
+    tags: Record<string, string>,
+    b: Json,
+    props: Json,
+    now: number,
+  ): Res {
+    if ((str(obj(b.sku).name) ?? 'Standard') !== 'Standard')
+      throw invalid('fake: a NAT gateway is Standard', 'sku.name');
+    const ips = arr(props.publicIpAddresses).map((ref) => {
+      const pip = this.byId(
+        str(obj(ref).id) ?? '',
+        'microsoft.network/publicipaddresses',
+        'publicIpAddresses',
+      );
+      if (lower(pip.location) !== lower(location))
+        throw new ArmError(
+          400,
+          'InvalidResourceReference',
+          `fake: ${pip.name} is in ${pip.location}, not ${location}`,
+        );
+      return { id: pip.id };
+    });
+    const r = this.put(group, 'natgateways', name, location, tags, now, {
+      idleTimeoutInMinutes: props.idleTimeoutInMinutes ?? 4,
+      publicIpAddresses: ips,
+      resourceGuid: randomUUID(),
+    });
+    r.sku = { name: 'Standard' };
     return r;
   }
 
@@ -2432,14 +2518,15 @@ class FakeAzureImpl implements FakeAzure {
 
 export async function startFakeAzure(options: FakeAzureOptions = {}): Promise<FakeAzure> {
   const fake = new FakeAzureImpl(options);
-  const { cert, key } = fakeAzureLeaf();
+  const host = options.host ?? '127.0.0.1';
+  const { cert, key } = fakeAzureLeaf(host);
   const server = https.createServer({ cert, key }, (req, res) => {
     fake.handle(req, res).catch((err: unknown) => {
       if (!res.headersSent) res.writeHead(500).end(String(err));
     });
   });
-  const port = await listenOnLoopback(server);
+  const port = await listenOnLoopback(server, host);
   fake.server = server;
-  fake.url = `https://127.0.0.1:${port}`;
+  fake.url = `https://${host}:${port}`;
   return fake;
 }
