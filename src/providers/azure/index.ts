@@ -1,14 +1,15 @@
 /**
- * The Azure provider: one resource group per cluster, `dcp-<name>`, tagged `dcp:cluster` and
+ * The Azure provider: one resource group per run, `dcp-<name>-<run id>`, tagged `dcp:cluster` and
  * `dcp:cluster-id` (as is everything in it: resources do not inherit a group's tags), so that
  * rollback and `down` are one group delete, from any machine. In it: a network security group on
  * every NIC (the ingress asked for; in the user's VNet, the members by an application security
- * group and a deny for the rest of the VNet), a VNet of the cluster's own unless the user names
- * one, a Standard static public IP for a public scheduler, the scheduler's NIC (whose private IP
- * is known at once: the workers' boot script carries it), the scheduler VM, and every worker in
- * one Flexible scale set, sent before the scheduler has booted.
+ * group and a deny for the rest of the VNet), a VNet of the cluster's own with a NAT gateway
+ * unless the user names one, a Standard static public IP for a public scheduler, the scheduler's
+ * NIC (whose private IP is known at once: the workers' boot script carries it), the scheduler VM,
+ * and every worker in one Flexible scale set, sent before the scheduler has booted.
  *
- * A VM that powers itself off on Azure is stopped, not deallocated: it bills until `dcp down`.
+ * A VM that powers itself off on Azure is stopped, not deallocated, and bills: the idle scheduler
+ * deletes its group through its managed identity, when the user may grant it a role there.
  */
 import { randomUUID } from 'node:crypto';
 import type { VirtualMachine, VirtualMachineScaleSet } from '@azure/arm-compute';
@@ -291,8 +292,9 @@ async function schedulerIp(arm: Arm, group: string, cluster: string): Promise<st
 }
 
 /**
- * The user's subnet (`--vpc GROUP/VNET` or a VNet's id, `--subnet NAME`, default its first), in
- * the cluster's location, with a way out for Docker: a NAT gateway, or default outbound access.
+ * The user's subnet (`--vpc GROUP/VNET`, a VNet's or a subnet's id, `--subnet NAME`, default its
+ * first usable one), in the cluster's location, with a way out for Docker: a NAT gateway, or a
+ * route table (said, as dcp cannot see where it goes).
  */
 async function userSubnet(arm: Arm, spec: ClusterSpec, location: string) {
   const given = spec.cloud.vnet!.trim();
@@ -341,7 +343,7 @@ async function userSubnet(arm: Arm, spec: ClusterSpec, location: string) {
   const subnet = wanted ? usable.find((s) => s.name?.toLowerCase() === wanted.toLowerCase()) : usable[0];
   if (!subnet?.id)
     throw usageError(
-      `the VNet ${parts.vnet} has no subnet ${wanted ?? ''} dcp may use`.replace('  ', ' '),
+      `the VNet ${parts.vnet} has no subnet ${wanted ? `${wanted} ` : ''}dcp may use`,
       `pass --subnet with one of ${usable.map((s) => s.name).join(', ') || 'its subnets (it has none that is not Azure’s own or delegated)'}`,
     );
   // Scale-set VMs get no default outbound access, whatever the subnet says: a NAT gateway or a
@@ -507,7 +509,7 @@ export const azureProvider: Provider = {
       status: 'start',
       detail: userSubnetId
         ? `${spec.name}-nsg in your subnet ${userSubnetId.split('/').pop()}`
-        : `${spec.name}-nsg, ${group}-vnet`,
+        : `${spec.name}-nsg, ${spec.name}-vnet`,
     });
     // In the user's VNet, the members are an application security group: the rest of it stays out.
     const members = userSubnetId
@@ -821,7 +823,7 @@ export const azureProvider: Provider = {
       const state = await groupState(arm, data.group);
       if (state !== 'there')
         return new DcpError(
-          `the cluster's resource group ${data.group} is ${state}: its scheduler deletes it when Dask exits there (idle, shut down, or failed)`,
+          `the cluster's resource group ${data.group} is ${state}: its scheduler deletes it when Dask ends there for being idle`,
         );
       // The scheduler alone: workers are counted by Dask, and a health check every few seconds
       // must not cost a call per worker.
