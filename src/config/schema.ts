@@ -12,8 +12,8 @@ import { PROVIDERS, type ProviderName } from '../providers/index.js';
 
 /** Google Cloud project ids (`my-proj-123`), domain-scoped ones too (`example.com:my-proj`). */
 export const GCP_PROJECT = /^([a-z][a-z0-9.-]*[a-z0-9]:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
-/** An Azure subscription id: a GUID. */
-export const AZURE_SUBSCRIPTION = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** A GUID, as Azure subscription ids (and the run ids dcp makes) are. */
+export const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Azure's location names: `westeurope`, `eastus2`, `brazilsouth`. */
 export const AZURE_LOCATION = /^[a-z][a-z0-9]{2,30}$/;
 /** `us-central1-a`, `europe-west4-b`. */
@@ -100,7 +100,7 @@ export const settingsSchema = z
       .strict(),
     azure: z
       .object({
-        subscription_id: text.regex(AZURE_SUBSCRIPTION, {
+        subscription_id: text.regex(GUID, {
           error: 'must be a subscription id, a GUID (az account list --output table)',
         }),
         resource_group: text,

@@ -9,7 +9,7 @@ import { buildIngressRules } from '../config/ingress.js';
 import type { ByoFiles, TlsCheck } from '../cluster/tls.js';
 import {
   AZURE_LOCATION,
-  AZURE_SUBSCRIPTION,
+  GUID,
   GCP_PROJECT,
   PROVIDERS,
   type ProviderName,
@@ -76,7 +76,7 @@ const ACCOUNT_QUESTION = {
     flag: 'subscription',
     saved: (settings: Settings) => Boolean(settings.azure?.subscription_id),
     message: 'Azure subscription id',
-    pattern: AZURE_SUBSCRIPTION,
+    pattern: GUID,
     invalid: 'a subscription id is a GUID (az account list --output table shows yours)',
   },
 } as const;

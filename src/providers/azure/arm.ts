@@ -114,6 +114,14 @@ export function isNotFound(error: unknown): boolean {
   );
 }
 
+/** What `promise` gives, or undefined when ARM answers that the thing is not there. */
+export function unlessNotFound<T>(promise: Promise<T>): Promise<T | undefined> {
+  return promise.catch((error: unknown) => {
+    if (isNotFound(error)) return undefined;
+    throw error;
+  });
+}
+
 /** Clients for `subscription`; the credentials are asked for a token first, so their absence stops dcp before anything is made. */
 export async function connectArm(subscription: string, env: NodeJS.ProcessEnv = process.env): Promise<Arm> {
   const endpoint = armEndpoint(env);

@@ -8,7 +8,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseIni } from 'ini';
-import { AZURE_LOCATION, AZURE_SUBSCRIPTION } from '../../config/schema.js';
+import { AZURE_LOCATION, GUID } from '../../config/schema.js';
 import { usageError } from '../../errors.js';
 import { readRegularFile } from '../../util/files.js';
 
@@ -98,7 +98,7 @@ export async function resolveIdentity(
       'no Azure subscription is known',
       'pass --subscription, or save one: dcp config set azure.subscription_id ... (or set AZURE_SUBSCRIPTION_ID, or run az login and az account set --subscription ...)',
     );
-  if (!AZURE_SUBSCRIPTION.test(subscription[0].trim()))
+  if (!GUID.test(subscription[0].trim()))
     throw usageError(
       `${subscription[1]}: ${JSON.stringify(subscription[0])} is not an Azure subscription id`,
       'a subscription id is a GUID (az account list --output table shows yours)',

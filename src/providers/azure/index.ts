@@ -17,6 +17,7 @@ import { readJournal, type ClusterRecord, type Resource } from '../../cluster/st
 import type { FirewallView, LiveRule } from '../../cluster/doctor.js';
 import { DASK_PORTS, type IngressRule } from '../../config/ingress.js';
 import { loadSettings } from '../../config/load.js';
+import { GUID } from '../../config/schema.js';
 import { isClusterName } from '../../cluster/names.js';
 import { DcpError, usageError } from '../../errors.js';
 import { formatDuration } from '../../util/duration.js';
@@ -33,7 +34,7 @@ import type {
   Provider,
 } from '../provider.js';
 import { makeSshKey } from '../ssh-key.js';
-import { armError, call, connectArm, isNotFound, type Arm } from './arm.js';
+import { armError, call, connectArm, unlessNotFound, type Arm } from './arm.js';
 import { resolveIdentity } from './identity.js';
 
 const DEFAULT_SIZE = 'Standard_D2s_v5';
@@ -77,8 +78,6 @@ interface AzureResource extends Resource {
 
 /** A group of the run's own, never a namesake's: create-or-update cannot adopt someone else's. */
 const groupName = (cluster: string, clusterId: string) => `dcp-${cluster}-${clusterId.slice(0, 8)}`;
-/** A run's id, as `randomUUID` makes it. */
-const RUN_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 function journalData(resources: Resource[]): AzureResource['data'] | undefined {
   return resources.map((r) => r.data as AzureResource['data']).find((data) => data?.group);
@@ -194,23 +193,19 @@ interface Vm {
 const powerState = (vm: Vm) =>
   vm.instanceView?.statuses?.find((status) => status.code?.startsWith('PowerState/'))?.code?.slice(11);
 
+const isDeleting = (group: { properties?: { provisioningState?: string } }) =>
+  group.properties?.provisioningState === 'Deleting';
+
 /** Whether a group is there, being deleted, or gone. */
 async function groupState(arm: Arm, group: string): Promise<'there' | 'being deleted' | 'gone'> {
   const found = await findGroup(arm, group);
   if (!found) return 'gone';
-  return found.properties?.provisioningState === 'Deleting' ? 'being deleted' : 'there';
+  return isDeleting(found) ? 'being deleted' : 'there';
 }
 
 /** The group as ARM has it, or undefined when it is not there. */
-async function findGroup(arm: Arm, group: string) {
-  return call('resourceGroups.get', async () => {
-    try {
-      return await arm.resources.resourceGroups.get(group);
-    } catch (error) {
-      if (isNotFound(error)) return undefined;
-      throw error;
-    }
-  });
+function findGroup(arm: Arm, group: string) {
+  return call('resourceGroups.get', () => unlessNotFound(arm.resources.resourceGroups.get(group)));
 }
 
 /**
@@ -220,20 +215,15 @@ async function findGroup(arm: Arm, group: string) {
 async function listVms(arm: Arm, group: string, only: (vm: Vm) => boolean = () => true): Promise<Vm[]> {
   return call('virtualMachines.list', async () => {
     const vms: Vm[] = [];
-    try {
-      for await (const vm of arm.compute.virtualMachines.list(group)) if (only(vm)) vms.push(vm);
-    } catch (error) {
-      if (!isNotFound(error)) throw error;
-    }
+    await unlessNotFound(
+      (async () => {
+        for await (const vm of arm.compute.virtualMachines.list(group)) if (only(vm)) vms.push(vm);
+      })(),
+    );
     return Promise.all(
       vms.map(async (vm) => ({
         ...vm,
-        instanceView: await arm.compute.virtualMachines
-          .instanceView(group, vm.name!)
-          .catch((error: unknown) => {
-            if (isNotFound(error)) return undefined;
-            throw error;
-          }),
+        instanceView: await unlessNotFound(arm.compute.virtualMachines.instanceView(group, vm.name!)),
       })),
     );
   });
@@ -268,7 +258,7 @@ async function clusterGroups(arm: Arm, name?: string, location?: string) {
     const id = group.tags?.[TAG_CLUSTER_ID] ?? '';
     return (
       isClusterName(cluster) &&
-      RUN_ID.test(id) &&
+      GUID.test(id) &&
       group.name?.toLowerCase() === groupName(cluster, id).toLowerCase() &&
       (!location || group.location?.toLowerCase() === location.toLowerCase())
     );
@@ -277,16 +267,12 @@ async function clusterGroups(arm: Arm, name?: string, location?: string) {
 
 /** The address a client would use: the scheduler's public IP, else its NIC's private one. */
 async function schedulerIp(arm: Arm, group: string, cluster: string): Promise<string | undefined> {
-  const absent = (error: unknown) => {
-    if (isNotFound(error)) return undefined;
-    throw error;
-  };
   const pip = await call('publicIPAddresses.get', () =>
-    arm.network.publicIPAddresses.get(group, `${cluster}-scheduler-ip`).catch(absent),
+    unlessNotFound(arm.network.publicIPAddresses.get(group, `${cluster}-scheduler-ip`)),
   );
   if (pip?.ipAddress) return pip.ipAddress;
   const nic = await call('networkInterfaces.get', () =>
-    arm.network.networkInterfaces.get(group, `${cluster}-scheduler-nic`).catch(absent),
+    unlessNotFound(arm.network.networkInterfaces.get(group, `${cluster}-scheduler-nic`)),
   );
   return nic?.ipConfigurations?.[0]?.privateIPAddress;
 }
@@ -323,14 +309,13 @@ async function userSubnet(arm: Arm, spec: ClusterSpec, location: string) {
     );
   const wanted = spec.cloud.subnet ?? parts.subnet;
   const vnet = await call('virtualNetworks.get', () =>
-    arm.network.virtualNetworks.get(parts.group!, parts.vnet!),
-  ).catch((error: unknown) => {
-    if (!isNotFound(error)) throw error;
+    unlessNotFound(arm.network.virtualNetworks.get(parts.group, parts.vnet)),
+  );
+  if (!vnet)
     throw usageError(
       `there is no VNet ${parts.vnet} in resource group ${parts.group}`,
       'pass --vpc RESOURCE_GROUP/VNET of yours (az network vnet list --output table)',
     );
-  });
   if (vnet.location !== location)
     throw usageError(
       `the VNet ${parts.vnet} is in ${vnet.location}, not ${location}`,
@@ -429,7 +414,7 @@ export const azureProvider: Provider = {
         `pass another --instance-type or --region (az vm list-skus --location ${location} --output table)`,
       );
     // A group being deleted (an idle cluster's, say) is not in the way: each run has a group of its own.
-    const standing = taken.filter((group) => group.properties?.provisioningState !== 'Deleting');
+    const standing = taken.filter((group) => !isDeleting(group));
     if (standing.length > 0)
       throw usageError(
         `a dcp cluster named ${spec.name} is in subscription ${subscription} already (resource group ${standing[0]!.name} in ${standing[0]!.location})`,
@@ -866,16 +851,14 @@ export const azureProvider: Provider = {
     }
     for (const group of groups) {
       context.progress({ step: 'delete resource group', status: 'start', detail: group });
-      await call('resourceGroups.delete', async () => {
-        try {
-          await arm.resources.resourceGroups.beginDeleteAndWait(group, {
+      await call('resourceGroups.delete', () =>
+        unlessNotFound(
+          arm.resources.resourceGroups.beginDeleteAndWait(group, {
             forceDeletionTypes: FORCE_DELETE,
             ...POLL,
-          });
-        } catch (error) {
-          if (!isNotFound(error)) throw error;
-        }
-      });
+          }),
+        ),
+      );
       context.progress({ step: 'delete resource group', status: 'done', detail: group });
     }
     return groups.map((group) => `resource group ${group} and everything in it`);
@@ -937,11 +920,11 @@ export const azureProvider: Provider = {
           ]);
           return vms.map((vm) => ({
             state: powerState(vm),
+            running: powerState(vm) === 'running',
             cluster: group.tags![TAG_CLUSTER]!,
             location: group.location ?? '-',
             role: vm.tags?.[TAG_ROLE] ?? '?',
             id: vm.name ?? '?',
-            running: powerState(vm) === 'running',
             ip: vm.tags?.[TAG_ROLE] === 'scheduler' ? ip : undefined,
             protocol: vm.tags?.[TAG_PROTOCOL],
           }));
@@ -957,11 +940,7 @@ export const azureProvider: Provider = {
         what: `resource group ${group.name}`,
       })),
     );
-    const deleting = new Set(
-      groups
-        .filter((group) => group.properties?.provisioningState === 'Deleting')
-        .map((group) => group.tags![TAG_CLUSTER]!),
-    );
+    const deleting = new Set(groups.filter(isDeleting).map((group) => group.tags![TAG_CLUSTER]!));
     for (const cluster of clusters) {
       const states = members
         .filter((member) => member.cluster === cluster.name)
