@@ -48,9 +48,10 @@ export interface BootOptions {
   /** Where Dask's last log lines go when it exits: the console the cloud shows. */
   console?: string;
   /**
-   * Azure's scheduler: once Dask has exited, delete `resourceUrl` (the cluster's resource group)
-   * with a token of the VM's managed identity from `tokenUrl`, so that an idle cluster stops
-   * billing (a VM powered off from inside still bills there). The power-off stays the fallback.
+   * Azure's scheduler: once Dask has ended for being idle, delete `resourceUrl` (the cluster's
+   * resource group) with a token of the VM's managed identity from `tokenUrl`, so that an idle
+   * cluster stops billing (a VM powered off from inside still bills there). The power-off stays
+   * the fallback.
    */
   selfDelete?: { tokenUrl: string; resourceUrl: string };
 }
@@ -223,26 +224,26 @@ function metadataRule(tokenUrl: string, action: '-I' | '-D'): string {
  * never appears in a command line (curl reads the header from stdin) nor in the log.
  */
 function selfDeletion({ tokenUrl, resourceUrl }: NonNullable<BootOptions['selfDelete']>): string {
-  return `if [ "$status" != 0 ] || ! tail -c +$((since + 1)) "$DCP_DIR/dask.log" | grep -qE 'Scheduler closing after being idle|idle-timeout-exceeded'; then
-  echo "dcp: dask did not end for being idle: this cluster's resource group stays (a stopped VM is still billed until dcp down)"
-else
-deleted=''
-for pause in 0 20 60 180; do
-  sleep "$pause"
-  answer=$(curl -sS -f --noproxy '*' --max-time 30 -H Metadata:true ${quote(tokenUrl)}) || continue
-  token=$(printf '%s' "$answer" | sed -n 's/.*"access_token" *: *"\\([^"]*\\)".*/\\1/p')
-  [ -n "$token" ] || continue
-  if printf 'Authorization: Bearer %s\\n' "$token" | curl -sS -f --max-time 60 -o /dev/null -X DELETE -H @- ${quote(resourceUrl)}; then
-    deleted=yes
-    break
+  return `if [ "$status" = 0 ] && tail -c +$((since + 1)) "$DCP_DIR/dask.log" | grep -qE 'Scheduler closing after being idle|idle-timeout-exceeded'; then
+  deleted=''
+  for pause in 0 20 60 180; do
+    sleep "$pause"
+    answer=$(curl -sS -f --noproxy '*' --max-time 30 -H Metadata:true ${quote(tokenUrl)}) || continue
+    token=$(printf '%s' "$answer" | sed -n 's/.*"access_token" *: *"\\([^"]*\\)".*/\\1/p')
+    [ -n "$token" ] || continue
+    if printf 'Authorization: Bearer %s\\n' "$token" | curl -sS -f --max-time 60 -o /dev/null -X DELETE -H @- ${quote(resourceUrl)}; then
+      deleted=yes
+      break
+    fi
+  done
+  unset answer token
+  if [ -n "$deleted" ]; then
+    echo "dcp: asked Azure to delete this cluster's resource group: the bill stops with it"
+  else
+    echo "dcp: could not delete this cluster's resource group; a stopped VM is still billed until dcp down"
   fi
-done
-unset answer token
-if [ -n "$deleted" ]; then
-  echo "dcp: asked Azure to delete this cluster's resource group: the bill stops with it"
 else
-  echo "dcp: could not delete this cluster's resource group; a stopped VM is still billed until dcp down"
-fi
+  echo "dcp: dask did not end for being idle: this cluster's resource group stays (a stopped VM is still billed until dcp down)"
 fi`;
 }
 
